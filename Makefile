@@ -1,0 +1,34 @@
+# The README's two commands, plus sanitizer and formatting helpers.
+#   make run   install what is missing, build, and run the gateway (against the bundled
+#              Userpilot emulator when USERPILOT_API_KEY is not set)
+#   make test  install what is missing, build, and run every test
+BUILD ?= build
+JOBS ?= 2
+CMAKE_FLAGS ?=
+
+.PHONY: deps build run test test-asan test-tsan format clean
+
+deps:
+	@./scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	@./scripts/run.sh $(BUILD)
+
+test: build
+	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 300
+
+test-asan:
+	@$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DUPGW_SANITIZE=asan -DCMAKE_BUILD_TYPE=Debug"
+
+test-tsan:
+	@$(MAKE) test BUILD=build-tsan CMAKE_FLAGS="-DUPGW_SANITIZE=tsan -DCMAKE_BUILD_TYPE=Debug"
+
+format:
+	@git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+clean:
+	@rm -rf build build-asan build-tsan

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every build, run and test dependency of userpilot-gateway from Debian 12 packages.
+# Idempotent and quick when everything is present: it asks dpkg first and calls apt-get only
+# for what is missing. Runs as root, or through sudo when it is available.
+set -euo pipefail
+
+packages=(
+  # Build toolchain.
+  g++ cmake ninja-build pkg-config make git ca-certificates
+  # Libraries the gateway links.
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  libcurl4-openssl-dev prometheus-cpp-dev libhiredis-dev libspdlog-dev
+  # google/rpc/*.proto (Status, error details) and gRPC's own protos (health, reflection).
+  golang-github-gogo-googleapis-dev grpc-proto
+  # Tests: GoogleTest/GoogleMock, Python's grpcio as a second-language client, real Redis
+  # and Prometheus servers, nghttp2's h2load for benchmarks.
+  libgtest-dev libgmock-dev python3 python3-grpcio python3-grpc-tools python3-protobuf
+  redis-server prometheus nghttp2-client
+)
+
+missing=()
+# Node.js (for offline Kubernetes manifest validation) may come from another repository that
+# bundles npm; only ask Debian for it when there is no node at all.
+command -v node >/dev/null || packages+=(nodejs npm)
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+# --no-install-recommends keeps prometheus from pulling in its exporters and web assets we never use.
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

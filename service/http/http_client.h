@@ -1,0 +1,71 @@
+// An asynchronous HTTP/1.1 client: the only way the gateway talks to the network upstream.
+//
+// `HttpClient` is the seam between the Userpilot API mapping (upstream/) and the transport. The
+// production implementation (curl_http_client.h) drives libcurl's multi interface on one event
+// thread; tests substitute a fake. Nothing outside http/ includes curl.
+//
+// Thread-safety: Send() may be called from any thread, concurrently. The completion runs on the
+// client's own event thread; it must not block (post heavy work elsewhere).
+#ifndef USERPILOT_GATEWAY_SERVICE_HTTP_HTTP_CLIENT_H_
+#define USERPILOT_GATEWAY_SERVICE_HTTP_HTTP_CLIENT_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace userpilot::gateway {
+
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", "DELETE", ...
+  std::string url;     // Absolute URL, already percent-encoded.
+  HttpHeaders headers; // Sent as given, in order.
+  std::string body;    // Sent as is; empty means no body.
+  // The request is abandoned (DEADLINE_EXCEEDED) if not complete by then. Required: every wait
+  // has a deadline.
+  absl::Time deadline = absl::InfinitePast();
+};
+
+struct HttpResponse {
+  long status_code = 0;  // NOLINT(runtime/int): curl's type.
+  HttpHeaders headers;   // Names lower-cased, in the order received.
+  std::string body;
+
+  // The value of the first header named `name` (case-insensitive), or "" when absent.
+  absl::string_view Header(absl::string_view name) const;
+};
+
+// What became of one request.
+struct HttpResult {
+  // OK when an HTTP response arrived (whatever its status code). Otherwise a transport failure:
+  // DEADLINE_EXCEEDED when the deadline passed, UNAVAILABLE for connection and protocol
+  // failures, CANCELLED when the client shut down. The message never contains request headers.
+  absl::Status transport_status;
+  // False only when the request certainly never reached the server (for example the
+  // connection was refused, or the name did not resolve), so even a non-idempotent request can
+  // be retried safely. True whenever any byte of the request may have been sent.
+  bool request_may_have_been_sent = true;
+  HttpResponse response;  // Meaningful only when transport_status is OK.
+  absl::Duration elapsed; // From Send() to completion.
+};
+
+class HttpClient {
+ public:
+  using Callback = absl::AnyInvocable<void(HttpResult) &&>;
+
+  virtual ~HttpClient() = default;
+
+  // Starts `request` and returns at once. `done` runs exactly once, on the client's event
+  // thread, never inside Send() itself.
+  virtual void Send(HttpRequest request, Callback done) = 0;
+};
+
+}  // namespace userpilot::gateway
+
+#endif  // USERPILOT_GATEWAY_SERVICE_HTTP_HTTP_CLIENT_H_

@@ -1,0 +1,78 @@
+// The Userpilot REST API as an asynchronous C++ interface: one method per endpoint.
+//
+// Requests and responses are the gateway's own proto messages (proto/userpilot/gateway/v1), so
+// the gRPC layer hands a validated request straight through. Implementations:
+//  - HttpUserpilotStub (http_userpilot_stub.h): maps to JSON and sends it over an HttpClient.
+//  - decorators (retry, rate limit, metrics, logging) that implement this interface and wrap
+//    another stub; one factory stacks them so their order is visible in one place.
+//  - test fakes and mocks (tests/mocks/).
+//
+// Errors are absl::Status with google.rpc details as payloads (common/status_details.h), coded
+// by what the caller should do next; see README "Errors".
+//
+// Thread-safety: every method may be called from any thread, concurrently. The callback runs
+// exactly once, on an implementation-defined thread (usually the HTTP event thread), never
+// inside the call itself; it must not block.
+#ifndef USERPILOT_GATEWAY_SERVICE_UPSTREAM_USERPILOT_STUB_H_
+#define USERPILOT_GATEWAY_SERVICE_UPSTREAM_USERPILOT_STUB_H_
+
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "userpilot/gateway/v1/gateway.pb.h"
+
+namespace userpilot::gateway {
+
+// Per-call context that every layer may use.
+struct CallOptions {
+  // When the caller stops waiting. No upstream request is sent, or retried, past it.
+  absl::Time deadline = absl::InfiniteFuture();
+  // Who is calling (the `x-caller` metadata); used for fairness and logs, never sent upstream.
+  std::string caller;
+};
+
+template <typename T>
+using StubCallback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+
+class UserpilotStub {
+ public:
+  virtual ~UserpilotStub() = default;
+
+  // POST /v1/identify
+  virtual void IdentifyUser(const CallOptions& options, const v1::IdentifyUserRequest& request,
+                            StubCallback<v1::IdentifyUserResponse> done) = 0;
+  // POST /v1/companies/identify
+  virtual void IdentifyCompany(const CallOptions& options,
+                               const v1::IdentifyCompanyRequest& request,
+                               StubCallback<v1::IdentifyCompanyResponse> done) = 0;
+  // POST /v1/users/bulk_identify
+  virtual void BulkIdentifyUsers(const CallOptions& options,
+                                 const v1::BulkIdentifyUsersRequest& request,
+                                 StubCallback<v1::Job> done) = 0;
+  // POST /v1/companies/bulk_identify
+  virtual void BulkIdentifyCompanies(const CallOptions& options,
+                                     const v1::BulkIdentifyCompaniesRequest& request,
+                                     StubCallback<v1::Job> done) = 0;
+  // POST /v1/track
+  virtual void TrackEvent(const CallOptions& options, const v1::TrackEventRequest& request,
+                          StubCallback<v1::TrackEventResponse> done) = 0;
+  // GET /v1/background_jobs
+  virtual void ListJobs(const CallOptions& options, const v1::ListJobsRequest& request,
+                        StubCallback<v1::ListJobsResponse> done) = 0;
+  // GET /v1/background_jobs/{job_id}
+  virtual void GetJob(const CallOptions& options, const v1::GetJobRequest& request,
+                      StubCallback<v1::Job> done) = 0;
+  // DELETE /v1/users
+  virtual void DeleteUsers(const CallOptions& options, const v1::DeleteUsersRequest& request,
+                           StubCallback<v1::DeleteUsersResponse> done) = 0;
+  // DELETE /v1/companies
+  virtual void DeleteCompanies(const CallOptions& options,
+                               const v1::DeleteCompaniesRequest& request,
+                               StubCallback<v1::DeleteCompaniesResponse> done) = 0;
+};
+
+}  // namespace userpilot::gateway
+
+#endif  // USERPILOT_GATEWAY_SERVICE_UPSTREAM_USERPILOT_STUB_H_
