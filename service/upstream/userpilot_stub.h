@@ -10,6 +10,9 @@
 // Errors are absl::Status with google.rpc details as payloads (common/status_details.h), coded
 // by what the caller should do next; see README "Errors".
 //
+// Lifetimes: `options` and `request` are valid only during the call; an implementation copies
+// what it keeps (the JSON body, or the request itself for a retry).
+//
 // Thread-safety: every method may be called from any thread, concurrently. The callback runs
 // exactly once, on an implementation-defined thread (usually the HTTP event thread), never
 // inside the call itself; it must not block.
