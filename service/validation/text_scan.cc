@@ -1,0 +1,83 @@
+#include "service/validation/text_scan.h"
+
+#include <cstdint>
+
+#include "absl/strings/str_format.h"
+
+namespace userpilot::gateway::validation_internal {
+
+size_t DecodeUtf8(absl::string_view text, size_t pos, char32_t* code_point) {
+  const auto byte = [&](size_t i) { return static_cast<uint8_t>(text[i]); };
+  const uint8_t lead = byte(pos);
+  if (lead < 0x80) {
+    *code_point = lead;
+    return 1;
+  }
+  size_t length;
+  char32_t value;
+  // The allowed range of the second byte excludes overlong forms, surrogates (ED A0..BF) and
+  // code points above U+10FFFF (F4 90..).
+  uint8_t second_min = 0x80;
+  uint8_t second_max = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+    value = lead & 0x1F;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    value = lead & 0x0F;
+    if (lead == 0xE0) second_min = 0xA0;
+    if (lead == 0xED) second_max = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    value = lead & 0x07;
+    if (lead == 0xF0) second_min = 0x90;
+    if (lead == 0xF4) second_max = 0x8F;
+  } else {
+    return 0;  // A continuation byte, C0, C1, or F5..FF.
+  }
+  if (text.size() - pos < length) return 0;
+  for (size_t i = 1; i < length; ++i) {
+    const uint8_t b = byte(pos + i);
+    const uint8_t min = i == 1 ? second_min : 0x80;
+    const uint8_t max = i == 1 ? second_max : 0xBF;
+    if (b < min || b > max) return 0;
+    value = (value << 6) | (b & 0x3F);
+  }
+  *code_point = value;
+  return length;
+}
+
+bool IsControl(char32_t c) { return c <= 0x1F || (c >= 0x7F && c <= 0x9F); }
+
+bool IsWhitespace(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
+}
+
+TextScan ScanText(absl::string_view text) {
+  TextScan scan;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    char32_t c;
+    const size_t length = DecodeUtf8(text, pos, &c);
+    if (length == 0) {
+      scan.invalid_utf8_at = pos;
+      break;
+    }
+    if (c == 0) scan.has_nul = true;
+    if (!scan.control.has_value() && IsControl(c)) {
+      scan.control = c;
+      scan.control_at = pos;
+    }
+    if (scan.only_whitespace && !IsWhitespace(c)) scan.only_whitespace = false;
+    pos += length;
+  }
+  return scan;
+}
+
+std::string CodePointName(char32_t c) {
+  return absl::StrFormat("U+%04X", static_cast<uint32_t>(c));
+}
+
+}  // namespace userpilot::gateway::validation_internal

@@ -1,0 +1,100 @@
+#include "service/validation/text_scan.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace userpilot::gateway::validation_internal {
+namespace {
+
+// The length DecodeUtf8 finds at the start of `bytes`, or 0.
+size_t Decode(const std::string& bytes, char32_t* c) { return DecodeUtf8(bytes, 0, c); }
+
+TEST(TextScanTest, DecodesEveryLength) {
+  char32_t c = 0;
+  EXPECT_EQ(Decode("A", &c), 1u);
+  EXPECT_EQ(c, U'A');
+  EXPECT_EQ(Decode("\xc2\x80", &c), 2u);
+  EXPECT_EQ(c, 0x80u);
+  EXPECT_EQ(Decode("\xdf\xbf", &c), 2u);
+  EXPECT_EQ(c, 0x7FFu);
+  EXPECT_EQ(Decode("\xe0\xa0\x80", &c), 3u);
+  EXPECT_EQ(c, 0x800u);
+  EXPECT_EQ(Decode("\xed\x9f\xbf", &c), 3u);  // U+D7FF, just below the surrogates.
+  EXPECT_EQ(c, 0xD7FFu);
+  EXPECT_EQ(Decode("\xef\xbf\xbf", &c), 3u);
+  EXPECT_EQ(c, 0xFFFFu);
+  EXPECT_EQ(Decode("\xf0\x90\x80\x80", &c), 4u);
+  EXPECT_EQ(c, 0x10000u);
+  EXPECT_EQ(Decode("\xf4\x8f\xbf\xbf", &c), 4u);
+  EXPECT_EQ(c, 0x10FFFFu);
+}
+
+TEST(TextScanTest, RefusesWhatRfc3629Refuses) {
+  char32_t c = 0;
+  for (const std::string bad : {
+           "\x80",              // Lone continuation byte.
+           "\xbf",              // Lone continuation byte.
+           "\xc0\x80",          // Overlong NUL.
+           "\xc1\xbf",          // Overlong.
+           "\xe0\x9f\xbf",      // Overlong 3-byte form.
+           "\xed\xa0\x80",      // Surrogate U+D800.
+           "\xed\xbf\xbf",      // Surrogate U+DFFF.
+           "\xf0\x8f\xbf\xbf",  // Overlong 4-byte form.
+           "\xf4\x90\x80\x80",  // Above U+10FFFF.
+           "\xf5\x80\x80\x80",  // Lead byte out of range.
+           "\xff",              // Never valid.
+           "\xc3",              // Truncated.
+           "\xe2\x82",          // Truncated.
+           "\xf0\x9f\x98",      // Truncated.
+           "\xc3\x28",          // Bad continuation.
+       }) {
+    EXPECT_EQ(Decode(bad, &c), 0u) << "bytes of length " << bad.size();
+  }
+}
+
+TEST(TextScanTest, ScanFindsTheFirstBadByte) {
+  const TextScan scan = ScanText("ok\xe2\x82x\x01");
+  ASSERT_TRUE(scan.invalid_utf8_at.has_value());
+  EXPECT_EQ(*scan.invalid_utf8_at, 2u);
+  EXPECT_FALSE(scan.control.has_value());  // The scan stopped before it.
+}
+
+TEST(TextScanTest, ScanFindsTheFirstControlCharacter) {
+  TextScan scan = ScanText("h\xc3\xa9\tx\x7f");
+  EXPECT_FALSE(scan.invalid_utf8_at.has_value());
+  ASSERT_TRUE(scan.control.has_value());
+  EXPECT_EQ(*scan.control, U'\t');
+  EXPECT_EQ(scan.control_at, 3u);
+  EXPECT_FALSE(scan.has_nul);
+
+  scan = ScanText(std::string("a\0b", 3));
+  ASSERT_TRUE(scan.control.has_value());
+  EXPECT_EQ(*scan.control, 0u);
+  EXPECT_TRUE(scan.has_nul);
+
+  EXPECT_FALSE(ScanText("plain text, \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80").control);
+}
+
+TEST(TextScanTest, ControlCharacters) {
+  for (char32_t c : {0x00u, 0x1Fu, 0x7Fu, 0x80u, 0x9Fu}) EXPECT_TRUE(IsControl(c)) << c;
+  for (char32_t c : {0x20u, 0x7Eu, 0xA0u, 0x2028u}) EXPECT_FALSE(IsControl(c)) << c;
+}
+
+TEST(TextScanTest, OnlyWhitespace) {
+  EXPECT_TRUE(ScanText("").only_whitespace);
+  EXPECT_TRUE(ScanText(" \t\r\n\v\f").only_whitespace);
+  EXPECT_TRUE(ScanText("\xc2\xa0\xe3\x80\x80\xe2\x80\x8a\xe2\x80\xaf").only_whitespace);
+  EXPECT_FALSE(ScanText(" a ").only_whitespace);
+  // Zero-width space is not White_Space in Unicode.
+  EXPECT_FALSE(ScanText("\xe2\x80\x8b").only_whitespace);
+}
+
+TEST(TextScanTest, CodePointName) {
+  EXPECT_EQ(CodePointName(0x9), "U+0009");
+  EXPECT_EQ(CodePointName(0x85), "U+0085");
+  EXPECT_EQ(CodePointName(0x1F600), "U+1F600");
+}
+
+}  // namespace
+}  // namespace userpilot::gateway::validation_internal

@@ -1,0 +1,52 @@
+#include "service/validation/validation_limits.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace userpilot::gateway {
+namespace {
+
+// One limit, its value and the largest value that makes sense for it.
+struct Bound {
+  const char* name;
+  int64_t value;
+  int64_t ceiling;
+  // Why the ceiling is what it is, quoted in the error.
+  const char* why;
+};
+
+constexpr const char* kSanity = "a sanity bound; larger values are almost certainly a typo";
+
+}  // namespace
+
+absl::Status ValidationLimits::Validate() const {
+  const Bound bounds[] = {
+      {"max_id_bytes", max_id_bytes, 4096, kSanity},
+      {"max_event_name_bytes", max_event_name_bytes, 4096, kSanity},
+      {"max_metadata_keys", max_metadata_keys, 10000, kSanity},
+      {"max_metadata_key_bytes", max_metadata_key_bytes, 4096, kSanity},
+      {"max_string_value_bytes", max_string_value_bytes, 1024 * 1024, kSanity},
+      {"max_bulk_rows", max_bulk_rows, kUserpilotMaxBulkRows,
+       "Userpilot's limit for one bulk identify request"},
+      {"max_bulk_request_bytes", max_bulk_request_bytes, 50'000'000,
+       "Userpilot's 50 MB limit for one bulk payload"},
+      {"max_delete_ids", max_delete_ids, 10'000, kSanity},
+      {"max_job_id_bytes", max_job_id_bytes, 4096, kSanity},
+      {"max_violations", max_violations, 1000, kSanity},
+  };
+  std::vector<std::string> problems;
+  for (const Bound& b : bounds) {
+    if (b.value < 1 || b.value > b.ceiling) {
+      problems.push_back(absl::StrCat(b.name, " must be between 1 and ", b.ceiling, " (", b.why,
+                                      "), got ", b.value));
+    }
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid validation limits: ", absl::StrJoin(problems, "; ")));
+}
+
+}  // namespace userpilot::gateway
