@@ -1,0 +1,140 @@
+// The gateway's configuration: parsed once at start-up into an immutable object.
+//
+// Flow (see flags.h for the command-line side):
+//
+//   ConfigInput  --LoadConfig-->  GatewayConfig
+//   (raw values, named like       (validated, normalized, the API key loaded; every component
+//    the flags; flags.cc fills     gets the parts it needs by constructor; nothing deep in the
+//    one from flags + env)         code reads flags or the environment)
+//
+// LoadConfig checks every setting and reports ALL problems at once, each naming its flag, so a
+// bad deployment stops at start-up with one clear message. Tests build a ConfigInput directly
+// (no flags involved) and pass a fake environment.
+//
+// Thread-safety: GatewayConfig is a value, immutable after LoadConfig returns it; share it as
+// `const GatewayConfig&` freely. LoadConfig reads files and (by default) the process
+// environment; call it once, from main, before starting threads.
+#ifndef USERPILOT_GATEWAY_SERVICE_CONFIG_CONFIG_H_
+#define USERPILOT_GATEWAY_SERVICE_CONFIG_CONFIG_H_
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "service/config/secret.h"
+
+namespace userpilot::gateway {
+
+// Userpilot's API hosts (`--region=us|eu`).
+inline constexpr absl::string_view kUsUpstreamUrl = "https://analytex.userpilot.io";
+inline constexpr absl::string_view kEuUpstreamUrl = "https://analytex-eu.userpilot.io";
+
+// The environment variable holding the API key when --api_key_file is not given.
+inline constexpr absl::string_view kApiKeyEnvVar = "USERPILOT_API_KEY";
+
+// Userpilot's own cap on rows per bulk request; --max_bulk_rows may not exceed it.
+inline constexpr int kUpstreamMaxBulkRows = 10000;
+
+// Request validation bounds. Same names and meaning as the flags, and as ValidationLimits in
+// service/validation (main copies these values there; this library does not depend on it).
+// The defaults here are the flag defaults.
+struct ValidationBounds {
+  int max_id_length = 256;              // user_id, company_id: bytes.
+  int max_event_name_length = 256;      // event_name: bytes.
+  int max_metadata_keys = 100;          // keys per metadata object.
+  int max_metadata_key_length = 128;    // bytes per metadata key.
+  int max_metadata_value_bytes = 4096;  // bytes per string metadata value.
+  int max_bulk_rows = 10000;            // rows per bulk request: 1..kUpstreamMaxBulkRows.
+  int max_delete_ids = 1000;            // ids per DeleteUsers/DeleteCompanies request.
+  int max_job_id_length = 512;          // job_id: bytes.
+};
+
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+
+// "debug", "info", "warning" or "error".
+absl::string_view LogLevelName(LogLevel level);
+
+// The raw settings, one field per flag with the flag's name and default, not yet checked.
+// flags.cc fills one from the command line and environment; tests fill one directly.
+struct ConfigInput {
+  std::string listen = "0.0.0.0:50051";
+  std::string metrics_listen = "0.0.0.0:9464";
+  std::string upstream_url = std::string(kUsUpstreamUrl);
+  std::string region;            // "", "us" or "eu". Empty: use upstream_url.
+  std::string api_key_file;      // Empty: read the key from USERPILOT_API_KEY.
+  std::string upstream_ca_file;  // Empty: the system's CA bundle.
+  absl::Duration upstream_timeout = absl::Seconds(10);
+  absl::Duration default_deadline = absl::Seconds(30);
+  absl::Duration max_deadline = absl::Minutes(5);
+  absl::Duration connect_timeout = absl::Seconds(2);
+  absl::Duration shutdown_grace = absl::Seconds(25);
+  int max_inflight_upstream = 256;
+  bool reflection = true;
+  std::string log_level = "info";
+  ValidationBounds bounds;
+
+  // Flag name -> environment variable, for the settings that came from the environment
+  // (not overridden on the command line). Only used to name the variable in error messages.
+  std::map<std::string, std::string> from_environment;
+};
+
+// The validated configuration. Build it with LoadConfig; it is not meant to be modified after.
+struct GatewayConfig {
+  // gRPC listening address, host:port (`--listen`).
+  std::string listen;
+  // Prometheus /metrics listening address, host:port (`--metrics_listen`).
+  std::string metrics_listen;
+  // Userpilot's base URL, `https://host[:port]` (or http:// on loopback), no trailing slash.
+  // Endpoint paths (`/v1/identify`) are appended to it. `--upstream_url` / `--region`.
+  std::string upstream_url;
+  // Userpilot's API key, sent as `Authorization: Token <key>`. Never print it.
+  Secret api_key;
+  // Where the key came from, for logs: `file:/path` or `env:USERPILOT_API_KEY`.
+  std::string api_key_source;
+  // PEM CA bundle to verify Userpilot's certificate; empty means the system's bundle.
+  std::string upstream_ca_file;
+  // Cap on one upstream HTTP attempt (`--upstream_timeout`); retries each get a fresh one,
+  // all within the caller's deadline.
+  absl::Duration upstream_timeout;
+  // Deadline applied to a call that arrives without one (`--default_deadline`).
+  absl::Duration default_deadline;
+  // Longer caller deadlines are cut to this (`--max_deadline`). >= default_deadline.
+  absl::Duration max_deadline;
+  // Cap on establishing one upstream TCP+TLS connection (`--connect_timeout`).
+  // <= upstream_timeout.
+  absl::Duration connect_timeout;
+  // On SIGTERM: how long in-flight calls may take to finish before they are cancelled
+  // (`--shutdown_grace`).
+  absl::Duration shutdown_grace;
+  // Upstream HTTP requests in flight at once, across all callers (`--max_inflight_upstream`).
+  int max_inflight_upstream = 0;
+  // Whether to register the gRPC server reflection service (`--reflection`).
+  bool reflection = true;
+  LogLevel log_level = LogLevel::kInfo;
+  ValidationBounds bounds;
+
+  // Every setting on one line, `name=value` with flag names, the API key as `[redacted]`.
+  // For the start-up log line.
+  std::string DebugString() const;
+};
+
+// Reads one environment variable: nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(absl::string_view name)>;
+
+// EnvLookup over the process environment (getenv).
+EnvLookup ProcessEnvironment();
+
+// Checks `input`, loads the API key (from input.api_key_file, else `env(USERPILOT_API_KEY)`),
+// and returns the configuration. On failure: INVALID_ARGUMENT whose message lists every
+// problem found, one per line, each naming its flag (or environment variable). Messages never
+// contain the API key or the key file's contents.
+absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& input,
+                                         const EnvLookup& env = ProcessEnvironment());
+
+}  // namespace userpilot::gateway
+
+#endif  // USERPILOT_GATEWAY_SERVICE_CONFIG_CONFIG_H_

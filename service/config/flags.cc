@@ -1,0 +1,225 @@
+#include "service/config/flags.h"
+
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <mutex>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+// Defaults come from ConfigInput, so flags and tests share one definition of each default.
+using userpilot::gateway::ConfigInput;
+
+ABSL_FLAG(std::string, listen, ConfigInput().listen,
+          "gRPC listening address, host:port (IPv6 as [::]:50051; port 0 picks a free one).");
+ABSL_FLAG(std::string, metrics_listen, ConfigInput().metrics_listen,
+          "Prometheus /metrics listening address, host:port.");
+ABSL_FLAG(std::string, upstream_url, ConfigInput().upstream_url,
+          "Userpilot API base URL, https://host[:port] with no path. http:// is accepted only "
+          "for loopback hosts (the local emulator).");
+ABSL_FLAG(std::string, region, ConfigInput().region,
+          "Userpilot region, us or eu: shortcut for https://analytex.userpilot.io or "
+          "https://analytex-eu.userpilot.io. Conflicts with a different --upstream_url.");
+ABSL_FLAG(std::string, api_key_file, ConfigInput().api_key_file,
+          "File holding only the Userpilot API key (surrounding whitespace is trimmed). When "
+          "empty, the key comes from the environment variable USERPILOT_API_KEY.");
+ABSL_FLAG(std::string, upstream_ca_file, ConfigInput().upstream_ca_file,
+          "PEM CA bundle used to verify Userpilot's TLS certificate; empty uses the system's.");
+ABSL_FLAG(absl::Duration, upstream_timeout, ConfigInput().upstream_timeout,
+          "Cap on one upstream HTTP attempt; each retry gets a fresh one, all within the "
+          "caller's deadline.");
+ABSL_FLAG(absl::Duration, default_deadline, ConfigInput().default_deadline,
+          "Deadline applied to a call that arrives without a gRPC deadline.");
+ABSL_FLAG(absl::Duration, max_deadline, ConfigInput().max_deadline,
+          "Longer caller deadlines are cut to this; must be >= --default_deadline.");
+ABSL_FLAG(absl::Duration, connect_timeout, ConfigInput().connect_timeout,
+          "Cap on establishing one upstream connection (TCP and TLS); <= --upstream_timeout.");
+ABSL_FLAG(absl::Duration, shutdown_grace, ConfigInput().shutdown_grace,
+          "On SIGTERM/SIGINT, how long in-flight calls may run before they are cancelled.");
+ABSL_FLAG(int, max_inflight_upstream, ConfigInput().max_inflight_upstream,
+          "Upstream HTTP requests in flight at once, across all callers.");
+ABSL_FLAG(bool, reflection, ConfigInput().reflection,
+          "Register the gRPC server reflection service (for grpcurl and similar tools).");
+ABSL_FLAG(std::string, log_level, ConfigInput().log_level,
+          "Least severe log level written: debug, info, warning or error.");
+ABSL_FLAG(int, max_id_length, ConfigInput().bounds.max_id_length,
+          "Longest user_id or company_id accepted, in bytes.");
+ABSL_FLAG(int, max_event_name_length, ConfigInput().bounds.max_event_name_length,
+          "Longest event_name accepted, in bytes.");
+ABSL_FLAG(int, max_metadata_keys, ConfigInput().bounds.max_metadata_keys,
+          "Most keys accepted in one metadata object.");
+ABSL_FLAG(int, max_metadata_key_length, ConfigInput().bounds.max_metadata_key_length,
+          "Longest metadata key accepted, in bytes.");
+ABSL_FLAG(int, max_metadata_value_bytes, ConfigInput().bounds.max_metadata_value_bytes,
+          "Longest string metadata value accepted, in bytes.");
+ABSL_FLAG(int, max_bulk_rows, ConfigInput().bounds.max_bulk_rows,
+          "Most rows accepted in one bulk identify request, 1..10000 (Userpilot's own limit).");
+ABSL_FLAG(int, max_delete_ids, ConfigInput().bounds.max_delete_ids,
+          "Most ids accepted in one DeleteUsers or DeleteCompanies request.");
+ABSL_FLAG(int, max_job_id_length, ConfigInput().bounds.max_job_id_length,
+          "Longest job_id accepted, in bytes.");
+
+namespace userpilot::gateway {
+namespace {
+
+constexpr absl::string_view kUsage =
+    "a gRPC gateway in front of Userpilot's REST API.\n"
+    "\n"
+    "Usage: userpilot-gateway [flags]\n"
+    "\n"
+    "Every flag below can also be set by the environment variable\n"
+    "USERPILOT_GATEWAY_<FLAG NAME IN CAPITALS> (e.g. USERPILOT_GATEWAY_LISTEN=0.0.0.0:50051);\n"
+    "the command line wins over the environment. The Userpilot API key is read from\n"
+    "--api_key_file, else from the environment variable USERPILOT_API_KEY; it is never logged.";
+
+// True for the files whose flags --help lists: the gateway's own.
+bool IsGatewayFlagFile(absl::string_view filename) {
+  return absl::StrContains(filename, "service/");
+}
+
+void ConfigureUsage(absl::string_view version) {
+  static std::once_flag once;
+  std::call_once(once, [version] {
+    absl::SetProgramUsageMessage(kUsage);
+    absl::FlagsUsageConfig usage;
+    usage.contains_help_flags = IsGatewayFlagFile;
+    usage.contains_helpshort_flags = IsGatewayFlagFile;
+    usage.normalize_filename = [](absl::string_view filename) {
+      size_t at = filename.rfind("service/");
+      return std::string(at == absl::string_view::npos ? filename : filename.substr(at));
+    };
+    if (!version.empty()) {
+      usage.version_string = [v = std::string(version)] {
+        return absl::StrCat("userpilot-gateway ", v, "\n");
+      };
+    }
+    absl::SetFlagsUsageConfig(std::move(usage));
+  });
+}
+
+}  // namespace
+
+const std::vector<absl::string_view>& GatewayFlagNames() {
+  static const auto* const kNames = new std::vector<absl::string_view>{
+      "listen",
+      "metrics_listen",
+      "upstream_url",
+      "region",
+      "api_key_file",
+      "upstream_ca_file",
+      "upstream_timeout",
+      "default_deadline",
+      "max_deadline",
+      "connect_timeout",
+      "shutdown_grace",
+      "max_inflight_upstream",
+      "reflection",
+      "log_level",
+      "max_id_length",
+      "max_event_name_length",
+      "max_metadata_keys",
+      "max_metadata_key_length",
+      "max_metadata_value_bytes",
+      "max_bulk_rows",
+      "max_delete_ids",
+      "max_job_id_length",
+  };
+  return *kNames;
+}
+
+std::string FlagEnvVar(absl::string_view flag_name) {
+  return absl::StrCat(kFlagEnvPrefix, absl::AsciiStrToUpper(flag_name));
+}
+
+namespace {
+
+struct EnvApplied {
+  std::string var;
+  std::string value;  // The flag's value right after the environment set it.
+};
+
+// Flags set from the environment by ApplyFlagEnvironment, by flag name.
+std::map<std::string, EnvApplied>& EnvAppliedFlags() {
+  static auto* const applied = new std::map<std::string, EnvApplied>();
+  return *applied;
+}
+
+}  // namespace
+
+absl::Status ApplyFlagEnvironment(const EnvLookup& env) {
+  EnvAppliedFlags().clear();
+  std::vector<std::string> problems;
+  for (absl::string_view name : GatewayFlagNames()) {
+    std::string var = FlagEnvVar(name);
+    std::optional<std::string> value = env(var);
+    if (!value.has_value() || value->empty()) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr) {  // Cannot happen: every name is defined above.
+      problems.push_back(absl::StrCat(var, ": no flag --", name));
+      continue;
+    }
+    std::string error;
+    if (!flag->ParseFrom(*value, &error)) {
+      problems.push_back(absl::StrCat(var, "='", *value, "': ", error));
+      continue;
+    }
+    EnvAppliedFlags()[std::string(name)] = EnvApplied{var, flag->CurrentValue()};
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid environment:\n  ", absl::StrJoin(problems, "\n  ")));
+}
+
+std::vector<std::string> ParseFlagsWithEnv(int argc, char** argv, absl::string_view version) {
+  ConfigureUsage(version);
+  if (absl::Status s = ApplyFlagEnvironment(); !s.ok()) {
+    std::cerr << "userpilot-gateway: " << s.message() << "\n";
+    std::exit(2);
+  }
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  return std::vector<std::string>(rest.begin() + (rest.empty() ? 0 : 1), rest.end());
+}
+
+ConfigInput ConfigInputFromFlags() {
+  ConfigInput in;
+  in.listen = absl::GetFlag(FLAGS_listen);
+  in.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  in.upstream_url = absl::GetFlag(FLAGS_upstream_url);
+  in.region = absl::GetFlag(FLAGS_region);
+  in.api_key_file = absl::GetFlag(FLAGS_api_key_file);
+  in.upstream_ca_file = absl::GetFlag(FLAGS_upstream_ca_file);
+  in.upstream_timeout = absl::GetFlag(FLAGS_upstream_timeout);
+  in.default_deadline = absl::GetFlag(FLAGS_default_deadline);
+  in.max_deadline = absl::GetFlag(FLAGS_max_deadline);
+  in.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
+  in.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  in.max_inflight_upstream = absl::GetFlag(FLAGS_max_inflight_upstream);
+  in.reflection = absl::GetFlag(FLAGS_reflection);
+  in.log_level = absl::GetFlag(FLAGS_log_level);
+  ValidationBounds& b = in.bounds;
+  b.max_id_length = absl::GetFlag(FLAGS_max_id_length);
+  b.max_event_name_length = absl::GetFlag(FLAGS_max_event_name_length);
+  b.max_metadata_keys = absl::GetFlag(FLAGS_max_metadata_keys);
+  b.max_metadata_key_length = absl::GetFlag(FLAGS_max_metadata_key_length);
+  b.max_metadata_value_bytes = absl::GetFlag(FLAGS_max_metadata_value_bytes);
+  b.max_bulk_rows = absl::GetFlag(FLAGS_max_bulk_rows);
+  b.max_delete_ids = absl::GetFlag(FLAGS_max_delete_ids);
+  b.max_job_id_length = absl::GetFlag(FLAGS_max_job_id_length);
+  for (const auto& [name, applied] : EnvAppliedFlags()) {
+    // Still the environment's value, so the command line did not override it.
+    if (absl::FindCommandLineFlag(name)->CurrentValue() == applied.value) {
+      in.from_environment[name] = applied.var;
+    }
+  }
+  return in;
+}
+
+}  // namespace userpilot::gateway
