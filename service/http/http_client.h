@@ -23,10 +23,10 @@ namespace userpilot::gateway {
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", "DELETE", ...
-  std::string url;     // Absolute URL, already percent-encoded.
-  HttpHeaders headers; // Sent as given, in order.
-  std::string body;    // Sent as is; empty means no body.
+  std::string method;   // "GET", "POST", "DELETE", ...
+  std::string url;      // Absolute URL, already percent-encoded.
+  HttpHeaders headers;  // Sent as given, in order.
+  std::string body;     // Sent as is; empty means no body.
   // The request is abandoned (DEADLINE_EXCEEDED) if not complete by then. Required: every wait
   // has a deadline.
   absl::Time deadline = absl::InfinitePast();
@@ -45,14 +45,17 @@ struct HttpResponse {
 struct HttpResult {
   // OK when an HTTP response arrived (whatever its status code). Otherwise a transport failure:
   // DEADLINE_EXCEEDED when the deadline passed, UNAVAILABLE for connection and protocol
-  // failures, CANCELLED when the client shut down. The message never contains request headers.
+  // failures (and a response larger than the client accepts), CANCELLED when the client shut
+  // down, RESOURCE_EXHAUSTED when the client's own queue was full (never sent),
+  // INVALID_ARGUMENT when the request itself is malformed (never sent). The message never
+  // contains request headers, the URL's path or query, or the body.
   absl::Status transport_status;
   // False only when the request certainly never reached the server (for example the
   // connection was refused, or the name did not resolve), so even a non-idempotent request can
   // be retried safely. True whenever any byte of the request may have been sent.
   bool request_may_have_been_sent = true;
-  HttpResponse response;  // Meaningful only when transport_status is OK.
-  absl::Duration elapsed; // From Send() to completion.
+  HttpResponse response;   // Meaningful only when transport_status is OK.
+  absl::Duration elapsed;  // From Send() to completion.
 };
 
 class HttpClient {
