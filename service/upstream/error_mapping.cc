@@ -1,0 +1,260 @@
+#include "service/upstream/error_mapping.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "service/common/status_details.h"
+#include "service/upstream/json_mapping.h"
+
+namespace userpilot::gateway {
+namespace {
+
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+// Upstream text quoted in a message is cut to this many bytes, and at most this many entries.
+constexpr size_t kMaxQuotedBytes = 300;
+constexpr size_t kMaxQuotedErrors = 3;
+constexpr size_t kMaxRequestIdBytes = 128;
+// X-RateLimit-Reset values at least this large are Unix times (2001-09-09 onwards), smaller
+// ones are seconds from now: the two conventions in use.
+constexpr int64_t kEpochResetThreshold = 1000000000;
+
+// `text` cut to at most `max` bytes without splitting a UTF-8 sequence.
+std::string Truncate(absl::string_view text, size_t max) {
+  if (text.size() <= max) return std::string(text);
+  size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return absl::StrCat(text.substr(0, end), "...");
+}
+
+bool AllDigits(absl::string_view text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+// Userpilot's own words from an error body, e.g. "Bad Request: user_id is missing (details)".
+std::string QuotedText(const std::vector<UpstreamError>& errors) {
+  std::vector<std::string> parts;
+  for (const UpstreamError& e : errors) {
+    if (parts.size() == kMaxQuotedErrors) break;
+    std::string part = !e.message.empty() ? e.message : !e.error.empty() ? e.error : e.error_code;
+    if (!e.details.empty() && e.details != part) {
+      part = part.empty() ? e.details : absl::StrCat(part, " (", e.details, ")");
+    }
+    if (!part.empty()) parts.push_back(std::move(part));
+  }
+  return Truncate(absl::StrJoin(parts, "; "), kMaxQuotedBytes);
+}
+
+absl::Status MakeStatus(absl::StatusCode code, absl::string_view message, absl::string_view reason,
+                        Metadata metadata) {
+  absl::Status status(code, message);
+  SetDetail(status, MakeErrorInfo(reason, std::move(metadata)));
+  return status;
+}
+
+// How one class of HTTP status is reported.
+struct Mapping {
+  absl::StatusCode code;
+  absl::string_view reason;
+  absl::string_view summary;  // What happened, in the caller's terms.
+  bool quote_upstream;        // Whether Userpilot's error text goes into the message.
+};
+
+Mapping Classify(long http_status) {  // NOLINT(runtime/int): curl's type.
+  using C = absl::StatusCode;
+  switch (http_status) {
+    case 400:
+    case 413:
+    case 414:
+    case 422:
+    case 431:
+      return {C::kInvalidArgument, kReasonUpstreamRejectedRequest, "Userpilot rejected the request",
+              true};
+    case 401:
+    case 403:
+      return {C::kInternal, kReasonUpstreamCredentialsRejected,
+              "Userpilot rejected the gateway's own API key; an operator must fix the gateway's "
+              "Userpilot credentials (the caller did nothing wrong)",
+              false};
+    case 404:
+    case 410:
+      return {C::kNotFound, kReasonUpstreamNotFound, "Userpilot found no such resource", true};
+    case 408:
+    case 425:
+      return {C::kUnavailable, kReasonUpstreamUnavailable,
+              "Userpilot did not take the request in time", true};
+    case 409:
+      return {C::kFailedPrecondition, kReasonJobInProgress,
+              "Userpilot is already running a job of this kind; wait for it to finish", true};
+    case 429:
+      return {C::kResourceExhausted, kReasonUpstreamRateLimited,
+              "Userpilot's rate limit was reached", true};
+    default:
+      break;
+  }
+  if (http_status >= 500 && http_status <= 599) {
+    return {C::kUnavailable, kReasonUpstreamUnavailable, "Userpilot is unavailable", true};
+  }
+  if (http_status >= 400 && http_status <= 499) {
+    return {C::kInternal, kReasonUpstreamRejectedRequest,
+            "Userpilot does not accept the request the gateway built", true};
+  }
+  return {C::kInternal, kReasonUpstreamBadResponse, "Userpilot answered with an unexpected status",
+          false};
+}
+
+// Endpoint, HTTP status and request id: the metadata of every answered request.
+Metadata ResponseMetadata(const HttpResult& result, absl::string_view endpoint) {
+  Metadata metadata = {
+      {std::string(kMetadataEndpoint), std::string(endpoint)},
+      {std::string(kMetadataHttpStatus), absl::StrCat(result.response.status_code)}};
+  std::string request_id = UpstreamRequestId(result.response);
+  if (!request_id.empty()) {
+    metadata.emplace_back(std::string(kMetadataUpstreamRequestId), std::move(request_id));
+  }
+  return metadata;
+}
+
+// The delay a 429 (or a 5xx) asks for: Retry-After, else X-RateLimit-Reset.
+std::optional<absl::Duration> RequestedDelay(const HttpResponse& response, absl::Time now) {
+  if (auto delay = ParseRetryAfter(response.Header("retry-after"), now)) return delay;
+  const absl::string_view reset = absl::StripAsciiWhitespace(response.Header("x-ratelimit-reset"));
+  int64_t value = 0;
+  if (!AllDigits(reset) || !absl::SimpleAtoi(reset, &value)) return std::nullopt;
+  if (value < kEpochResetThreshold) return absl::Seconds(value);
+  return std::max(absl::FromUnixSeconds(value) - now, absl::ZeroDuration());
+}
+
+absl::Status TransportError(const HttpResult& result, absl::string_view endpoint) {
+  const bool deadline = absl::IsDeadlineExceeded(result.transport_status);
+  Metadata metadata = {{std::string(kMetadataEndpoint), std::string(endpoint)},
+                       {std::string(kMetadataRequestMayHaveBeenSent),
+                        result.request_may_have_been_sent ? "true" : "false"}};
+  return MakeStatus(deadline ? absl::StatusCode::kDeadlineExceeded : absl::StatusCode::kUnavailable,
+                    absl::StrCat(deadline ? "no answer from Userpilot in time for "
+                                          : "could not reach Userpilot for ",
+                                 endpoint, ": ", result.transport_status.message()),
+                    kReasonUpstreamUnavailable, std::move(metadata));
+}
+
+}  // namespace
+
+absl::Status MapHttpResult(const HttpResult& result, absl::string_view endpoint, absl::Time now) {
+  if (!result.transport_status.ok()) return TransportError(result, endpoint);
+  const long http_status = result.response.status_code;  // NOLINT(runtime/int)
+  if (http_status >= 200 && http_status <= 299) return absl::OkStatus();
+
+  const Mapping mapping = Classify(http_status);
+  Metadata metadata = ResponseMetadata(result, endpoint);
+  std::string message =
+      absl::StrCat(mapping.summary, " (HTTP ", http_status, " on ", endpoint, ")");
+  if (mapping.quote_upstream) {
+    const std::vector<UpstreamError> errors = ParseErrorBody(result.response.body);
+    for (const UpstreamError& e : errors) {
+      if (e.error_code.empty()) continue;
+      metadata.emplace_back(std::string(kMetadataUpstreamErrorCode),
+                            Truncate(e.error_code, kMaxQuotedBytes));
+      break;
+    }
+    const std::string quoted = QuotedText(errors);
+    if (!quoted.empty()) absl::StrAppend(&message, ": ", quoted);
+  }
+
+  std::optional<absl::Duration> retry_delay;
+  if (http_status == 429) {
+    retry_delay = RequestedDelay(result.response, now).value_or(kDefaultRateLimitedRetryDelay);
+  } else if (mapping.code == absl::StatusCode::kUnavailable) {
+    retry_delay = RequestedDelay(result.response, now);
+  }
+  if (retry_delay) {
+    absl::StrAppend(&message, "; retry in ", absl::FormatDuration(*retry_delay));
+  }
+  absl::Status status = MakeStatus(mapping.code, message, mapping.reason, std::move(metadata));
+  if (retry_delay) SetDetail(status, MakeRetryInfo(*retry_delay));
+  return status;
+}
+
+absl::Status UpstreamBadResponseError(const HttpResult& result, absl::string_view endpoint,
+                                      absl::string_view problem) {
+  return MakeStatus(
+      absl::StatusCode::kInternal,
+      absl::StrCat("Userpilot accepted the request (HTTP ", result.response.status_code, " on ",
+                   endpoint, ") but its answer could not be read: ", problem,
+                   ". The request has probably taken effect; do not simply retry it"),
+      kReasonUpstreamBadResponse, ResponseMetadata(result, endpoint));
+}
+
+std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now) {
+  value = absl::StripAsciiWhitespace(value);
+  if (AllDigits(value)) {
+    int64_t seconds = 0;
+    if (!absl::SimpleAtoi(value, &seconds)) return std::nullopt;  // Overflow.
+    return absl::Seconds(seconds);
+  }
+  // IMF-fixdate, obsolete RFC 850, asctime (RFC 9110 5.6.7).
+  static constexpr const char* kFormats[] = {"%a, %d %b %Y %H:%M:%S GMT",
+                                             "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"};
+  for (const char* format : kFormats) {
+    absl::Time when;
+    std::string error;
+    if (absl::ParseTime(format, value, absl::UTCTimeZone(), &when, &error)) {
+      return std::max(when - now, absl::ZeroDuration());
+    }
+  }
+  return std::nullopt;
+}
+
+bool RequestCertainlyNotSent(const absl::Status& status) {
+  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
+  if (!info || info->domain() != kErrorDomain) return false;
+  const auto it = info->metadata().find(std::string(kMetadataRequestMayHaveBeenSent));
+  return it != info->metadata().end() && it->second == "false";
+}
+
+absl::Status RedactSecret(absl::Status status, absl::string_view secret) {
+  if (status.ok() || secret.empty()) return status;
+  constexpr absl::string_view kRedacted = "[REDACTED]";
+  auto info = GetDetail<google::rpc::ErrorInfo>(status);
+  bool info_changed = false;
+  if (info) {
+    for (auto& [key, value] : *info->mutable_metadata()) {
+      if (!absl::StrContains(value, secret)) continue;
+      value = absl::StrReplaceAll(value, {{secret, kRedacted}});
+      info_changed = true;
+    }
+  }
+  if (absl::StrContains(status.message(), secret)) {
+    absl::Status redacted(status.code(),
+                          absl::StrReplaceAll(status.message(), {{secret, kRedacted}}));
+    status.ForEachPayload([&redacted](absl::string_view type_url, const absl::Cord& payload) {
+      redacted.SetPayload(type_url, payload);
+    });
+    status = std::move(redacted);
+  }
+  if (info_changed) SetDetail(status, *info);
+  return status;
+}
+
+std::string UpstreamRequestId(const HttpResponse& response) {
+  std::string id;
+  for (char c : absl::StripAsciiWhitespace(response.Header("x-request-id"))) {
+    if (id.size() == kMaxRequestIdBytes) break;
+    if (absl::ascii_isprint(static_cast<unsigned char>(c))) id += c;
+  }
+  return id;
+}
+
+}  // namespace userpilot::gateway

@@ -1,0 +1,387 @@
+#include "service/upstream/json_mapping.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/type_resolver.h"
+#include "google/protobuf/util/type_resolver_util.h"
+
+namespace userpilot::gateway {
+namespace {
+
+using google::protobuf::ListValue;
+using google::protobuf::Message;
+using google::protobuf::Struct;
+using google::protobuf::Value;
+
+constexpr absl::string_view kTypeUrlPrefix = "type.googleapis.com";
+
+google::protobuf::util::TypeResolver& Resolver() {
+  // Never destroyed: used from any thread until exit. Resolving reads the (thread-safe)
+  // generated pool only.
+  static google::protobuf::util::TypeResolver* const resolver =
+      google::protobuf::util::NewTypeResolverForDescriptorPool(
+          std::string(kTypeUrlPrefix), google::protobuf::DescriptorPool::generated_pool());
+  return *resolver;
+}
+
+// Cannot happen: proto3 messages always serialize, and their types are in the generated pool.
+// Crash loudly rather than send a wrong body.
+[[noreturn]] void PrintingFailed(const Message& message, absl::string_view why) {
+  std::fprintf(stderr, "json_mapping: printing %s failed: %.*s\n",
+               message.GetDescriptor()->full_name().c_str(), static_cast<int>(why.size()),
+               why.data());
+  std::abort();
+}
+
+// Compact proto3 JSON of `message` with proto field names. Unlike MessageToJsonString, map
+// entries (Struct keys) come out sorted, because the message is serialized deterministically
+// before protobuf's converter prints it in wire order.
+std::string Json(const Message& message) {
+  std::string binary;
+  {
+    google::protobuf::io::StringOutputStream stream(&binary);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    if (!message.SerializeToCodedStream(&coded)) PrintingFailed(message, "serialization");
+  }
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  const auto status = google::protobuf::util::BinaryToJsonString(
+      &Resolver(), absl::StrCat(kTypeUrlPrefix, "/", message.GetDescriptor()->full_name()), binary,
+      &json, options);
+  if (!status.ok()) PrintingFailed(message, status.ToString());
+  return json;
+}
+
+bool HasProperties(const Struct& metadata) { return !metadata.fields().empty(); }
+
+// True when `metadata` is present but has no properties: it must be dropped to be omitted.
+template <typename T>
+bool HasEmptyMetadata(const T& message) {
+  return message.has_metadata() && !HasProperties(message.metadata());
+}
+
+template <typename T>
+void DropEmptyMetadata(T& message) {
+  if (HasEmptyMetadata(message)) message.clear_metadata();
+}
+
+// Prints a message whose shape is the REST body's, after dropping empty metadata.
+template <typename T>
+std::string MirroredBody(const T& request) {
+  if (!HasEmptyMetadata(request)) return Json(request);
+  T copy = request;
+  DropEmptyMetadata(copy);
+  return Json(copy);
+}
+
+// Appends `"key":<value_json>` to an object still open in `json` (which ends without '}').
+void AppendMember(std::string& json, absl::string_view key, absl::string_view value_json) {
+  if (json.size() > 1) json += ',';
+  absl::StrAppend(&json, "\"", key, "\":", value_json);
+}
+
+std::string StringJson(const std::string& text) {
+  Value value;
+  value.set_string_value(text);
+  return Json(value);
+}
+
+// identify's `company`: `company_id` first, then the metadata keys, flattened beside it.
+std::string CompanyObject(const v1::Company& company) {
+  Struct properties;
+  if (company.has_metadata()) properties = company.metadata();
+  properties.mutable_fields()->erase("company_id");
+  properties.mutable_fields()->erase("id");
+  std::string props = Json(properties);  // "{}" or "{...}"
+  if (company.company_id().empty()) return props;
+  std::string json = "{";
+  AppendMember(json, "company_id", StringJson(company.company_id()));
+  if (props.size() > 2) {
+    absl::StrAppend(&json, ",", absl::string_view(props).substr(1));  // Its '}' closes ours.
+  } else {
+    json += '}';
+  }
+  return json;
+}
+
+std::string IdList(absl::string_view key,
+                   const google::protobuf::RepeatedPtrField<std::string>& ids) {
+  ListValue list;
+  for (const std::string& id : ids) list.add_values()->set_string_value(id);
+  std::string json = "{";
+  AppendMember(json, key, Json(list));
+  json += '}';
+  return json;
+}
+
+// ----- Lenient reading -----
+
+absl::StatusOr<Value> ParseJsonValue(absl::string_view json) {
+  absl::ConsumePrefix(&json, "\xEF\xBB\xBF");  // A UTF-8 byte order mark, which JSON forbids.
+  Value value;
+  const auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), &value);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("not JSON: ", status.message().ToString()));
+  }
+  return value;
+}
+
+// The value of `name` in `object`, or nullptr when absent or null.
+const Value* Field(const Struct& object, const char* name) {
+  const auto it = object.fields().find(name);
+  if (it == object.fields().end()) return nullptr;
+  if (it->second.kind_case() == Value::KIND_NOT_SET ||
+      it->second.kind_case() == Value::kNullValue) {
+    return nullptr;
+  }
+  return &it->second;
+}
+
+std::optional<int64_t> IntegerFromDouble(double d) {
+  // 2^63 is exactly representable; anything at or beyond it does not fit an int64.
+  if (!std::isfinite(d) || std::fabs(d) >= 9223372036854775808.0) return std::nullopt;
+  return static_cast<int64_t>(std::llround(d));
+}
+
+std::optional<int64_t> Integer(const Value& value) {
+  switch (value.kind_case()) {
+    case Value::kNumberValue:
+      return IntegerFromDouble(value.number_value());
+    case Value::kStringValue: {
+      const absl::string_view text = absl::StripAsciiWhitespace(value.string_value());
+      int64_t i = 0;
+      if (absl::SimpleAtoi(text, &i)) return i;
+      double d = 0;
+      if (!text.empty() && absl::SimpleAtod(text, &d)) return IntegerFromDouble(d);
+      return std::nullopt;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<std::string> Text(const Value& value) {
+  switch (value.kind_case()) {
+    case Value::kStringValue:
+      return value.string_value();
+    case Value::kBoolValue:
+      return std::string(value.bool_value() ? "true" : "false");
+    case Value::kNumberValue:
+    case Value::kStructValue:
+    case Value::kListValue:
+      return Json(value);
+    default:
+      return std::nullopt;
+  }
+}
+
+template <typename Setter>
+void SetText(const Struct& object, const char* name, Setter set) {
+  if (const Value* v = Field(object, name)) {
+    if (auto text = Text(*v)) set(std::move(*text));
+  }
+}
+
+template <typename Setter>
+void SetInteger(const Struct& object, const char* name, Setter set) {
+  if (const Value* v = Field(object, name)) {
+    if (auto i = Integer(*v)) set(*i);
+  }
+}
+
+v1::Job JobFromObject(const Struct& object) {
+  v1::Job job;
+  SetText(object, "job_id", [&](std::string s) { job.set_job_id(std::move(s)); });
+  SetText(object, "status", [&](std::string s) {
+    job.set_status(ParseJobStatus(s));
+    job.set_raw_status(std::move(s));
+  });
+  SetText(object, "type", [&](std::string s) { job.set_type(std::move(s)); });
+  SetText(object, "filename", [&](std::string s) { job.set_filename(std::move(s)); });
+  SetInteger(object, "file_size", [&](int64_t i) { job.set_file_size(i); });
+  SetInteger(object, "total_rows", [&](int64_t i) { job.set_total_rows(i); });
+  SetInteger(object, "completed_rows", [&](int64_t i) { job.set_completed_rows(i); });
+  SetText(object, "start_time", [&](std::string s) { job.set_start_time(std::move(s)); });
+  SetText(object, "end_time", [&](std::string s) { job.set_end_time(std::move(s)); });
+  SetInteger(object, "elapsed_time", [&](int64_t i) { job.set_elapsed_time(i); });
+  SetText(object, "links", [&](std::string s) { job.set_links(std::move(s)); });
+  SetText(object, "submitted_at", [&](std::string s) { job.set_submitted_at(std::move(s)); });
+  return job;
+}
+
+absl::string_view KindName(const Value& value) {
+  switch (value.kind_case()) {
+    case Value::kNullValue:
+      return "null";
+    case Value::kNumberValue:
+      return "a number";
+    case Value::kStringValue:
+      return "a string";
+    case Value::kBoolValue:
+      return "a boolean";
+    case Value::kStructValue:
+      return "an object";
+    case Value::kListValue:
+      return "an array";
+    default:
+      return "nothing";
+  }
+}
+
+UpstreamError ErrorFromObject(const Struct& object) {
+  UpstreamError error;
+  SetText(object, "error", [&](std::string s) { error.error = std::move(s); });
+  SetText(object, "error_code", [&](std::string s) { error.error_code = std::move(s); });
+  SetText(object, "message", [&](std::string s) { error.message = std::move(s); });
+  SetText(object, "details", [&](std::string s) { error.details = std::move(s); });
+  return error;
+}
+
+bool IsEmpty(const UpstreamError& e) {
+  return e.error.empty() && e.error_code.empty() && e.message.empty() && e.details.empty();
+}
+
+}  // namespace
+
+// ----- Requests -----
+
+std::string RequestBody(const v1::IdentifyUserRequest& request) {
+  // user_id and metadata mirror the proto: let protobuf print them, then add the flattened
+  // company by hand.
+  v1::IdentifyUserRequest head;
+  head.set_user_id(request.user_id());
+  if (HasProperties(request.metadata())) *head.mutable_metadata() = request.metadata();
+  std::string json = Json(head);
+  if (!request.has_company()) return json;
+  json.pop_back();  // The closing '}'.
+  AppendMember(json, "company", CompanyObject(request.company()));
+  json += '}';
+  return json;
+}
+
+std::string RequestBody(const v1::IdentifyCompanyRequest& request) { return MirroredBody(request); }
+
+std::string RequestBody(const v1::BulkIdentifyUsersRequest& request) {
+  for (const v1::BulkUser& user : request.users()) {
+    if (!HasEmptyMetadata(user)) continue;
+    v1::BulkIdentifyUsersRequest copy = request;
+    for (v1::BulkUser& u : *copy.mutable_users()) DropEmptyMetadata(u);
+    return Json(copy);
+  }
+  return Json(request);
+}
+
+std::string RequestBody(const v1::BulkIdentifyCompaniesRequest& request) {
+  for (const v1::BulkCompany& company : request.companies()) {
+    if (!HasEmptyMetadata(company)) continue;
+    v1::BulkIdentifyCompaniesRequest copy = request;
+    for (v1::BulkCompany& c : *copy.mutable_companies()) DropEmptyMetadata(c);
+    return Json(copy);
+  }
+  return Json(request);
+}
+
+std::string RequestBody(const v1::TrackEventRequest& request) { return MirroredBody(request); }
+
+std::string RequestBody(const v1::DeleteUsersRequest& request) {
+  return IdList("users", request.user_ids());
+}
+
+std::string RequestBody(const v1::DeleteCompaniesRequest& request) {
+  return IdList("companies", request.company_ids());
+}
+
+// ----- Responses -----
+
+v1::JobStatus ParseJobStatus(absl::string_view raw_status) {
+  const std::string status = absl::AsciiStrToLower(absl::StripAsciiWhitespace(raw_status));
+  if (status == "queued") return v1::JOB_STATUS_QUEUED;
+  if (status == "validating") return v1::JOB_STATUS_VALIDATING;
+  if (status == "processing") return v1::JOB_STATUS_PROCESSING;
+  if (status == "pending_refresh") return v1::JOB_STATUS_PENDING_REFRESH;
+  if (status == "completed") return v1::JOB_STATUS_COMPLETED;
+  if (status == "failed") return v1::JOB_STATUS_FAILED;
+  return v1::JOB_STATUS_UNSPECIFIED;
+}
+
+absl::StatusOr<v1::Job> ParseJob(absl::string_view json) {
+  absl::StatusOr<Value> value = ParseJsonValue(json);
+  if (!value.ok()) return value.status();
+  if (!value->has_struct_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected a job object, got ", KindName(*value)));
+  }
+  return JobFromObject(value->struct_value());
+}
+
+absl::StatusOr<v1::ListJobsResponse> ParseJobList(absl::string_view json) {
+  absl::StatusOr<Value> value = ParseJsonValue(json);
+  if (!value.ok()) return value.status();
+  const ListValue* list = nullptr;
+  if (value->has_list_value()) {
+    list = &value->list_value();
+  } else if (value->has_struct_value()) {
+    for (const char* key : {"jobs", "data"}) {
+      const Value* wrapped = Field(value->struct_value(), key);
+      if (wrapped != nullptr && wrapped->has_list_value()) {
+        list = &wrapped->list_value();
+        break;
+      }
+    }
+  }
+  if (list == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected an array of jobs, got ", KindName(*value)));
+  }
+  v1::ListJobsResponse response;
+  for (const Value& element : list->values()) {
+    if (element.has_struct_value()) *response.add_jobs() = JobFromObject(element.struct_value());
+  }
+  return response;
+}
+
+std::vector<UpstreamError> ParseErrorBody(absl::string_view body) {
+  std::vector<UpstreamError> errors;
+  absl::StatusOr<Value> value = ParseJsonValue(body);
+  if (!value.ok() || !value->has_struct_value()) return errors;
+  const Struct& object = value->struct_value();
+  auto add = [&errors](UpstreamError e) {
+    if (!IsEmpty(e)) errors.push_back(std::move(e));
+  };
+  if (const Value* list = Field(object, "errors")) {
+    if (list->has_list_value()) {
+      for (const Value& entry : list->list_value().values()) {
+        if (entry.has_struct_value()) {
+          add(ErrorFromObject(entry.struct_value()));
+        } else if (entry.has_string_value()) {
+          add(UpstreamError{"", "", entry.string_value(), ""});
+        }
+      }
+    } else if (list->has_struct_value()) {
+      add(ErrorFromObject(list->struct_value()));
+    } else if (list->has_string_value()) {
+      add(UpstreamError{"", "", list->string_value(), ""});
+    }
+  }
+  if (errors.empty()) add(ErrorFromObject(object));
+  return errors;
+}
+
+}  // namespace userpilot::gateway

@@ -1,0 +1,95 @@
+// The JSON that Userpilot's REST API sends and receives, mapped to and from the gateway's protos.
+//
+// Request bodies follow the OpenAPI schemas and examples field for field, in the form the newest
+// Userpilot guides use. Where a proto mirrors its REST body (company identify, track, both bulk
+// identifies) protobuf's own JSON printer writes the whole body; only identify (company
+// properties flattened beside `company_id`) and the deletes (`user_ids` -> `users`) are
+// composed here, still with protobuf printing every value. The output is deterministic:
+// top-level keys in the order the OpenAPI shows them, metadata keys sorted bytewise.
+//
+// Body rules shared by every request:
+//  - Metadata values keep their JSON types: strings, numbers (integral values print without a
+//    fraction, `8` not `8.0`), booleans and null (null removes the property upstream). NaN and
+//    infinities, which JSON cannot carry, print as the strings "NaN"/"Infinity" (protobuf's
+//    rule); the validation layer rejects them before a request gets here.
+//  - `metadata` is omitted when it has no properties, whether the caller left it unset or set
+//    it empty: upstream properties merge, so `{}` and no key mean the same thing, and omitting
+//    it gives one canonical body however the caller's language tracks message presence.
+//  - Empty strings are omitted (protobuf's proto3 rule). That is what optional ones need (a bulk
+//    row's `company_id`); required ones are never empty once validation has passed.
+//  - identify's `company` is written exactly when the request has one.
+//
+// Responses are parsed leniently (see ParseJob), because Userpilot's job answers differ by
+// endpoint and guide.
+//
+// Thread-safety: free functions over values; safe from any thread.
+#ifndef USERPILOT_GATEWAY_SERVICE_UPSTREAM_JSON_MAPPING_H_
+#define USERPILOT_GATEWAY_SERVICE_UPSTREAM_JSON_MAPPING_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "userpilot/gateway/v1/gateway.pb.h"
+
+namespace userpilot::gateway {
+
+// POST /v1/identify:
+// {"user_id":..., "metadata":{...}, "company":{"company_id":..., <company metadata keys>}}.
+// The company's metadata keys sit beside `company_id`; reserved keys `company_id` and `id` in
+// the company metadata are dropped (validation rejects them; the mapping never lets them
+// override or shadow the real company id).
+std::string RequestBody(const v1::IdentifyUserRequest& request);
+// POST /v1/companies/identify: {"company_id":..., "metadata":{...}}.
+std::string RequestBody(const v1::IdentifyCompanyRequest& request);
+// POST /v1/users/bulk_identify: {"users":[{"user_id":..., "company_id":..., "metadata":{...}}]}.
+std::string RequestBody(const v1::BulkIdentifyUsersRequest& request);
+// POST /v1/companies/bulk_identify: {"companies":[{"company_id":..., "metadata":{...}}]}.
+std::string RequestBody(const v1::BulkIdentifyCompaniesRequest& request);
+// POST /v1/track: {"user_id":..., "event_name":..., "metadata":{...}}.
+std::string RequestBody(const v1::TrackEventRequest& request);
+// DELETE /v1/users: {"users":["id", ...]}.
+std::string RequestBody(const v1::DeleteUsersRequest& request);
+// DELETE /v1/companies: {"companies":["id", ...]}.
+std::string RequestBody(const v1::DeleteCompaniesRequest& request);
+
+// Maps Userpilot's `status` string to the enum: ASCII case and surrounding spaces are ignored;
+// anything unknown is JOB_STATUS_UNSPECIFIED (the raw text is kept in Job.raw_status).
+v1::JobStatus ParseJobStatus(absl::string_view raw_status);
+
+// Parses one job object, as returned by GET /v1/background_jobs/{id}, the bulk identifies
+// (full form, or the minimal {job_id, status, submitted_at}) and POST /v1/imports. Lenient:
+//  - integer fields accept JSON numbers or numeric strings ("1234", " 12.0 "); fractions round
+//    to the nearest integer; anything else (bool, garbage text, out of range) leaves them unset;
+//  - text fields accept strings; numbers and booleans are kept as their JSON text, objects and
+//    arrays (say, a structured `links`) as compact JSON;
+//  - null and missing fields are left unset, unknown fields are ignored;
+//  - `status` fills both `status` (enum) and `raw_status` (exactly as sent).
+// Errors (INVALID_ARGUMENT, describing what was wrong) only when `json` is not a JSON object.
+absl::StatusOr<v1::Job> ParseJob(absl::string_view json);
+
+// Parses GET /v1/background_jobs: a JSON array of job objects (each parsed as ParseJob does),
+// in Userpilot's order. Also accepts an object wrapping that array as "jobs" or "data", which
+// cannot be mistaken for anything else. Elements that are not objects (nulls) are skipped.
+// Errors (INVALID_ARGUMENT) when `json` is none of these.
+absl::StatusOr<v1::ListJobsResponse> ParseJobList(absl::string_view json);
+
+// One entry of Userpilot's error body. Absent parts are empty.
+struct UpstreamError {
+  std::string error;       // short label, e.g. "Bad Request"
+  std::string error_code;  // code for programs, e.g. "invalid_payload"
+  std::string message;     // human-readable text
+  std::string details;     // more detail
+};
+
+// Parses an error body, `{"errors":[{"error","error_code","message","details"}]}`, leniently:
+// an `errors` entry may also be a bare string (taken as the message), `errors` may be a single
+// object, and a top-level object carrying those four keys itself counts as one entry.
+// Non-string values are kept as their JSON text. Never fails: a body that is not JSON (HTML
+// from a proxy, plain text, empty) yields no entries.
+std::vector<UpstreamError> ParseErrorBody(absl::string_view body);
+
+}  // namespace userpilot::gateway
+
+#endif  // USERPILOT_GATEWAY_SERVICE_UPSTREAM_JSON_MAPPING_H_
