@@ -34,6 +34,11 @@ inline constexpr absl::string_view kReasonUpstreamCredentialsRejected =
 inline constexpr absl::string_view kReasonJobInProgress = "JOB_IN_PROGRESS";
 // Userpilot answered 429.
 inline constexpr absl::string_view kReasonUpstreamRateLimited = "UPSTREAM_RATE_LIMITED";
+// The gateway's own budget refused the call (queue full, or the wait would outlast the
+// caller's deadline): the request was never sent. Carries RetryInfo and QuotaFailure.
+inline constexpr absl::string_view kReasonBudgetExhausted = "BUDGET_EXHAUSTED";
+// The gateway's circuit breaker is open after repeated upstream failures: fail fast.
+inline constexpr absl::string_view kReasonCircuitOpen = "CIRCUIT_OPEN";
 // Userpilot answered 5xx or could not be reached.
 inline constexpr absl::string_view kReasonUpstreamUnavailable = "UPSTREAM_UNAVAILABLE";
 // Userpilot answered something the gateway could not understand.
