@@ -1,0 +1,154 @@
+#include "clients/cli/command_line.h"
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "clients/cli/cli.h"
+
+ABSL_FLAG(std::string, target, "localhost:50051",
+          "The gateway's address, as a gRPC target (host:port, dns:///host:port, "
+          "unix:/path). Environment: USERPILOT_GATEWAY_TARGET. Plaintext (no TLS).");
+ABSL_FLAG(absl::Duration, deadline, absl::Seconds(30),
+          "How long to wait for the answer (e.g. 5s, 2m); 'inf' for no deadline.");
+ABSL_FLAG(std::string, caller, "userpilotctl",
+          "Who is calling: sent as the x-caller metadata (the gateway's fairness key).");
+ABSL_FLAG(bool, pretty, true, "Indent the JSON output; --nopretty prints one line.");
+
+namespace userpilot::gateway::cli {
+namespace {
+
+constexpr const char* kFlagNames[] = {"target", "deadline", "caller", "pretty"};
+
+absl::CommandLineFlag* OurFlag(absl::string_view name) {
+  for (const char* ours : kFlagNames) {
+    if (name == ours) return absl::FindCommandLineFlag(name);
+  }
+  return nullptr;
+}
+
+absl::Status UsageError(absl::string_view message) { return absl::InvalidArgumentError(message); }
+
+}  // namespace
+
+absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& args,
+                                            const std::optional<std::string>& env_target) {
+  if (env_target.has_value() && !env_target->empty()) {
+    absl::SetFlag(&FLAGS_target, *env_target);
+  }
+  Invocation inv;
+  std::vector<std::string> positional;
+  bool flags_done = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    // "-" alone is a positional argument (the request on stdin).
+    if (flags_done || arg.size() < 2 || arg[0] != '-') {
+      positional.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      flags_done = true;
+      continue;
+    }
+    absl::string_view body(arg);
+    body.remove_prefix(arg[1] == '-' ? 2 : 1);
+    size_t eq = body.find('=');
+    std::string name(body.substr(0, eq));
+    std::optional<std::string> value;
+    if (eq != absl::string_view::npos) value = std::string(body.substr(eq + 1));
+    if (name == "help" || name == "h" || name == "helpfull") {
+      inv.action = Invocation::Action::kHelp;
+      continue;
+    }
+    absl::CommandLineFlag* flag = OurFlag(name);
+    if (flag == nullptr && absl::StartsWith(name, "no") && !value.has_value()) {
+      flag = OurFlag(name.substr(2));
+      if (flag != nullptr && flag->IsOfType<bool>()) {
+        value = "false";
+      } else {
+        flag = nullptr;
+      }
+    }
+    if (flag == nullptr) {
+      return UsageError(absl::StrCat("unknown flag '", arg,
+                                     "'; the flags are --target, --deadline, --caller, --pretty"));
+    }
+    if (!value.has_value() && flag->IsOfType<bool>()) value = "true";
+    if (!value.has_value()) {
+      if (i + 1 == args.size()) return UsageError(absl::StrCat("flag --", name, " needs a value"));
+      value = args[++i];
+    }
+    std::string error;
+    if (!flag->ParseFrom(*value, &error)) return UsageError(absl::StrCat("--", name, ": ", error));
+  }
+
+  inv.target = absl::GetFlag(FLAGS_target);
+  inv.deadline = absl::GetFlag(FLAGS_deadline);
+  inv.caller = absl::GetFlag(FLAGS_caller);
+  inv.pretty = absl::GetFlag(FLAGS_pretty);
+  if (inv.action == Invocation::Action::kHelp) return inv;
+  if (inv.target.empty()) return UsageError("--target must not be empty");
+  if (inv.caller.empty()) return UsageError("--caller must not be empty");
+  if (inv.deadline <= absl::ZeroDuration()) {
+    return UsageError(
+        absl::StrCat("--deadline must be positive, not ", absl::FormatDuration(inv.deadline)));
+  }
+
+  if (positional.empty()) {
+    return UsageError(
+        "missing the method to call, e.g. 'userpilotctl ListJobs' (see 'userpilotctl list')");
+  }
+  if (positional[0] == "list" || positional[0] == "help") {
+    if (positional.size() > 1)
+      return UsageError(absl::StrCat("'", positional[0], "' takes no arguments"));
+    inv.action = positional[0] == "list" ? Invocation::Action::kList : Invocation::Action::kHelp;
+    return inv;
+  }
+  if (positional.size() > 2) {
+    return UsageError(absl::StrCat("too many arguments after ", positional[0],
+                                   ": pass the request as one argument (quote the JSON), '-' for "
+                                   "stdin or @file"));
+  }
+  inv.method = positional[0];
+  if (positional.size() == 2) inv.request_arg = positional[1];
+  return inv;
+}
+
+std::string UsageText() {
+  std::string flags;
+  for (const char* name : kFlagNames) {
+    const absl::CommandLineFlag& flag = *absl::FindCommandLineFlag(name);
+    absl::StrAppend(&flags, "  --", name, " (default: ", flag.DefaultValue(), ")\n      ",
+                    flag.Help(), "\n");
+  }
+  return absl::StrCat(
+      "userpilotctl: calls the userpilot-gateway gRPC API, JSON in, JSON out.\n"
+      "\n"
+      "Usage:\n"
+      "  userpilotctl [flags] <Method> [JSON | - | @file]\n"
+      "      Calls Method. The request is protobuf JSON of the method's request message\n"
+      "      (proto field names or lowerCamelCase), given inline, on stdin (-) or in a file\n"
+      "      (@file); none means {}. The answer is printed as JSON on stdout (exit status 0).\n"
+      "      An error is printed on stderr as {\"code\": ..., \"message\": ..., \"details\": "
+      "[...]}\n"
+      "      with the google.rpc details (BadRequest, ErrorInfo, RetryInfo, ...) decoded\n"
+      "      (exit status 1). Usage errors exit with status 2.\n"
+      "  userpilotctl list       Lists the methods and their request shapes.\n"
+      "  userpilotctl --help     Shows this text.\n"
+      "\n"
+      "Examples:\n"
+      "  userpilotctl IdentifyUser "
+      "'{\"user_id\":\"u1\",\"metadata\":{\"plan\":\"pro\",\"seats\":3}}'\n"
+      "  userpilotctl TrackEvent '{\"user_id\":\"u1\",\"event_name\":\"purchase_completed\"}'\n"
+      "  userpilotctl BulkIdentifyUsers @users.json\n"
+      "  userpilotctl ListJobs\n"
+      "  userpilotctl GetJob '{\"job_id\":\"bulk:jobs:...\"}'\n"
+      "  userpilotctl --target=gateway.internal:50051 --deadline=5s DeleteUsers "
+      "'{\"user_ids\":[\"u1\"]}'\n"
+      "\n"
+      "Flags:\n",
+      flags, "\nMethods (Method -> response, then the request shape):\n", MethodListing());
+}
+
+}  // namespace userpilot::gateway::cli

@@ -1,0 +1,53 @@
+// userpilotctl's command line: its flags, their parsing, and its --help text.
+//
+//   userpilotctl [flags] <Method> [JSON | - | @file]
+//   userpilotctl [flags] list
+//   userpilotctl --help
+//
+// The flags are Abseil flags (typed values, descriptions, defaults), but the loop over argv is
+// our own so that every usage error comes back as a Status (userpilotctl exits 2 on those, 1 on
+// RPC errors) and --help shows the methods as well as the flags. Flags may come before or after
+// the positional arguments; `--` ends the flags.
+//
+// Thread-safety: ParseCommandLine sets process-wide flags; call it once, from main.
+#ifndef USERPILOT_GATEWAY_CLIENTS_CLI_COMMAND_LINE_H_
+#define USERPILOT_GATEWAY_CLIENTS_CLI_COMMAND_LINE_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace userpilot::gateway::cli {
+
+// The environment variable that sets --target (the command line wins).
+inline constexpr char kTargetEnvVar[] = "USERPILOT_GATEWAY_TARGET";
+
+// What the command line asks for.
+struct Invocation {
+  enum class Action { kHelp, kList, kCall };
+  Action action = Action::kCall;
+  std::string method;                      // kCall: the method name as typed.
+  std::optional<std::string> request_arg;  // kCall: JSON, "-" or "@file"; absent means {}.
+
+  std::string target;       // --target: the gateway's address (gRPC target syntax).
+  absl::Duration deadline;  // --deadline; InfiniteDuration() means none.
+  std::string caller;       // --caller: sent as the `x-caller` metadata.
+  bool pretty = true;       // --pretty: indented JSON output.
+};
+
+// Parses `args` (argv without the program name). `env_target` is the value of
+// USERPILOT_GATEWAY_TARGET, if set. INVALID_ARGUMENT for any usage error: unknown flag, bad
+// value, missing method, too many arguments.
+absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& args,
+                                            const std::optional<std::string>& env_target);
+
+// The full --help text: synopsis, examples, flags with defaults, and every method with its
+// request shape.
+std::string UsageText();
+
+}  // namespace userpilot::gateway::cli
+
+#endif  // USERPILOT_GATEWAY_CLIENTS_CLI_COMMAND_LINE_H_
