@@ -1,0 +1,58 @@
+// The gRPC server process part: listening port, the UserpilotGateway service, the standard
+// health service (grpc.health.v1) and server reflection.
+//
+// Health reports SERVING for "" (the whole server) and for
+// "userpilot.gateway.v1.UserpilotGateway" once the server listens, and NOT_SERVING from the
+// moment a drain starts, so load balancers stop sending before the port closes.
+//
+// Thread-safety: Start() once, then Shutdown() from any one thread; port() is immutable after
+// Start().
+#ifndef USERPILOT_GATEWAY_SERVICE_SERVER_GATEWAY_SERVER_H_
+#define USERPILOT_GATEWAY_SERVICE_SERVER_GATEWAY_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+
+namespace userpilot::gateway {
+
+struct GatewayServerOptions {
+  std::string listen = "0.0.0.0:50051";  // host:port; port 0 picks a free port.
+  bool reflection = true;                 // Serve grpc.reflection.v1alpha.
+  // Largest request message accepted (gRPC's default is 4 MiB, too small for a full bulk call).
+  int max_receive_message_bytes = 4 * 1024 * 1024;
+};
+
+class GatewayServer {
+ public:
+  // The fully-qualified name under which health reports the gateway service.
+  static constexpr char kServiceName[] = "userpilot.gateway.v1.UserpilotGateway";
+
+  // Builds and starts the server. `service` must outlive the server. Errors: the address does
+  // not parse or cannot be bound.
+  static absl::StatusOr<std::unique_ptr<GatewayServer>> Start(grpc::Service& service,
+                                                              const GatewayServerOptions& options);
+
+  ~GatewayServer();
+
+  // The bound port (the real one when the options asked for 0).
+  int port() const { return port_; }
+
+  // Flips health to NOT_SERVING, stops taking calls, and lets calls in flight finish until
+  // `deadline`; calls still running then are cancelled. Returns when the server has stopped.
+  void Shutdown(absl::Time deadline);
+
+ private:
+  GatewayServer(std::unique_ptr<grpc::Server> server, int port);
+
+  std::unique_ptr<grpc::Server> server_;
+  const int port_;
+  bool shut_down_ = false;
+};
+
+}  // namespace userpilot::gateway
+
+#endif  // USERPILOT_GATEWAY_SERVICE_SERVER_GATEWAY_SERVER_H_

@@ -1,0 +1,84 @@
+// The gRPC face of the gateway: the UserpilotGateway service on gRPC's callback API.
+//
+// Each RPC is one short, non-blocking reaction: validate the request (every violation at once,
+// before any upstream cost), derive the call's deadline and caller, hand the request to the
+// UserpilotStub stack, and finish the reactor from the stub's completion (which runs on the
+// HTTP event thread). No gRPC thread ever waits on the network or a budget.
+//
+// Thread-safety: all methods are called by gRPC concurrently from its own threads. The service
+// holds only immutable state and references to thread-safe collaborators.
+#ifndef USERPILOT_GATEWAY_SERVICE_SERVER_GATEWAY_SERVICE_H_
+#define USERPILOT_GATEWAY_SERVICE_SERVER_GATEWAY_SERVICE_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "service/upstream/userpilot_stub.h"
+#include "service/validation/request_validator.h"
+#include "userpilot/gateway/v1/gateway.grpc.pb.h"
+
+namespace userpilot::gateway {
+
+struct GatewayServiceOptions {
+  // The deadline given to a call whose caller set none (gRPC calls have none by default).
+  absl::Duration default_deadline = absl::Seconds(30);
+  // Longer caller deadlines are cut to this, so a forgotten deadline cannot pin resources.
+  absl::Duration max_deadline = absl::Minutes(5);
+};
+
+// The caller's name from the `x-caller` request metadata: up to 64 bytes of [A-Za-z0-9._-];
+// "unknown" when absent, "invalid" when it holds anything else (names reach logs and metrics,
+// so they are never taken verbatim).
+std::string CallerName(const grpc::CallbackServerContext& context);
+
+class GatewayService final : public v1::UserpilotGateway::CallbackService {
+ public:
+  // `validator` and `stub` must outlive the service and every call it started.
+  GatewayService(const RequestValidator& validator, UserpilotStub& stub,
+                 GatewayServiceOptions options);
+
+  grpc::ServerUnaryReactor* IdentifyUser(grpc::CallbackServerContext* context,
+                                         const v1::IdentifyUserRequest* request,
+                                         v1::IdentifyUserResponse* response) override;
+  grpc::ServerUnaryReactor* IdentifyCompany(grpc::CallbackServerContext* context,
+                                            const v1::IdentifyCompanyRequest* request,
+                                            v1::IdentifyCompanyResponse* response) override;
+  grpc::ServerUnaryReactor* BulkIdentifyUsers(grpc::CallbackServerContext* context,
+                                              const v1::BulkIdentifyUsersRequest* request,
+                                              v1::Job* response) override;
+  grpc::ServerUnaryReactor* BulkIdentifyCompanies(grpc::CallbackServerContext* context,
+                                                  const v1::BulkIdentifyCompaniesRequest* request,
+                                                  v1::Job* response) override;
+  grpc::ServerUnaryReactor* TrackEvent(grpc::CallbackServerContext* context,
+                                       const v1::TrackEventRequest* request,
+                                       v1::TrackEventResponse* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
+                                     const v1::ListJobsRequest* request,
+                                     v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
+                                   const v1::GetJobRequest* request, v1::Job* response) override;
+  grpc::ServerUnaryReactor* DeleteUsers(grpc::CallbackServerContext* context,
+                                        const v1::DeleteUsersRequest* request,
+                                        v1::DeleteUsersResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteCompanies(grpc::CallbackServerContext* context,
+                                            const v1::DeleteCompaniesRequest* request,
+                                            v1::DeleteCompaniesResponse* response) override;
+
+ private:
+  // The one path every unary RPC takes: validate, then call `method` on the stub.
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const Request* request,
+                                  Response* response,
+                                  void (UserpilotStub::*method)(const CallOptions&, const Request&,
+                                                                StubCallback<Response>));
+
+  const RequestValidator& validator_;
+  UserpilotStub& stub_;
+  const GatewayServiceOptions options_;
+};
+
+}  // namespace userpilot::gateway
+
+#endif  // USERPILOT_GATEWAY_SERVICE_SERVER_GATEWAY_SERVICE_H_
