@@ -6,17 +6,24 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: deps build run test test-asan test-tsan format clean
+# Extra gateway flags for `make run`: make run ARGS='--listen=127.0.0.1:50051'
+ARGS ?=
+
+.PHONY: deps configure build run test test-asan test-tsan format clean
 
 deps:
 	@./scripts/install-deps.sh
 
-build: deps
+configure: deps
 	@cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) >/dev/null
+
+build: configure
 	@cmake --build $(BUILD) -j$(JOBS)
 
-run: build
-	@./scripts/run.sh $(BUILD)
+# `make run` builds only what it runs: the gateway, the emulator and the CLI.
+run: configure
+	@cmake --build $(BUILD) -j$(JOBS) --target userpilot-gateway userpilot-emulator userpilotctl
+	@./scripts/run.sh $(BUILD) $(ARGS)
 
 test: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 300

@@ -1,0 +1,259 @@
+"""End-to-end: the real gateway and emulator binaries over loopback, called from Python.
+
+Python's grpcio is a second-language client of the contract: every RPC, the error details in
+grpc-status-details-bin, health, reflection-free operation, the CLI, the API key never
+appearing in the gateway's output, and a clean SIGTERM drain.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import unittest
+import urllib.request
+
+import grpc
+from google.protobuf import struct_pb2
+from google.rpc import error_details_pb2, status_pb2
+from health_proto import health_pb2, health_pb2_grpc
+from userpilot.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+
+BUILD = os.environ.get("UPGW_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
+GATEWAY = os.path.join(BUILD, "service/userpilot-gateway")
+EMULATOR = os.path.join(BUILD, "tests/emulator/userpilot-emulator")
+CTL = os.path.join(BUILD, "clients/cli/userpilotctl")
+API_KEY = "e2e-secret-key-3c91d"
+TIMEOUT = 5  # seconds, every call
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def struct(values):
+    """A google.protobuf.Struct holding `values` (a dict of JSON primitives or dicts)."""
+    message = struct_pb2.Struct()
+    message.update(values)
+    return message
+
+
+def details(error):
+    """The google.rpc details of a failed call, keyed by message name."""
+    found = {}
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            for any_detail in status.details:
+                for cls in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo,
+                            error_details_pb2.RetryInfo, error_details_pb2.QuotaFailure):
+                    if any_detail.Is(cls.DESCRIPTOR):
+                        message = cls()
+                        any_detail.Unpack(message)
+                        found[cls.DESCRIPTOR.name] = message
+    return found
+
+
+class EndToEndTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.emulator = subprocess.Popen(
+            [EMULATOR, "--listen=127.0.0.1:0", f"--api_key={API_KEY}", "--job_step=100ms"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = cls.emulator.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, f"emulator said: {line!r}"
+        cls.emulator_url = match.group(0)
+        cls.port = free_port()
+        env = dict(os.environ, USERPILOT_API_KEY=API_KEY)
+        cls.gateway_log = open(os.path.join(BUILD, "tests/e2e/gateway.log"), "w+")
+        cls.gateway = subprocess.Popen(
+            [GATEWAY, f"--listen=127.0.0.1:{cls.port}", f"--upstream_url={cls.emulator_url}",
+             "--metrics_listen=127.0.0.1:0", "--shutdown_grace=5s"],
+            stdout=cls.gateway_log, stderr=subprocess.STDOUT, env=env)
+        cls.channel = grpc.insecure_channel(f"127.0.0.1:{cls.port}")
+        grpc.channel_ready_future(cls.channel).result(timeout=10)
+        cls.stub = gateway_pb2_grpc.UserpilotGatewayStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        for process in (cls.gateway, cls.emulator):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        cls.gateway_log.close()
+        cls.emulator.stdout.close()
+
+    def admin(self, method, path, body=None):
+        request = urllib.request.Request(f"{self.emulator_url}/_emulator/{path}", method=method,
+                                         data=None if body is None else json.dumps(body).encode())
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            text = response.read().decode()
+            return json.loads(text) if text else None
+
+    def setUp(self):
+        self.admin("POST", "reset")
+
+    def call(self, method, request):
+        return getattr(self.stub, method)(request, timeout=TIMEOUT,
+                                          metadata=[("x-caller", "e2e-python")])
+
+    def test_health_serving(self):
+        health = health_pb2_grpc.HealthStub(self.channel)
+        for service in ("", "userpilot.gateway.v1.UserpilotGateway"):
+            response = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT)
+            self.assertEqual(response.status, health_pb2.HealthCheckResponse.SERVING)
+
+    def test_every_rpc(self):
+        metadata = {"plan": "pro", "seats": 3, "trial": False, "churned": None}
+        response = self.call("IdentifyUser", gateway_pb2.IdentifyUserRequest(
+            user_id="u1", metadata=struct(metadata),
+            company=gateway_pb2.Company(company_id="c1", metadata=struct({"size": 40}))))
+        self.assertTrue(response.upstream_request_id)
+        self.assertTrue(self.call("IdentifyCompany", gateway_pb2.IdentifyCompanyRequest(
+            company_id="c1", metadata=struct({"tier": "gold"}))).upstream_request_id)
+        self.assertTrue(self.call("TrackEvent", gateway_pb2.TrackEventRequest(
+            user_id="u1", event_name="signed_up", metadata=struct({"source": "e2e"}))).upstream_request_id)
+        job = self.call("BulkIdentifyUsers", gateway_pb2.BulkIdentifyUsersRequest(users=[
+            gateway_pb2.BulkUser(user_id="a"), gateway_pb2.BulkUser(user_id="b", company_id="c1")]))
+        self.assertTrue(job.job_id.startswith("bulk:jobs:"))
+        self.assertEqual(job.total_rows, 2)
+        read = self.call("GetJob", gateway_pb2.GetJobRequest(job_id=job.job_id))
+        self.assertEqual(read.job_id, job.job_id)
+        listed = self.call("ListJobs", gateway_pb2.ListJobsRequest())
+        self.assertIn(job.job_id, [j.job_id for j in listed.jobs])
+        deadline = time.time() + 5
+        while read.status != gateway_pb2.JOB_STATUS_COMPLETED and time.time() < deadline:
+            time.sleep(0.05)
+            read = self.call("GetJob", gateway_pb2.GetJobRequest(job_id=job.job_id))
+        self.assertEqual(read.status, gateway_pb2.JOB_STATUS_COMPLETED)
+        self.assertTrue(self.call("BulkIdentifyCompanies", gateway_pb2.BulkIdentifyCompaniesRequest(
+            companies=[gateway_pb2.BulkCompany(company_id="c1")])).job_id)
+        self.assertTrue(self.call("DeleteUsers", gateway_pb2.DeleteUsersRequest(
+            user_ids=["u1"])).upstream_request_id)
+        self.admin("PUT", "limits", {"delete_interval_ms": 1})
+        self.assertTrue(self.call("DeleteCompanies", gateway_pb2.DeleteCompaniesRequest(
+            company_ids=["c1"])).upstream_request_id)
+
+        recorded = self.admin("GET", "requests")
+        paths = [(r["method"], r["raw_path"]) for r in recorded]
+        self.assertIn(("POST", "/v1/identify"), paths)
+        self.assertIn(("DELETE", "/v1/companies"), paths)
+        identify = next(r for r in recorded if r["raw_path"] == "/v1/identify")
+        self.assertEqual(json.loads(identify["body"]), {
+            "user_id": "u1", "metadata": metadata, "company": {"company_id": "c1", "size": 40}})
+        self.assertEqual(identify["headers"]["authorization"], f"Token {API_KEY}")
+
+    def test_bad_request_details(self):
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.call("BulkIdentifyUsers", gateway_pb2.BulkIdentifyUsersRequest(users=[
+                gateway_pb2.BulkUser(user_id="ok"),
+                gateway_pb2.BulkUser(user_id="", metadata=struct({"plan": {"nested": 1}}))]))
+        error = raised.exception
+        self.assertEqual(error.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        fields = {v.field for v in details(error)["BadRequest"].field_violations}
+        self.assertEqual(fields, {"users[1].user_id", "users[1].metadata.plan"})
+        self.assertEqual(self.admin("GET", "requests"), [])
+
+    def test_upstream_errors_carry_details(self):
+        self.admin("POST", "faults/script", {"action": "status", "status": 401})
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.call("IdentifyUser", gateway_pb2.IdentifyUserRequest(user_id="u1"))
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INTERNAL)
+        self.assertEqual(details(raised.exception)["ErrorInfo"].reason,
+                         "UPSTREAM_CREDENTIALS_REJECTED")
+        self.admin("POST", "faults/script", {"action": "status", "status": 429,
+                                             "retry_after": 7})
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.call("TrackEvent", gateway_pb2.TrackEventRequest(user_id="u", event_name="e"))
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertEqual(details(raised.exception)["RetryInfo"].retry_delay.seconds, 7)
+
+    def test_cli_round_trip(self):
+        target = f"--target=127.0.0.1:{self.port}"
+        out = subprocess.run([CTL, target, "IdentifyUser", '{"user_id":"cli-user"}'],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("upstream_request_id", json.loads(out.stdout))
+        out = subprocess.run([CTL, target, "GetJob", '{"job_id":"missing:job"}'],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(json.loads(out.stderr)["code"], "NOT_FOUND")
+        out = subprocess.run([CTL, target, "NoSuchMethod"], capture_output=True, text=True,
+                             timeout=30)
+        self.assertEqual(out.returncode, 2)
+
+    def test_zz_sigterm_drains_and_key_never_logged(self):
+        # Runs last (alphabetical): stops the shared gateway.
+        self.call("IdentifyUser", gateway_pb2.IdentifyUserRequest(user_id="u-final"))
+        self.gateway.send_signal(signal.SIGTERM)
+        self.assertEqual(self.gateway.wait(timeout=15), 0)
+        self.gateway_log.seek(0)
+        log = self.gateway_log.read()
+        self.assertIn("[redacted]", log)
+        self.assertNotIn(API_KEY, log)
+
+
+class MakeRunTest(unittest.TestCase):
+    """`make run` without an API key: scripts/run.sh starts the emulator and the gateway, and
+    userpilotctl reaches every RPC, as the README's session shows."""
+
+    def test_run_script_with_emulator_then_ctl_every_rpc(self):
+        port = free_port()
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("USERPILOT_API_KEY", "USERPILOT_GATEWAY_API_KEY_FILE")}
+        env["EMULATOR_PORT"] = "0"
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts/run.sh")
+        run = subprocess.Popen(
+            ["bash", script, BUILD, f"--listen=127.0.0.1:{port}", "--metrics_listen=127.0.0.1:0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+            start_new_session=True)
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                grpc.channel_ready_future(channel).result(timeout=20)
+            target = f"--target=127.0.0.1:{port}"
+
+            def ctl(method, body="{}"):
+                out = subprocess.run([CTL, target, method, body], capture_output=True, text=True,
+                                     timeout=30)
+                self.assertEqual(out.returncode, 0, f"{method}: {out.stderr}")
+                return json.loads(out.stdout)
+
+            ctl("IdentifyUser", '{"user_id":"u1","metadata":{"plan":"pro","seats":3},'
+                                '"company":{"company_id":"c1","metadata":{"size":40}}}')
+            ctl("IdentifyCompany", '{"company_id":"c1","metadata":{"tier":"gold"}}')
+            ctl("TrackEvent", '{"user_id":"u1","event_name":"signed_up"}')
+            job = ctl("BulkIdentifyUsers", '{"users":[{"user_id":"a"},{"user_id":"b"}]}')
+            self.assertEqual(ctl("GetJob", json.dumps({"job_id": job["job_id"]}))["job_id"],
+                             job["job_id"])
+            self.assertIn(job["job_id"], [j["job_id"] for j in ctl("ListJobs")["jobs"]])
+            ctl("DeleteUsers", '{"user_ids":["u1"]}')
+            # The emulator allows one delete per 2 s, and nothing retries yet: the second
+            # delete may be refused with RESOURCE_EXHAUSTED, which still proves it arrived.
+            out = subprocess.run([CTL, target, "DeleteCompanies", '{"company_ids":["c1"]}'],
+                                 capture_output=True, text=True, timeout=30)
+            if out.returncode != 0:
+                self.assertEqual(json.loads(out.stderr)["code"], "RESOURCE_EXHAUSTED")
+            # Bulk companies once the users job has finished (one bulk job at a time).
+            deadline = time.time() + 15
+            while ctl("GetJob", json.dumps({"job_id": job["job_id"]}))["status"] != \
+                    "JOB_STATUS_COMPLETED" and time.time() < deadline:
+                time.sleep(0.2)
+            ctl("BulkIdentifyCompanies", '{"companies":[{"company_id":"c1"}]}')
+        finally:
+            os.killpg(run.pid, signal.SIGINT)  # Ctrl-C, as a person would.
+            code = run.wait(timeout=30)
+            stderr = run.stderr.read()
+            run.stderr.close()
+        self.assertEqual(code, 0, stderr)
+        self.assertIn("bundled Userpilot emulator", stderr)
+        self.assertNotIn("emulator-demo-key", stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
