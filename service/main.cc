@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<GatewayConfig> config = LoadConfig(ConfigInputFromFlags());
   if (!config.ok()) {
-    std::cerr << "userpilot-gateway: invalid configuration:\n" << config.status().message() << "\n";
+    std::cerr << "userpilot-gateway: " << config.status().message() << "\n";
     return 2;
   }
   Log(absl::StrCat("version ", kVersion, "; ", config->DebugString()));

@@ -9,20 +9,6 @@
 
 namespace userpilot::gateway {
 
-ValidationLimits ValidationLimitsFromConfig(const GatewayConfig& config) {
-  const ValidationBounds& bounds = config.bounds;
-  ValidationLimits limits;
-  limits.max_id_bytes = bounds.max_id_length;
-  limits.max_event_name_bytes = bounds.max_event_name_length;
-  limits.max_metadata_keys = bounds.max_metadata_keys;
-  limits.max_metadata_key_bytes = bounds.max_metadata_key_length;
-  limits.max_string_value_bytes = bounds.max_metadata_value_bytes;
-  limits.max_bulk_rows = bounds.max_bulk_rows;
-  limits.max_delete_ids = bounds.max_delete_ids;
-  limits.max_job_id_bytes = bounds.max_job_id_length;
-  return limits;
-}
-
 std::unique_ptr<UserpilotStub> MakeUpstreamStack(const GatewayConfig& config, HttpClient& http) {
   UpstreamOptions options;
   options.base_url = config.upstream_url;
@@ -43,7 +29,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   gateway->http_ = *std::move(http);
 
   gateway->stub_ = MakeUpstreamStack(config, *gateway->http_);
-  gateway->validator_ = std::make_unique<RequestValidator>(ValidationLimitsFromConfig(config));
+  gateway->validator_ = std::make_unique<RequestValidator>(config.limits);
   GatewayServiceOptions service_options;
   service_options.default_deadline = config.default_deadline;
   service_options.max_deadline = config.max_deadline;

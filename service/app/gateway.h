@@ -26,9 +26,6 @@ class CurlHttpClient;
 class GatewayService;
 class GatewayServer;
 
-// The validation limits that `config` asks for.
-ValidationLimits ValidationLimitsFromConfig(const GatewayConfig& config);
-
 // The upstream stack, innermost last: today the HTTP mapping alone. Decorators (retry, rate
 // limiting, metrics) are added here, in the order they apply.
 std::unique_ptr<UserpilotStub> MakeUpstreamStack(const GatewayConfig& config, HttpClient& http);

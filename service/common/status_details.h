@@ -39,6 +39,9 @@ inline constexpr absl::string_view kReasonUpstreamRateLimited = "UPSTREAM_RATE_L
 inline constexpr absl::string_view kReasonBudgetExhausted = "BUDGET_EXHAUSTED";
 // The gateway's circuit breaker is open after repeated upstream failures: fail fast.
 inline constexpr absl::string_view kReasonCircuitOpen = "CIRCUIT_OPEN";
+// The gateway could not even build or send the request (a malformed upstream URL, a libcurl
+// failure): an operator must look; retrying does not help.
+inline constexpr absl::string_view kReasonGatewayInternal = "GATEWAY_INTERNAL_ERROR";
 // Userpilot answered 5xx or could not be reached.
 inline constexpr absl::string_view kReasonUpstreamUnavailable = "UPSTREAM_UNAVAILABLE";
 // Userpilot answered something the gateway could not understand.

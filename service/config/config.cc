@@ -173,19 +173,11 @@ void CheckRange(absl::string_view flag, int value, int max, int& out, Problems& 
   out = value;
 }
 
-void CheckBounds(const ValidationBounds& in, ValidationBounds& out, Problems& problems) {
-  // The upper limits are sanity caps that catch typos (Userpilot documents only the bulk one).
-  CheckRange("max_id_length", in.max_id_length, 4096, out.max_id_length, problems);
-  CheckRange("max_event_name_length", in.max_event_name_length, 4096, out.max_event_name_length,
-             problems);
-  CheckRange("max_metadata_keys", in.max_metadata_keys, 10000, out.max_metadata_keys, problems);
-  CheckRange("max_metadata_key_length", in.max_metadata_key_length, 4096,
-             out.max_metadata_key_length, problems);
-  CheckRange("max_metadata_value_bytes", in.max_metadata_value_bytes, 1 << 20,
-             out.max_metadata_value_bytes, problems);
-  CheckRange("max_bulk_rows", in.max_bulk_rows, kUpstreamMaxBulkRows, out.max_bulk_rows, problems);
-  CheckRange("max_delete_ids", in.max_delete_ids, 10000, out.max_delete_ids, problems);
-  CheckRange("max_job_id_length", in.max_job_id_length, 4096, out.max_job_id_length, problems);
+// The validation limits are range-checked by ValidationLimits itself; each field is a flag.
+void CheckLimits(const ValidationLimits& limits, Problems& problems) {
+  for (const ValidationLimits::Problem& problem : limits.Problems()) {
+    problems.Flag(problem.field, problem.message);
+  }
 }
 
 std::optional<LogLevel> ParseLogLevel(absl::string_view name) {
@@ -270,7 +262,8 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup&
 
   CheckRange("max_inflight_upstream", in.max_inflight_upstream, 100000, out.max_inflight_upstream,
              problems);
-  CheckBounds(in.bounds, out.bounds, problems);
+  CheckLimits(in.limits, problems);
+  out.limits = in.limits;
   out.reflection = in.reflection;
 
   if (std::optional<LogLevel> level = ParseLogLevel(in.log_level)) {
@@ -294,13 +287,15 @@ std::string GatewayConfig::DebugString() const {
       " max_deadline=", d(max_deadline), " connect_timeout=", d(connect_timeout),
       " shutdown_grace=", d(shutdown_grace), " max_inflight_upstream=", max_inflight_upstream,
       " reflection=", reflection ? "true" : "false", " log_level=", LogLevelName(log_level),
-      " max_id_length=", bounds.max_id_length,
-      " max_event_name_length=", bounds.max_event_name_length,
-      " max_metadata_keys=", bounds.max_metadata_keys,
-      " max_metadata_key_length=", bounds.max_metadata_key_length,
-      " max_metadata_value_bytes=", bounds.max_metadata_value_bytes,
-      " max_bulk_rows=", bounds.max_bulk_rows, " max_delete_ids=", bounds.max_delete_ids,
-      " max_job_id_length=", bounds.max_job_id_length);
+      " max_id_bytes=", limits.max_id_bytes,
+      " max_event_name_bytes=", limits.max_event_name_bytes,
+      " max_metadata_keys=", limits.max_metadata_keys,
+      " max_metadata_key_bytes=", limits.max_metadata_key_bytes,
+      " max_string_value_bytes=", limits.max_string_value_bytes,
+      " max_bulk_rows=", limits.max_bulk_rows,
+      " max_bulk_request_bytes=", limits.max_bulk_request_bytes,
+      " max_delete_ids=", limits.max_delete_ids, " max_job_id_bytes=", limits.max_job_id_bytes,
+      " max_violations=", limits.max_violations);
 }
 
 }  // namespace userpilot::gateway

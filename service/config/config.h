@@ -26,6 +26,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/config/secret.h"
+#include "service/validation/validation_limits.h"
 
 namespace userpilot::gateway {
 
@@ -36,22 +37,6 @@ inline constexpr absl::string_view kEuUpstreamUrl = "https://analytex-eu.userpil
 // The environment variable holding the API key when --api_key_file is not given.
 inline constexpr absl::string_view kApiKeyEnvVar = "USERPILOT_API_KEY";
 
-// Userpilot's own cap on rows per bulk request; --max_bulk_rows may not exceed it.
-inline constexpr int kUpstreamMaxBulkRows = 10000;
-
-// Request validation bounds. Same names and meaning as the flags, and as ValidationLimits in
-// service/validation (main copies these values there; this library does not depend on it).
-// The defaults here are the flag defaults.
-struct ValidationBounds {
-  int max_id_length = 256;              // user_id, company_id: bytes.
-  int max_event_name_length = 256;      // event_name: bytes.
-  int max_metadata_keys = 100;          // keys per metadata object.
-  int max_metadata_key_length = 128;    // bytes per metadata key.
-  int max_metadata_value_bytes = 4096;  // bytes per string metadata value.
-  int max_bulk_rows = 10000;            // rows per bulk request: 1..kUpstreamMaxBulkRows.
-  int max_delete_ids = 1000;            // ids per DeleteUsers/DeleteCompanies request.
-  int max_job_id_length = 512;          // job_id: bytes.
-};
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
@@ -75,7 +60,8 @@ struct ConfigInput {
   int max_inflight_upstream = 256;
   bool reflection = true;
   std::string log_level = "info";
-  ValidationBounds bounds;
+  // Request validation bounds; each field is the flag of the same name (--max_id_bytes, ...).
+  ValidationLimits limits;
 
   // Flag name -> environment variable, for the settings that came from the environment
   // (not overridden on the command line). Only used to name the variable in error messages.
@@ -115,7 +101,8 @@ struct GatewayConfig {
   // Whether to register the gRPC server reflection service (`--reflection`).
   bool reflection = true;
   LogLevel log_level = LogLevel::kInfo;
-  ValidationBounds bounds;
+  // What requests may hold (`--max_id_bytes` and the other flags named after its fields).
+  ValidationLimits limits;
 
   // Every setting on one line, `name=value` with flag names, the API key as `[redacted]`.
   // For the start-up log line.

@@ -146,26 +146,32 @@ std::vector<Case> Cases() {
        "--default_deadline: (10m) must not exceed --max_deadline (5m)"},
       {"inflight_zero", [](ConfigInput& c) { c.max_inflight_upstream = 0; },
        "--max_inflight_upstream: must be from 1 to 100000, not 0"},
-      {"max_id_length_zero", [](ConfigInput& c) { c.bounds.max_id_length = 0; },
-       "--max_id_length: must be from 1 to"},
-      {"max_event_name_length_neg", [](ConfigInput& c) { c.bounds.max_event_name_length = -5; },
-       "--max_event_name_length: must be from 1 to 4096, not -5"},
-      {"max_metadata_keys_zero", [](ConfigInput& c) { c.bounds.max_metadata_keys = 0; },
-       "--max_metadata_keys: must be from 1"},
-      {"max_metadata_key_length_zero", [](ConfigInput& c) { c.bounds.max_metadata_key_length = 0; },
-       "--max_metadata_key_length: must be from 1"},
-      {"max_metadata_value_bytes_huge",
-       [](ConfigInput& c) { c.bounds.max_metadata_value_bytes = (1 << 20) + 1; },
-       "--max_metadata_value_bytes: must be from 1 to 1048576"},
-      {"max_bulk_rows_one", [](ConfigInput& c) { c.bounds.max_bulk_rows = 1; }, ""},
-      {"max_bulk_rows_zero", [](ConfigInput& c) { c.bounds.max_bulk_rows = 0; },
-       "--max_bulk_rows: must be from 1 to 10000, not 0"},
-      {"max_bulk_rows_over_upstream", [](ConfigInput& c) { c.bounds.max_bulk_rows = 10001; },
-       "--max_bulk_rows: must be from 1 to 10000, not 10001"},
-      {"max_delete_ids_zero", [](ConfigInput& c) { c.bounds.max_delete_ids = 0; },
-       "--max_delete_ids: must be from 1"},
-      {"max_job_id_length_zero", [](ConfigInput& c) { c.bounds.max_job_id_length = 0; },
-       "--max_job_id_length: must be from 1"},
+      // The validation limits' own ranges (ValidationLimits::Problems), reported per flag.
+      {"max_id_bytes_zero", [](ConfigInput& c) { c.limits.max_id_bytes = 0; },
+       "--max_id_bytes: must be between 1 and 4096"},
+      {"max_event_name_bytes_neg", [](ConfigInput& c) { c.limits.max_event_name_bytes = -5; },
+       "--max_event_name_bytes: must be between 1 and 4096"},
+      {"max_metadata_keys_zero", [](ConfigInput& c) { c.limits.max_metadata_keys = 0; },
+       "--max_metadata_keys: must be between 1"},
+      {"max_metadata_key_bytes_zero", [](ConfigInput& c) { c.limits.max_metadata_key_bytes = 0; },
+       "--max_metadata_key_bytes: must be between 1"},
+      {"max_string_value_bytes_huge",
+       [](ConfigInput& c) { c.limits.max_string_value_bytes = (1 << 20) + 1; },
+       "--max_string_value_bytes: must be between 1 and 1048576"},
+      {"max_bulk_rows_one", [](ConfigInput& c) { c.limits.max_bulk_rows = 1; }, ""},
+      {"max_bulk_rows_zero", [](ConfigInput& c) { c.limits.max_bulk_rows = 0; },
+       "--max_bulk_rows: must be between 1 and 10000"},
+      {"max_bulk_rows_over_upstream", [](ConfigInput& c) { c.limits.max_bulk_rows = 10001; },
+       "--max_bulk_rows: must be between 1 and 10000 (Userpilot's limit"},
+      {"max_bulk_request_bytes_over_upstream",
+       [](ConfigInput& c) { c.limits.max_bulk_request_bytes = 50'000'001; },
+       "--max_bulk_request_bytes: must be between 1 and 50000000"},
+      {"max_delete_ids_zero", [](ConfigInput& c) { c.limits.max_delete_ids = 0; },
+       "--max_delete_ids: must be between 1"},
+      {"max_job_id_bytes_zero", [](ConfigInput& c) { c.limits.max_job_id_bytes = 0; },
+       "--max_job_id_bytes: must be between 1"},
+      {"max_violations_zero", [](ConfigInput& c) { c.limits.max_violations = 0; },
+       "--max_violations: must be between 1"},
       {"log_level_upper", [](ConfigInput& c) { c.log_level = "WARNING"; }, ""},
       {"log_level_bad", [](ConfigInput& c) { c.log_level = "verbose"; },
        "--log_level: 'verbose' is not one of debug, info, warning, error"},
@@ -210,14 +216,14 @@ TEST(LoadConfigTest, DefaultsCarryThrough) {
   EXPECT_EQ(c->max_inflight_upstream, 256);
   EXPECT_TRUE(c->reflection);
   EXPECT_EQ(c->log_level, LogLevel::kInfo);
-  EXPECT_EQ(c->bounds.max_id_length, 256);
-  EXPECT_EQ(c->bounds.max_event_name_length, 256);
-  EXPECT_EQ(c->bounds.max_metadata_keys, 100);
-  EXPECT_EQ(c->bounds.max_metadata_key_length, 128);
-  EXPECT_EQ(c->bounds.max_metadata_value_bytes, 4096);
-  EXPECT_EQ(c->bounds.max_bulk_rows, 10000);
-  EXPECT_EQ(c->bounds.max_delete_ids, 1000);
-  EXPECT_EQ(c->bounds.max_job_id_length, 512);
+  EXPECT_EQ(c->limits.max_id_bytes, 256);
+  EXPECT_EQ(c->limits.max_event_name_bytes, 256);
+  EXPECT_EQ(c->limits.max_metadata_keys, 100);
+  EXPECT_EQ(c->limits.max_metadata_key_bytes, 128);
+  EXPECT_EQ(c->limits.max_string_value_bytes, 4096);
+  EXPECT_EQ(c->limits.max_bulk_rows, 10000);
+  EXPECT_EQ(c->limits.max_delete_ids, 1000);
+  EXPECT_EQ(c->limits.max_job_id_bytes, 512);
 }
 
 struct UrlCase {
@@ -250,7 +256,7 @@ TEST(LoadConfigTest, ReportsEveryProblemAtOnce) {
   ConfigInput in;
   in.listen = "nope";
   in.upstream_url = "http://example.com";
-  in.bounds.max_bulk_rows = 20000;
+  in.limits.max_bulk_rows = 20000;
   in.log_level = "loud";
   absl::StatusOr<GatewayConfig> c = LoadConfig(in, FakeEnv({}));
   ASSERT_FALSE(c.ok());

@@ -17,6 +17,7 @@
 
 // Defaults come from ConfigInput, so flags and tests share one definition of each default.
 using userpilot::gateway::ConfigInput;
+using userpilot::gateway::ValidationLimits;
 
 ABSL_FLAG(std::string, listen, ConfigInput().listen,
           "gRPC listening address, host:port (IPv6 as [::]:50051; port 0 picks a free one).");
@@ -50,22 +51,30 @@ ABSL_FLAG(bool, reflection, ConfigInput().reflection,
           "Register the gRPC server reflection service (for grpcurl and similar tools).");
 ABSL_FLAG(std::string, log_level, ConfigInput().log_level,
           "Least severe log level written: debug, info, warning or error.");
-ABSL_FLAG(int, max_id_length, ConfigInput().bounds.max_id_length,
-          "Longest user_id or company_id accepted, in bytes.");
-ABSL_FLAG(int, max_event_name_length, ConfigInput().bounds.max_event_name_length,
-          "Longest event_name accepted, in bytes.");
-ABSL_FLAG(int, max_metadata_keys, ConfigInput().bounds.max_metadata_keys,
-          "Most keys accepted in one metadata object.");
-ABSL_FLAG(int, max_metadata_key_length, ConfigInput().bounds.max_metadata_key_length,
-          "Longest metadata key accepted, in bytes.");
-ABSL_FLAG(int, max_metadata_value_bytes, ConfigInput().bounds.max_metadata_value_bytes,
-          "Longest string metadata value accepted, in bytes.");
-ABSL_FLAG(int, max_bulk_rows, ConfigInput().bounds.max_bulk_rows,
+// Validation bounds: each flag sets the ValidationLimits field of the same name; see
+// service/validation/validation_limits.h for what each one bounds and why.
+ABSL_FLAG(int64_t, max_id_bytes, ValidationLimits().max_id_bytes,
+          "Longest id accepted (user_id, company_id, and each id of a delete), in UTF-8 bytes.");
+ABSL_FLAG(int64_t, max_event_name_bytes, ValidationLimits().max_event_name_bytes,
+          "Longest event_name accepted, in UTF-8 bytes.");
+ABSL_FLAG(int64_t, max_metadata_keys, ValidationLimits().max_metadata_keys,
+          "Most properties accepted in one metadata object.");
+ABSL_FLAG(int64_t, max_metadata_key_bytes, ValidationLimits().max_metadata_key_bytes,
+          "Longest metadata property name accepted, in UTF-8 bytes.");
+ABSL_FLAG(int64_t, max_string_value_bytes, ValidationLimits().max_string_value_bytes,
+          "Longest string metadata value accepted, in UTF-8 bytes.");
+ABSL_FLAG(int64_t, max_bulk_rows, ValidationLimits().max_bulk_rows,
           "Most rows accepted in one bulk identify request, 1..10000 (Userpilot's own limit).");
-ABSL_FLAG(int, max_delete_ids, ConfigInput().bounds.max_delete_ids,
+ABSL_FLAG(int64_t, max_bulk_request_bytes, ValidationLimits().max_bulk_request_bytes,
+          "Largest bulk identify request accepted, in bytes of its protobuf encoding (at most "
+          "Userpilot's 50 MB); the gRPC receive limit follows it.");
+ABSL_FLAG(int64_t, max_delete_ids, ValidationLimits().max_delete_ids,
           "Most ids accepted in one DeleteUsers or DeleteCompanies request.");
-ABSL_FLAG(int, max_job_id_length, ConfigInput().bounds.max_job_id_length,
-          "Longest job_id accepted, in bytes.");
+ABSL_FLAG(int64_t, max_job_id_bytes, ValidationLimits().max_job_id_bytes,
+          "Longest job_id accepted, in UTF-8 bytes.");
+ABSL_FLAG(int64_t, max_violations, ValidationLimits().max_violations,
+          "Most field violations listed in one INVALID_ARGUMENT error (they travel in trailers, "
+          "which clients cap at 8 KiB by default).");
 
 namespace userpilot::gateway {
 namespace {
@@ -123,14 +132,16 @@ const std::vector<absl::string_view>& GatewayFlagNames() {
       "max_inflight_upstream",
       "reflection",
       "log_level",
-      "max_id_length",
-      "max_event_name_length",
+      "max_id_bytes",
+      "max_event_name_bytes",
       "max_metadata_keys",
-      "max_metadata_key_length",
-      "max_metadata_value_bytes",
+      "max_metadata_key_bytes",
+      "max_string_value_bytes",
       "max_bulk_rows",
+      "max_bulk_request_bytes",
       "max_delete_ids",
-      "max_job_id_length",
+      "max_job_id_bytes",
+      "max_violations",
   };
   return *kNames;
 }
@@ -204,15 +215,17 @@ ConfigInput ConfigInputFromFlags() {
   in.max_inflight_upstream = absl::GetFlag(FLAGS_max_inflight_upstream);
   in.reflection = absl::GetFlag(FLAGS_reflection);
   in.log_level = absl::GetFlag(FLAGS_log_level);
-  ValidationBounds& b = in.bounds;
-  b.max_id_length = absl::GetFlag(FLAGS_max_id_length);
-  b.max_event_name_length = absl::GetFlag(FLAGS_max_event_name_length);
-  b.max_metadata_keys = absl::GetFlag(FLAGS_max_metadata_keys);
-  b.max_metadata_key_length = absl::GetFlag(FLAGS_max_metadata_key_length);
-  b.max_metadata_value_bytes = absl::GetFlag(FLAGS_max_metadata_value_bytes);
-  b.max_bulk_rows = absl::GetFlag(FLAGS_max_bulk_rows);
-  b.max_delete_ids = absl::GetFlag(FLAGS_max_delete_ids);
-  b.max_job_id_length = absl::GetFlag(FLAGS_max_job_id_length);
+  ValidationLimits& l = in.limits;
+  l.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);
+  l.max_event_name_bytes = absl::GetFlag(FLAGS_max_event_name_bytes);
+  l.max_metadata_keys = absl::GetFlag(FLAGS_max_metadata_keys);
+  l.max_metadata_key_bytes = absl::GetFlag(FLAGS_max_metadata_key_bytes);
+  l.max_string_value_bytes = absl::GetFlag(FLAGS_max_string_value_bytes);
+  l.max_bulk_rows = absl::GetFlag(FLAGS_max_bulk_rows);
+  l.max_bulk_request_bytes = absl::GetFlag(FLAGS_max_bulk_request_bytes);
+  l.max_delete_ids = absl::GetFlag(FLAGS_max_delete_ids);
+  l.max_job_id_bytes = absl::GetFlag(FLAGS_max_job_id_bytes);
+  l.max_violations = absl::GetFlag(FLAGS_max_violations);
   for (const auto& [name, applied] : EnvAppliedFlags()) {
     // Still the environment's value, so the command line did not override it.
     if (absl::FindCommandLineFlag(name)->CurrentValue() == applied.value) {

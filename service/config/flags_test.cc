@@ -80,14 +80,16 @@ TEST(FlagsTest, ContractFlagNamesAndDefaults) {
       {"reflection", "true"},
       {"shutdown_grace", "25s"},
       {"log_level", "info"},
-      {"max_id_length", "256"},
-      {"max_event_name_length", "256"},
+      {"max_id_bytes", "256"},
+      {"max_event_name_bytes", "256"},
       {"max_metadata_keys", "100"},
-      {"max_metadata_key_length", "128"},
-      {"max_metadata_value_bytes", "4096"},
+      {"max_metadata_key_bytes", "128"},
+      {"max_string_value_bytes", "4096"},
+      {"max_bulk_request_bytes", "16777216"},
+      {"max_violations", "10"},
       {"max_bulk_rows", "10000"},
       {"max_delete_ids", "1000"},
-      {"max_job_id_length", "512"},
+      {"max_job_id_bytes", "512"},
   };
   for (const auto& [name, value] : expected) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
@@ -110,7 +112,7 @@ TEST(FlagsTest, DefaultsMatchConfigInput) {
   EXPECT_EQ(from_flags.listen, defaults.listen);
   EXPECT_EQ(from_flags.upstream_url, defaults.upstream_url);
   EXPECT_EQ(from_flags.max_deadline, defaults.max_deadline);
-  EXPECT_EQ(from_flags.bounds.max_job_id_length, defaults.bounds.max_job_id_length);
+  EXPECT_EQ(from_flags.limits.max_job_id_bytes, defaults.limits.max_job_id_bytes);
 }
 
 TEST(FlagsTest, CommandLineBeatsEnvironmentBeatsDefault) {
@@ -127,10 +129,10 @@ TEST(FlagsTest, CommandLineBeatsEnvironmentBeatsDefault) {
 
   ConfigInput in = ConfigInputFromFlags();
   EXPECT_EQ(in.listen, "5.6.7.8:2222");              // command line over environment
-  EXPECT_EQ(in.bounds.max_bulk_rows, 500);           // environment over default
+  EXPECT_EQ(in.limits.max_bulk_rows, 500);           // environment over default
   EXPECT_EQ(in.upstream_timeout, absl::Seconds(3));  // environment over default
   EXPECT_FALSE(in.reflection);                       // environment over default
-  EXPECT_EQ(in.bounds.max_delete_ids, 7);            // command line over default
+  EXPECT_EQ(in.limits.max_delete_ids, 7);            // command line over default
   EXPECT_EQ(in.metrics_listen, "0.0.0.0:9464");      // default
   EXPECT_EQ(in.region, "");                          // empty variable ignored
 
@@ -160,7 +162,7 @@ TEST(FlagsTest, BadEnvironmentValuesAreAllNamed) {
   EXPECT_THAT(message, HasSubstr("USERPILOT_GATEWAY_CONNECT_TIMEOUT='2'"));
   EXPECT_THAT(message, ::testing::Not(HasSubstr("LISTEN")));
   ConfigInput in = ConfigInputFromFlags();
-  EXPECT_EQ(in.bounds.max_bulk_rows, 10000);  // unchanged
+  EXPECT_EQ(in.limits.max_bulk_rows, 10000);  // unchanged
   EXPECT_EQ(in.listen, "9.9.9.9:9");          // the good one applied
 }
 

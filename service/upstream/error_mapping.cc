@@ -139,15 +139,40 @@ std::optional<absl::Duration> RequestedDelay(const HttpResponse& response, absl:
 }
 
 absl::Status TransportError(const HttpResult& result, absl::string_view endpoint) {
-  const bool deadline = absl::IsDeadlineExceeded(result.transport_status);
   Metadata metadata = {{std::string(kMetadataEndpoint), std::string(endpoint)},
                        {std::string(kMetadataRequestMayHaveBeenSent),
                         result.request_may_have_been_sent ? "true" : "false"}};
-  return MakeStatus(deadline ? absl::StatusCode::kDeadlineExceeded : absl::StatusCode::kUnavailable,
-                    absl::StrCat(deadline ? "no answer from Userpilot in time for "
-                                          : "could not reach Userpilot for ",
-                                 endpoint, ": ", result.transport_status.message()),
-                    kReasonUpstreamUnavailable, std::move(metadata));
+  const absl::Status& transport = result.transport_status;
+  // What the caller should do next depends on why nothing came back:
+  //  - the deadline passed: DEADLINE_EXCEEDED;
+  //  - the gateway's own HTTP queue is full: RESOURCE_EXHAUSTED (back off; nothing was sent);
+  //  - the gateway cannot build the request (bad URL, libcurl misuse): INTERNAL, an operator
+  //    problem that no retry fixes;
+  //  - anything else (connection, TLS, protocol, shutdown): UNAVAILABLE, try again (on
+  //    another replica when this one is shutting down).
+  absl::StatusCode code = absl::StatusCode::kUnavailable;
+  absl::string_view what = "could not reach Userpilot for ";
+  absl::string_view reason = kReasonUpstreamUnavailable;
+  switch (transport.code()) {
+    case absl::StatusCode::kDeadlineExceeded:
+      code = absl::StatusCode::kDeadlineExceeded;
+      what = "no answer from Userpilot in time for ";
+      break;
+    case absl::StatusCode::kResourceExhausted:
+      code = absl::StatusCode::kResourceExhausted;
+      what = "the gateway's upstream queue is full for ";
+      break;
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kInvalidArgument:
+      code = absl::StatusCode::kInternal;
+      what = "the gateway could not send the request for ";
+      reason = kReasonGatewayInternal;
+      break;
+    default:
+      break;
+  }
+  return MakeStatus(code, absl::StrCat(what, endpoint, ": ", transport.message()), reason,
+                    std::move(metadata));
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 //
 //   HTTP status / transport         code                 ErrorInfo reason
 //   transport: deadline passed      DEADLINE_EXCEEDED    UPSTREAM_UNAVAILABLE
+//   transport: HTTP queue full      RESOURCE_EXHAUSTED   UPSTREAM_UNAVAILABLE (nothing was sent)
+//   transport: cannot build request INTERNAL             GATEWAY_INTERNAL_ERROR (bad URL, libcurl)
 //   transport: any other failure    UNAVAILABLE          UPSTREAM_UNAVAILABLE
 //   2xx (any: company identify      OK
 //        answers 200 or 202)

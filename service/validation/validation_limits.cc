@@ -22,7 +22,7 @@ constexpr const char* kSanity = "a sanity bound; larger values are almost certai
 
 }  // namespace
 
-absl::Status ValidationLimits::Validate() const {
+std::vector<ValidationLimits::Problem> ValidationLimits::Problems() const {
   const Bound bounds[] = {
       {"max_id_bytes", max_id_bytes, 4096, kSanity},
       {"max_event_name_bytes", max_event_name_bytes, 4096, kSanity},
@@ -37,16 +37,24 @@ absl::Status ValidationLimits::Validate() const {
       {"max_job_id_bytes", max_job_id_bytes, 4096, kSanity},
       {"max_violations", max_violations, 1000, kSanity},
   };
-  std::vector<std::string> problems;
+  std::vector<Problem> problems;
   for (const Bound& b : bounds) {
     if (b.value < 1 || b.value > b.ceiling) {
-      problems.push_back(absl::StrCat(b.name, " must be between 1 and ", b.ceiling, " (", b.why,
-                                      "), got ", b.value));
+      problems.push_back({b.name, absl::StrCat("must be between 1 and ", b.ceiling, " (", b.why,
+                                               "), got ", b.value)});
     }
   }
-  if (problems.empty()) return absl::OkStatus();
+  return problems;
+}
+
+absl::Status ValidationLimits::Validate() const {
+  std::vector<std::string> lines;
+  for (const Problem& problem : Problems()) {
+    lines.push_back(absl::StrCat(problem.field, " ", problem.message));
+  }
+  if (lines.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(
-      absl::StrCat("invalid validation limits: ", absl::StrJoin(problems, "; ")));
+      absl::StrCat("invalid validation limits: ", absl::StrJoin(lines, "; ")));
 }
 
 }  // namespace userpilot::gateway

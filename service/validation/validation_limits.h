@@ -12,6 +12,8 @@
 #define USERPILOT_GATEWAY_SERVICE_VALIDATION_VALIDATION_LIMITS_H_
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -64,6 +66,14 @@ struct ValidationLimits {
   // documented, a generous sanity bound otherwise). Otherwise INVALID_ARGUMENT naming every
   // field that is out of range, its value and the allowed range.
   absl::Status Validate() const;
+
+  // One problem found by Validate(): the field (also the gateway flag's name) and what is wrong.
+  struct Problem {
+    const char* field;
+    std::string message;  // "must be between 1 and 4096 (...), got 0"
+  };
+  // Every field out of range; empty when Validate() is OK.
+  std::vector<Problem> Problems() const;
 };
 
 }  // namespace userpilot::gateway
