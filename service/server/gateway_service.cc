@@ -45,7 +45,8 @@ GatewayService::GatewayService(const RequestValidator& validator, UserpilotStub&
 
 template <typename Request, typename Response>
 grpc::ServerUnaryReactor* GatewayService::Unary(
-    grpc::CallbackServerContext* context, const Request* request, Response* response,
+    grpc::CallbackServerContext* context, absl::string_view method_name, const Request* request,
+    Response* response,
     void (UserpilotStub::*method)(const CallOptions&, const Request&, StubCallback<Response>)) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (absl::Status valid = validator_.Validate(*request); !valid.ok()) {
@@ -55,6 +56,8 @@ grpc::ServerUnaryReactor* GatewayService::Unary(
   CallOptions options;
   options.deadline = CallDeadline(*context, options_);
   options.caller = CallerName(*context);
+  options.trace = std::make_shared<CallTrace>();
+  options.trace->method = std::string(method_name);
   (stub_.*method)(options, *request,
                   [reactor, response](absl::StatusOr<Response> result) mutable {
                     if (!result.ok()) {
@@ -70,55 +73,55 @@ grpc::ServerUnaryReactor* GatewayService::Unary(
 grpc::ServerUnaryReactor* GatewayService::IdentifyUser(grpc::CallbackServerContext* context,
                                                        const v1::IdentifyUserRequest* request,
                                                        v1::IdentifyUserResponse* response) {
-  return Unary(context, request, response, &UserpilotStub::IdentifyUser);
+  return Unary(context, "IdentifyUser", request, response, &UserpilotStub::IdentifyUser);
 }
 
 grpc::ServerUnaryReactor* GatewayService::IdentifyCompany(
     grpc::CallbackServerContext* context, const v1::IdentifyCompanyRequest* request,
     v1::IdentifyCompanyResponse* response) {
-  return Unary(context, request, response, &UserpilotStub::IdentifyCompany);
+  return Unary(context, "IdentifyCompany", request, response, &UserpilotStub::IdentifyCompany);
 }
 
 grpc::ServerUnaryReactor* GatewayService::BulkIdentifyUsers(
     grpc::CallbackServerContext* context, const v1::BulkIdentifyUsersRequest* request,
     v1::Job* response) {
-  return Unary(context, request, response, &UserpilotStub::BulkIdentifyUsers);
+  return Unary(context, "BulkIdentifyUsers", request, response, &UserpilotStub::BulkIdentifyUsers);
 }
 
 grpc::ServerUnaryReactor* GatewayService::BulkIdentifyCompanies(
     grpc::CallbackServerContext* context, const v1::BulkIdentifyCompaniesRequest* request,
     v1::Job* response) {
-  return Unary(context, request, response, &UserpilotStub::BulkIdentifyCompanies);
+  return Unary(context, "BulkIdentifyCompanies", request, response, &UserpilotStub::BulkIdentifyCompanies);
 }
 
 grpc::ServerUnaryReactor* GatewayService::TrackEvent(grpc::CallbackServerContext* context,
                                                      const v1::TrackEventRequest* request,
                                                      v1::TrackEventResponse* response) {
-  return Unary(context, request, response, &UserpilotStub::TrackEvent);
+  return Unary(context, "TrackEvent", request, response, &UserpilotStub::TrackEvent);
 }
 
 grpc::ServerUnaryReactor* GatewayService::ListJobs(grpc::CallbackServerContext* context,
                                                    const v1::ListJobsRequest* request,
                                                    v1::ListJobsResponse* response) {
-  return Unary(context, request, response, &UserpilotStub::ListJobs);
+  return Unary(context, "ListJobs", request, response, &UserpilotStub::ListJobs);
 }
 
 grpc::ServerUnaryReactor* GatewayService::GetJob(grpc::CallbackServerContext* context,
                                                  const v1::GetJobRequest* request,
                                                  v1::Job* response) {
-  return Unary(context, request, response, &UserpilotStub::GetJob);
+  return Unary(context, "GetJob", request, response, &UserpilotStub::GetJob);
 }
 
 grpc::ServerUnaryReactor* GatewayService::DeleteUsers(grpc::CallbackServerContext* context,
                                                       const v1::DeleteUsersRequest* request,
                                                       v1::DeleteUsersResponse* response) {
-  return Unary(context, request, response, &UserpilotStub::DeleteUsers);
+  return Unary(context, "DeleteUsers", request, response, &UserpilotStub::DeleteUsers);
 }
 
 grpc::ServerUnaryReactor* GatewayService::DeleteCompanies(
     grpc::CallbackServerContext* context, const v1::DeleteCompaniesRequest* request,
     v1::DeleteCompaniesResponse* response) {
-  return Unary(context, request, response, &UserpilotStub::DeleteCompanies);
+  return Unary(context, "DeleteCompanies", request, response, &UserpilotStub::DeleteCompanies);
 }
 
 }  // namespace userpilot::gateway

@@ -69,7 +69,8 @@ class GatewayService final : public v1::UserpilotGateway::CallbackService {
  private:
   // The one path every unary RPC takes: validate, then call `method` on the stub.
   template <typename Request, typename Response>
-  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const Request* request,
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context,
+                                  absl::string_view method_name, const Request* request,
                                   Response* response,
                                   void (UserpilotStub::*method)(const CallOptions&, const Request&,
                                                                 StubCallback<Response>));

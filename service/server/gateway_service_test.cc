@@ -80,6 +80,8 @@ TEST_F(GatewayServiceTest, PassesRequestCallerAndDeadlineToUpstream) {
   ASSERT_TRUE(client_->IdentifyUser(&context, request, &response).ok());
   EXPECT_EQ(response.upstream_request_id(), "req-1");
   EXPECT_EQ(seen.caller, "billing-service");
+  ASSERT_NE(seen.trace, nullptr);
+  EXPECT_EQ(seen.trace->method, "IdentifyUser");
   EXPECT_EQ(seen_request.user_id(), "u1");
   // gRPC carries the deadline as a timeout: allow for transit and clock rounding.
   EXPECT_LT(absl::AbsDuration(seen.deadline - deadline), absl::Milliseconds(200));

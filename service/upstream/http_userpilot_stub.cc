@@ -101,7 +101,15 @@ void HttpUserpilotStub::Send(const CallOptions& options, const Endpoint& endpoin
   request.deadline = capped ? attempt_deadline : options.deadline;
 
   http_.Send(std::move(request), [settings = settings_, name = endpoint.name, capped,
+                                  trace = options.trace,
                                   done = std::move(done)](HttpResult result) mutable {
+    if (trace != nullptr) {
+      ++trace->attempts;
+      if (result.transport_status.ok()) {
+        trace->last_http_status = static_cast<int>(result.response.status_code);
+        trace->upstream_request_id = UpstreamRequestId(result.response);
+      }
+    }
     if (capped && absl::IsDeadlineExceeded(result.transport_status)) {
       // The caller's deadline has not passed: report a slow upstream, which is worth a retry.
       result.transport_status =

@@ -324,6 +324,25 @@ TEST_F(HttpUserpilotStubTest, AcknowledgementsCarryTheUpstreamRequestId) {
   EXPECT_EQ(delete_companies.Get()->upstream_request_id(), "GEDdGIKmRewi6ZIAEYcB");
 }
 
+TEST_F(HttpUserpilotStubTest, TraceRecordsEachAttempt) {
+  CallOptions options = Within(absl::Seconds(3));
+  options.trace = std::make_shared<CallTrace>();
+  http_.EnqueueResponse(503, "", {{"x-request-id", "first"}});
+  http_.EnqueueResponse(202, "", {{"x-request-id", "second"}});
+  Result<v1::IdentifyUserResponse> first;
+  stub_.IdentifyUser(options, v1::IdentifyUserRequest(), first.Callback());
+  EXPECT_EQ(first.Get().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(options.trace->attempts, 1);
+  EXPECT_EQ(options.trace->last_http_status, 503);
+  EXPECT_EQ(options.trace->upstream_request_id, "first");
+  Result<v1::IdentifyUserResponse> second;
+  stub_.IdentifyUser(options, v1::IdentifyUserRequest(), second.Callback());
+  ASSERT_TRUE(second.Get().ok());
+  EXPECT_EQ(options.trace->attempts, 2);
+  EXPECT_EQ(options.trace->last_http_status, 202);
+  EXPECT_EQ(options.trace->upstream_request_id, "second");
+}
+
 TEST_F(HttpUserpilotStubTest, AnyTwoHundredIsSuccessAndRequestIdMayBeAbsent) {
   for (const long code : {200L, 202L, 204L}) {  // NOLINT(runtime/int)
     http_.EnqueueResponse(code, "not json, ignored");

@@ -19,6 +19,7 @@
 #ifndef USERPILOT_GATEWAY_SERVICE_UPSTREAM_USERPILOT_STUB_H_
 #define USERPILOT_GATEWAY_SERVICE_UPSTREAM_USERPILOT_STUB_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
@@ -28,12 +29,28 @@
 
 namespace userpilot::gateway {
 
+// What happened to one call on its way through the upstream stack, filled in by the layers
+// that know (the budget: queue wait; retries: attempts; HTTP: status and request id) and read
+// by the access log and metrics when the call ends. Owned by the call; layers that outlive a
+// call's callback must not touch it.
+struct CallTrace {
+  std::string method;                    // RPC name, e.g. "IdentifyUser".
+  int attempts = 0;                      // Upstream HTTP attempts made.
+  absl::Duration queue_wait;             // Time spent waiting for a budget.
+  int last_http_status = 0;              // Last upstream HTTP status; 0 when none arrived.
+  std::string upstream_request_id;       // Last upstream `x-request-id`, when sent.
+  std::string retry_stopped_because;     // Why retrying stopped, when it did.
+};
+
 // Per-call context that every layer may use.
 struct CallOptions {
   // When the caller stops waiting. No upstream request is sent, or retried, past it.
   absl::Time deadline = absl::InfiniteFuture();
   // Who is calling (the `x-caller` metadata); used for fairness and logs, never sent upstream.
   std::string caller;
+  // Where layers record what happened (may be null: then nothing is recorded). Shared so a copy
+  // of the options kept by a retry or a queued admission still records into the same trace.
+  std::shared_ptr<CallTrace> trace;
 };
 
 template <typename T>
