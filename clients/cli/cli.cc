@@ -297,10 +297,14 @@ std::string MethodListing() {
   std::string out;
   for (int i = 0; i < service.method_count(); ++i) {
     const pb::MethodDescriptor& m = *service.method(i);
-    bool streaming = m.client_streaming() || m.server_streaming();
-    absl::StrAppend(&out, "  ", m.name(), " -> ", m.output_type()->name(),
-                    streaming ? "  (streaming: userpilotctl cannot call it yet)" : "", "\n      ",
-                    MessageShape(*m.input_type()), "\n");
+    absl::string_view note = m.server_streaming()   ? "  (stream of messages)"
+                             : m.client_streaming() ? "  (the request is an ImportHeader; --file)"
+                                                    : "";
+    const pb::Descriptor& request = m.client_streaming() && m.name() == "ImportData"
+                                        ? *v1::ImportHeader::descriptor()
+                                        : *m.input_type();
+    absl::StrAppend(&out, "  ", m.name(), " -> ", m.output_type()->name(), note, "\n      ",
+                    MessageShape(request), "\n");
   }
   return out;
 }

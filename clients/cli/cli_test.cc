@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "clients/cli/call.h"
 #include "clients/cli/command_line.h"
+#include "clients/cli/streams.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/rpc/error_details.pb.h"
@@ -26,6 +27,7 @@ namespace {
 
 using ::google::protobuf::util::MessageDifferencer;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // ---- Methods and request JSON ----
 
@@ -344,6 +346,79 @@ TEST_F(CallTest, UnreachableGatewayIsAnRpcError) {
   grpc::Status status = CallUnary(channel, *method, *request, *response, absl::Seconds(2), "t");
   EXPECT_FALSE(status.ok());
   EXPECT_THAT(ErrorToJson(status, false), HasSubstr(R"({"code":"UNAVAILABLE")"));
+}
+
+// ---- Streams: --watch, --file ----
+
+TEST(CommandLineTest, WatchAndFileFlags) {
+  {
+    absl::FlagSaver saver;
+    auto inv = Parse({"--watch", "--file=/tmp/u.ndjson", "ImportData", "{}"});
+    ASSERT_TRUE(inv.ok()) << inv.status();
+    EXPECT_TRUE(inv->watch);
+    EXPECT_EQ(inv->file, "/tmp/u.ndjson");
+    EXPECT_FALSE(inv->deadline_given);
+  }
+  {
+    absl::FlagSaver saver;
+    auto inv = Parse({"--watch", "BulkIdentifyUsers", "--deadline=1m", "{}"});
+    ASSERT_TRUE(inv.ok()) << inv.status();
+    EXPECT_TRUE(inv->watch);
+    EXPECT_TRUE(inv->deadline_given);
+  }
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"ImportData"}, "ImportData needs --file"},
+      {{"--file=x.csv", "ListJobs"}, "--file is for ImportData only"},
+      {{"--watch", "GetJob", "{}"}, "--watch follows the job"},
+  };
+  for (const auto& [args, error] : cases) {
+    absl::FlagSaver saver;
+    absl::StatusOr<Invocation> inv = Parse(args);
+    ASSERT_FALSE(inv.ok()) << error;
+    EXPECT_THAT(std::string(inv.status().message()), HasSubstr(error));
+  }
+}
+
+TEST(StreamsTest, ImportHeaderIsCompletedFromTheFile) {
+  const std::string path = ::testing::TempDir() + "/users.NDJSON";
+  std::ofstream(path) << "{\"user_id\":\"u1\"}\n";
+  v1::ImportHeader header;
+  header.set_target(v1::IMPORT_TARGET_USERS_BULK);
+  auto complete = CompleteImportHeader(header, path);
+  ASSERT_TRUE(complete.ok()) << complete.status();
+  EXPECT_EQ(complete->filename(), "users.NDJSON");
+  EXPECT_EQ(complete->format(), v1::IMPORT_FORMAT_NDJSON);
+  EXPECT_EQ(complete->size_bytes(), 17);
+  header.set_filename("given.ndjson");
+  header.set_format(v1::IMPORT_FORMAT_CSV);
+  complete = CompleteImportHeader(header, path);
+  EXPECT_EQ(complete->filename(), "given.ndjson");
+  EXPECT_EQ(complete->format(), v1::IMPORT_FORMAT_CSV);
+  const std::string odd = ::testing::TempDir() + "/data.bin";
+  std::ofstream(odd) << "x";
+  EXPECT_THAT(std::string(CompleteImportHeader(v1::ImportHeader(), odd).status().message()),
+              HasSubstr("cannot tell the format"));
+  EXPECT_THAT(std::string(CompleteImportHeader(header, "/nonexistent/f.csv").status().message()),
+              HasSubstr("cannot read"));
+}
+
+TEST(StreamsTest, ProgressLine) {
+  v1::Job job;
+  job.set_job_id("bulk:jobs:1");
+  job.set_raw_status("processing");
+  EXPECT_EQ(ProgressLine(job), "bulk:jobs:1  processing");
+  job.set_total_rows(500);
+  job.set_completed_rows(120);
+  job.set_elapsed_time(12);
+  EXPECT_EQ(ProgressLine(job), "bulk:jobs:1  processing  120/500 rows  12s");
+}
+
+TEST(MethodListingTest, StreamingMethodsAreCallable) {
+  const std::string listing = MethodListing();
+  EXPECT_THAT(listing,
+              HasSubstr("  WatchJob -> Job  (stream of messages)\n      {\"job_id\": string}"));
+  EXPECT_THAT(listing, HasSubstr("  ImportData -> Job  (the request is an ImportHeader; --file)"));
+  EXPECT_THAT(listing, Not(HasSubstr("cannot call it yet")));
 }
 
 }  // namespace

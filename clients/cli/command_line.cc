@@ -15,11 +15,19 @@ ABSL_FLAG(absl::Duration, deadline, absl::Seconds(30),
 ABSL_FLAG(std::string, caller, "userpilotctl",
           "Who is calling: sent as the x-caller metadata (the gateway's fairness key).");
 ABSL_FLAG(bool, pretty, true, "Indent the JSON output; --nopretty prints one line.");
+ABSL_FLAG(bool, watch, false,
+          "After BulkIdentifyUsers, BulkIdentifyCompanies or ImportData, follow the job: a "
+          "progress line on stderr per change, the final state on stdout; exit status 3 if the "
+          "job failed.");
+ABSL_FLAG(std::string, file, "",
+          "ImportData: the CSV or NDJSON file to upload (streamed in chunks). The request "
+          "argument is then the ImportHeader (target, format, filename, ...); filename, format "
+          "(from the extension) and size_bytes are filled in from the file.");
 
 namespace userpilot::gateway::cli {
 namespace {
 
-constexpr const char* kFlagNames[] = {"target", "deadline", "caller", "pretty"};
+constexpr const char* kFlagNames[] = {"target", "deadline", "caller", "pretty", "watch", "file"};
 
 absl::CommandLineFlag* OurFlag(absl::string_view name) {
   for (const char* ours : kFlagNames) {
@@ -72,7 +80,8 @@ absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& args
     }
     if (flag == nullptr) {
       return UsageError(absl::StrCat("unknown flag '", arg,
-                                     "'; the flags are --target, --deadline, --caller, --pretty"));
+                                     "'; the flags are --target, --deadline, --caller, --pretty, "
+                                     "--watch, --file"));
     }
     if (!value.has_value() && flag->IsOfType<bool>()) value = "true";
     if (!value.has_value()) {
@@ -81,12 +90,15 @@ absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& args
     }
     std::string error;
     if (!flag->ParseFrom(*value, &error)) return UsageError(absl::StrCat("--", name, ": ", error));
+    if (flag->Name() == "deadline") inv.deadline_given = true;
   }
 
   inv.target = absl::GetFlag(FLAGS_target);
   inv.deadline = absl::GetFlag(FLAGS_deadline);
   inv.caller = absl::GetFlag(FLAGS_caller);
   inv.pretty = absl::GetFlag(FLAGS_pretty);
+  inv.watch = absl::GetFlag(FLAGS_watch);
+  inv.file = absl::GetFlag(FLAGS_file);
   if (inv.action == Invocation::Action::kHelp) return inv;
   if (inv.target.empty()) return UsageError("--target must not be empty");
   if (inv.caller.empty()) return UsageError("--caller must not be empty");
@@ -112,7 +124,24 @@ absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& args
   }
   inv.method = positional[0];
   if (positional.size() == 2) inv.request_arg = positional[1];
+  if (inv.method == "ImportData" && inv.file.empty()) {
+    return UsageError("ImportData needs --file=PATH (the file to upload)");
+  }
+  if (inv.method != "ImportData" && !inv.file.empty()) {
+    return UsageError("--file is for ImportData only");
+  }
+  if (inv.watch && !CanWatch(inv.method)) {
+    return UsageError(absl::StrCat(
+        "--watch follows the job that BulkIdentifyUsers, BulkIdentifyCompanies or ImportData "
+        "returns, not ",
+        inv.method, " (to watch a job by id, call WatchJob)"));
+  }
   return inv;
+}
+
+bool CanWatch(const std::string& method) {
+  return method == "BulkIdentifyUsers" || method == "BulkIdentifyCompanies" ||
+         method == "ImportData";
 }
 
 std::string UsageText() {
@@ -130,6 +159,10 @@ std::string UsageText() {
       "      Calls Method. The request is protobuf JSON of the method's request message\n"
       "      (proto field names or lowerCamelCase), given inline, on stdin (-) or in a file\n"
       "      (@file); none means {}. The answer is printed as JSON on stdout (exit status 0).\n"
+      "      Streaming answers (WatchJob, WatchJobs) print one JSON document per message;\n"
+      "      they have no deadline unless --deadline is given.\n"
+      "  userpilotctl [flags] --file=PATH ImportData [ImportHeader JSON]\n"
+      "      Uploads PATH (CSV or NDJSON) in chunks; prints the job. Default deadline 10m.\n"
       "      An error is printed on stderr as {\"code\": ..., \"message\": ..., \"details\": "
       "[...]}\n"
       "      with the google.rpc details (BadRequest, ErrorInfo, RetryInfo, ...) decoded\n"
@@ -144,6 +177,12 @@ std::string UsageText() {
       "  userpilotctl BulkIdentifyUsers @users.json\n"
       "  userpilotctl ListJobs\n"
       "  userpilotctl GetJob '{\"job_id\":\"bulk:jobs:...\"}'\n"
+      "  userpilotctl WatchJob '{\"job_id\":\"bulk:jobs:...\"}'\n"
+      "  userpilotctl --watch BulkIdentifyUsers @users.json\n"
+      "  userpilotctl --watch --file=users.ndjson ImportData "
+      "'{\"target\":\"IMPORT_TARGET_USERS_BULK\"}'\n"
+      "  userpilotctl --file=events.csv ImportData "
+      "'{\"target\":\"IMPORT_TARGET_HISTORICAL_IMPORT\",\"wait_for_running_job\":true}'\n"
       "  userpilotctl --target=gateway.internal:50051 --deadline=5s DeleteUsers "
       "'{\"user_ids\":[\"u1\"]}'\n"
       "\n"

@@ -1,6 +1,7 @@
 // userpilotctl's command line: its flags, their parsing, and its --help text.
 //
 //   userpilotctl [flags] <Method> [JSON | - | @file]
+//   userpilotctl [flags] --file=PATH ImportData [header JSON]
 //   userpilotctl [flags] list
 //   userpilotctl --help
 //
@@ -36,11 +37,18 @@ struct Invocation {
   absl::Duration deadline;  // --deadline; InfiniteDuration() means none.
   std::string caller;       // --caller: sent as the `x-caller` metadata.
   bool pretty = true;       // --pretty: indented JSON output.
+  bool deadline_given = false;  // --deadline was on the command line (not its default).
+  bool watch = false;           // --watch: follow the returned job until it ends.
+  std::string file;             // --file: the file ImportData uploads.
 };
+
+// Methods whose answer is a job that --watch can follow.
+bool CanWatch(const std::string& method);
 
 // Parses `args` (argv without the program name). `env_target` is the value of
 // USERPILOT_GATEWAY_TARGET, if set. INVALID_ARGUMENT for any usage error: unknown flag, bad
-// value, missing method, too many arguments.
+// value, missing method, too many arguments, --file without ImportData (or ImportData without
+// --file), --watch on a method that returns no job.
 absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& args,
                                             const std::optional<std::string>& env_target);
 

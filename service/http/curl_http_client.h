@@ -22,7 +22,10 @@
 //
 // What is sent: the method, URL, headers and body exactly as given, plus Host,
 // Content-Length (when there is a body, or for POST) and User-Agent (`user_agent`, unless the
-// request has its own). libcurl's own defaults "Accept: */*", "Expect: 100-continue" and
+// request has its own). A `body_source` body is read piece by piece on the event thread while
+// it is sent (libcurl's read callback, 64 KiB at a time), with its size as Content-Length, so
+// a file upload costs no more memory than a small request; libcurl rewinds it (seek callback)
+// when it sends the request again. A failed read ends the request with INTERNAL. libcurl's own defaults "Accept: */*", "Expect: 100-continue" and
 // "Content-Type: application/x-www-form-urlencoded" are suppressed unless the request sets
 // those headers itself.
 //

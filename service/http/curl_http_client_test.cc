@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/http/body_source.h"
 #include "service/http/testing/loopback_http_server.h"
 
 namespace userpilot::gateway {
@@ -422,6 +423,148 @@ TEST(CurlHttpClientTest, LibcurlResendsOnceWhenAReusedConnectionDiesWithoutAResp
   EXPECT_EQ(seen[1].connection, 1);
   EXPECT_EQ(seen[2].target, "/drop");
   EXPECT_EQ(seen[2].connection, 2);
+}
+
+// A body source that hands out at most `piece` bytes a read and can be told to fail.
+class PieceBodySource final : public HttpBodySource {
+ public:
+  PieceBodySource(std::string data, size_t piece, int64_t fail_at = -1)
+      : data_(std::move(data)), piece_(piece), fail_at_(fail_at) {}
+  int64_t size() const override { return static_cast<int64_t>(data_.size()); }
+  absl::StatusOr<size_t> ReadAt(int64_t offset, char* buffer, size_t length) const override {
+    reads_.fetch_add(1);
+    if (fail_at_ >= 0 && offset >= fail_at_) return absl::InternalError("disk on fire");
+    const size_t n = std::min({length, piece_, data_.size() - static_cast<size_t>(offset)});
+    std::copy_n(data_.data() + offset, n, buffer);
+    return n;
+  }
+  int reads() const { return reads_.load(); }
+
+ private:
+  const std::string data_;
+  const size_t piece_;
+  const int64_t fail_at_;
+  mutable std::atomic<int> reads_{0};
+};
+
+std::string PatternBytes(size_t n) {
+  std::string out(n, '\0');
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<char>((i * 131 + i / 7) & 0xff);
+  return out;
+}
+
+TEST(CurlHttpClientTest, StreamsABodySourceExactlyWithItsContentLength) {
+  LoopbackHttpServer server(Echo);
+  auto client = MakeClient();
+  Completions completions;
+  const std::string data = PatternBytes(3 * 1024 * 1024 + 17);  // Many read callbacks.
+  auto source = std::make_shared<PieceBodySource>(data, 50'000);
+  HttpRequest request = Request("POST", server.Url("/upload"));
+  request.headers = {{"Content-Type", "application/octet-stream"}};
+  request.body_source = source;
+  client->Send(std::move(request), completions.Expect(0));
+  const HttpResult result = completions.WaitForOne(0);
+  ASSERT_TRUE(result.transport_status.ok()) << result.transport_status;
+  const std::vector<ReceivedRequest> seen = server.requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_TRUE(seen[0].body == data) << "body differs (" << seen[0].body.size() << " bytes)";
+  EXPECT_EQ(WithoutTransportHeaders(seen[0].headers),
+            (HttpHeaders{{"Content-Type", "application/octet-stream"}}));
+  bool has_length = false;
+  for (const auto& [name, value] : seen[0].headers) {
+    EXPECT_NE(name, "Transfer-Encoding");
+    EXPECT_NE(name, "Expect");
+    if (name == "Content-Length") {
+      has_length = true;
+      EXPECT_EQ(value, absl::StrCat(data.size()));
+    }
+  }
+  EXPECT_TRUE(has_length);
+  EXPECT_GT(source->reads(), 10);
+}
+
+TEST(CurlHttpClientTest, StreamsAMultipartFileFromDisk) {
+  LoopbackHttpServer server(Echo);
+  auto client = MakeClient();
+  Completions completions;
+  char path[] = "/tmp/upgw-body-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::unlink(path);
+  const std::string data = PatternBytes(200'000);
+  ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  auto file = FileBodySource::Adopt(fd);
+  ASSERT_TRUE(file.ok()) << file.status();
+  MultipartBody body =
+      MakeMultipartFileBody("file", "a.bin", "application/octet-stream", *file, "BOUNDARY");
+  HttpRequest request = Request("POST", server.Url("/upload"));
+  request.headers = {{"Content-Type", body.content_type}};
+  request.body_source = body.source;
+  client->Send(std::move(request), completions.Expect(0));
+  ASSERT_TRUE(completions.WaitForOne(0).transport_status.ok());
+  const std::vector<ReceivedRequest> seen = server.requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_TRUE(seen[0].body ==
+              absl::StrCat("--BOUNDARY\r\nContent-Disposition: form-data; name=\"file\"; "
+                           "filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+                           data, "\r\n--BOUNDARY--\r\n"));
+}
+
+// libcurl's resend on a fresh connection (see the test above) rewinds a streamed body and
+// sends it whole again.
+TEST(CurlHttpClientTest, ResendRewindsABodySource) {
+  std::atomic<int> drops{0};
+  LoopbackHttpServer server([&drops](const ReceivedRequest& request) {
+    ScriptedReply reply = Echo(request);
+    if (request.target == "/drop" && drops++ == 0) {
+      reply.kind = ScriptedReply::Kind::kCloseWithoutReply;
+    }
+    return reply;
+  });
+  auto client = MakeClient();
+  Completions completions;
+  client->Send(Request("POST", server.Url("/warm")), completions.Expect(0));
+  ASSERT_TRUE(completions.WaitForOne(0).transport_status.ok());
+  const std::string data = PatternBytes(100'000);
+  HttpRequest request = Request("POST", server.Url("/drop"));
+  request.body_source = std::make_shared<PieceBodySource>(data, 7'000);
+  client->Send(std::move(request), completions.Expect(1));
+  const HttpResult result = completions.WaitForOne(1);
+  EXPECT_TRUE(result.transport_status.ok()) << result.transport_status;
+  const std::vector<ReceivedRequest> seen = server.requests();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_TRUE(seen[1].body == data);
+  EXPECT_TRUE(seen[2].body == data);
+  EXPECT_EQ(seen[2].connection, 2);
+}
+
+TEST(CurlHttpClientTest, BodySourceReadFailureIsInternalAndNamesIt) {
+  LoopbackHttpServer server(Echo);
+  auto client = MakeClient();
+  Completions completions;
+  HttpRequest request = Request("POST", server.Url("/upload"));
+  request.body_source = std::make_shared<PieceBodySource>(PatternBytes(500'000), 64'000, 100'000);
+  client->Send(std::move(request), completions.Expect(0));
+  const HttpResult result = completions.WaitForOne(0);
+  EXPECT_EQ(result.transport_status.code(), absl::StatusCode::kInternal) << result.transport_status;
+  EXPECT_THAT(result.transport_status.message(), HasSubstr("reading the request body failed"));
+  EXPECT_THAT(result.transport_status.message(), HasSubstr("disk on fire"));
+  EXPECT_THAT(result.transport_status.message(), Not(HasSubstr("/upload")));
+}
+
+TEST(CurlHttpClientTest, BodyAndBodySourceTogetherAreInvalidArgument) {
+  LoopbackHttpServer server(Echo);
+  auto client = MakeClient();
+  Completions completions;
+  HttpRequest request = Request("POST", server.Url("/upload"));
+  request.body = "x";
+  request.body_source = std::make_shared<StringBodySource>("y");
+  client->Send(std::move(request), completions.Expect(0));
+  const HttpResult result = completions.WaitForOne(0);
+  EXPECT_EQ(result.transport_status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(result.request_may_have_been_sent);
+  EXPECT_EQ(server.connections_accepted(), 0);
 }
 
 TEST(CurlHttpClientTest, AlreadyExpiredDeadlineIsNeverSent) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <utility>
@@ -83,6 +84,32 @@ size_t OnBodyData(char* data, size_t size, size_t count, void* user) {
   return n;
 }
 
+// CURLOPT_READFUNCTION for a request.body_source: the next piece of the body.
+size_t OnReadBody(char* buffer, size_t size, size_t count, void* user) {
+  Transfer& t = *static_cast<Transfer*>(user);
+  const HttpBodySource& source = *t.request.body_source;
+  if (t.body_offset >= source.size()) return 0;
+  absl::StatusOr<size_t> n = source.ReadAt(t.body_offset, buffer, size * count);
+  if (n.ok() && *n == 0) n = absl::DataLossError("the request body ended before its size");
+  if (!n.ok()) {
+    t.body_read_error = n.status();
+    return CURL_READFUNC_ABORT;
+  }
+  t.body_offset += static_cast<int64_t>(*n);
+  return *n;
+}
+
+// CURLOPT_SEEKFUNCTION: libcurl rewinds the body to send it again (on a fresh connection after
+// a reused one died, or for authentication). Positional reads make any offset cheap.
+int OnSeekBody(void* user, curl_off_t offset, int origin) {
+  Transfer& t = *static_cast<Transfer*>(user);
+  if (origin != SEEK_SET || offset < 0 || offset > t.request.body_source->size()) {
+    return CURL_SEEKFUNC_CANTSEEK;
+  }
+  t.body_offset = offset;
+  return CURL_SEEKFUNC_OK;
+}
+
 int64_t CeilMillis(absl::Duration d) {
   constexpr int64_t kMax = std::numeric_limits<int32_t>::max();  // About 24 days.
   return std::clamp<int64_t>(absl::ToInt64Milliseconds(absl::Ceil(d, absl::Milliseconds(1))), 1,
@@ -125,8 +152,11 @@ absl::Status ValidateRequest(const HttpRequest& request) {
   if (!IsToken(request.method)) {
     return absl::InvalidArgumentError("HTTP request method is empty or not an HTTP token");
   }
-  if (request.method == "HEAD" && !request.body.empty()) {
+  if (request.method == "HEAD" && (!request.body.empty() || request.body_source != nullptr)) {
     return absl::InvalidArgumentError("HTTP HEAD request with a body");
+  }
+  if (!request.body.empty() && request.body_source != nullptr) {
+    return absl::InvalidArgumentError("HTTP request with both a body and a body source");
   }
   if (request.url.empty() || std::any_of(request.url.begin(), request.url.end(), [](char c) {
         return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
@@ -201,6 +231,18 @@ absl::Status ConfigureEasy(CURL* easy, Transfer& t, const CurlHttpClientOptions&
 
   if (r.method == "HEAD") {
     set(CURLOPT_NOBODY, 1L);
+  } else if (r.body_source != nullptr) {
+    // Streamed body: libcurl pulls it through OnReadBody, with a Content-Length announced up
+    // front (no chunked encoding), and may rewind it through OnSeekBody to send it again.
+    t.body_offset = 0;
+    t.body_read_error = absl::OkStatus();
+    set(CURLOPT_POST, 1L);
+    set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body_source->size()));
+    set(CURLOPT_READFUNCTION, &OnReadBody);
+    set(CURLOPT_READDATA, static_cast<void*>(&t));
+    set(CURLOPT_SEEKFUNCTION, &OnSeekBody);
+    set(CURLOPT_SEEKDATA, static_cast<void*>(&t));
+    if (r.method != "POST") set(CURLOPT_CUSTOMREQUEST, r.method.c_str());
   } else if (r.method == "GET" && r.body.empty()) {
     set(CURLOPT_HTTPGET, 1L);
   } else if (r.method == "POST" || !r.body.empty()) {
@@ -265,6 +307,13 @@ void FinishFromCurl(CURL* easy, Transfer& t, CURLcode code) {
   const TransportFailure mapped = MapCurlFailure(failure);
   t.result.transport_status = absl::Status(
       mapped.status.code(), RedactHeaderValues(mapped.status.message(), t.request.headers));
+  if (!t.body_read_error.ok()) {
+    // Our own body source failed (say, the spooled file could not be read): the gateway's
+    // fault, not the network's; say what failed rather than "aborted by callback".
+    t.result.transport_status = absl::InternalError(
+        absl::StrCat(failure.method, " ", origin,
+                     ": reading the request body failed: ", t.body_read_error.message()));
+  }
   t.result.request_may_have_been_sent = mapped.request_may_have_been_sent;
   t.result.response = HttpResponse();
 }

@@ -45,11 +45,16 @@ struct Transfer {
   bool response_too_large = false;
   bool connect_timeout_binding = false;
   char error[CURL_ERROR_SIZE] = {};
+  // For a request.body_source: where libcurl reads next (it seeks back to 0 to resend), and why
+  // reading failed, if it did.
+  int64_t body_offset = 0;
+  absl::Status body_read_error;
 };
 
 // What libcurl cannot check for us: the method and header names are HTTP tokens; the URL and
-// header values hold no CR, LF or NUL (no header injection). INVALID_ARGUMENT naming the
-// offending header by position and name, never by value.
+// header values hold no CR, LF or NUL (no header injection); at most one of body and
+// body_source is set. INVALID_ARGUMENT naming the offending header by position and name, never
+// by value.
 absl::Status ValidateRequest(const HttpRequest& request);
 
 // Sets every option of `easy` (fresh or curl_easy_reset) to run `t` with `options`; the total

@@ -9,12 +9,16 @@
 #ifndef USERPILOT_GATEWAY_SERVICE_HTTP_HTTP_CLIENT_H_
 #define USERPILOT_GATEWAY_SERVICE_HTTP_HTTP_CLIENT_H_
 
+#include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
@@ -22,11 +26,38 @@ namespace userpilot::gateway {
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
+// A request body that is read piece by piece while it is sent, for bodies too large to hold in
+// memory (file uploads; see body_source.h for a file, a string and their concatenation).
+//
+// Reads are positional (pread-like), so one source may serve several attempts of a request, or
+// several requests, at once: a retry, or libcurl's own resend on a fresh connection, simply
+// reads again from offset 0.
+//
+// Thread-safety: implementations must allow ReadAt() from any thread, concurrently. ReadAt()
+// runs on the HTTP client's event thread, so it must be quick: reading a local file is fine,
+// anything that can wait on the network is not.
+class HttpBodySource {
+ public:
+  virtual ~HttpBodySource() = default;
+
+  // The exact number of bytes the body holds (sent as Content-Length). Constant.
+  virtual int64_t size() const = 0;
+
+  // Copies up to `length` bytes starting at `offset` (0 <= offset <= size()) into `buffer` and
+  // returns how many were copied: fewer than asked only at the end, 0 only when offset ==
+  // size(). An error (say, the file could not be read) aborts the request.
+  virtual absl::StatusOr<size_t> ReadAt(int64_t offset, char* buffer, size_t length) const = 0;
+};
+
 struct HttpRequest {
   std::string method;   // "GET", "POST", "DELETE", ...
   std::string url;      // Absolute URL, already percent-encoded.
   HttpHeaders headers;  // Sent as given, in order.
   std::string body;     // Sent as is; empty means no body.
+  // A body read while it is sent, instead of `body` (which must then be empty). Shared, so a
+  // retry may send the same source again; the client keeps a reference until the request
+  // completes.
+  std::shared_ptr<const HttpBodySource> body_source;
   // The request is abandoned (DEADLINE_EXCEEDED) if not complete by then. Required: every wait
   // has a deadline.
   absl::Time deadline = absl::InfinitePast();

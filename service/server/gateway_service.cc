@@ -40,8 +40,8 @@ std::string CallerName(const grpc::CallbackServerContext& context) {
 }
 
 GatewayService::GatewayService(const RequestValidator& validator, UserpilotStub& stub,
-                               GatewayServiceOptions options)
-    : validator_(validator), stub_(stub), options_(options) {}
+                               GatewayServiceOptions options, JobServices jobs)
+    : validator_(validator), stub_(stub), options_(options), jobs_(jobs) {}
 
 template <typename Request, typename Response>
 grpc::ServerUnaryReactor* GatewayService::Unary(
@@ -122,6 +122,21 @@ grpc::ServerUnaryReactor* GatewayService::DeleteCompanies(
     grpc::CallbackServerContext* context, const v1::DeleteCompaniesRequest* request,
     v1::DeleteCompaniesResponse* response) {
   return Unary(context, "DeleteCompanies", request, response, &UserpilotStub::DeleteCompanies);
+}
+
+grpc::ServerWriteReactor<v1::Job>* GatewayService::WatchJob(grpc::CallbackServerContext* context,
+                                                            const v1::WatchJobRequest* request) {
+  return StartWatchJob(context, *request, validator_, jobs_.registry);
+}
+
+grpc::ServerWriteReactor<v1::Job>* GatewayService::WatchJobs(
+    grpc::CallbackServerContext* context, const v1::WatchJobsRequest* request) {
+  return StartWatchJobs(context, *request, jobs_.registry);
+}
+
+grpc::ServerReadReactor<v1::ImportDataRequest>* GatewayService::ImportData(
+    grpc::CallbackServerContext* context, v1::Job* response) {
+  return StartImportData(context, response, jobs_.importer);
 }
 
 }  // namespace userpilot::gateway

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "service/server/job_streams.h"
 #include "service/upstream/userpilot_stub.h"
 #include "service/validation/request_validator.h"
 #include "userpilot/gateway/v1/gateway.grpc.pb.h"
@@ -35,9 +36,11 @@ std::string CallerName(const grpc::CallbackServerContext& context);
 
 class GatewayService final : public v1::UserpilotGateway::CallbackService {
  public:
-  // `validator` and `stub` must outlive the service and every call it started.
+  // `validator` and `stub` must outlive the service and every call it started. `jobs` serves
+  // WatchJob, WatchJobs and ImportData (server/job_streams.h); left empty, those RPCs answer
+  // UNIMPLEMENTED.
   GatewayService(const RequestValidator& validator, UserpilotStub& stub,
-                 GatewayServiceOptions options);
+                 GatewayServiceOptions options, JobServices jobs = {});
 
   grpc::ServerUnaryReactor* IdentifyUser(grpc::CallbackServerContext* context,
                                          const v1::IdentifyUserRequest* request,
@@ -65,6 +68,13 @@ class GatewayService final : public v1::UserpilotGateway::CallbackService {
   grpc::ServerUnaryReactor* DeleteCompanies(grpc::CallbackServerContext* context,
                                             const v1::DeleteCompaniesRequest* request,
                                             v1::DeleteCompaniesResponse* response) override;
+  // Job streams: delegate to server/job_streams.h.
+  grpc::ServerWriteReactor<v1::Job>* WatchJob(grpc::CallbackServerContext* context,
+                                              const v1::WatchJobRequest* request) override;
+  grpc::ServerWriteReactor<v1::Job>* WatchJobs(grpc::CallbackServerContext* context,
+                                               const v1::WatchJobsRequest* request) override;
+  grpc::ServerReadReactor<v1::ImportDataRequest>* ImportData(grpc::CallbackServerContext* context,
+                                                             v1::Job* response) override;
 
  private:
   // The one path every unary RPC takes: validate, then call `method` on the stub.
@@ -78,6 +88,7 @@ class GatewayService final : public v1::UserpilotGateway::CallbackService {
   const RequestValidator& validator_;
   UserpilotStub& stub_;
   const GatewayServiceOptions options_;
+  const JobServices jobs_;
 };
 
 }  // namespace userpilot::gateway

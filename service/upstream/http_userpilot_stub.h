@@ -16,7 +16,8 @@
 // is UNAVAILABLE, not DEADLINE_EXCEEDED: the caller still has time, and what it should do next
 // is retry, not give up. Transport failures record in ErrorInfo whether the request may have
 // reached Userpilot (error_mapping.h RequestCertainlyNotSent), for retry policies of
-// non-idempotent calls.
+// non-idempotent calls. ImportFile sends a multipart file body streamed from its source
+// (body_source.h) under its own per-attempt cap, `upload_timeout`.
 //
 // The API key appears only in the Authorization header handed to the HttpClient: it is never
 // logged, and every error status passes through RedactSecret before reaching the caller.
@@ -36,6 +37,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "service/http/body_source.h"
 #include "service/http/http_client.h"
 #include "service/upstream/userpilot_stub.h"
 
@@ -50,6 +52,9 @@ struct UpstreamOptions {
   std::string api_key;
   // The longest one HTTP attempt may take, however far away the caller's deadline is. Positive.
   absl::Duration request_timeout = absl::Seconds(10);
+  // The same cap for a file upload (ImportFile), which carries up to 50 MB: at 10 Mbit/s a
+  // full file takes 40 s to send. Positive.
+  absl::Duration upload_timeout = absl::Minutes(5);
 };
 
 // The value of the `X-API-Version` header sent on every call.
@@ -92,14 +97,23 @@ class HttpUserpilotStub final : public UserpilotStub {
                    StubCallback<v1::DeleteUsersResponse> done) override;
   void DeleteCompanies(const CallOptions& options, const v1::DeleteCompaniesRequest& request,
                        StubCallback<v1::DeleteCompaniesResponse> done) override;
+  // The file goes as multipart/form-data, field `file` (filename and Content-Type text/csv or
+  // application/x-ndjson in the part), streamed from `request.file`; the request's own
+  // Content-Type is multipart/form-data with a random boundary. Per-attempt cap:
+  // upload_timeout. INVALID_ARGUMENT (nothing sent) for an unspecified target or format, a
+  // missing file or filename.
+  void ImportFile(const CallOptions& options, const ImportFileRequest& request,
+                  StubCallback<v1::Job> done) override;
 
  private:
   struct Endpoint;
   struct Settings;
 
+  // One request: `body` (JSON, may be empty) or, when `upload` has a source, that multipart
+  // body (whose content type is `upload.content_type`).
   template <typename Response>
   void Send(const CallOptions& options, const Endpoint& endpoint, absl::string_view path_suffix,
-            std::string body, StubCallback<Response> done);
+            std::string body, StubCallback<Response> done, MultipartBody upload = {});
 
   HttpClient& http_;
   std::shared_ptr<const Settings> settings_;  // Shared with in-flight callbacks.

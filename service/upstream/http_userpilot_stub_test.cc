@@ -15,6 +15,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "service/common/status_details.h"
+#include "service/http/body_source.h"
 #include "service/upstream/error_mapping.h"
 #include "tests/mocks/fake_http_client.h"
 
@@ -537,6 +538,122 @@ TEST_F(HttpUserpilotStubTest, ConcurrentCallsEachCompleteOnce) {
   ASSERT_TRUE(http_.WaitForIdle());
   EXPECT_EQ(completed.load(), kThreads * kCallsPerThread);
   EXPECT_EQ(mismatched.load(), 0);
+}
+
+// ----- ImportFile: multipart uploads streamed from a body source -----
+
+// The file part of a multipart body, and the boundary its Content-Type names.
+struct UploadedPart {
+  std::string disposition;
+  std::string content_type;
+  std::string data;
+};
+
+UploadedPart ParseSinglePart(const HttpRequest& request) {
+  std::string content_type;
+  for (const auto& [name, value] : request.headers) {
+    if (name == "Content-Type") content_type = value;
+  }
+  const std::string prefix = "multipart/form-data; boundary=";
+  EXPECT_EQ(content_type.rfind(prefix, 0), 0u) << content_type;
+  const std::string boundary = content_type.substr(prefix.size());
+  EXPECT_NE(request.body_source, nullptr);
+  if (request.body_source == nullptr) return {};
+  const std::string body = *ReadWholeBody(*request.body_source);
+  const std::string head = "--" + boundary + "\r\n";
+  const std::string tail = "\r\n--" + boundary + "--\r\n";
+  EXPECT_EQ(body.rfind(head, 0), 0u);
+  EXPECT_EQ(body.substr(body.size() - tail.size()), tail);
+  const size_t headers_end = body.find("\r\n\r\n");
+  UploadedPart part;
+  const std::string headers = body.substr(head.size(), headers_end - head.size());
+  const size_t line = headers.find("\r\n");
+  part.disposition = headers.substr(0, line);
+  part.content_type = headers.substr(line + 2);
+  part.data = body.substr(headers_end + 4, body.size() - tail.size() - headers_end - 4);
+  return part;
+}
+
+TEST_F(HttpUserpilotStubTest, ImportFileUploadsMultipartToEachTarget) {
+  struct Case {
+    v1::ImportTarget target;
+    v1::ImportFormat format;
+    std::string url;
+    std::string part_type;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {v1::IMPORT_TARGET_HISTORICAL_IMPORT, v1::IMPORT_FORMAT_CSV,
+       "https://analytex.userpilot.io/v1/imports", "Content-Type: text/csv", 200},
+      {v1::IMPORT_TARGET_HISTORICAL_IMPORT, v1::IMPORT_FORMAT_NDJSON,
+       "https://analytex.userpilot.io/v1/imports", "Content-Type: application/x-ndjson", 200},
+      {v1::IMPORT_TARGET_USERS_BULK, v1::IMPORT_FORMAT_NDJSON,
+       "https://analytex.userpilot.io/v1/users/bulk_identify", "Content-Type: application/x-ndjson",
+       202},
+      {v1::IMPORT_TARGET_COMPANIES_BULK, v1::IMPORT_FORMAT_NDJSON,
+       "https://analytex.userpilot.io/v1/companies/bulk_identify",
+       "Content-Type: application/x-ndjson", 202},
+  };
+  const std::string data("{\"user_id\":\"u1\"}\n\0\xff binary-safe\n", 33);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(cases[i].url);
+    http_.EnqueueResponse(cases[i].status,
+                          R"({"job_id":"import:jobs:1","status":"queued","file_size":"33",)"
+                          R"("total_rows":"2"})");
+    ImportFileRequest request;
+    request.target = cases[i].target;
+    request.format = cases[i].format;
+    request.filename = "data \"1\".txt";
+    request.file = std::make_shared<StringBodySource>(data);
+    Result<v1::Job> result;
+    stub_.ImportFile(Within(absl::Minutes(10)), request, result.Callback());
+    ASSERT_TRUE(result.Get().ok()) << result.Get().status();
+    EXPECT_EQ(result.Get()->job_id(), "import:jobs:1");
+    EXPECT_EQ(result.Get()->file_size(), 33);
+    ASSERT_TRUE(http_.WaitForRequests(i + 1));
+    const HttpRequest sent = http_.requests()[i];
+    EXPECT_EQ(sent.method, "POST");
+    EXPECT_EQ(sent.url, cases[i].url);
+    EXPECT_TRUE(sent.body.empty());
+    // Standard headers, then the multipart Content-Type.
+    ASSERT_EQ(sent.headers.size(), 4u);
+    EXPECT_EQ(HttpHeaders(sent.headers.begin(), sent.headers.begin() + 3), BaseHeaders());
+    const UploadedPart part = ParseSinglePart(sent);
+    EXPECT_EQ(part.disposition,
+              "Content-Disposition: form-data; name=\"file\"; filename=\"data %221%22.txt\"");
+    EXPECT_EQ(part.content_type, cases[i].part_type);
+    EXPECT_TRUE(part.data == data);
+    // Uploads get their own per-attempt cap (5 min by default), still within the caller's.
+    EXPECT_EQ(sent.deadline, kNow + absl::Minutes(5));
+  }
+}
+
+TEST_F(HttpUserpilotStubTest, ImportFileConflictIsJobInProgress) {
+  http_.EnqueueResponse(409, R"({"errors":[{"error":"conflict","error_code":"job_in_progress",)"
+                             R"("message":"Only one import job can run at a time"}]})");
+  ImportFileRequest request;
+  request.target = v1::IMPORT_TARGET_HISTORICAL_IMPORT;
+  request.format = v1::IMPORT_FORMAT_CSV;
+  request.filename = "a.csv";
+  request.file = std::make_shared<StringBodySource>("a\n1\n");
+  Result<v1::Job> result;
+  stub_.ImportFile(Within(absl::Seconds(30)), request, result.Callback());
+  EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Reason(result.Get().status()), "JOB_IN_PROGRESS");
+}
+
+TEST_F(HttpUserpilotStubTest, ImportFileWithoutTargetOrFileIsInvalidAndNeverSent) {
+  ImportFileRequest request;  // Nothing set.
+  Result<v1::Job> result;
+  stub_.ImportFile(Within(absl::Seconds(30)), request, result.Callback());
+  // The stub hands the client a request no client sends (a real one refuses it at once as
+  // malformed), only so the answer arrives on the client's thread.
+  ASSERT_TRUE(http_.WaitForRequests(1));
+  EXPECT_TRUE(http_.requests()[0].url.empty());
+  EXPECT_FALSE(result.ready());
+  ASSERT_TRUE(http_.CompleteNext(FakeHttpClient::TransportFailure(
+      absl::InvalidArgumentError("malformed"), /*request_may_have_been_sent=*/false)));
+  EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

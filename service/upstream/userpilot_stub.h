@@ -21,10 +21,12 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "service/http/http_client.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
 
 namespace userpilot::gateway {
@@ -55,6 +57,22 @@ struct CallOptions {
 
 template <typename T>
 using StubCallback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+
+// A file to upload to Userpilot as multipart/form-data (field `file`), read while it is sent:
+// the upload never needs the file in memory. Not a proto message because the bytes live on the
+// gateway's local disk (ImportData spools them there), not in the request.
+struct ImportFileRequest {
+  // Where it goes: HISTORICAL_IMPORT -> POST /v1/imports, USERS_BULK ->
+  // POST /v1/users/bulk_identify, COMPANIES_BULK -> POST /v1/companies/bulk_identify.
+  v1::ImportTarget target = v1::IMPORT_TARGET_UNSPECIFIED;
+  // CSV (text/csv) or NDJSON (application/x-ndjson): the file part's Content-Type.
+  v1::ImportFormat format = v1::IMPORT_FORMAT_UNSPECIFIED;
+  // The multipart `filename` (what Userpilot shows as Job.filename). Non-empty.
+  std::string filename;
+  // The file's bytes, already validated. Every attempt reads it again from offset 0, so a
+  // decorator may retry by passing the same request on; it stays readable while shared.
+  std::shared_ptr<const HttpBodySource> file;
+};
 
 class UserpilotStub {
  public:
@@ -91,6 +109,19 @@ class UserpilotStub {
   virtual void DeleteCompanies(const CallOptions& options,
                                const v1::DeleteCompaniesRequest& request,
                                StubCallback<v1::DeleteCompaniesResponse> done) = 0;
+  // POST /v1/imports, /v1/users/bulk_identify or /v1/companies/bulk_identify with a multipart
+  // file (see ImportFileRequest). Not idempotent: every accepted upload starts a job, so a
+  // retrying decorator may repeat it only when the request certainly never reached Userpilot
+  // (or it was refused with 429). A 409 arrives as FAILED_PRECONDITION / JOB_IN_PROGRESS.
+  //
+  // Not pure, so that decorators written before this method existed still compile: the
+  // default completes with UNIMPLEMENTED (inside the call: an exception to the rule above that
+  // callers of ImportFile must tolerate). Every decorator should override it and forward.
+  virtual void ImportFile(const CallOptions& options, const ImportFileRequest& request,
+                          StubCallback<v1::Job> done) {
+    std::move(done)(absl::UnimplementedError(
+        "ImportFile is not supported by this upstream stub (a decorator does not forward it)"));
+  }
 };
 
 }  // namespace userpilot::gateway

@@ -58,6 +58,8 @@ class MockUserpilotStub : public UserpilotStub {
               (const CallOptions&, const v1::DeleteCompaniesRequest&,
                StubCallback<v1::DeleteCompaniesResponse>),
               (override));
+  MOCK_METHOD(void, ImportFile,
+              (const CallOptions&, const ImportFileRequest&, StubCallback<v1::Job>), (override));
 };
 
 }  // namespace userpilot::gateway

@@ -1,0 +1,57 @@
+// userpilotctl's streaming calls: WatchJob and WatchJobs (print every state as it arrives) and
+// ImportData (stream a local file to the gateway in chunks, never reading it whole).
+//
+// These use the generated typed stub (the generic unary path in call.h cannot stream).
+//
+// Thread-safety: each function blocks until its call ends; callbacks run on the calling
+// thread. Safe to call from several threads at once.
+#ifndef USERPILOT_GATEWAY_CLIENTS_CLI_STREAMS_H_
+#define USERPILOT_GATEWAY_CLIENTS_CLI_STREAMS_H_
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/support/status.h"
+#include "userpilot/gateway/v1/gateway.pb.h"
+
+namespace userpilot::gateway::cli {
+
+// Called with each state a watch receives.
+using JobCallback = std::function<void(const v1::Job&)>;
+
+// Streams WatchJob for `job_id` until it ends; `deadline` InfiniteFuture means none. The
+// status is the stream's (OK after a terminal state).
+grpc::Status WatchJob(const std::shared_ptr<grpc::Channel>& channel, const std::string& job_id,
+                      absl::Time deadline, const std::string& caller, const JobCallback& on_job);
+
+// Streams WatchJobs until it ends (cancel with the deadline, or Ctrl-C).
+grpc::Status WatchJobs(const std::shared_ptr<grpc::Channel>& channel, bool include_existing,
+                       absl::Time deadline, const std::string& caller, const JobCallback& on_job);
+
+// The header to send for the file at `path`: `header` as given, with filename defaulting to
+// the path's last component, format (when unset) from the extension (.csv -> CSV; .ndjson,
+// .jsonl, .json -> NDJSON) and size_bytes from the file. INVALID_ARGUMENT when the file cannot
+// be read or the format cannot be guessed.
+absl::StatusOr<v1::ImportHeader> CompleteImportHeader(v1::ImportHeader header,
+                                                      const std::string& path);
+
+// Sends `header`, then the file at `path` in chunks of `chunk_bytes`, and returns the job the
+// gateway answered with in `job`. The file is read chunk by chunk as the stream accepts it
+// (gRPC flow control), so memory stays at one chunk. A local read error cancels the call
+// (UNKNOWN status naming the file).
+grpc::Status ImportFile(const std::shared_ptr<grpc::Channel>& channel,
+                        const v1::ImportHeader& header, const std::string& path,
+                        absl::Time deadline, const std::string& caller, v1::Job* job,
+                        size_t chunk_bytes = 256 * 1024);
+
+// One human line about `job`: "bulk:jobs:...  processing  120/500 rows  12s".
+std::string ProgressLine(const v1::Job& job);
+
+}  // namespace userpilot::gateway::cli
+
+#endif  // USERPILOT_GATEWAY_CLIENTS_CLI_STREAMS_H_

@@ -1,0 +1,414 @@
+#include "service/jobs/importer.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "service/common/status_details.h"
+#include "service/jobs/job_state.h"
+#include "service/upstream/error_mapping.h"
+
+namespace userpilot::gateway {
+namespace {
+
+constexpr absl::Duration kRetryRefusedAfter = absl::Seconds(5);
+
+bool HasReason(const absl::Status& status, absl::string_view reason) {
+  auto info = GetDetail<google::rpc::ErrorInfo>(status);
+  return info.has_value() && info->reason() == reason;
+}
+
+bool IsJobInProgress(const absl::Status& status) {
+  return absl::IsFailedPrecondition(status) && HasReason(status, kReasonJobInProgress);
+}
+
+// Failures after which Userpilot certainly created nothing: its 429, or a request that never
+// left the gateway.
+bool CertainlyCreatedNothing(const absl::Status& status) {
+  if (absl::IsResourceExhausted(status) && HasReason(status, kReasonUpstreamRateLimited)) {
+    return true;
+  }
+  return RequestCertainlyNotSent(status);
+}
+
+absl::Duration RetryDelay(const absl::Status& status, absl::Duration fallback) {
+  auto info = GetDetail<google::rpc::RetryInfo>(status);
+  if (!info.has_value()) return fallback;
+  const absl::Duration delay =
+      absl::Seconds(info->retry_delay().seconds()) + absl::Nanoseconds(info->retry_delay().nanos());
+  return delay > absl::ZeroDuration() ? delay : fallback;
+}
+
+// Whether `job` belongs to the family that blocks an upload to `target` (Userpilot runs one
+// import at a time, and one bulk identify - users or companies - at a time).
+bool SameFamily(const v1::Job& job, v1::ImportTarget target) {
+  const std::string type = absl::AsciiStrToLower(job.type());
+  const std::string id = absl::AsciiStrToLower(job.job_id());
+  const absl::string_view word = target == v1::IMPORT_TARGET_HISTORICAL_IMPORT ? "import" : "bulk";
+  return absl::StrContains(type, word) || absl::StartsWith(id, word);
+}
+
+}  // namespace
+
+// ----- ImportOptions -----
+
+absl::Status ImportOptions::Validate() const {
+  auto bad = [](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat("ImportOptions: ", what));
+  };
+  if (limits.max_file_bytes < 1) return bad("limits.max_file_bytes must be at least 1");
+  if (limits.max_bulk_rows < 1 || limits.max_bulk_rows > 10000) {
+    return bad("limits.max_bulk_rows must be between 1 and 10000 (Userpilot's own limit)");
+  }
+  if (limits.max_line_bytes < 1024) return bad("limits.max_line_bytes must be at least 1024");
+  if (max_concurrent_imports < 1) return bad("max_concurrent_imports must be at least 1");
+  if (worker_threads < 1 || worker_threads > 64) return bad("worker_threads must be 1..64");
+  if (default_deadline <= absl::ZeroDuration()) return bad("default_deadline must be positive");
+  if (max_deadline < default_deadline) return bad("max_deadline must be >= default_deadline");
+  if (max_upload_attempts < 1 || max_upload_attempts > 10) {
+    return bad("max_upload_attempts must be 1..10");
+  }
+  if (retry_delay < absl::ZeroDuration()) return bad("retry_delay must not be negative");
+  if (conflict_retry_interval <= absl::ZeroDuration()) {
+    return bad("conflict_retry_interval must be positive");
+  }
+  return absl::OkStatus();
+}
+
+// ----- Importer -----
+
+Importer::Importer(UserpilotStub& stub, JobWatchRegistry& registry, Scheduler& scheduler,
+                   ImportOptions options)
+    : stub_(stub),
+      registry_(registry),
+      scheduler_(scheduler),
+      options_(std::move(options)),
+      executor_(options_.worker_threads, "upgw-import") {
+  if (absl::Status valid = options_.Validate(); !valid.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(valid.message()).c_str());
+    std::abort();
+  }
+}
+
+Importer::~Importer() { Shutdown(); }
+
+absl::StatusOr<Importer::Permit> Importer::Admit() {
+  if (shut_down_.load()) {
+    return absl::UnavailableError(
+        "this gateway replica is shutting down: send the import to another replica");
+  }
+  size_t running = running_.load();
+  while (true) {
+    if (running >= options_.max_concurrent_imports) {
+      refused_.fetch_add(1);
+      absl::Status status = absl::ResourceExhaustedError(
+          absl::StrCat("the gateway already runs its maximum of ", options_.max_concurrent_imports,
+                       " concurrent imports; try again later or on another replica"));
+      SetDetail(status, MakeRetryInfo(kRetryRefusedAfter));
+      return status;
+    }
+    if (running_.compare_exchange_weak(running, running + 1)) break;
+  }
+  admitted_.fetch_add(1);
+  return Permit(&running_);
+}
+
+std::shared_ptr<ImportSubmission> Importer::Submit(const CallOptions& options,
+                                                   ImportFileRequest request,
+                                                   bool wait_for_running_job,
+                                                   StubCallback<v1::Job> done) {
+  std::shared_ptr<ImportSubmission> submission(new ImportSubmission(
+      *this, options, std::move(request), wait_for_running_job, std::move(done)));
+  submission->Send();
+  return submission;
+}
+
+void Importer::Shutdown() {
+  shut_down_.store(true);
+  executor_.Shutdown();
+}
+
+ImportStats Importer::Stats() const {
+  ImportStats stats;
+  stats.running = running_.load();
+  stats.admitted = admitted_.load();
+  stats.refused = refused_.load();
+  stats.uploads = uploads_.load();
+  stats.conflict_waits = conflict_waits_.load();
+  return stats;
+}
+
+// ----- ImportSubmission -----
+
+// Hands the registry's notices to the submission, if it still exists. Reference-counted, as
+// JobWatchSink requires: the submission holds one reference while it is subscribed.
+class ImportSubmission::Sink final : public JobWatchSink {
+ public:
+  explicit Sink(std::weak_ptr<ImportSubmission> owner) : owner_(std::move(owner)) {}
+  void OnJobsReady() override {
+    if (auto owner = owner_.lock()) owner->OnWatchReady();
+  }
+  void Ref() override { refs_.fetch_add(1); }
+  void Unref() override {
+    if (refs_.fetch_sub(1) == 1) delete this;
+  }
+
+ private:
+  ~Sink() = default;
+  const std::weak_ptr<ImportSubmission> owner_;
+  std::atomic<int> refs_{1};
+};
+
+// What a submission releases when it stops waiting; released with no lock held.
+struct ImportSubmission::Waits {
+  std::shared_ptr<JobSubscription> subscription;
+  JobWatchSink* sink = nullptr;
+  std::optional<Scheduler::TimerId> timer;
+  std::optional<Scheduler::TimerId> deadline_timer;
+
+  void Release(Scheduler& scheduler) {
+    if (subscription != nullptr) subscription->Close();
+    subscription.reset();
+    if (sink != nullptr) sink->Unref();
+    sink = nullptr;
+    if (timer.has_value()) scheduler.Cancel(*timer);
+    if (deadline_timer.has_value()) scheduler.Cancel(*deadline_timer);
+  }
+};
+
+ImportSubmission::Waits ImportSubmission::TakeWaitsLocked() {
+  Waits waits;
+  waits.subscription = std::move(subscription_);
+  subscription_.reset();
+  waits.sink = sink_;
+  sink_ = nullptr;
+  waits.timer = timer_;
+  timer_.reset();
+  waits.deadline_timer = deadline_timer_;
+  deadline_timer_.reset();
+  return waits;
+}
+
+ImportSubmission::ImportSubmission(Importer& importer, const CallOptions& options,
+                                   ImportFileRequest request, bool wait, StubCallback<v1::Job> done)
+    : importer_(importer),
+      options_(options),
+      request_(std::move(request)),
+      wait_(wait),
+      done_(std::move(done)) {}
+
+ImportSubmission::~ImportSubmission() {
+  Waits waits = TakeWaitsLocked();
+  waits.Release(importer_.scheduler_);
+}
+
+void ImportSubmission::Send() {
+  bool cancelled = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled = cancelled_;
+    if (!cancelled) {
+      ++attempts_;
+      in_flight_ = true;
+    }
+  }
+  if (cancelled) {
+    Finish(absl::CancelledError("the import was cancelled by its caller"));
+    return;
+  }
+  importer_.uploads_.fetch_add(1);
+  importer_.stub_.ImportFile(options_, request_,
+                             [self = shared_from_this()](absl::StatusOr<v1::Job> answer) {
+                               self->OnAnswer(std::move(answer));
+                             });
+}
+
+void ImportSubmission::OnAnswer(absl::StatusOr<v1::Job> answer) {
+  bool list = false;
+  std::optional<absl::Duration> retry_after;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_ = false;
+    if (!answer.ok() && !cancelled_) {
+      const absl::Status& error = answer.status();
+      if (CertainlyCreatedNothing(error) && attempts_ < importer_.options_.max_upload_attempts) {
+        const absl::Duration delay = RetryDelay(error, importer_.options_.retry_delay);
+        if (importer_.scheduler_.Now() + delay < options_.deadline) retry_after = delay;
+      } else if (IsJobInProgress(error) && wait_) {
+        list = true;
+        in_flight_ = true;
+      }
+    }
+  }
+  if (retry_after.has_value()) {
+    AfterDelay(*retry_after);
+  } else if (list) {
+    importer_.conflict_waits_.fetch_add(1);
+    importer_.stub_.ListJobs(options_, v1::ListJobsRequest(),
+                             [self = shared_from_this()](absl::StatusOr<v1::ListJobsResponse> r) {
+                               self->OnList(std::move(r));
+                             });
+  } else {
+    Finish(std::move(answer));
+  }
+}
+
+void ImportSubmission::OnList(absl::StatusOr<v1::ListJobsResponse> list) {
+  std::string running;
+  if (list.ok()) {
+    for (const v1::Job& job : list->jobs()) {  // Newest first.
+      if (!IsTerminal(job) && SameFamily(job, request_.target)) {
+        running = job.job_id();
+        break;
+      }
+    }
+  }
+  std::shared_ptr<JobSubscription> subscription;
+  absl::Status refused;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_ = false;
+    if (cancelled_) {
+      refused = absl::CancelledError("the import was cancelled by its caller");
+    } else {
+      waiting_for_ = running;
+      if (options_.deadline != absl::InfiniteFuture()) {
+        std::weak_ptr<ImportSubmission> weak = weak_from_this();
+        deadline_timer_ = importer_.scheduler_.RunAt(options_.deadline, [weak] {
+          if (auto self = weak.lock()) self->OnDeadline();
+        });
+      }
+      if (!running.empty()) {
+        sink_ = new Sink(weak_from_this());
+        absl::StatusOr<std::shared_ptr<JobSubscription>> watch =
+            importer_.registry_.WatchJob(running, sink_);
+        if (watch.ok()) {
+          subscription_ = *watch;
+          subscription = *watch;
+        } else if (absl::IsUnavailable(watch.status())) {
+          refused = watch.status();  // Shutting down.
+        }
+        // At a bound (RESOURCE_EXHAUSTED): fall back to waiting a fixed interval.
+      }
+    }
+  }
+  if (!refused.ok()) {
+    Finish(refused);
+  } else if (subscription != nullptr) {
+    OnWatchReady();  // Take what is already there (the state last read).
+  } else {
+    AfterDelay(importer_.options_.conflict_retry_interval);
+  }
+}
+
+void ImportSubmission::OnWatchReady() {
+  std::shared_ptr<JobSubscription> subscription;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    subscription = subscription_;
+  }
+  if (subscription == nullptr) return;
+  bool resubmit = false;
+  absl::Status failed;
+  while (true) {
+    JobSubscription::Next next = subscription->TakeNext();
+    if (next.job != nullptr) {
+      if (IsTerminal(*next.job)) resubmit = true;
+      continue;  // The end follows a terminal state.
+    }
+    if (next.end.has_value()) {
+      if (next.end->ok() || absl::IsNotFound(*next.end)) {
+        resubmit = true;  // The job ended, or vanished from Userpilot's records.
+      } else if (!absl::IsCancelled(*next.end)) {
+        failed = *next.end;
+      }
+    }
+    break;
+  }
+  if (!resubmit && failed.ok()) return;  // Still running: the sink will be told.
+  Waits waits;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (subscription_ != subscription) return;  // Someone else already moved on.
+    waits = TakeWaitsLocked();
+  }
+  waits.Release(importer_.scheduler_);
+  if (!failed.ok()) {
+    Finish(failed);
+  } else {
+    Send();
+  }
+}
+
+void ImportSubmission::AfterDelay(absl::Duration delay) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::weak_ptr<ImportSubmission> weak = weak_from_this();
+  timer_ = importer_.scheduler_.RunAfter(delay, [weak] {
+    auto self = weak.lock();
+    if (self == nullptr) return;
+    Waits waits;
+    {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      if (!self->timer_.has_value()) return;  // Cancelled meanwhile.
+      self->timer_.reset();
+      waits = self->TakeWaitsLocked();
+    }
+    waits.Release(self->importer_.scheduler_);
+    self->Send();
+  });
+}
+
+void ImportSubmission::OnDeadline() {
+  Waits waits;
+  std::string job_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!deadline_timer_.has_value()) return;
+    deadline_timer_.reset();
+    if (subscription_ == nullptr && !timer_.has_value()) return;  // Not waiting.
+    waits = TakeWaitsLocked();
+    job_id = waiting_for_;
+  }
+  waits.Release(importer_.scheduler_);
+  absl::Status status = absl::DeadlineExceededError(absl::StrCat(
+      "Userpilot still runs ",
+      job_id.empty() ? std::string("another job of this kind") : absl::StrCat("job ", job_id),
+      " (one at a time), and the call's deadline came before it ended; nothing was uploaded"));
+  std::vector<std::pair<std::string, std::string>> metadata;
+  if (!job_id.empty()) metadata.emplace_back("job_id", job_id);
+  SetDetail(status, MakeErrorInfo(kReasonJobInProgress, std::move(metadata)));
+  Finish(status);
+}
+
+void ImportSubmission::Cancel() {
+  Waits waits;
+  bool idle = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cancelled_) return;
+    cancelled_ = true;
+    idle = !in_flight_;
+    waits = TakeWaitsLocked();
+  }
+  waits.Release(importer_.scheduler_);
+  if (idle) Finish(absl::CancelledError("the import was cancelled by its caller"));
+}
+
+void ImportSubmission::Finish(absl::StatusOr<v1::Job> result) {
+  StubCallback<v1::Job> done;
+  Waits waits;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done = std::move(done_);
+    done_ = nullptr;
+    waits = TakeWaitsLocked();
+  }
+  waits.Release(importer_.scheduler_);
+  if (done) std::move(done)(std::move(result));
+}
+
+}  // namespace userpilot::gateway

@@ -1,0 +1,196 @@
+// Importer: what ImportData needs besides gRPC - admission (a bound on concurrent imports),
+// worker threads for spooling, and the submission of a spooled file to Userpilot, including
+// waiting out a running job when Userpilot answers 409.
+//
+// Submission (Submit):
+//  1. UserpilotStub::ImportFile with the caller's deadline.
+//  2. Userpilot answered 429 (RESOURCE_EXHAUSTED / UPSTREAM_RATE_LIMITED), or the request
+//     certainly never reached it (error_mapping.h RequestCertainlyNotSent): nothing was
+//     created, so it is sent again, up to `max_upload_attempts` in all, after the RetryInfo
+//     delay (else `retry_delay`), within the deadline. Any other failure is final: an upload
+//     that may have reached Userpilot may have started a job, and sending it twice would
+//     start two (or hit 409 on our own job).
+//  3. 409 (FAILED_PRECONDITION / JOB_IN_PROGRESS) is final unless the caller asked to wait.
+//     Then: list the jobs (ListJobs), pick the newest unfinished job of the same family
+//     (imports: type or id mentioning "import"; bulk identifies: "bulk"), watch it through the
+//     JobWatchRegistry (sharing any existing poller) until it ends, and go back to 1. When no
+//     such job is listed (Userpilot's list may lag), wait `conflict_retry_interval` instead.
+//     A wait that reaches the deadline ends with DEADLINE_EXCEEDED (ErrorInfo JOB_IN_PROGRESS,
+//     metadata job_id).
+// Cancel() (the caller went away) ends a wait at once with CANCELLED; a request in flight ends
+// when its answer (or its deadline) comes.
+//
+// Thread-safety: every method from any thread. Submission callbacks run on the stub's, the
+// scheduler's or a notifying thread, never inside Submit().
+#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_IMPORTER_H_
+#define USERPILOT_GATEWAY_SERVICE_JOBS_IMPORTER_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "service/common/scheduler.h"
+#include "service/jobs/blocking_executor.h"
+#include "service/jobs/import_validator.h"
+#include "service/jobs/job_watch_registry.h"
+#include "service/upstream/userpilot_stub.h"
+
+namespace userpilot::gateway {
+
+struct ImportOptions {
+  // File checks: size (50 MiB), bulk rows (10,000), longest line (1 MiB).
+  ImportLimits limits;
+  // Where files are spooled; "" means $TMPDIR, else /tmp. Must be on local disk with room for
+  // max_concurrent_imports * limits.max_file_bytes.
+  std::string spool_dir;
+  // Imports running at once; beyond this, ImportData answers RESOURCE_EXHAUSTED.
+  size_t max_concurrent_imports = 8;
+  // Worker threads that spool and validate chunks (CPU-bound for NDJSON: one JSON parse a
+  // line).
+  int worker_threads = 2;
+  // The deadline of an ImportData call whose caller set none, and the longest one accepted
+  // (longer ones are cut): imports carry large files and may wait for a running job.
+  absl::Duration default_deadline = absl::Minutes(10);
+  absl::Duration max_deadline = absl::Hours(1);
+  // Attempts per upload, the first included, for failures that certainly created nothing
+  // (429, request never sent). 1 turns these retries off (do so when a retrying decorator in
+  // the upstream stack retries ImportFile itself).
+  int max_upload_attempts = 3;
+  // Wait before such a retry when Userpilot gave no RetryInfo delay.
+  absl::Duration retry_delay = absl::Seconds(1);
+  // After a 409 with wait_for_running_job, when the running job cannot be identified from
+  // the job list: how long to wait before submitting again.
+  absl::Duration conflict_retry_interval = absl::Seconds(10);
+
+  // INVALID_ARGUMENT naming the first bad field, else OK. For start-up configuration checks.
+  absl::Status Validate() const;
+};
+
+struct ImportStats {
+  size_t running = 0;          // Admitted imports not yet finished.
+  int64_t admitted = 0;        // Since start.
+  int64_t refused = 0;         // Refused for max_concurrent_imports.
+  int64_t uploads = 0;         // ImportFile calls sent (retries included).
+  int64_t conflict_waits = 0;  // Waits for a running job after a 409.
+};
+
+class ImportSubmission;
+
+class Importer {
+ public:
+  // `stub`, `registry` and `scheduler` must outlive the importer and every submission.
+  // `options` must pass Validate() (the constructor aborts the process otherwise).
+  Importer(UserpilotStub& stub, JobWatchRegistry& registry, Scheduler& scheduler,
+           ImportOptions options);
+  // Shutdown().
+  ~Importer();
+
+  Importer(const Importer&) = delete;
+  Importer& operator=(const Importer&) = delete;
+
+  // One admitted import: holds one of max_concurrent_imports slots until destroyed.
+  class Permit {
+   public:
+    Permit(Permit&& other) noexcept : running_(other.running_) { other.running_ = nullptr; }
+    Permit& operator=(Permit&&) = delete;
+    ~Permit() {
+      if (running_ != nullptr) running_->fetch_sub(1);
+    }
+
+   private:
+    friend class Importer;
+    explicit Permit(std::atomic<size_t>* running) : running_(running) {}
+    std::atomic<size_t>* running_;
+  };
+
+  // A slot for one import. RESOURCE_EXHAUSTED (with RetryInfo) when all are taken,
+  // UNAVAILABLE after Shutdown().
+  absl::StatusOr<Permit> Admit();
+
+  // Runs `task` on a worker thread: the place for spool writes and validation.
+  void RunBlocking(BlockingExecutor::Task task) { executor_.Post(std::move(task)); }
+
+  // Submits a spooled file as described in the file comment. `done` runs exactly once, never
+  // inside this call. The returned handle may Cancel() the submission.
+  std::shared_ptr<ImportSubmission> Submit(const CallOptions& options, ImportFileRequest request,
+                                           bool wait_for_running_job, StubCallback<v1::Job> done);
+
+  // Refuses new imports (UNAVAILABLE), then runs what the workers have queued and joins them.
+  // Call after the gRPC server has drained (queued tasks finish calls in flight).
+  void Shutdown();
+
+  const ImportOptions& options() const { return options_; }
+  ImportStats Stats() const;
+
+ private:
+  friend class ImportSubmission;
+
+  UserpilotStub& stub_;
+  JobWatchRegistry& registry_;
+  Scheduler& scheduler_;
+  const ImportOptions options_;
+  BlockingExecutor executor_;
+  std::atomic<size_t> running_{0};
+  std::atomic<bool> shut_down_{false};
+  std::atomic<int64_t> admitted_{0};
+  std::atomic<int64_t> refused_{0};
+  std::atomic<int64_t> uploads_{0};
+  std::atomic<int64_t> conflict_waits_{0};
+};
+
+// One submission in progress (see Importer::Submit). Opaque but for Cancel().
+class ImportSubmission : public std::enable_shared_from_this<ImportSubmission> {
+ public:
+  ~ImportSubmission();
+
+  // The caller went away: a wait ends at once, `done` gets CANCELLED (or the answer of a
+  // request already in flight, when it comes). Idempotent.
+  void Cancel();
+
+ private:
+  friend class Importer;
+  class Sink;
+  struct Waits;
+
+  ImportSubmission(Importer& importer, const CallOptions& options, ImportFileRequest request,
+                   bool wait, StubCallback<v1::Job> done);
+
+  void Send();
+  void OnAnswer(absl::StatusOr<v1::Job> answer);
+  void OnList(absl::StatusOr<v1::ListJobsResponse> list);
+  void OnWatchReady();
+  void AfterDelay(absl::Duration delay);
+  void OnDeadline();
+  // Ends the submission with `result` (once), after releasing every wait.
+  void Finish(absl::StatusOr<v1::Job> result);
+  // Takes every wait (watch, timers) out of the submission, to release without the lock.
+  Waits TakeWaitsLocked();
+
+  Importer& importer_;
+  const CallOptions options_;
+  const ImportFileRequest request_;
+  const bool wait_;
+
+  std::mutex mu_;
+  StubCallback<v1::Job> done_;                        // Guarded by mu_. Empty once finished.
+  bool cancelled_ = false;                            // Guarded by mu_.
+  bool in_flight_ = false;                            // Guarded by mu_: a stub call is out.
+  int attempts_ = 0;                                  // Guarded by mu_.
+  std::string waiting_for_;                           // Guarded by mu_: the running job's id.
+  std::shared_ptr<JobSubscription> subscription_;     // Guarded by mu_.
+  Sink* sink_ = nullptr;                              // Guarded by mu_.
+  std::optional<Scheduler::TimerId> timer_;           // Guarded by mu_.
+  std::optional<Scheduler::TimerId> deadline_timer_;  // Guarded by mu_.
+};
+
+}  // namespace userpilot::gateway
+
+#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_IMPORTER_H_
