@@ -264,6 +264,13 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup&
              problems);
   CheckLimits(in.limits, problems);
   out.limits = in.limits;
+  out.traffic = LoadTrafficConfig(in.traffic, [&](absl::string_view flag, std::string message) {
+    if (flag.empty()) {
+      problems.Other(std::move(message));
+    } else {
+      problems.Flag(flag, message);
+    }
+  });
   out.reflection = in.reflection;
 
   if (std::optional<LogLevel> level = ParseLogLevel(in.log_level)) {
@@ -295,7 +302,7 @@ std::string GatewayConfig::DebugString() const {
       " max_bulk_rows=", limits.max_bulk_rows,
       " max_bulk_request_bytes=", limits.max_bulk_request_bytes,
       " max_delete_ids=", limits.max_delete_ids, " max_job_id_bytes=", limits.max_job_id_bytes,
-      " max_violations=", limits.max_violations);
+      " max_violations=", limits.max_violations, " ", TrafficDebugString(traffic));
 }
 
 }  // namespace userpilot::gateway

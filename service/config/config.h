@@ -26,6 +26,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/config/secret.h"
+#include "service/config/traffic_config.h"
 #include "service/validation/validation_limits.h"
 
 namespace userpilot::gateway {
@@ -62,6 +63,8 @@ struct ConfigInput {
   std::string log_level = "info";
   // Request validation bounds; each field is the flag of the same name (--max_id_bytes, ...).
   ValidationLimits limits;
+  // Budgets, Redis sharing and retries (traffic_config.h).
+  TrafficInput traffic;
 
   // Flag name -> environment variable, for the settings that came from the environment
   // (not overridden on the command line). Only used to name the variable in error messages.
@@ -103,6 +106,8 @@ struct GatewayConfig {
   LogLevel log_level = LogLevel::kInfo;
   // What requests may hold (`--max_id_bytes` and the other flags named after its fields).
   ValidationLimits limits;
+  // Budgets, Redis sharing and retries.
+  TrafficConfig traffic;
 
   // Every setting on one line, `name=value` with flag names, the API key as `[redacted]`.
   // For the start-up log line.

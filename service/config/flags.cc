@@ -76,6 +76,59 @@ ABSL_FLAG(int64_t, max_violations, ValidationLimits().max_violations,
           "Most field violations listed in one INVALID_ARGUMENT error (they travel in trailers, "
           "which clients cap at 8 KiB by default).");
 
+// Traffic control: budgets, fairness, Redis sharing, retries (traffic_config.h).
+using userpilot::gateway::TrafficInput;
+ABSL_FLAG(std::string, identify_rate, TrafficInput().identify_rate,
+          "Identify budget (IdentifyUser and IdentifyCompany share it), COUNT/WINDOW: never more "
+          "than COUNT upstream requests in any WINDOW. Userpilot allows 600/1m per API key.");
+ABSL_FLAG(std::string, track_rate, TrafficInput().track_rate,
+          "Track budget, COUNT/WINDOW (Userpilot: 600/1m per API key).");
+ABSL_FLAG(std::string, delete_rate, TrafficInput().delete_rate,
+          "Delete budget (DeleteUsers and DeleteCompanies), COUNT/WINDOW (Userpilot: 1/2s).");
+ABSL_FLAG(std::string, job_read_rate, TrafficInput().job_read_rate,
+          "Job-read budget (GetJob, ListJobs, job watching), COUNT/WINDOW (Userpilot documents "
+          "no limit).");
+ABSL_FLAG(std::string, bulk_rate, TrafficInput().bulk_rate,
+          "Bulk budget (BulkIdentifyUsers, BulkIdentifyCompanies, imports), COUNT/WINDOW.");
+ABSL_FLAG(std::string, import_rate, TrafficInput().import_rate,
+          "Historical-import budget (ImportData to /v1/imports), COUNT/WINDOW.");
+ABSL_FLAG(absl::Duration, ratelimit_spacing_margin, TrafficInput().ratelimit_spacing_margin,
+          "Slack added to every budget window against network jitter, so Userpilot never sees "
+          "more than COUNT in its own WINDOW.");
+ABSL_FLAG(std::string, budget_queues, TrafficInput().budget_queues,
+          "Most calls waiting per budget, e.g. identify=2000,bulk=8 (defaults: identify=1000, "
+          "track=1000, delete=30, job_read=240, bulk=4, imports=4). A full queue answers RESOURCE_EXHAUSTED.");
+ABSL_FLAG(std::string, caller_weights, TrafficInput().caller_weights,
+          "Fair-share weight per caller (x-caller), e.g. billing=2,batch-import=0.25; others "
+          "weigh 1.");
+ABSL_FLAG(std::string, caller_max_queued, TrafficInput().caller_max_queued,
+          "Most calls one caller may have waiting in a budget, e.g. batch-import=50.");
+ABSL_FLAG(int64_t, default_caller_max_queued, TrafficInput().default_caller_max_queued,
+          "The same cap for callers not named in --caller_max_queued; 0 = none of its own.");
+ABSL_FLAG(std::string, ratelimit_redis, TrafficInput().ratelimit_redis,
+          "redis://host:port[/db] shared by every replica using the same Userpilot API key, so "
+          "together they stay within one budget. Empty: budgets are this replica's own.");
+ABSL_FLAG(std::string, ratelimit_redis_fallback, TrafficInput().ratelimit_redis_fallback,
+          "When Redis is unreachable: local (spend 1/--ratelimit_replicas of each budget "
+          "locally) or refuse (answer UNAVAILABLE).");
+ABSL_FLAG(int, ratelimit_replicas, TrafficInput().ratelimit_replicas,
+          "How many replicas share the API key (sizes the local fallback share).");
+ABSL_FLAG(int, retry_max_attempts, TrafficInput().retry_max_attempts,
+          "Most upstream attempts per call, the first included (1 = no retries).");
+ABSL_FLAG(absl::Duration, retry_initial_backoff, TrafficInput().retry_initial_backoff,
+          "First retry backoff (full jitter, doubling, capped by --retry_max_backoff).");
+ABSL_FLAG(absl::Duration, retry_max_backoff, TrafficInput().retry_max_backoff,
+          "Longest retry backoff.");
+ABSL_FLAG(double, retry_budget_ratio, TrafficInput().retry_budget_ratio,
+          "Retries stop while they exceed this share of recent requests (plus 10/s), so an "
+          "outage never becomes a retry storm.");
+ABSL_FLAG(bool, circuit_breaker, TrafficInput().circuit_breaker,
+          "Fail fast with UNAVAILABLE while Userpilot keeps failing, probing before closing.");
+ABSL_FLAG(int, circuit_consecutive_failures, TrafficInput().circuit_consecutive_failures,
+          "Consecutive upstream failures (5xx, transport) that open the circuit.");
+ABSL_FLAG(absl::Duration, circuit_open_duration, TrafficInput().circuit_open_duration,
+          "How long the circuit stays open before a probe (doubles while probes fail).");
+
 namespace userpilot::gateway {
 namespace {
 
@@ -142,6 +195,27 @@ const std::vector<absl::string_view>& GatewayFlagNames() {
       "max_delete_ids",
       "max_job_id_bytes",
       "max_violations",
+      "identify_rate",
+      "track_rate",
+      "delete_rate",
+      "job_read_rate",
+      "bulk_rate",
+      "import_rate",
+      "ratelimit_spacing_margin",
+      "budget_queues",
+      "caller_weights",
+      "caller_max_queued",
+      "default_caller_max_queued",
+      "ratelimit_redis",
+      "ratelimit_redis_fallback",
+      "ratelimit_replicas",
+      "retry_max_attempts",
+      "retry_initial_backoff",
+      "retry_max_backoff",
+      "retry_budget_ratio",
+      "circuit_breaker",
+      "circuit_consecutive_failures",
+      "circuit_open_duration",
   };
   return *kNames;
 }
@@ -226,6 +300,28 @@ ConfigInput ConfigInputFromFlags() {
   l.max_delete_ids = absl::GetFlag(FLAGS_max_delete_ids);
   l.max_job_id_bytes = absl::GetFlag(FLAGS_max_job_id_bytes);
   l.max_violations = absl::GetFlag(FLAGS_max_violations);
+  TrafficInput& t = in.traffic;
+  t.identify_rate = absl::GetFlag(FLAGS_identify_rate);
+  t.track_rate = absl::GetFlag(FLAGS_track_rate);
+  t.delete_rate = absl::GetFlag(FLAGS_delete_rate);
+  t.job_read_rate = absl::GetFlag(FLAGS_job_read_rate);
+  t.bulk_rate = absl::GetFlag(FLAGS_bulk_rate);
+  t.import_rate = absl::GetFlag(FLAGS_import_rate);
+  t.ratelimit_spacing_margin = absl::GetFlag(FLAGS_ratelimit_spacing_margin);
+  t.budget_queues = absl::GetFlag(FLAGS_budget_queues);
+  t.caller_weights = absl::GetFlag(FLAGS_caller_weights);
+  t.caller_max_queued = absl::GetFlag(FLAGS_caller_max_queued);
+  t.default_caller_max_queued = absl::GetFlag(FLAGS_default_caller_max_queued);
+  t.ratelimit_redis = absl::GetFlag(FLAGS_ratelimit_redis);
+  t.ratelimit_redis_fallback = absl::GetFlag(FLAGS_ratelimit_redis_fallback);
+  t.ratelimit_replicas = absl::GetFlag(FLAGS_ratelimit_replicas);
+  t.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
+  t.retry_initial_backoff = absl::GetFlag(FLAGS_retry_initial_backoff);
+  t.retry_max_backoff = absl::GetFlag(FLAGS_retry_max_backoff);
+  t.retry_budget_ratio = absl::GetFlag(FLAGS_retry_budget_ratio);
+  t.circuit_breaker = absl::GetFlag(FLAGS_circuit_breaker);
+  t.circuit_consecutive_failures = absl::GetFlag(FLAGS_circuit_consecutive_failures);
+  t.circuit_open_duration = absl::GetFlag(FLAGS_circuit_open_duration);
   for (const auto& [name, applied] : EnvAppliedFlags()) {
     // Still the environment's value, so the command line did not override it.
     if (absl::FindCommandLineFlag(name)->CurrentValue() == applied.value) {

@@ -18,11 +18,11 @@
 namespace userpilot::gateway {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::Not;
 using testing::Emulator;
 using testing::EmulatorOptions;
 using testing::FaultAction;
+using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::RecordedRequest;
 using testing::ScriptedFault;
 
@@ -72,6 +72,15 @@ class GatewayIntegrationTest : public ::testing::Test {
     input.upstream_timeout = absl::Seconds(5);
     input.connect_timeout = absl::Seconds(1);
     input.reflection = false;
+    // These tests check the mapping of each upstream answer, one attempt each, with budgets
+    // too large to matter; traffic control has its own tests.
+    input.traffic.retry_max_attempts = 1;
+    input.traffic.circuit_breaker = false;
+    for (std::string* rate :
+         {&input.traffic.identify_rate, &input.traffic.track_rate, &input.traffic.import_rate,
+          &input.traffic.delete_rate, &input.traffic.job_read_rate, &input.traffic.bulk_rate}) {
+      *rate = "100000/1s";
+    }
     auto config = LoadConfig(input, [key](absl::string_view name) -> std::optional<std::string> {
       if (name == "USERPILOT_API_KEY") return key;
       return std::nullopt;
@@ -275,8 +284,8 @@ TEST_F(GatewayIntegrationTest, PathTraversalInJobIdStaysOneSegment) {
 }
 
 TEST_F(GatewayIntegrationTest, InvalidRequestsNeverReachUpstream) {
-  auto request = FromJson<v1::IdentifyUserRequest>(
-      R"({"user_id":"","metadata":{"plan":{"nested":true}}})");
+  auto request =
+      FromJson<v1::IdentifyUserRequest>(R"({"user_id":"","metadata":{"plan":{"nested":true}}})");
   v1::IdentifyUserResponse response;
   grpc::Status status = client_->IdentifyUser(Context().get(), request, &response);
   ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -331,8 +340,7 @@ TEST_F(GatewayIntegrationTest, UnknownJobIsNotFound) {
   v1::GetJobRequest get;
   get.set_job_id("bulk:jobs:NX-00000000:missing");
   v1::Job job;
-  EXPECT_EQ(client_->GetJob(Context().get(), get, &job).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(client_->GetJob(Context().get(), get, &job).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(GatewayIntegrationTest, SecondBulkJobIsFailedPreconditionJobInProgress) {

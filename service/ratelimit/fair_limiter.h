@@ -1,0 +1,207 @@
+// FairLimiter: admission to one upstream budget (identify, track, delete, ...), for many
+// callers at once, without holding a thread while anyone waits.
+//
+// A call asks Acquire(caller, deadline, done). `done` later receives exactly one of:
+//  - OK: send the request upstream now (one permit of the budget was taken for it);
+//  - RESOURCE_EXHAUSTED + ErrorInfo BUDGET_EXHAUSTED + RetryInfo (estimated wait) +
+//    QuotaFailure (subject = budget name): refused at once because the queue is full, the
+//    caller's own cap is reached, or the estimated wait would outlast the caller's deadline;
+//    or pushed out of a full queue by a caller with a smaller share of it (see "Queue bound");
+//  - DEADLINE_EXCEEDED: the deadline (minus `admission_headroom`) arrived while the call was
+//    waiting; it is never admitted afterwards;
+//  - UNAVAILABLE: the TokenSource could not decide (Redis down and no fallback), or the limiter
+//    shut down ("gateway shutting down").
+//
+// Waiting. Calls that cannot go at once wait in per-caller FIFO queues; one "pump" asks the
+// TokenSource for a permit, and when refused sets a Scheduler timer for the time the source
+// named. Only one Take() is outstanding at a time, so permits go to waiters one by one.
+//
+// Fairness: weighted fair queueing on virtual time (start-time tags, served by finish tag).
+// A caller with weight w gets tags spaced 1/w apart; the next permit goes to the waiting call
+// with the smallest tag (ties: arrival order). A caller that starts waiting joins at the
+// current virtual time, so neither a flood's backlog nor an idle spell gives anyone credit:
+// with A holding 100 waiting calls and B sending 5, B's calls interleave with A's one for one
+// (weight 1 each) and are all admitted within ~10 intervals. Weights come from configuration
+// (per caller name, default 1); the name is CallOptions.caller (x-caller), "" for anonymous
+// callers, who share one queue.
+//
+// Queue bound: at most `max_queue` calls wait in total, and optionally `max_queued` per caller.
+// When the queue is full, a new call from a caller whose share (waiting / weight) would still
+// be smaller than the largest share pushes out that caller's newest waiting call (answered
+// RESOURCE_EXHAUSTED at once, like a refusal) - "longest queue drop" - so a flood cannot fill
+// the queue and lock modest callers out. Otherwise the new call is refused.
+//
+// Estimated wait (RetryInfo, and the deadline check): time until the budget can next grant
+// (pause, last refusal's retry time, last grant + interval) plus `ahead` * interval, where
+// `ahead` counts the waiting calls whose fair-queueing tags are not after the new call's tag -
+// its own caller's waiting calls and, from each other caller, those that interleave before it.
+// `interval` is the current (adaptive) spacing. It ignores later arrivals that fairness will
+// put ahead and, with Redis, other replicas' use of the budget: an estimate, not a promise.
+//
+// Upstream feedback (from RateLimitedStub):
+//  - OnUpstreamRateLimited(retry_after, admitted_at): Userpilot answered 429. The whole budget
+//    pauses until now + Retry-After when given, else now + the backoff, which starts at
+//    `initial_backoff` and doubles with each 429 up to `max_backoff`; the pause is passed to the
+//    TokenSource (PauseUntil) too, so a shared source can pause every replica. The rate drops
+//    multiplicatively (x `decrease_factor`, not below `min_rate_fraction` of the configured
+//    limit) through an adaptive ceiling, a second GCRA inside the limiter on top of the source.
+//    429s for requests admitted at or before the last decrease are echoes of the same congestion
+//    (requests already in flight): they may extend the pause to their Retry-After, but neither
+//    decrease the rate again nor grow the backoff.
+//  - OnUpstreamSuccess(admitted_at): resets the backoff to `initial_backoff` and raises the rate
+//    additively, by `recovery_per_window` of the configured limit per window of successful
+//    traffic (each success adds recovery_per_window * limit / current_limit requests), up to
+//    the configured limit. Successes of requests admitted before the last decrease are ignored.
+//
+// Lifetime: the Scheduler must outlive the limiter. The destructor calls Shutdown().
+//
+// Thread-safety: every method is thread-safe (one std::mutex; callbacks run outside it).
+// `done` never runs inside Acquire(): immediate answers (refusals, and a call pushed out for
+// this one) are posted to the Scheduler; admissions and expiries run on the Scheduler's
+// thread, or on the TokenSource's completion thread (an asynchronous source); Shutdown()
+// answers waiters on the calling thread. Do not call Shutdown() or destroy the limiter from
+// inside a `done` callback.
+#ifndef USERPILOT_GATEWAY_SERVICE_RATELIMIT_FAIR_LIMITER_H_
+#define USERPILOT_GATEWAY_SERVICE_RATELIMIT_FAIR_LIMITER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "service/common/scheduler.h"
+#include "service/ratelimit/token_source.h"
+
+namespace userpilot::gateway {
+
+// ErrorInfo metadata keys on the limiter's refusals.
+inline constexpr absl::string_view kMetadataBudget = "budget";  // "identify"
+// Why the call was refused: one of the kCause* values below.
+inline constexpr absl::string_view kMetadataBudgetCause = "cause";
+inline constexpr absl::string_view kCauseQueueFull = "queue_full";
+inline constexpr absl::string_view kCauseCallerQueueFull = "caller_queue_full";
+inline constexpr absl::string_view kCauseWaitExceedsDeadline = "wait_exceeds_deadline";
+inline constexpr absl::string_view kCausePushedOut = "pushed_out";
+// DEADLINE_EXCEEDED: the deadline (less admission_headroom) came before a permit did.
+inline constexpr absl::string_view kCauseDeadlineReached = "deadline_reached";
+
+// How much of a budget one caller deserves while calls wait.
+struct CallerPolicy {
+  // The caller's share of admissions relative to other waiting callers; > 0. Default 1.
+  double weight = 1.0;
+  // At most this many of the caller's calls wait in one budget; 0 = no cap of its own (only
+  // the budget's max_queue).
+  size_t max_queued = 0;
+};
+
+struct FairLimiterOptions {
+  // Calls waiting in this budget, all callers together; >= 1.
+  size_t max_queue = 1000;
+  // Policy for callers not named in `callers`.
+  CallerPolicy default_caller;
+  // Per-caller policies by caller name (x-caller).
+  absl::flat_hash_map<std::string, CallerPolicy> callers;
+
+  // 429 without Retry-After: pause for the backoff, which starts here and doubles per 429
+  // (reset by a success), up to `max_backoff`. 0 < initial_backoff <= max_backoff.
+  absl::Duration initial_backoff = absl::Seconds(1);
+  absl::Duration max_backoff = absl::Seconds(30);
+
+  // Adaptive rate: each (non-echo) 429 multiplies the effective limit by decrease_factor, in
+  // (0, 1]; never below min_rate_fraction of the configured limit, in (0, 1]. Successes give
+  // back recovery_per_window of the configured limit per window of successful traffic, > 0.
+  double decrease_factor = 0.7;
+  double min_rate_fraction = 0.1;
+  double recovery_per_window = 0.1;
+
+  // A call must be admitted at least this long before its deadline (time the upstream request
+  // needs); a call that would be admitted later is refused or expires. >= 0. Default 0: admit
+  // until the deadline itself.
+  absl::Duration admission_headroom = absl::ZeroDuration();
+
+  // The policy of `caller`.
+  const CallerPolicy& PolicyFor(absl::string_view caller) const;
+  // InvalidArgument naming the first bad field.
+  absl::Status Validate() const;
+};
+
+// A snapshot for metrics and tests.
+struct FairLimiterStats {
+  std::string budget;
+  int64_t configured_limit = 0;  // the TokenSource's spec
+  absl::Duration window;
+  double current_limit = 0;  // after adaptation: configured_limit * current fraction
+  size_t queued = 0;         // calls waiting
+  size_t callers_waiting = 0;
+  bool paused = false;
+  absl::Time paused_until = absl::InfinitePast();
+  absl::Duration backoff;  // the pause the next 429 without Retry-After would cause
+
+  // Counters since construction.
+  uint64_t admitted_without_wait = 0;  // admitted within one interval of asking
+  uint64_t admitted_after_wait = 0;
+  absl::Duration total_wait;  // summed over admitted calls, from Acquire() to admission
+  uint64_t rejected_queue_full = 0;
+  uint64_t rejected_caller_cap = 0;
+  uint64_t rejected_wait_exceeds_deadline = 0;
+  uint64_t pushed_out = 0;         // waiting calls pushed out of a full queue
+  uint64_t deadline_exceeded = 0;  // on arrival (deadline already past) or while waiting
+  uint64_t source_errors = 0;      // answered UNAVAILABLE because Take() failed
+  uint64_t cancelled_by_shutdown = 0;
+  uint64_t wasted_permits = 0;         // granted while every waiting call had just expired
+  uint64_t upstream_rate_limited = 0;  // 429s reported, echoes included
+  uint64_t rate_decreases = 0;         // 429s that paused with backoff/decrease (non-echo)
+  uint64_t upstream_successes = 0;
+};
+
+class FairLimiter {
+ public:
+  // `done`'s argument: OK to send now, or why not (see the file comment).
+  using Done = absl::AnyInvocable<void(absl::Status) &&>;
+
+  // Aborts on invalid `options` (call options.Validate() at start-up for a clear error).
+  FairLimiter(std::unique_ptr<TokenSource> source, Scheduler& scheduler,
+              FairLimiterOptions options = {});
+  ~FairLimiter();
+
+  FairLimiter(const FairLimiter&) = delete;
+  FairLimiter& operator=(const FairLimiter&) = delete;
+
+  // Asks for one permit for `caller`, who stops waiting at `deadline`. `done` runs exactly
+  // once, never inside this call.
+  void Acquire(absl::string_view caller, absl::Time deadline, Done done);
+
+  // Userpilot answered 429 to a request this budget admitted at `admitted_at` (Now() at
+  // admission); `retry_after` is its Retry-After, if it sent one. The default `admitted_at`
+  // never counts as an echo.
+  void OnUpstreamRateLimited(std::optional<absl::Duration> retry_after,
+                             absl::Time admitted_at = absl::InfiniteFuture());
+  // Userpilot accepted a request this budget admitted at `admitted_at`.
+  void OnUpstreamSuccess(absl::Time admitted_at = absl::InfiniteFuture());
+
+  // Answers every waiting call UNAVAILABLE ("gateway shutting down") on this thread; later
+  // Acquire() calls are answered the same way. Idempotent. Waits for a Take() call in progress
+  // (not for an asynchronous completion, which is then ignored).
+  void Shutdown();
+
+  FairLimiterStats Stats() const;
+
+  // The budget's name (its TokenSource spec's) and its clock (the Scheduler's).
+  const std::string& name() const;
+  absl::Time Now() const;
+
+ private:
+  class Core;
+  std::unique_ptr<TokenSource> source_;  // Destroyed after core_ is shut down.
+  std::shared_ptr<Core> core_;           // Shared with timers and Take() callbacks (weakly).
+};
+
+}  // namespace userpilot::gateway
+
+#endif  // USERPILOT_GATEWAY_SERVICE_RATELIMIT_FAIR_LIMITER_H_

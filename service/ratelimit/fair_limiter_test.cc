@@ -1,0 +1,555 @@
+#include "service/ratelimit/fair_limiter.h"
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "service/ratelimit/local_token_source.h"
+#include "service/ratelimit/ratelimit_test_util.h"
+#include "tests/mocks/fake_scheduler.h"
+
+namespace userpilot::gateway {
+namespace {
+
+using ::userpilot::gateway::testing::AnswerLog;
+using ::userpilot::gateway::testing::Cause;
+using ::userpilot::gateway::testing::Reason;
+using ::userpilot::gateway::testing::RetryDelay;
+
+constexpr absl::Duration kInterval = absl::Milliseconds(100);  // 10 per second.
+const absl::Time kNever = absl::InfiniteFuture();
+
+// Take() answers are kept until the test completes them; they outlive the source.
+struct PendingTakes {
+  std::mutex mu;
+  std::deque<TokenSource::Done> takes;
+  bool Complete(absl::StatusOr<TakeResult> result) {
+    TokenSource::Done done;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (takes.empty()) return false;
+      done = std::move(takes.front());
+      takes.pop_front();
+    }
+    std::move(done)(std::move(result));
+    return true;
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu);
+    return takes.size();
+  }
+};
+
+// An asynchronous source (like Redis): Take() completes when the test says.
+class AsyncTokenSource : public TokenSource {
+ public:
+  explicit AsyncTokenSource(std::shared_ptr<PendingTakes> pending) : pending_(std::move(pending)) {}
+  void Take(absl::Time, Done done) override {
+    std::lock_guard<std::mutex> lock(pending_->mu);
+    pending_->takes.push_back(std::move(done));
+  }
+  void PauseUntil(absl::Time until) override { paused_until = until; }
+  RateSpec spec() const override { return RateSpec{"async", 10, absl::Seconds(1)}; }
+  absl::Time paused_until = absl::InfinitePast();
+
+ private:
+  std::shared_ptr<PendingTakes> pending_;
+};
+
+class FairLimiterTest : public ::testing::Test {
+ protected:
+  void Make(FairLimiterOptions options = {}, int64_t limit = 10,
+            absl::Duration window = absl::Seconds(1)) {
+    limiter_ = std::make_unique<FairLimiter>(
+        std::make_unique<LocalTokenSource>(RateSpec{"identify", limit, window}), scheduler_,
+        std::move(options));
+  }
+  void Acquire(const std::string& caller, const std::string& key, absl::Time deadline = kNever) {
+    limiter_->Acquire(caller, deadline, log_.Callback(key));
+  }
+  absl::Time T(absl::Duration d) const { return t0_ + d; }
+
+  FakeScheduler scheduler_;
+  const absl::Time t0_ = scheduler_.Now();
+  AnswerLog log_{scheduler_};
+  std::unique_ptr<FairLimiter> limiter_;
+};
+
+TEST_F(FairLimiterTest, AdmitsAtOnceWhenIdleButNeverInsideAcquire) {
+  Make();
+  Acquire("a", "a1");
+  EXPECT_FALSE(log_.Has("a1"));
+  scheduler_.RunDue();
+  EXPECT_TRUE(log_.Get("a1").status.ok());
+  EXPECT_EQ(log_.Get("a1").at, t0_);
+  EXPECT_EQ(limiter_->Stats().admitted_without_wait, 1u);
+}
+
+TEST_F(FairLimiterTest, OneCallersCallsAreAdmittedInOrderOneIntervalApart) {
+  Make();
+  for (int i = 1; i <= 5; ++i) Acquire("a", absl::StrCat("a", i));
+  scheduler_.AdvanceBy(absl::Seconds(1));
+  EXPECT_EQ(log_.Admitted(), (std::vector<std::string>{"a1", "a2", "a3", "a4", "a5"}));
+  for (int i = 1; i <= 5; ++i) {
+    EXPECT_EQ(log_.Get(absl::StrCat("a", i)).at, T(kInterval * (i - 1)));
+  }
+  const FairLimiterStats stats = limiter_->Stats();
+  EXPECT_EQ(stats.admitted_without_wait, 1u);
+  EXPECT_EQ(stats.admitted_after_wait, 4u);
+  EXPECT_EQ(stats.total_wait, absl::Milliseconds(1000));
+}
+
+TEST_F(FairLimiterTest, FullQueueRefusesAtOnceWithRetryInfoAndQuotaFailure) {
+  FairLimiterOptions options;
+  options.max_queue = 3;
+  Make(options);
+  for (int i = 1; i <= 4; ++i) Acquire("a", absl::StrCat("a", i));
+  scheduler_.RunDue();
+  const absl::Status refused = log_.Get("a4").status;
+  EXPECT_EQ(log_.Get("a4").at, t0_);  // At once.
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_EQ(Reason(refused), kReasonBudgetExhausted);
+  EXPECT_EQ(Cause(refused), kCauseQueueFull);
+  EXPECT_EQ(RetryDelay(refused), 3 * kInterval);  // Three calls ahead of it.
+  auto quota = GetDetail<google::rpc::QuotaFailure>(refused);
+  ASSERT_TRUE(quota.has_value());
+  ASSERT_EQ(quota->violations_size(), 1);
+  EXPECT_EQ(quota->violations(0).subject(), "identify");
+  EXPECT_TRUE(absl::StrContains(quota->violations(0).description(), "10 requests per 1s"))
+      << quota->violations(0).description();
+  auto info = GetDetail<google::rpc::ErrorInfo>(refused);
+  EXPECT_EQ(info->domain(), kErrorDomain);
+  EXPECT_EQ(info->metadata().at("budget"), "identify");
+  EXPECT_TRUE(absl::StrContains(refused.message(), "identify"));
+  EXPECT_EQ(limiter_->Stats().rejected_queue_full, 1u);
+  scheduler_.AdvanceBy(absl::Seconds(1));
+  EXPECT_EQ(log_.Admitted().size(), 3u);
+}
+
+TEST_F(FairLimiterTest, RefusesAtOnceWhenTheEstimatedWaitOutlastsTheDeadline) {
+  Make();
+  for (int i = 1; i <= 10; ++i) Acquire("a", absl::StrCat("a", i));
+  Acquire("a", "late", T(absl::Milliseconds(500)));
+  Acquire("a", "fits", T(absl::Seconds(2)));
+  scheduler_.RunDue();
+  const absl::Status late = log_.Get("late").status;
+  EXPECT_TRUE(absl::IsResourceExhausted(late)) << late;
+  EXPECT_EQ(Cause(late), kCauseWaitExceedsDeadline);
+  EXPECT_EQ(RetryDelay(late), absl::Seconds(1));  // Ten calls ahead.
+  EXPECT_TRUE(GetDetail<google::rpc::QuotaFailure>(late).has_value());
+  scheduler_.AdvanceBy(absl::Seconds(2));
+  EXPECT_TRUE(log_.Get("fits").status.ok());
+  EXPECT_EQ(log_.Get("fits").at, T(absl::Seconds(1)));
+  EXPECT_EQ(limiter_->Stats().rejected_wait_exceeds_deadline, 1u);
+}
+
+TEST_F(FairLimiterTest, DeadlinePassedOnArrivalIsDeadlineExceeded) {
+  Make();
+  Acquire("a", "a1", t0_);
+  scheduler_.RunDue();
+  EXPECT_TRUE(absl::IsDeadlineExceeded(log_.Get("a1").status));
+}
+
+TEST_F(FairLimiterTest, QueuedCallWhoseDeadlineArrivesIsAnsweredAndNeverAdmittedLater) {
+  Make();
+  Acquire("a", "a1");
+  scheduler_.RunDue();
+  Acquire("b", "b1", T(absl::Seconds(1)));
+  Acquire("c", "c1");
+  limiter_->OnUpstreamRateLimited(absl::Seconds(5), t0_);  // Pauses after b1 was queued.
+  scheduler_.AdvanceTo(T(absl::Seconds(1)) - absl::Nanoseconds(1));
+  EXPECT_FALSE(log_.Has("b1"));
+  scheduler_.AdvanceTo(T(absl::Seconds(1)));
+  const AnswerLog::Entry b1 = log_.Get("b1");
+  EXPECT_TRUE(absl::IsDeadlineExceeded(b1.status)) << b1.status;
+  EXPECT_EQ(b1.at, T(absl::Seconds(1)));
+  EXPECT_EQ(Cause(b1.status), kCauseDeadlineReached);
+  scheduler_.AdvanceBy(absl::Seconds(10));
+  EXPECT_EQ(log_.Get("b1").count, 1);  // Answered once, never admitted afterwards.
+  EXPECT_EQ(log_.Admitted(), (std::vector<std::string>{"a1", "c1"}));
+  EXPECT_EQ(log_.Get("c1").at, T(absl::Seconds(5)));
+  EXPECT_EQ(limiter_->Stats().deadline_exceeded, 1u);
+}
+
+TEST_F(FairLimiterTest, AdmissionHeadroomRefusesAndExpiresEarly) {
+  FairLimiterOptions options;
+  options.admission_headroom = absl::Milliseconds(200);
+  Make(options);
+  Acquire("a", "a1");
+  Acquire("a", "a2", T(absl::Milliseconds(250)));  // Admissible at 100 ms, after 250 - 200.
+  Acquire("a", "a3", T(absl::Seconds(1)));         // Admissible at 100 ms, before 800 ms.
+  scheduler_.RunDue();
+  EXPECT_EQ(Cause(log_.Get("a2").status), kCauseWaitExceedsDeadline);
+  limiter_->OnUpstreamRateLimited(absl::Seconds(5), t0_);
+  scheduler_.AdvanceBy(absl::Seconds(10));
+  const AnswerLog::Entry a3 = log_.Get("a3");
+  EXPECT_TRUE(absl::IsDeadlineExceeded(a3.status)) << a3.status;
+  EXPECT_EQ(a3.at, T(absl::Milliseconds(800)));
+}
+
+TEST_F(FairLimiterTest, FloodingCallerDoesNotStarveAModestOne) {
+  Make();
+  for (int i = 1; i <= 100; ++i) Acquire("flood", absl::StrCat("a", i));
+  for (int i = 1; i <= 5; ++i) Acquire("modest", absl::StrCat("b", i));
+  scheduler_.AdvanceBy(absl::Seconds(2));
+  for (int i = 1; i <= 5; ++i) {
+    const AnswerLog::Entry b = log_.Get(absl::StrCat("b", i));
+    EXPECT_TRUE(b.status.ok());
+    // Interleaved one for one with the flood: b_i is the 2i-th admission.
+    EXPECT_EQ(b.at, T(kInterval * (2 * i - 1))) << i;
+  }
+  // The flood keeps its own order.
+  std::vector<std::string> flood;
+  for (const std::string& key : log_.Admitted()) {
+    if (key[0] == 'a') flood.push_back(key);
+  }
+  ASSERT_GE(flood.size(), 3u);
+  EXPECT_EQ(flood[0], "a1");
+  EXPECT_EQ(flood[1], "a2");
+  EXPECT_EQ(flood[2], "a3");
+}
+
+TEST_F(FairLimiterTest, LateArrivingModestCallerJoinsAtTheCurrentVirtualTime) {
+  Make();
+  for (int i = 1; i <= 100; ++i) Acquire("flood", absl::StrCat("a", i));
+  scheduler_.AdvanceBy(absl::Seconds(3) - absl::Nanoseconds(1));  // 30 of the flood admitted.
+  Acquire("modest", "b1", T(absl::Seconds(4)));
+  scheduler_.AdvanceBy(absl::Seconds(1));
+  EXPECT_TRUE(log_.Get("b1").status.ok());
+  EXPECT_LE(log_.Get("b1").at, T(absl::Seconds(3)) + kInterval);
+}
+
+TEST_F(FairLimiterTest, EstimatedWaitCountsOnlyWhatFairnessPutsAhead) {
+  Make();
+  for (int i = 1; i <= 50; ++i) Acquire("flood", absl::StrCat("a", i));
+  Acquire("modest", "b1", T(absl::Milliseconds(50)));
+  Acquire("flood", "a51", T(absl::Milliseconds(50)));
+  scheduler_.RunDue();
+  EXPECT_EQ(RetryDelay(log_.Get("b1").status), kInterval);  // Only a1 goes first.
+  EXPECT_EQ(RetryDelay(log_.Get("a51").status), 50 * kInterval);
+}
+
+TEST_F(FairLimiterTest, WeightsShareAdmissionsProportionally) {
+  FairLimiterOptions options;
+  options.callers["heavy"] = CallerPolicy{3.0, 0};
+  Make(options);
+  for (int i = 1; i <= 60; ++i) Acquire("heavy", absl::StrCat("h", i));
+  for (int i = 1; i <= 60; ++i) Acquire("light", absl::StrCat("l", i));
+  scheduler_.AdvanceBy(kInterval * 40 - absl::Nanoseconds(1));
+  int heavy = 0;
+  int light = 0;
+  for (const std::string& key : log_.Admitted()) (key[0] == 'h' ? heavy : light)++;
+  EXPECT_EQ(heavy + light, 40);
+  EXPECT_NEAR(heavy, 30, 1);
+  EXPECT_NEAR(light, 10, 1);
+}
+
+TEST_F(FairLimiterTest, PerCallerCapRefusesOnlyThatCaller) {
+  FairLimiterOptions options;
+  options.callers["capped"] = CallerPolicy{1.0, 2};
+  Make(options);
+  Acquire("capped", "c1");
+  Acquire("capped", "c2");
+  Acquire("capped", "c3");
+  Acquire("other", "o1");
+  Acquire("other", "o2");
+  Acquire("other", "o3");
+  scheduler_.RunDue();
+  const absl::Status refused = log_.Get("c3").status;
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_EQ(Cause(refused), kCauseCallerQueueFull);
+  EXPECT_EQ(GetDetail<google::rpc::QuotaFailure>(refused)->violations(0).subject(), "identify");
+  scheduler_.AdvanceBy(absl::Seconds(1));
+  EXPECT_EQ(log_.Admitted().size(), 5u);
+  EXPECT_EQ(limiter_->Stats().rejected_caller_cap, 1u);
+}
+
+TEST_F(FairLimiterTest, FullQueuePushesOutTheLargestShareForASmallerOne) {
+  FairLimiterOptions options;
+  options.max_queue = 10;
+  Make(options);
+  for (int i = 1; i <= 10; ++i) Acquire("flood", absl::StrCat("a", i));
+  Acquire("modest", "b1");
+  Acquire("flood", "a11");  // The flood is still the largest share: refused itself.
+  scheduler_.RunDue();
+  const absl::Status pushed = log_.Get("a10").status;
+  EXPECT_TRUE(absl::IsResourceExhausted(pushed)) << pushed;
+  EXPECT_EQ(Cause(pushed), kCausePushedOut);
+  EXPECT_GT(RetryDelay(pushed), absl::ZeroDuration());
+  EXPECT_EQ(Cause(log_.Get("a11").status), kCauseQueueFull);
+  scheduler_.AdvanceBy(absl::Seconds(2));
+  EXPECT_TRUE(log_.Get("b1").status.ok());
+  EXPECT_EQ(log_.Get("b1").at, T(kInterval));
+  EXPECT_EQ(log_.Admitted().size(), 10u);
+  EXPECT_EQ(limiter_->Stats().pushed_out, 1u);
+}
+
+TEST_F(FairLimiterTest, RateLimitedWithRetryAfterPausesTheWholeBudgetForIt) {
+  Make();
+  Acquire("a", "a1");
+  scheduler_.RunDue();
+  limiter_->OnUpstreamRateLimited(absl::Seconds(5), t0_);
+  FairLimiterStats stats = limiter_->Stats();
+  EXPECT_TRUE(stats.paused);
+  EXPECT_EQ(stats.paused_until, T(absl::Seconds(5)));
+  Acquire("b", "b1");
+  Acquire("a", "a2", T(absl::Seconds(3)));  // Cannot make it: refused at once.
+  scheduler_.AdvanceTo(T(absl::Seconds(5)) - absl::Nanoseconds(1));
+  EXPECT_FALSE(log_.Has("b1"));
+  EXPECT_EQ(Cause(log_.Get("a2").status), kCauseWaitExceedsDeadline);
+  EXPECT_GE(RetryDelay(log_.Get("a2").status), absl::Seconds(5));
+  scheduler_.AdvanceTo(T(absl::Seconds(5)));
+  EXPECT_TRUE(log_.Get("b1").status.ok());
+  EXPECT_EQ(log_.Get("b1").at, T(absl::Seconds(5)));
+  stats = limiter_->Stats();
+  EXPECT_FALSE(stats.paused);
+  EXPECT_EQ(stats.upstream_rate_limited, 1u);
+  EXPECT_EQ(stats.rate_decreases, 1u);
+  EXPECT_EQ(stats.backoff, absl::Seconds(1));  // Retry-After does not grow the backoff.
+}
+
+TEST_F(FairLimiterTest, RateLimitedWithoutRetryAfterBacksOffExponentiallyAndResetsOnSuccess) {
+  FairLimiterOptions options;
+  options.max_backoff = absl::Seconds(4);
+  Make(options);
+  // Keep calls waiting so the pause alone decides when the next one goes.
+  for (int i = 1; i <= 6; ++i) Acquire("a", absl::StrCat("a", i));
+  scheduler_.RunDue();
+  ASSERT_TRUE(log_.Get("a1").status.ok());
+  std::vector<absl::Duration> pauses;
+  for (int i = 1; i <= 5; ++i) {
+    const AnswerLog::Entry admitted = log_.Get(absl::StrCat("a", i));
+    ASSERT_EQ(scheduler_.Now(), admitted.at);
+    limiter_->OnUpstreamRateLimited(std::nullopt, admitted.at);
+    scheduler_.AdvanceTo(scheduler_.next_due());
+    while (!log_.Has(absl::StrCat("a", i + 1))) scheduler_.AdvanceTo(scheduler_.next_due());
+    pauses.push_back(log_.Get(absl::StrCat("a", i + 1)).at - admitted.at);
+  }
+  EXPECT_EQ(pauses,
+            (std::vector<absl::Duration>{absl::Seconds(1), absl::Seconds(2), absl::Seconds(4),
+                                         absl::Seconds(4), absl::Seconds(4)}));
+  // A success after the last pause resets the backoff: the next 429 pauses 1 s again.
+  const absl::Time last = log_.Get("a6").at;
+  limiter_->OnUpstreamSuccess(last);
+  Acquire("a", "a7");
+  limiter_->OnUpstreamRateLimited(std::nullopt, last);
+  scheduler_.AdvanceBy(absl::Seconds(10));
+  EXPECT_EQ(log_.Get("a7").at - last, absl::Seconds(1));
+}
+
+TEST_F(FairLimiterTest, EchoesOfOneCongestionDecreaseOnce) {
+  Make();
+  for (int i = 1; i <= 3; ++i) Acquire("a", absl::StrCat("a", i));
+  scheduler_.AdvanceBy(absl::Milliseconds(300));
+  limiter_->OnUpstreamRateLimited(std::nullopt, T(absl::ZeroDuration()));
+  limiter_->OnUpstreamRateLimited(std::nullopt, T(kInterval));      // In flight: an echo.
+  limiter_->OnUpstreamRateLimited(std::nullopt, T(2 * kInterval));  // Likewise.
+  FairLimiterStats stats = limiter_->Stats();
+  EXPECT_EQ(stats.upstream_rate_limited, 3u);
+  EXPECT_EQ(stats.rate_decreases, 1u);
+  EXPECT_DOUBLE_EQ(stats.current_limit, 7.0);
+  EXPECT_EQ(stats.backoff, absl::Seconds(2));
+  EXPECT_EQ(stats.paused_until, T(absl::Milliseconds(1300)));
+  // An echo's Retry-After still extends the pause; successes from before the decrease do not
+  // count as recovery.
+  limiter_->OnUpstreamRateLimited(absl::Seconds(10), T(2 * kInterval));
+  limiter_->OnUpstreamSuccess(T(2 * kInterval));
+  stats = limiter_->Stats();
+  EXPECT_EQ(stats.paused_until, T(absl::Milliseconds(10300)));
+  EXPECT_DOUBLE_EQ(stats.current_limit, 7.0);
+  EXPECT_EQ(stats.backoff, absl::Seconds(2));
+}
+
+TEST_F(FairLimiterTest, AdaptiveRateDropsAfterA429ThenRecoversWithSuccesses) {
+  Make();
+  for (int i = 1; i <= 200; ++i) Acquire("a", absl::StrCat("a", i));
+  scheduler_.RunDue();
+  limiter_->OnUpstreamRateLimited(absl::ZeroDuration(), t0_);
+  EXPECT_DOUBLE_EQ(limiter_->Stats().current_limit, 7.0);
+  scheduler_.AdvanceBy(absl::Seconds(3));
+  // At 7 per second, admissions are ~143 ms apart (the ceiling), not 100 ms.
+  std::vector<std::string> admitted = log_.Admitted();
+  ASSERT_GE(admitted.size(), 10u);
+  for (size_t i = 3; i < admitted.size(); ++i) {
+    const absl::Duration gap = log_.Get(admitted[i]).at - log_.Get(admitted[i - 1]).at;
+    EXPECT_NEAR(absl::ToDoubleMilliseconds(gap), 1000.0 / 7, 0.01) << i;
+  }
+  EXPECT_NEAR(static_cast<double>(admitted.size()), 1 + 3 * 7, 1);
+  // Additive recovery: each success gives back 0.1 * 10 / current requests per window, so
+  // from 7 to 10 takes (10^2 - 7^2) / 2 = 25.5 successes.
+  for (int i = 0; i < 10; ++i) limiter_->OnUpstreamSuccess(scheduler_.Now());
+  const double partial = limiter_->Stats().current_limit;
+  EXPECT_GT(partial, 7.0);
+  EXPECT_LT(partial, 10.0);
+  for (int i = 0; i < 20; ++i) limiter_->OnUpstreamSuccess(scheduler_.Now());
+  EXPECT_DOUBLE_EQ(limiter_->Stats().current_limit, 10.0);
+  const size_t before = log_.Admitted().size();
+  scheduler_.AdvanceBy(absl::Seconds(2));
+  EXPECT_NEAR(static_cast<double>(log_.Admitted().size() - before), 20, 1);
+}
+
+TEST_F(FairLimiterTest, AdaptiveRateHasAFloor) {
+  FairLimiterOptions options;
+  options.min_rate_fraction = 0.25;
+  Make(options);
+  for (int i = 0; i < 20; ++i) {
+    limiter_->OnUpstreamRateLimited(absl::ZeroDuration(), absl::InfiniteFuture());
+  }
+  EXPECT_DOUBLE_EQ(limiter_->Stats().current_limit, 2.5);
+}
+
+TEST_F(FairLimiterTest, ShutdownAnswersEveryWaitingCallUnavailable) {
+  Make();
+  for (int i = 1; i <= 3; ++i) Acquire("a", absl::StrCat("a", i), T(absl::Seconds(30)));
+  scheduler_.RunDue();  // a1 admitted.
+  limiter_->Shutdown();
+  for (int i = 2; i <= 3; ++i) {  // Answered on this thread, without the scheduler.
+    const absl::Status status = log_.Get(absl::StrCat("a", i)).status;
+    EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+    EXPECT_EQ(status.message(), "gateway shutting down");
+  }
+  Acquire("a", "late");
+  scheduler_.AdvanceBy(absl::Minutes(1));
+  EXPECT_TRUE(absl::IsUnavailable(log_.Get("late").status));
+  EXPECT_EQ(log_.Get("a2").count, 1);
+  EXPECT_EQ(limiter_->Stats().cancelled_by_shutdown, 2u);
+  EXPECT_EQ(scheduler_.pending(), 0u);  // Deadline and pump timers cancelled.
+  limiter_->Shutdown();                 // Idempotent.
+}
+
+TEST_F(FairLimiterTest, DestructionAnswersWaitingCalls) {
+  Make();
+  Acquire("a", "a1");
+  Acquire("a", "a2");
+  limiter_.reset();
+  EXPECT_TRUE(absl::IsUnavailable(log_.Get("a1").status));
+  EXPECT_TRUE(absl::IsUnavailable(log_.Get("a2").status));
+  scheduler_.AdvanceBy(absl::Minutes(1));  // Leftover timers (none, or no-ops) are harmless.
+}
+
+TEST_F(FairLimiterTest, SourceErrorsAnswerUnavailableAndAsyncCompletionsAreHandled) {
+  auto pending = std::make_shared<PendingTakes>();
+  auto source = std::make_unique<AsyncTokenSource>(pending);
+  AsyncTokenSource* raw = source.get();
+  limiter_ = std::make_unique<FairLimiter>(std::move(source), scheduler_);
+  Acquire("a", "a1");
+  Acquire("a", "a2");
+  Acquire("a", "a3");
+  scheduler_.RunDue();
+  ASSERT_EQ(pending->size(), 1u);  // One Take() at a time.
+  ASSERT_TRUE(pending->Complete(absl::UnavailableError("redis down")));
+  const absl::Status a1 = log_.Get("a1").status;
+  EXPECT_TRUE(absl::IsUnavailable(a1)) << a1;
+  EXPECT_TRUE(absl::StrContains(a1.message(), "redis down"));
+  scheduler_.RunDue();
+  ASSERT_TRUE(pending->Complete(TakeResult{true, absl::InfinitePast()}));
+  EXPECT_TRUE(log_.Get("a2").status.ok());
+  scheduler_.RunDue();
+  ASSERT_TRUE(pending->Complete(TakeResult{false, T(absl::Seconds(1))}));
+  EXPECT_FALSE(log_.Has("a3"));
+  EXPECT_EQ(pending->size(), 0u);
+  scheduler_.AdvanceTo(T(absl::Seconds(1)));
+  EXPECT_EQ(pending->size(), 1u);  // Asked again when the source said.
+  limiter_->OnUpstreamRateLimited(absl::Seconds(3), absl::InfiniteFuture());
+  EXPECT_EQ(raw->paused_until, T(absl::Seconds(4)));  // The pause reaches the source.
+  EXPECT_EQ(limiter_->Stats().source_errors, 1u);
+  // Destroyed with a Take() outstanding: the late completion is ignored.
+  limiter_.reset();
+  EXPECT_TRUE(absl::IsUnavailable(log_.Get("a3").status));
+  EXPECT_TRUE(pending->Complete(TakeResult{true, absl::InfinitePast()}));
+  EXPECT_EQ(log_.Get("a3").count, 1);
+}
+
+TEST_F(FairLimiterTest, StatsDescribeTheBudget) {
+  Make();
+  for (int i = 1; i <= 4; ++i) Acquire(i % 2 ? "a" : "b", absl::StrCat("k", i));
+  scheduler_.RunDue();
+  const FairLimiterStats stats = limiter_->Stats();
+  EXPECT_EQ(stats.budget, "identify");
+  EXPECT_EQ(limiter_->name(), "identify");
+  EXPECT_EQ(stats.configured_limit, 10);
+  EXPECT_EQ(stats.window, absl::Seconds(1));
+  EXPECT_DOUBLE_EQ(stats.current_limit, 10.0);
+  EXPECT_EQ(stats.queued, 3u);
+  EXPECT_EQ(stats.callers_waiting, 2u);
+  EXPECT_FALSE(stats.paused);
+  EXPECT_EQ(stats.backoff, absl::Seconds(1));
+}
+
+TEST(FairLimiterOptionsTest, ValidateNamesTheBadField) {
+  EXPECT_TRUE(FairLimiterOptions().Validate().ok());
+  auto invalid = [](auto mutate) {
+    FairLimiterOptions options;
+    mutate(options);
+    return absl::IsInvalidArgument(options.Validate());
+  };
+  EXPECT_TRUE(invalid([](FairLimiterOptions& o) { o.max_queue = 0; }));
+  EXPECT_TRUE(invalid([](FairLimiterOptions& o) { o.default_caller.weight = 0; }));
+  EXPECT_TRUE(invalid([](FairLimiterOptions& o) { o.callers["x"].weight = -1; }));
+  EXPECT_TRUE(invalid([](FairLimiterOptions& o) { o.initial_backoff = absl::ZeroDuration(); }));
+  EXPECT_TRUE(invalid([](FairLimiterOptions& o) { o.max_backoff = absl::Milliseconds(10); }));
+  EXPECT_TRUE(invalid([](FairLimiterOptions& o) { o.decrease_factor = 1.5; }));
+  EXPECT_TRUE(invalid([](FairLimiterOptions& o) { o.min_rate_fraction = 0; }));
+  EXPECT_TRUE(invalid([](FairLimiterOptions& o) { o.recovery_per_window = 0; }));
+  EXPECT_TRUE(invalid([](FairLimiterOptions& o) { o.admission_headroom = -absl::Seconds(1); }));
+}
+
+// Real threads and the real timer thread, for ThreadSanitizer: callers on several threads,
+// feedback from the callbacks, destruction while calls wait.
+TEST(FairLimiterThreadsTest, ConcurrentCallersFeedbackAndShutdown) {
+  ThreadScheduler scheduler;
+  auto limiter = std::make_shared<FairLimiter>(
+      std::make_unique<LocalTokenSource>(RateSpec{"identify", 4000, absl::Seconds(1)}), scheduler);
+  std::atomic<int> answered{0};
+  std::vector<std::thread> threads;
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 50;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        const absl::Time deadline = absl::Now() + absl::Seconds(20);
+        limiter->Acquire(absl::StrCat("caller", t), deadline,
+                         [&, weak = std::weak_ptr<FairLimiter>(limiter)](absl::Status status) {
+                           if (auto l = weak.lock()) {
+                             if (status.ok()) {
+                               l->OnUpstreamSuccess(l->Now());
+                             }
+                             l->Stats();
+                           }
+                           answered.fetch_add(1);
+                         });
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (answered.load() < kThreads * kCalls && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(answered.load(), kThreads * kCalls);
+  EXPECT_EQ(limiter->Stats().admitted_without_wait + limiter->Stats().admitted_after_wait,
+            static_cast<uint64_t>(kThreads * kCalls));
+  // Now some that will wait, then shut down from another thread while they do.
+  limiter->OnUpstreamRateLimited(absl::Seconds(30), absl::InfiniteFuture());
+  for (int i = 0; i < 20; ++i) {
+    limiter->Acquire("late", absl::Now() + absl::Minutes(5), [&](absl::Status status) {
+      EXPECT_TRUE(absl::IsUnavailable(status));
+      answered.fetch_add(1);
+    });
+  }
+  std::thread closer([&] { limiter->Shutdown(); });
+  closer.join();
+  EXPECT_EQ(answered.load(), kThreads * kCalls + 20);
+  limiter.reset();
+}
+
+}  // namespace
+}  // namespace userpilot::gateway

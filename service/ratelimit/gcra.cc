@@ -1,0 +1,52 @@
+#include "service/ratelimit/gcra.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+namespace userpilot::gateway {
+namespace {
+
+// Invariants are CHECKed (style.md): a violated one is a programming error, not input.
+void Require(bool ok, const char* what) {
+  if (ok) return;
+  std::fprintf(stderr, "Gcra: invariant violated: %s\n", what);
+  std::abort();
+}
+
+}  // namespace
+
+absl::Duration Gcra::IntervalFor(absl::Duration window, int64_t limit, int64_t burst) {
+  Require(window > absl::ZeroDuration(), "window > 0");
+  Require(burst >= 1 && burst <= limit, "1 <= burst <= limit");
+  const int64_t slots = limit - burst + 1;
+  absl::Duration interval = window / slots;  // Truncates to absl's resolution (1/4 ns).
+  // Round up: interval * slots must reach the window, or one window could hold limit + 1.
+  while (interval * slots < window) interval += absl::Nanoseconds(1);
+  return interval;
+}
+
+Gcra::Gcra(absl::Duration interval, int64_t burst)
+    : interval_(interval), tolerance_(interval * (burst - 1)) {
+  Require(interval > absl::ZeroDuration(), "interval > 0");
+  Require(burst >= 1, "burst >= 1");
+}
+
+bool Gcra::TryTake(absl::Time now, absl::Time* retry_at) {
+  const absl::Time allowed = NextAllowed();
+  if (now < allowed) {
+    if (retry_at != nullptr) *retry_at = allowed;
+    return false;
+  }
+  ForceTake(now);
+  return true;
+}
+
+void Gcra::ForceTake(absl::Time now) { tat_ = std::max(tat_, now) + interval_; }
+
+void Gcra::SetInterval(absl::Duration interval) {
+  Require(interval > absl::ZeroDuration(), "interval > 0");
+  interval_ = interval;
+}
+
+}  // namespace userpilot::gateway

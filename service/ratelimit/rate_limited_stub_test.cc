@@ -1,0 +1,359 @@
+#include "service/ratelimit/rate_limited_stub.h"
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "service/ratelimit/ratelimit_test_util.h"
+#include "service/upstream/error_mapping.h"
+#include "tests/mocks/fake_http_client.h"
+#include "tests/mocks/fake_scheduler.h"
+#include "tests/mocks/mock_userpilot_stub.h"
+
+namespace userpilot::gateway {
+namespace {
+
+using ::testing::_;
+using ::testing::StrictMock;
+using ::userpilot::gateway::testing::Cause;
+using ::userpilot::gateway::testing::Reason;
+
+// Answers a mocked call at once with a default response of the callback's type.
+struct AnswerOk {
+  template <typename Request, typename Response>
+  void operator()(const CallOptions&, const Request&, StubCallback<Response> done) const {
+    std::move(done)(Response());
+  }
+};
+
+// Answers a mocked call at once with `status`.
+struct AnswerError {
+  absl::Status status;
+  template <typename Request, typename Response>
+  void operator()(const CallOptions&, const Request&, StubCallback<Response> done) const {
+    std::move(done)(status);
+  }
+};
+
+ImportFileRequest Import(v1::ImportTarget target) {
+  ImportFileRequest request;
+  request.target = target;
+  request.format = v1::IMPORT_FORMAT_NDJSON;
+  request.filename = "rows.ndjson";
+  return request;
+}
+
+RateLimitOptions TestOptions() {
+  RateLimitOptions options;
+  options.spacing_margin = absl::ZeroDuration();
+  return options;
+}
+
+class RateLimitedStubTest : public ::testing::Test {
+ protected:
+  RateLimitedStubTest() {
+    auto budgets = MakeBudgets(TestOptions(), scheduler_);
+    EXPECT_TRUE(budgets.ok()) << budgets.status();
+    budgets_ = *budgets;
+    stub_ = std::make_unique<RateLimitedStub>(mock_, budgets_);
+  }
+
+  // Records the answer of one call.
+  template <typename Response>
+  StubCallback<Response> Record(std::optional<absl::Status>* out) {
+    return [out](absl::StatusOr<Response> result) { *out = result.status(); };
+  }
+
+  uint64_t Admitted(const std::shared_ptr<FairLimiter>& budget) const {
+    const FairLimiterStats stats = budget->Stats();
+    return stats.admitted_without_wait + stats.admitted_after_wait;
+  }
+
+  FakeScheduler scheduler_;
+  std::shared_ptr<StrictMock<MockUserpilotStub>> mock_ =
+      std::make_shared<StrictMock<MockUserpilotStub>>();
+  Budgets budgets_;
+  std::unique_ptr<RateLimitedStub> stub_;
+};
+
+TEST_F(RateLimitedStubTest, RoutesEachMethodToItsBudget) {
+  struct Route {
+    std::string method;
+    std::function<void()> expect;
+    std::function<void(std::optional<absl::Status>*)> call;
+    std::shared_ptr<FairLimiter> budget;
+  };
+  const CallOptions options;
+  std::vector<Route> routes = {
+      {"IdentifyUser", [&] { EXPECT_CALL(*mock_, IdentifyUser(_, _, _)).WillOnce(AnswerOk()); },
+       [&](auto* out) { stub_->IdentifyUser(options, {}, Record<v1::IdentifyUserResponse>(out)); },
+       budgets_.identify},
+      {"IdentifyCompany",
+       [&] { EXPECT_CALL(*mock_, IdentifyCompany(_, _, _)).WillOnce(AnswerOk()); },
+       [&](auto* out) {
+         stub_->IdentifyCompany(options, {}, Record<v1::IdentifyCompanyResponse>(out));
+       },
+       budgets_.identify},
+      {"TrackEvent", [&] { EXPECT_CALL(*mock_, TrackEvent(_, _, _)).WillOnce(AnswerOk()); },
+       [&](auto* out) { stub_->TrackEvent(options, {}, Record<v1::TrackEventResponse>(out)); },
+       budgets_.track},
+      {"DeleteUsers", [&] { EXPECT_CALL(*mock_, DeleteUsers(_, _, _)).WillOnce(AnswerOk()); },
+       [&](auto* out) { stub_->DeleteUsers(options, {}, Record<v1::DeleteUsersResponse>(out)); },
+       budgets_.deletes},
+      {"DeleteCompanies",
+       [&] { EXPECT_CALL(*mock_, DeleteCompanies(_, _, _)).WillOnce(AnswerOk()); },
+       [&](auto* out) {
+         stub_->DeleteCompanies(options, {}, Record<v1::DeleteCompaniesResponse>(out));
+       },
+       budgets_.deletes},
+      {"GetJob", [&] { EXPECT_CALL(*mock_, GetJob(_, _, _)).WillOnce(AnswerOk()); },
+       [&](auto* out) { stub_->GetJob(options, {}, Record<v1::Job>(out)); }, budgets_.job_reads},
+      {"ListJobs", [&] { EXPECT_CALL(*mock_, ListJobs(_, _, _)).WillOnce(AnswerOk()); },
+       [&](auto* out) { stub_->ListJobs(options, {}, Record<v1::ListJobsResponse>(out)); },
+       budgets_.job_reads},
+      {"BulkIdentifyUsers",
+       [&] { EXPECT_CALL(*mock_, BulkIdentifyUsers(_, _, _)).WillOnce(AnswerOk()); },
+       [&](auto* out) { stub_->BulkIdentifyUsers(options, {}, Record<v1::Job>(out)); },
+       budgets_.bulk},
+      {"BulkIdentifyCompanies",
+       [&] { EXPECT_CALL(*mock_, BulkIdentifyCompanies(_, _, _)).WillOnce(AnswerOk()); },
+       [&](auto* out) { stub_->BulkIdentifyCompanies(options, {}, Record<v1::Job>(out)); },
+       budgets_.bulk},
+      {"ImportFile(USERS_BULK)",
+       [&] { EXPECT_CALL(*mock_, ImportFile(_, _, _)).WillOnce(AnswerOk()); },
+       [&](auto* out) {
+         stub_->ImportFile(options, Import(v1::IMPORT_TARGET_USERS_BULK), Record<v1::Job>(out));
+       },
+       budgets_.bulk},
+      {"ImportFile(COMPANIES_BULK)",
+       [&] { EXPECT_CALL(*mock_, ImportFile(_, _, _)).WillOnce(AnswerOk()); },
+       [&](auto* out) {
+         stub_->ImportFile(options, Import(v1::IMPORT_TARGET_COMPANIES_BULK), Record<v1::Job>(out));
+       },
+       budgets_.bulk},
+      {"ImportFile(HISTORICAL_IMPORT)",
+       [&] { EXPECT_CALL(*mock_, ImportFile(_, _, _)).WillOnce(AnswerOk()); },
+       [&](auto* out) {
+         stub_->ImportFile(options, Import(v1::IMPORT_TARGET_HISTORICAL_IMPORT),
+                           Record<v1::Job>(out));
+       },
+       budgets_.imports},
+  };
+  for (Route& route : routes) {
+    SCOPED_TRACE(route.method);
+    std::vector<uint64_t> before;
+    for (const auto& budget : budgets_.All()) before.push_back(Admitted(budget));
+    route.expect();
+    std::optional<absl::Status> answer;
+    route.call(&answer);
+    EXPECT_FALSE(answer.has_value());  // Never inside the call.
+    scheduler_.RunDue();
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_TRUE(answer->ok()) << *answer;
+    const std::vector<std::shared_ptr<FairLimiter>> all = budgets_.All();
+    for (size_t i = 0; i < all.size(); ++i) {
+      EXPECT_EQ(Admitted(all[i]) - before[i], all[i] == route.budget ? 1u : 0u) << all[i]->name();
+    }
+    EXPECT_EQ(route.budget->Stats().upstream_successes, Admitted(route.budget));
+    ::testing::Mock::VerifyAndClearExpectations(mock_.get());
+    scheduler_.AdvanceBy(absl::Seconds(10));  // Every budget has a permit again.
+  }
+}
+
+TEST_F(RateLimitedStubTest, ForwardsAnIntactCopyOfTheRequestWithTheCallOptions) {
+  // A first call takes the permit, so the second waits after its caller's request is gone.
+  EXPECT_CALL(*mock_, TrackEvent(_, _, _)).WillOnce(AnswerOk());
+  std::optional<absl::Status> first;
+  stub_->TrackEvent(CallOptions(), {}, Record<v1::TrackEventResponse>(&first));
+  scheduler_.RunDue();
+
+  v1::TrackEventRequest expected;
+  expected.set_user_id("u-1");
+  expected.set_event_name("purchase_completed");
+  (*expected.mutable_metadata()->mutable_fields())["plan"].set_string_value("pro");
+  (*expected.mutable_metadata()->mutable_fields())["seats"].set_number_value(12);
+  CallOptions options;
+  options.caller = "billing";
+  options.deadline = scheduler_.Now() + absl::Seconds(5);
+  v1::TrackEventRequest forwarded;
+  CallOptions forwarded_options;
+  EXPECT_CALL(*mock_, TrackEvent(_, _, _))
+      .WillOnce([&](const CallOptions& o, const v1::TrackEventRequest& request,
+                    StubCallback<v1::TrackEventResponse> done) {
+        forwarded = request;
+        forwarded_options = o;
+        std::move(done)(v1::TrackEventResponse());
+      });
+  std::optional<absl::Status> second;
+  {
+    auto request = std::make_unique<v1::TrackEventRequest>(expected);
+    stub_->TrackEvent(options, *request, Record<v1::TrackEventResponse>(&second));
+    request->set_user_id("changed after the call");
+  }  // ... and destroyed.
+  scheduler_.AdvanceBy(absl::Seconds(1));
+  ASSERT_TRUE(second.has_value());
+  EXPECT_TRUE(second->ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(forwarded, expected))
+      << forwarded.DebugString();
+  EXPECT_EQ(forwarded_options.caller, "billing");
+  EXPECT_EQ(forwarded_options.deadline, options.deadline);
+}
+
+TEST_F(RateLimitedStubTest, RefusalReachesTheCallerAndNothingIsSent) {
+  EXPECT_CALL(*mock_, IdentifyUser(_, _, _)).Times(0);
+  CallOptions options;
+  options.deadline = scheduler_.Now();  // Already over.
+  std::optional<absl::Status> answer;
+  stub_->IdentifyUser(options, {}, Record<v1::IdentifyUserResponse>(&answer));
+  EXPECT_FALSE(answer.has_value());
+  scheduler_.RunDue();
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_TRUE(absl::IsDeadlineExceeded(*answer)) << *answer;
+  EXPECT_EQ(Reason(*answer), kReasonBudgetExhausted);
+}
+
+TEST_F(RateLimitedStubTest, Upstream429WithRetryAfterPausesTheBudgetAndPassesThrough) {
+  const absl::Time now = scheduler_.Now();
+  const absl::Status limited = MapHttpResult(
+      FakeHttpClient::Response(429, "", {{"Retry-After", "7"}}), "POST /v1/identify", now);
+  EXPECT_CALL(*mock_, IdentifyCompany(_, _, _)).WillOnce(AnswerError{limited});
+  std::optional<absl::Status> answer;
+  stub_->IdentifyCompany(CallOptions(), {}, Record<v1::IdentifyCompanyResponse>(&answer));
+  scheduler_.RunDue();
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(*answer, limited);  // Unchanged.
+  const FairLimiterStats stats = budgets_.identify->Stats();
+  EXPECT_EQ(stats.upstream_rate_limited, 1u);
+  EXPECT_EQ(stats.paused_until, now + absl::Seconds(7));
+  EXPECT_DOUBLE_EQ(stats.current_limit, 600 * 0.7);
+  EXPECT_EQ(stats.backoff, absl::Seconds(1));
+  EXPECT_FALSE(budgets_.track->Stats().paused);  // Other budgets are not affected.
+
+  // The next identify call waits out the pause.
+  EXPECT_CALL(*mock_, IdentifyUser(_, _, _)).WillOnce(AnswerOk());
+  std::optional<absl::Status> next;
+  stub_->IdentifyUser(CallOptions(), {}, Record<v1::IdentifyUserResponse>(&next));
+  scheduler_.AdvanceTo(now + absl::Seconds(7) - absl::Nanoseconds(1));
+  EXPECT_FALSE(next.has_value());
+  scheduler_.AdvanceTo(now + absl::Seconds(7));
+  ASSERT_TRUE(next.has_value());
+  EXPECT_TRUE(next->ok());
+}
+
+TEST_F(RateLimitedStubTest, Upstream429WithoutRetryAfterBacksOffExponentially) {
+  const absl::Status limited =
+      MapHttpResult(FakeHttpClient::Response(429), "POST /v1/track", scheduler_.Now());
+  EXPECT_CALL(*mock_, TrackEvent(_, _, _)).WillOnce(AnswerError{limited});
+  std::optional<absl::Status> answer;
+  stub_->TrackEvent(CallOptions(), {}, Record<v1::TrackEventResponse>(&answer));
+  scheduler_.RunDue();
+  const FairLimiterStats stats = budgets_.track->Stats();
+  EXPECT_EQ(stats.rate_decreases, 1u);
+  EXPECT_EQ(stats.paused_until, scheduler_.Now() + absl::Seconds(1));
+  EXPECT_EQ(stats.backoff, absl::Seconds(2));  // Doubled: no Retry-After.
+}
+
+TEST(ClassifyUpstreamStatusTest, TellsUpstream429sFromEverythingElse) {
+  const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  using Kind = UpstreamFeedback::Kind;
+  UpstreamFeedback ok = ClassifyUpstreamStatus(absl::OkStatus());
+  EXPECT_EQ(ok.kind, Kind::kSuccess);
+
+  UpstreamFeedback with = ClassifyUpstreamStatus(
+      MapHttpResult(FakeHttpClient::Response(429, "", {{"Retry-After", "30"}}), "x", now));
+  EXPECT_EQ(with.kind, Kind::kRateLimited);
+  EXPECT_EQ(with.retry_after, absl::Seconds(30));
+
+  UpstreamFeedback without =
+      ClassifyUpstreamStatus(MapHttpResult(FakeHttpClient::Response(429), "x", now));
+  EXPECT_EQ(without.kind, Kind::kRateLimited);
+  EXPECT_EQ(without.retry_after, std::nullopt);
+
+  // The gateway's own RESOURCE_EXHAUSTED (a budget refusal) is not Userpilot's 429.
+  absl::Status own = absl::ResourceExhaustedError("budget");
+  SetDetail(own, MakeErrorInfo(kReasonBudgetExhausted));
+  EXPECT_EQ(ClassifyUpstreamStatus(own).kind, Kind::kNone);
+  EXPECT_EQ(ClassifyUpstreamStatus(absl::ResourceExhaustedError("bare")).kind, Kind::kNone);
+  EXPECT_EQ(ClassifyUpstreamStatus(MapHttpResult(FakeHttpClient::Response(503), "x", now)).kind,
+            Kind::kNone);
+  EXPECT_EQ(ClassifyUpstreamStatus(MapHttpResult(FakeHttpClient::Response(400), "x", now)).kind,
+            Kind::kNone);
+}
+
+TEST(BudgetsTest, DefaultsAreUserpilotsDocumentedLimits) {
+  const RateLimitOptions options;
+  EXPECT_EQ(options.identify.rate.name, "identify");
+  EXPECT_EQ(options.identify.rate.limit, 600);
+  EXPECT_EQ(options.identify.rate.window, absl::Minutes(1));
+  EXPECT_EQ(options.track.rate.limit, 600);
+  EXPECT_EQ(options.track.rate.window, absl::Minutes(1));
+  EXPECT_EQ(options.deletes.rate.limit, 1);
+  EXPECT_EQ(options.deletes.rate.window, absl::Seconds(2));
+  EXPECT_EQ(options.job_reads.rate.limit, 120);
+  EXPECT_EQ(options.bulk.rate.limit, 6);
+  EXPECT_EQ(options.imports.rate.limit, 6);
+  EXPECT_TRUE(options.Validate().ok());
+}
+
+TEST(BudgetsTest, FactoryGetsEachSpecWithTheSpacingMargin) {
+  FakeScheduler scheduler;
+  std::vector<RateSpec> specs;
+  auto budgets = MakeBudgets(RateLimitOptions(), scheduler, [&](const RateSpec& spec) {
+    specs.push_back(spec);
+    return std::make_unique<LocalTokenSource>(spec);
+  });
+  ASSERT_TRUE(budgets.ok()) << budgets.status();
+  ASSERT_EQ(specs.size(), 6u);
+  EXPECT_EQ(specs[0].name, "identify");
+  EXPECT_EQ(specs[0].window, absl::Minutes(1) + absl::Milliseconds(100));
+  EXPECT_EQ(specs[2].name, "delete");
+  EXPECT_EQ(specs[2].window, absl::Milliseconds(2100));
+  EXPECT_EQ(budgets->identify->name(), "identify");
+  EXPECT_EQ(budgets->deletes->Stats().configured_limit, 1);
+  EXPECT_EQ(budgets->bulk->name(), "bulk");
+  EXPECT_EQ(budgets->imports->name(), "imports");
+}
+
+TEST(BudgetsTest, InvalidOptionsAndNullSourcesAreStartupErrors) {
+  FakeScheduler scheduler;
+  RateLimitOptions options;
+  options.track.rate.limit = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument(MakeBudgets(options, scheduler).status()));
+  options = RateLimitOptions();
+  options.bulk.max_queue = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument(options.Validate()));
+  options = RateLimitOptions();
+  options.limiter.decrease_factor = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument(options.Validate()));
+  options = RateLimitOptions();
+  options.spacing_margin = -absl::Seconds(1);
+  EXPECT_TRUE(absl::IsInvalidArgument(options.Validate()));
+  EXPECT_TRUE(absl::IsInternal(MakeBudgets(RateLimitOptions(), scheduler, [](const RateSpec&) {
+                                 return std::unique_ptr<TokenSource>();
+                               }).status()));
+}
+
+TEST(BudgetsTest, ShutdownAnswersEveryBudgetsWaitingCalls) {
+  FakeScheduler scheduler;
+  auto budgets = MakeBudgets(TestOptions(), scheduler);
+  ASSERT_TRUE(budgets.ok());
+  int unavailable = 0;
+  for (const auto& budget : budgets->All()) {
+    for (int i = 0; i < 2; ++i) {
+      budget->Acquire("a", absl::InfiniteFuture(), [&](absl::Status status) {
+        if (absl::IsUnavailable(status)) ++unavailable;
+      });
+    }
+  }
+  budgets->Shutdown();
+  EXPECT_EQ(unavailable, 12);
+}
+
+}  // namespace
+}  // namespace userpilot::gateway

@@ -1,0 +1,165 @@
+// RetryingStub: the UserpilotStub decorator that retries failed upstream calls, with backoff,
+// within the caller's deadline, under a retry budget and behind a circuit breaker.
+//
+// Stack position (service/app assembles it):
+//     RetryingStub -> RateLimitedStub -> HttpUserpilotStub
+// so every attempt, retries included, is admitted by the rate-limit budget, and the breaker
+// refuses before the limiter queues anything.
+//
+// Per call (each policy is separate and injectable, google-cloud-cpp style):
+//  1. The circuit breaker (circuit_breaker.h) must allow the attempt, else the call ends:
+//     before the first attempt with its UNAVAILABLE/CIRCUIT_OPEN error, later with the last
+//     upstream error.
+//  2. The attempt goes to the wrapped stub with the caller's CallOptions (same deadline).
+//  3. A failure is classified (retry_decision.h) by code, ErrorInfo reason and the method's
+//     idempotency (idempotency.h): retryable, non-retryable, or not idempotent and possibly
+//     recorded by Userpilot. Only retryable failures go on.
+//  4. The retry policy (retry_policy.h, cloned per call) must allow another attempt.
+//  5. The delay is max(backoff (backoff_policy.h, full jitter), the error's RetryInfo delay,
+//     e.g. a 429's Retry-After). If now + delay >= the caller's deadline, the call ends now
+//     with the last error rather than waking up to no time.
+//  6. The retry budget (retry_budget.h) must have room for one more retry.
+//  7. A Scheduler timer runs the next attempt after the delay; no thread sleeps.
+// The final error keeps the last attempt's code and details (a 429's RESOURCE_EXHAUSTED and
+// RetryInfo, a 503's UNAVAILABLE) and says why retrying stopped: see AnnotateFinalError. The
+// same StopReasonName goes into CallOptions::trace->retry_stopped_because (when a trace is
+// present) before the callback runs; CallTrace::attempts is the HTTP layer's to count.
+//
+// Lifetimes: the request and options are copied per call. The wrapped stub is shared with
+// every call in flight, so it lives as long as they do. The Scheduler must outlive this stub
+// and every call it started. Destroying the stub cancels the retries waiting on a timer: those
+// calls end at once with their last error (`retry_stopped_because: shutdown`); attempts in
+// flight end when the wrapped stub answers, without a retry.
+//
+// Thread-safety: every method may be called from any thread, concurrently. The callback runs
+// exactly once, never inside the call: on the wrapped stub's thread, or the scheduler's.
+#ifndef USERPILOT_GATEWAY_SERVICE_RETRY_RETRYING_STUB_H_
+#define USERPILOT_GATEWAY_SERVICE_RETRY_RETRYING_STUB_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "service/common/scheduler.h"
+#include "service/retry/backoff_policy.h"
+#include "service/retry/circuit_breaker.h"
+#include "service/retry/idempotency.h"
+#include "service/retry/retry_budget.h"
+#include "service/retry/retry_decision.h"
+#include "service/retry/retry_policy.h"
+#include "service/upstream/userpilot_stub.h"
+
+namespace userpilot::gateway {
+
+// Everything configurable about retries; defaults are the gateway's defaults.
+struct RetryOptions {
+  // Attempts per call, the first included (1 = never retry). 1..100.
+  int max_attempts = 4;
+  // No retry once this long has passed since the call started; infinite = only the caller's
+  // deadline and max_attempts bound a call.
+  absl::Duration max_retry_duration = absl::InfiniteDuration();
+
+  // Full-jitter truncated exponential backoff: retry n waits U[0, min(max, initial * mult^n)).
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+  double backoff_multiplier = 2.0;
+
+  // Retries at most 20% of recent calls plus 10 a second (over 10 s).
+  RetryBudgetOptions budget;
+
+  // Opens after 5 consecutive failures, or >= 50% failures over >= 20 outcomes in 10 s; open
+  // for 5 s, doubling per failed probe up to 60 s.
+  CircuitBreakerOptions circuit_breaker;
+
+  // The upstream host, for breaker messages and metadata ("api.userpilot.io").
+  std::string upstream_host = "userpilot";
+
+  // Which methods are idempotent (TrackEvent is not).
+  IdempotencyPolicy idempotency = &DefaultIdempotency;
+
+  // Randomness for jitter; null = MakeRandomJitterSource().
+  std::shared_ptr<JitterSource> jitter;
+
+  // INVALID_ARGUMENT naming the first bad field, else OK. For start-up configuration checks.
+  absl::Status Validate() const;
+};
+
+// Counters for metrics (monotonic, except `circuit`'s state).
+struct RetryStats {
+  int64_t calls = 0;     // Calls started.
+  int64_t attempts = 0;  // Attempts sent to the wrapped stub (retries included).
+  // Retries scheduled, by what the failed attempt was (RetryCause).
+  std::array<int64_t, kRetryCauseCount> retries_by_cause{};
+  // Calls that ended with an error, by why retrying stopped (StopReason).
+  std::array<int64_t, kStopReasonCount> failed_by_stop_reason{};
+  // Calls that succeeded after at least one retry.
+  int64_t recovered = 0;
+  CircuitBreaker::Snapshot circuit;
+};
+
+// The retry and backoff policy prototypes RetryOptions describe (each call clones them).
+std::unique_ptr<RetryPolicy> MakeRetryPolicy(const RetryOptions& options);
+std::unique_ptr<BackoffPolicy> MakeBackoffPolicy(const RetryOptions& options);
+
+class RetryingStub final : public UserpilotStub {
+ public:
+  // Policies built from `options`, which must pass Validate() (the constructor aborts the
+  // process with its message otherwise: configuration is validated at start-up).
+  RetryingStub(std::shared_ptr<UserpilotStub> inner, Scheduler& scheduler, RetryOptions options);
+  // Custom retry and backoff policy prototypes; the rest from `options`.
+  RetryingStub(std::shared_ptr<UserpilotStub> inner, Scheduler& scheduler, RetryOptions options,
+               std::unique_ptr<RetryPolicy> retry_policy,
+               std::unique_ptr<BackoffPolicy> backoff_policy);
+  ~RetryingStub() override;
+
+  RetryingStub(const RetryingStub&) = delete;
+  RetryingStub& operator=(const RetryingStub&) = delete;
+
+  void IdentifyUser(const CallOptions& options, const v1::IdentifyUserRequest& request,
+                    StubCallback<v1::IdentifyUserResponse> done) override;
+  void IdentifyCompany(const CallOptions& options, const v1::IdentifyCompanyRequest& request,
+                       StubCallback<v1::IdentifyCompanyResponse> done) override;
+  void BulkIdentifyUsers(const CallOptions& options, const v1::BulkIdentifyUsersRequest& request,
+                         StubCallback<v1::Job> done) override;
+  void BulkIdentifyCompanies(const CallOptions& options,
+                             const v1::BulkIdentifyCompaniesRequest& request,
+                             StubCallback<v1::Job> done) override;
+  void TrackEvent(const CallOptions& options, const v1::TrackEventRequest& request,
+                  StubCallback<v1::TrackEventResponse> done) override;
+  void ListJobs(const CallOptions& options, const v1::ListJobsRequest& request,
+                StubCallback<v1::ListJobsResponse> done) override;
+  void GetJob(const CallOptions& options, const v1::GetJobRequest& request,
+              StubCallback<v1::Job> done) override;
+  void DeleteUsers(const CallOptions& options, const v1::DeleteUsersRequest& request,
+                   StubCallback<v1::DeleteUsersResponse> done) override;
+  void DeleteCompanies(const CallOptions& options, const v1::DeleteCompaniesRequest& request,
+                       StubCallback<v1::DeleteCompaniesResponse> done) override;
+  // Not idempotent: retried only after a 429 or a failure that certainly never sent it. Every
+  // attempt passes the same request on (its file source is re-read from offset 0).
+  void ImportFile(const CallOptions& options, const ImportFileRequest& request,
+                  StubCallback<v1::Job> done) override;
+
+  // A snapshot of the counters and the breaker. Thread-safe.
+  RetryStats stats() const;
+  // The breaker, for metrics (its state) and tests. Thread-safe.
+  const CircuitBreaker& circuit_breaker() const;
+
+  // Internal: the state calls share, which outlives this object while calls are in flight.
+  struct Shared;
+
+ private:
+  template <typename Request, typename Response>
+  void Start(UpstreamMethod method,
+             void (UserpilotStub::*call)(const CallOptions&, const Request&,
+                                         StubCallback<Response>),
+             const CallOptions& options, const Request& request, StubCallback<Response> done);
+
+  std::shared_ptr<Shared> shared_;
+};
+
+}  // namespace userpilot::gateway
+
+#endif  // USERPILOT_GATEWAY_SERVICE_RETRY_RETRYING_STUB_H_
