@@ -1,0 +1,97 @@
+#include "service/logging/access_log.h"
+
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "spdlog/sinks/ostream_sink.h"
+
+namespace userpilot::gateway {
+namespace {
+
+using ::testing::EndsWith;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class AccessLogTest : public ::testing::Test {
+ protected:
+  AccessLogTest()
+      : logger_(LoggerOptions{LogSeverity::kInfo, "key-5f2a"},
+                std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)),
+        log_(logger_) {}
+
+  std::ostringstream out_;
+  Logger logger_;
+  AccessLog log_;
+};
+
+TEST_F(AccessLogTest, SuccessfulCallHasEveryFieldInOrder) {
+  CallTrace trace;
+  trace.method = "IdentifyUser";
+  trace.attempts = 1;
+  trace.queue_wait = absl::Microseconds(12500);
+  trace.last_http_status = 200;
+  trace.upstream_request_id = "QHQTu0Re000000000001";
+  log_.Record(trace, "billing", grpc::Status::OK, absl::Microseconds(84520));
+  EXPECT_THAT(out_.str(),
+              EndsWith(R"("level":"info","msg":"call","method":"IdentifyUser","caller":"billing",)"
+                       R"("grpc_code":"OK","upstream_status":200,"attempts":1,)"
+                       R"("queue_wait_ms":12.5,"latency_ms":84.52,)"
+                       R"("upstream_request_id":"QHQTu0Re000000000001"})"
+                       "\n"));
+}
+
+TEST_F(AccessLogTest, FailedCallAddsWhyRetryingStoppedAndTheRedactedError) {
+  CallTrace trace;
+  trace.method = "TrackEvent";
+  trace.attempts = 3;
+  trace.last_http_status = 503;
+  trace.retry_stopped_because = "retry_policy_exhausted";
+  log_.Record(trace, "unknown",
+              grpc::Status(grpc::StatusCode::UNAVAILABLE, "Userpilot is unavailable (key-5f2a)"),
+              absl::Milliseconds(900));
+  const std::string line = out_.str();
+  EXPECT_THAT(line, HasSubstr(R"("grpc_code":"UNAVAILABLE","upstream_status":503,"attempts":3,)"));
+  EXPECT_THAT(line, HasSubstr(R"j("retry_stopped_because":"retry_policy_exhausted",)j"
+                              R"j("error":"Userpilot is unavailable ([redacted])"})j"));
+  EXPECT_THAT(line, Not(HasSubstr("key-5f2a")));
+}
+
+TEST_F(AccessLogTest, ValidationRefusalHasNoUpstreamPart) {
+  CallTrace trace;
+  trace.method = "GetJob";
+  log_.Record(trace, "invalid", grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "job_id: bad"),
+              absl::Microseconds(40));
+  EXPECT_THAT(out_.str(), HasSubstr(R"("grpc_code":"INVALID_ARGUMENT","upstream_status":0,)"
+                                    R"("attempts":0,"queue_wait_ms":0,"latency_ms":0.04,)"
+                                    R"("upstream_request_id":"","error":"job_id: bad"})"));
+}
+
+TEST_F(AccessLogTest, LongErrorsAreCutAtACharacterBoundary) {
+  CallTrace trace;
+  trace.method = "IdentifyUser";
+  std::string message = "x";
+  while (message.size() < 700) message += "\xC3\xA9";  // é
+  log_.Record(trace, "c", grpc::Status(grpc::StatusCode::INTERNAL, message), absl::ZeroDuration());
+  const std::string line = out_.str();
+  const size_t start = line.find(R"("error":")") + 9;
+  const size_t end = line.rfind('"');
+  const std::string error = line.substr(start, end - start);
+  EXPECT_LE(error.size(), AccessLog::kMaxErrorBytes);
+  EXPECT_GE(error.size(), AccessLog::kMaxErrorBytes - 1);
+  EXPECT_THAT(error, Not(HasSubstr("\xEF\xBF\xBD")));  // No broken character at the cut.
+}
+
+TEST_F(AccessLogTest, NothingBelowTheLevel) {
+  std::ostringstream quiet;
+  Logger logger(LoggerOptions{LogSeverity::kWarning, ""},
+                std::make_shared<spdlog::sinks::ostream_sink_mt>(quiet));
+  AccessLog log(logger);
+  log.Record(CallTrace(), "c", grpc::Status::OK, absl::Seconds(1));
+  EXPECT_EQ(quiet.str(), "");
+}
+
+}  // namespace
+}  // namespace userpilot::gateway

@@ -1,0 +1,122 @@
+#include "service/logging/logger.h"
+
+#include <atomic>
+#include <cstdio>
+#include <utility>
+
+#include "grpc/support/log.h"
+#include "service/logging/json_writer.h"
+#include "spdlog/logger.h"
+#include "spdlog/pattern_formatter.h"
+#include "spdlog/sinks/stdout_sinks.h"
+
+namespace userpilot::gateway {
+namespace {
+
+// Time and level come from spdlog; %v is the rest of the object (members, already JSON).
+constexpr char kPattern[] = R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l",%v})";
+
+spdlog::level::level_enum SpdlogLevel(LogSeverity level) {
+  switch (level) {
+    case LogSeverity::kDebug:
+      return spdlog::level::debug;
+    case LogSeverity::kInfo:
+      return spdlog::level::info;
+    case LogSeverity::kWarning:
+      return spdlog::level::warn;
+    case LogSeverity::kError:
+      return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+std::atomic<Logger*> grpc_logger{nullptr};
+
+void GrpcLogFunction(gpr_log_func_args* args) {
+  Logger* logger = grpc_logger.load(std::memory_order_acquire);
+  if (logger == nullptr) {  // Released: plain text, as gRPC would write it.
+    std::fprintf(stderr, "grpc %s:%d: %s\n", args->file != nullptr ? args->file : "?", args->line,
+                 args->message != nullptr ? args->message : "");
+    return;
+  }
+  LogSeverity level = LogSeverity::kError;
+  if (args->severity == GPR_LOG_SEVERITY_DEBUG) level = LogSeverity::kDebug;
+  if (args->severity == GPR_LOG_SEVERITY_INFO) level = LogSeverity::kInfo;
+  logger->Log(level, "grpc",
+              {{"file", args->file != nullptr ? args->file : ""},
+               {"line", args->line},
+               {"detail", args->message != nullptr ? args->message : ""}});
+}
+
+}  // namespace
+
+std::optional<LogSeverity> ParseLogSeverity(absl::string_view name) {
+  if (name == "debug") return LogSeverity::kDebug;
+  if (name == "info") return LogSeverity::kInfo;
+  if (name == "warning" || name == "warn") return LogSeverity::kWarning;
+  if (name == "error") return LogSeverity::kError;
+  return std::nullopt;
+}
+
+Logger::Logger(const LoggerOptions& options)
+    : Logger(options, std::make_shared<spdlog::sinks::stderr_sink_mt>()) {}
+
+Logger::Logger(const LoggerOptions& options, std::shared_ptr<spdlog::sinks::sink> sink)
+    : level_(options.level),
+      redactor_(options.api_key),
+      logger_(std::make_shared<spdlog::logger>("userpilot-gateway", std::move(sink))) {
+  logger_->set_formatter(
+      std::make_unique<spdlog::pattern_formatter>(kPattern, spdlog::pattern_time_type::utc));
+  logger_->set_level(SpdlogLevel(level_));
+  logger_->flush_on(spdlog::level::debug);
+}
+
+Logger::~Logger() {
+  Logger* self = this;
+  grpc_logger.compare_exchange_strong(self, nullptr);  // A forgotten CaptureGrpcLogs(nullptr).
+  logger_->flush();
+}
+
+bool Logger::Enabled(LogSeverity level) const {
+  return static_cast<int>(level) >= static_cast<int>(level_);
+}
+
+void Logger::Write(LogSeverity level, absl::string_view message, const LogField* fields,
+                   size_t count) {
+  if (!Enabled(level)) return;
+  JsonObject line;
+  line.Add("msg", redactor_.Redact(message));
+  for (const LogField* field_ptr = fields; field_ptr != fields + count; ++field_ptr) {
+    const LogField& field = *field_ptr;
+    std::visit(
+        [&](const auto& value) {
+          using T = std::decay_t<decltype(value)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            line.Add(field.key, redactor_.Redact(value));
+          } else {
+            line.Add(field.key, value);
+          }
+        },
+        field.value);
+  }
+  // The finished line is checked once more: escaping could, in theory, produce one of the
+  // key's escaped forms from text that did not hold the key itself.
+  std::string members = line.members();
+  if (redactor_.Contains(members)) members = redactor_.Redact(members);
+  logger_->log(SpdlogLevel(level), spdlog::string_view_t(members.data(), members.size()));
+}
+
+void Logger::Flush() { logger_->flush(); }
+
+void CaptureGrpcLogs(Logger* logger) {
+  grpc_logger.store(logger, std::memory_order_release);
+  gpr_set_log_function(&GrpcLogFunction);
+  gpr_log_verbosity_init();  // GRPC_VERBOSITY, or ERROR (a no-op once gRPC has done it).
+  // gRPC filters by its own verbosity (GRPC_VERBOSITY, default ERROR) before calling us; only
+  // --log_level=debug opens it further.
+  if (logger != nullptr && logger->Enabled(LogSeverity::kDebug)) {
+    gpr_set_log_verbosity(GPR_LOG_SEVERITY_DEBUG);
+  }
+}
+
+}  // namespace userpilot::gateway

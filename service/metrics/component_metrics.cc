@@ -1,0 +1,223 @@
+// BudgetMetrics, RetryMetrics and JobMetrics (gateway_metrics.h): families, and copying the
+// components' snapshots into them at scrape time.
+#include <string>
+
+#include "service/metrics/gateway_metrics.h"
+#include "service/metrics/metrics_registry.h"
+
+namespace userpilot::gateway {
+namespace {
+
+// `name` if it is one of `known`, else "other": label values stay within a fixed set.
+template <size_t N>
+std::string Bounded(absl::string_view name, const absl::string_view (&known)[N]) {
+  for (absl::string_view k : known) {
+    if (k == name) return std::string(k);
+  }
+  return "other";
+}
+
+// Sets the counters of `family` (one label, `label`) from per-name totals. Names outside
+// `known` are summed into "other".
+template <size_t N>
+void SetCountersByName(prometheus::Family<prometheus::Counter>& family,
+                       const prometheus::Labels& base, const std::string& label,
+                       const std::vector<std::pair<std::string, uint64_t>>& totals,
+                       const absl::string_view (&known)[N]) {
+  std::map<std::string, double> summed;
+  for (const auto& [name, total] : totals) summed[Bounded(name, known)] += total;
+  for (const auto& [name, total] : summed) {
+    prometheus::Labels labels = base;
+    labels[label] = name;
+    SetCounterTo(family.Add(labels), total);
+  }
+}
+
+}  // namespace
+
+// --- budgets ---------------------------------------------------------------------------------
+
+const std::vector<double>& BudgetMetrics::WaitBuckets() {
+  static const auto* const kBuckets = new std::vector<double>{
+      0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  return *kBuckets;
+}
+
+BudgetMetrics::BudgetMetrics(prometheus::Registry& registry, BudgetMetricsOptions options)
+    : limit_per_second(prometheus::BuildGauge()
+                           .Name("userpilot_gateway_budget_limit_per_second")
+                           .Help("Configured rate of the budget, in requests per second.")
+                           .Register(registry)),
+      effective_limit_per_second(
+          prometheus::BuildGauge()
+              .Name("userpilot_gateway_budget_effective_limit_per_second")
+              .Help("Rate the budget admits now, after slowing down on Userpilot's 429s.")
+              .Register(registry)),
+      tokens_available(prometheus::BuildGauge()
+                           .Name("userpilot_gateway_budget_tokens_available")
+                           .Help("Permits the budget could grant at once.")
+                           .Register(registry)),
+      queued(prometheus::BuildGauge()
+                 .Name("userpilot_gateway_budget_queued")
+                 .Help("Calls waiting for a permit of the budget.")
+                 .Register(registry)),
+      callers_waiting(prometheus::BuildGauge()
+                          .Name("userpilot_gateway_budget_callers_waiting")
+                          .Help("Distinct callers with calls waiting for the budget.")
+                          .Register(registry)),
+      paused(prometheus::BuildGauge()
+                 .Name("userpilot_gateway_budget_paused")
+                 .Help("1 while the budget is paused after a 429 from Userpilot, else 0.")
+                 .Register(registry)),
+      admissions(prometheus::BuildCounter()
+                     .Name("userpilot_gateway_budget_admissions_total")
+                     .Help("Calls admitted by the budget; queued=\"true\" if they had to wait.")
+                     .Register(registry)),
+      rejections(prometheus::BuildCounter()
+                     .Name("userpilot_gateway_budget_rejections_total")
+                     .Help("Calls the budget answered with an error instead of a permit, by "
+                           "reason.")
+                     .Register(registry)),
+      upstream_rate_limited(prometheus::BuildCounter()
+                                .Name("userpilot_gateway_budget_upstream_rate_limited_total")
+                                .Help("429 answers from Userpilot to calls of the budget.")
+                                .Register(registry)),
+      wait_seconds(prometheus::BuildHistogram()
+                       .Name("userpilot_gateway_budget_wait_seconds")
+                       .Help("Time admitted calls waited for a permit of the budget.")
+                       .Register(registry)),
+      caller_calls(prometheus::BuildCounter()
+                       .Name("userpilot_gateway_budget_caller_calls_total")
+                       .Help("Calls per budget and configured caller (others: \"other\"), by "
+                             "outcome (admitted, rejected).")
+                       .Register(registry)),
+      options_(std::move(options)) {}
+
+void BudgetMetrics::Update(const BudgetSnapshot& s) {
+  const prometheus::Labels budget = {{"budget", s.budget}};
+  limit_per_second.Add(budget).Set(s.limit_per_second);
+  effective_limit_per_second.Add(budget).Set(s.effective_limit_per_second);
+  if (s.tokens_available >= 0) tokens_available.Add(budget).Set(s.tokens_available);
+  queued.Add(budget).Set(static_cast<double>(s.queued));
+  callers_waiting.Add(budget).Set(static_cast<double>(s.callers_waiting));
+  paused.Add(budget).Set(s.paused ? 1 : 0);
+  SetCounterTo(admissions.Add({{"budget", s.budget}, {"queued", "false"}}),
+               static_cast<double>(s.admitted_immediately));
+  SetCounterTo(admissions.Add({{"budget", s.budget}, {"queued", "true"}}),
+               static_cast<double>(s.admitted_after_wait));
+  SetCountersByName(rejections, budget, "reason", s.rejections, kBudgetRejectReasons);
+  SetCounterTo(upstream_rate_limited.Add(budget), static_cast<double>(s.upstream_rate_limited));
+  wait_seconds.Add(budget, WaitBuckets());  // Exists (at zero) before the first wait.
+}
+
+std::string BudgetMetrics::CallerLabel(absl::string_view caller) const {
+  if (!caller.empty() && options_.callers.find(caller) != options_.callers.end()) {
+    return std::string(caller);
+  }
+  return "other";
+}
+
+void BudgetMetrics::OnAdmitted(absl::string_view budget, absl::string_view caller,
+                               absl::Duration wait) {
+  const std::string name(budget);
+  wait_seconds.Add({{"budget", name}}, WaitBuckets()).Observe(absl::ToDoubleSeconds(wait));
+  caller_calls.Add({{"budget", name}, {"caller", CallerLabel(caller)}, {"outcome", "admitted"}})
+      .Increment();
+}
+
+void BudgetMetrics::OnRejected(absl::string_view budget, absl::string_view caller,
+                               absl::string_view /*reason*/) {
+  caller_calls
+      .Add({{"budget", std::string(budget)},
+            {"caller", CallerLabel(caller)},
+            {"outcome", "rejected"}})
+      .Increment();
+}
+
+// --- retries ---------------------------------------------------------------------------------
+
+RetryMetrics::RetryMetrics(prometheus::Registry& registry)
+    : calls(prometheus::BuildCounter()
+                .Name("userpilot_gateway_retry_calls_total")
+                .Help("Calls that went through the retry layer.")
+                .Register(registry)),
+      retries(prometheus::BuildCounter()
+                  .Name("userpilot_gateway_retries_total")
+                  .Help("Retries scheduled, by what the failed attempt was.")
+                  .Register(registry)),
+      gave_up(prometheus::BuildCounter()
+                  .Name("userpilot_gateway_retry_gave_up_total")
+                  .Help("Calls that ended with an error, by why retrying stopped.")
+                  .Register(registry)),
+      recovered(prometheus::BuildCounter()
+                    .Name("userpilot_gateway_retry_recovered_total")
+                    .Help("Calls that succeeded after at least one retry.")
+                    .Register(registry)),
+      circuit_state(prometheus::BuildGauge()
+                        .Name("userpilot_gateway_circuit_state")
+                        .Help("Circuit breaker in front of Userpilot: 0 closed, "
+                              "1 half-open, 2 open.")
+                        .Register(registry)),
+      circuit_opened(prometheus::BuildCounter()
+                         .Name("userpilot_gateway_circuit_opened_total")
+                         .Help("Times the circuit breaker opened.")
+                         .Register(registry)),
+      circuit_rejected(prometheus::BuildCounter()
+                           .Name("userpilot_gateway_circuit_rejected_total")
+                           .Help("Attempts the open circuit breaker refused.")
+                           .Register(registry)) {}
+
+void RetryMetrics::Update(const RetrySnapshot& s) {
+  // Every reason exists (at zero) from the first update on, so rates show 0, not nothing.
+  for (absl::string_view reason : kRetryReasons) retries.Add({{"reason", std::string(reason)}});
+  for (absl::string_view reason : kRetryStopReasons) gave_up.Add({{"reason", std::string(reason)}});
+  SetCounterTo(calls.Add({}), static_cast<double>(s.calls));
+  SetCountersByName(retries, {}, "reason", s.retries_by_reason, kRetryReasons);
+  SetCountersByName(gave_up, {}, "reason", s.gave_up_by_reason, kRetryStopReasons);
+  SetCounterTo(recovered.Add({}), static_cast<double>(s.recovered));
+  circuit_state.Add({}).Set(static_cast<double>(s.circuit_state));
+  SetCounterTo(circuit_opened.Add({}), static_cast<double>(s.circuit_opened));
+  SetCounterTo(circuit_rejected.Add({}), static_cast<double>(s.circuit_rejected));
+}
+
+// --- jobs ------------------------------------------------------------------------------------
+
+JobMetrics::JobMetrics(prometheus::Registry& registry)
+    : watchers(prometheus::BuildGauge()
+                   .Name("userpilot_gateway_job_watchers")
+                   .Help("WatchJob streams open.")
+                   .Register(registry)),
+      pollers(prometheus::BuildGauge()
+                  .Name("userpilot_gateway_job_pollers")
+                  .Help("Jobs being polled (one poller per watched job).")
+                  .Register(registry)),
+      polls(prometheus::BuildCounter()
+                .Name("userpilot_gateway_job_polls_total")
+                .Help("Job reads made by pollers, by result (ok, error).")
+                .Register(registry)),
+      updates_fanned_out(
+          prometheus::BuildCounter()
+              .Name("userpilot_gateway_job_updates_fanned_out_total")
+              .Help("Job state changes fanned out to watchers (once per change, however many "
+                    "watchers).")
+              .Register(registry)),
+      imports_in_flight(prometheus::BuildGauge()
+                            .Name("userpilot_gateway_imports_in_flight")
+                            .Help("ImportData calls in progress.")
+                            .Register(registry)),
+      import_bytes(prometheus::BuildCounter()
+                       .Name("userpilot_gateway_import_bytes_total")
+                       .Help("Import file bytes sent to Userpilot.")
+                       .Register(registry)) {}
+
+void JobMetrics::Update(const JobSnapshot& s) {
+  watchers.Add({}).Set(static_cast<double>(s.watchers));
+  pollers.Add({}).Set(static_cast<double>(s.pollers));
+  SetCounterTo(polls.Add({{"result", "ok"}}), static_cast<double>(s.polls_ok));
+  SetCounterTo(polls.Add({{"result", "error"}}), static_cast<double>(s.polls_failed));
+  SetCounterTo(updates_fanned_out.Add({}), static_cast<double>(s.updates_fanned_out));
+  imports_in_flight.Add({}).Set(static_cast<double>(s.imports_in_flight));
+  if (s.import_bytes >= 0) SetCounterTo(import_bytes.Add({}), static_cast<double>(s.import_bytes));
+}
+
+}  // namespace userpilot::gateway

@@ -1,0 +1,381 @@
+// Every metric the gateway exposes, declared in one place: one struct per component (Envoy's
+// stats structs), each created from a prometheus::Registry and handed to its component by
+// constructor. Names, labels and help texts live here and nowhere else.
+//
+//   struct             metrics                          fed by
+//   GrpcServerMetrics  grpc_server_*                    grpc_server_interceptor.h
+//   UpstreamMetrics    userpilot_gateway_upstream_*     metrics_stub.h, metered_http_client.h
+//   BudgetMetrics      userpilot_gateway_budget_*       limiter Stats() at scrape (hook),
+//                                                       BudgetObserver (pushed)
+//   RetryMetrics       userpilot_gateway_retr*_,        RetryingStub::stats() at scrape
+//                      userpilot_gateway_circuit_*
+//   JobMetrics         userpilot_gateway_job_*,         JobWatchRegistry / Importer Stats()
+//                      userpilot_gateway_import*        at scrape
+//   process_metrics.h  process_*, _build_info           /proc at scrape
+// (component_exports.h holds the hooks that read the components' Stats().)
+//
+// Label sets are bounded by construction: every label value comes from a fixed list in code
+// (methods, endpoints, codes, status classes, reasons), from configuration (budget names, and
+// caller names only where configured), or is folded into "other"/"unknown". No label ever holds
+// a user id, company id, job id, event name, request content or the API key.
+//
+// Thread-safety: the structs are created once, before use, then only read; prometheus-cpp's
+// metrics are thread-safe, and so are every Record/Update/On* method here.
+#ifndef USERPILOT_GATEWAY_SERVICE_METRICS_GATEWAY_METRICS_H_
+#define USERPILOT_GATEWAY_SERVICE_METRICS_GATEWAY_METRICS_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "service/metrics/budget_observer.h"
+
+namespace google::protobuf {
+class ServiceDescriptor;
+}
+
+namespace userpilot::gateway {
+
+// ---------------------------------------------------------------------------------------------
+// gRPC server: the names and labels of go-grpc-prometheus / grpc-ecosystem, which existing
+// Grafana dashboards for gRPC services query.
+//   grpc_server_started_total{grpc_type,grpc_service,grpc_method}           counter
+//   grpc_server_handled_total{grpc_type,grpc_service,grpc_method,grpc_code} counter
+//   grpc_server_msg_received_total{grpc_type,grpc_service,grpc_method}      counter
+//   grpc_server_msg_sent_total{grpc_type,grpc_service,grpc_method}          counter
+//   grpc_server_handling_seconds{grpc_type,grpc_service,grpc_method}        histogram
+// grpc_type: unary, client_stream, server_stream, bidi_stream. grpc_code: the code's name (OK,
+// INVALID_ARGUMENT, ...). Methods are those declared with AddService/AddMethod; a call to any
+// other method (a typo, a probe) is counted with grpc_service, grpc_method and grpc_type
+// "unknown", so callers cannot create series.
+class GrpcServerMetrics {
+ public:
+  enum class RpcType { kUnary, kClientStream, kServerStream, kBidiStream };
+
+  // The series of one known method. Pointers stay valid as long as the registry.
+  struct MethodSeries {
+    std::map<std::string, std::string> labels;  // grpc_type, grpc_service, grpc_method
+    prometheus::Counter* started = nullptr;
+    prometheus::Counter* msg_received = nullptr;
+    prometheus::Counter* msg_sent = nullptr;
+    prometheus::Histogram* handling_seconds = nullptr;
+    // grpc_server_handled_total by code, created on first use (OK at once).
+    std::array<std::atomic<prometheus::Counter*>, 17> handled{};
+  };
+
+  // Creates the families, and knows grpc.health.v1.Health (Check, Watch) and
+  // grpc.reflection.v1alpha.ServerReflection (ServerReflectionInfo) by name (their series
+  // appear when they are called).
+  explicit GrpcServerMetrics(prometheus::Registry& registry);
+
+  // Declares every method of `service` (UserpilotGatewayDescriptor()) and creates its series
+  // at zero, with handled{grpc_code="OK"}, so dashboards show
+  // every method before its first call. Call before the server starts.
+  void AddService(const google::protobuf::ServiceDescriptor& service);
+  // Declares one method; `precreate` creates its series at zero.
+  void AddMethod(absl::string_view service, absl::string_view method, RpcType type, bool precreate);
+
+  // The series of `full_method` ("/package.Service/Method"), or of "unknown". Never null.
+  MethodSeries& SeriesFor(absl::string_view full_method);
+
+  // Counts a finished call: handled{grpc_code} and the handling time.
+  void RecordHandled(MethodSeries& series, int grpc_code, double seconds);
+
+  // 50 µs .. 30 s: gateway-only work (validation refusals) takes tens of microseconds; calls
+  // that reach Userpilot take tens to hundreds of milliseconds; the deadline cap is minutes.
+  static const std::vector<double>& HandlingBuckets();
+
+  prometheus::Family<prometheus::Counter>& started;
+  prometheus::Family<prometheus::Counter>& handled;
+  prometheus::Family<prometheus::Counter>& msg_received;
+  prometheus::Family<prometheus::Counter>& msg_sent;
+  prometheus::Family<prometheus::Histogram>& handling_seconds;
+
+ private:
+  // Creates the series of `series` (at zero) unless done. Requires mu_.
+  void Create(MethodSeries& series);
+
+  std::mutex mu_;
+  // "/service/method" -> series; "" -> the unknown method's series. Entries are never removed.
+  std::map<std::string, std::unique_ptr<MethodSeries>, std::less<>> methods_;  // guarded
+};
+
+// userpilot.gateway.v1.UserpilotGateway's descriptor, for GrpcServerMetrics::AddService.
+const google::protobuf::ServiceDescriptor& UserpilotGatewayDescriptor();
+
+// grpc_type label value ("unary", ...), and the name of a gRPC status code ("OK",
+// "INVALID_ARGUMENT", ...; "UNKNOWN" for a number outside 0..16).
+absl::string_view RpcTypeName(GrpcServerMetrics::RpcType type);
+absl::string_view GrpcCodeName(int code);
+
+// ---------------------------------------------------------------------------------------------
+// Upstream: what the gateway sends to Userpilot. One HTTP attempt is one request (retries are
+// requests too); the gateway's own refusals (budget, breaker) never reach these counters.
+//   userpilot_gateway_upstream_requests_total{endpoint,status_class}        counter
+//   userpilot_gateway_upstream_request_duration_seconds{endpoint}           histogram
+//   userpilot_gateway_upstream_errors_total{endpoint,reason}                counter
+//   userpilot_gateway_upstream_sent_bytes_total                             counter
+//   userpilot_gateway_upstream_received_bytes_total                         counter
+//   userpilot_gateway_upstream_http_in_flight                               gauge
+//   userpilot_gateway_upstream_http_queued                                  gauge
+//   userpilot_gateway_upstream_http_max_in_flight                           gauge
+//   userpilot_gateway_upstream_http_queue_full_total                        counter
+// endpoint: Userpilot's method and path template, as in ErrorInfo metadata
+// ("POST /v1/identify", "GET /v1/background_jobs/{job_id}"; never a job id).
+// status_class: 2xx, 4xx, 5xx, other (1xx, 3xx, > 599), or transport (no HTTP answer: connect
+// failure, timeout, full HTTP queue). reason: the ErrorInfo reason of the error
+// (UPSTREAM_CREDENTIALS_REJECTED for 401/403, UPSTREAM_RATE_LIMITED for 429, ...), OTHER when
+// it has none or one not in kUpstreamErrorReasons.
+class UpstreamMetrics {
+ public:
+  explicit UpstreamMetrics(prometheus::Registry& registry);
+
+  // Creates the requests (status_class="2xx") and duration series of every endpoint at zero.
+  void PrecreateEndpoints();
+
+  // Counts one finished attempt at `endpoint` with outcome `status` (OK or the mapped error,
+  // with its ErrorInfo) that took `elapsed`.
+  void RecordAttempt(absl::string_view endpoint, const absl::Status& status,
+                     absl::Duration elapsed);
+
+  // 1 ms .. 30 s.
+  static const std::vector<double>& DurationBuckets();
+
+  prometheus::Family<prometheus::Counter>& requests;
+  prometheus::Family<prometheus::Histogram>& request_duration_seconds;
+  prometheus::Family<prometheus::Counter>& errors;
+  // Single-series families: their series appear when the component feeding them is wired
+  // (MeteredHttpClient, ExportHttpClientLoad), so an unwired part shows no data, not zeros.
+  prometheus::Family<prometheus::Counter>& sent_bytes;
+  prometheus::Family<prometheus::Counter>& received_bytes;
+  prometheus::Family<prometheus::Gauge>& http_in_flight;
+  prometheus::Family<prometheus::Gauge>& http_queued;
+  prometheus::Family<prometheus::Gauge>& http_max_in_flight;
+  prometheus::Family<prometheus::Counter>& http_queue_full;
+};
+
+// Every Userpilot endpoint the gateway calls (the endpoint label's values).
+inline constexpr absl::string_view kUpstreamEndpoints[] = {
+    "POST /v1/identify",
+    "POST /v1/companies/identify",
+    "POST /v1/users/bulk_identify",
+    "POST /v1/companies/bulk_identify",
+    "POST /v1/track",
+    "GET /v1/background_jobs",
+    "GET /v1/background_jobs/{job_id}",
+    "DELETE /v1/users",
+    "DELETE /v1/companies",
+    "POST /v1/imports",
+};
+
+// ErrorInfo reasons kept as values of the `reason` label; others become "OTHER".
+inline constexpr absl::string_view kUpstreamErrorReasons[] = {
+    "UPSTREAM_CREDENTIALS_REJECTED",
+    "UPSTREAM_RATE_LIMITED",
+    "UPSTREAM_UNAVAILABLE",
+    "UPSTREAM_BAD_RESPONSE",
+    "UPSTREAM_REJECTED_REQUEST",
+    "UPSTREAM_NOT_FOUND",
+    "JOB_IN_PROGRESS",
+    "GATEWAY_INTERNAL_ERROR",
+    "BUDGET_EXHAUSTED",
+    "CIRCUIT_OPEN",
+};
+
+// The status_class of an attempt's outcome: "2xx" for OK; else from the ErrorInfo
+// `http_status` metadata; "transport" when no HTTP status arrived.
+absl::string_view UpstreamStatusClass(const absl::Status& status);
+// The reason label of an error: its ErrorInfo reason if listed above, else "OTHER".
+absl::string_view UpstreamErrorReason(const absl::Status& status);
+
+// ---------------------------------------------------------------------------------------------
+// Budgets: one FairLimiter per Userpilot limit (budget = identify, track, delete, job_read,
+// bulk: from configuration, five values). All labelled {budget}:
+//   userpilot_gateway_budget_limit_per_second             gauge      configured rate
+//   userpilot_gateway_budget_effective_limit_per_second   gauge      after 429 adaptation
+//   userpilot_gateway_budget_tokens_available             gauge      only if the source knows
+//   userpilot_gateway_budget_queued                       gauge      calls waiting
+//   userpilot_gateway_budget_callers_waiting              gauge
+//   userpilot_gateway_budget_paused                       gauge      1 during a 429 pause
+//   userpilot_gateway_budget_admissions_total{queued}     counter    "false": admitted at once
+//   userpilot_gateway_budget_rejections_total{reason}     counter    kBudgetRejectReasons
+//   userpilot_gateway_budget_upstream_rate_limited_total  counter    429s seen
+//   userpilot_gateway_budget_wait_seconds                 histogram  pushed (BudgetObserver)
+//   userpilot_gateway_budget_caller_calls_total{caller,outcome}
+//                                                         counter    pushed; caller: configured
+//                                                                    name or "other"; outcome:
+//                                                                    admitted | rejected
+struct BudgetSnapshot {
+  std::string budget;
+  double limit_per_second = 0;
+  double effective_limit_per_second = 0;
+  double tokens_available = -1;  // < 0: unknown (series not exported)
+  uint64_t queued = 0;
+  uint64_t callers_waiting = 0;
+  bool paused = false;
+  uint64_t admitted_immediately = 0;
+  uint64_t admitted_after_wait = 0;
+  // By reason (kBudgetRejectReasons; any other name is counted as "other").
+  std::vector<std::pair<std::string, uint64_t>> rejections;
+  uint64_t upstream_rate_limited = 0;
+};
+
+inline constexpr absl::string_view kBudgetRejectReasons[] = {
+    "queue_full",   "caller_queue_full", "wait_exceeds_deadline", "pushed_out", "deadline_reached",
+    "source_error", "shutdown",
+};
+
+struct BudgetMetricsOptions {
+  // Caller names (x-caller) kept as `caller` label values: the callers named in the rate-limit
+  // configuration. Every other caller is "other". Empty: all are "other".
+  std::set<std::string, std::less<>> callers;
+};
+
+class BudgetMetrics final : public BudgetObserver {
+ public:
+  explicit BudgetMetrics(prometheus::Registry& registry, BudgetMetricsOptions options = {});
+
+  // Copies a snapshot (taken at scrape time) into the budget's series; the first call creates
+  // them, so a budget appears once it is wired.
+  void Update(const BudgetSnapshot& snapshot);
+
+  // BudgetObserver: the pushed part (wait histogram, per-caller outcomes).
+  void OnAdmitted(absl::string_view budget, absl::string_view caller, absl::Duration wait) override;
+  void OnRejected(absl::string_view budget, absl::string_view caller,
+                  absl::string_view reason) override;
+
+  // 1 ms .. 60 s.
+  static const std::vector<double>& WaitBuckets();
+
+  prometheus::Family<prometheus::Gauge>& limit_per_second;
+  prometheus::Family<prometheus::Gauge>& effective_limit_per_second;
+  prometheus::Family<prometheus::Gauge>& tokens_available;
+  prometheus::Family<prometheus::Gauge>& queued;
+  prometheus::Family<prometheus::Gauge>& callers_waiting;
+  prometheus::Family<prometheus::Gauge>& paused;
+  prometheus::Family<prometheus::Counter>& admissions;
+  prometheus::Family<prometheus::Counter>& rejections;
+  prometheus::Family<prometheus::Counter>& upstream_rate_limited;
+  prometheus::Family<prometheus::Histogram>& wait_seconds;
+  prometheus::Family<prometheus::Counter>& caller_calls;
+
+ private:
+  std::string CallerLabel(absl::string_view caller) const;
+  const BudgetMetricsOptions options_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Retries and the circuit breaker (one breaker: the gateway has one upstream host).
+//   userpilot_gateway_retry_calls_total                 counter  calls through the retry layer
+//   userpilot_gateway_retries_total{reason}             counter  kRetryReasons
+//   userpilot_gateway_retry_gave_up_total{reason}       counter  failed calls by why retrying
+//                                                                stopped (kRetryStopReasons)
+//   userpilot_gateway_retry_recovered_total             counter  succeeded after >= 1 retry
+//   userpilot_gateway_circuit_state                     gauge    0 closed, 1 half-open, 2 open
+//   userpilot_gateway_circuit_opened_total              counter
+//   userpilot_gateway_circuit_rejected_total            counter  attempts refused while open
+enum class CircuitStateValue { kClosed = 0, kHalfOpen = 1, kOpen = 2 };
+
+struct RetrySnapshot {
+  uint64_t calls = 0;
+  std::vector<std::pair<std::string, uint64_t>> retries_by_reason;  // unknown names: "other"
+  std::vector<std::pair<std::string, uint64_t>> gave_up_by_reason;  // unknown names: "other"
+  uint64_t recovered = 0;
+  CircuitStateValue circuit_state = CircuitStateValue::kClosed;
+  uint64_t circuit_opened = 0;
+  uint64_t circuit_rejected = 0;
+};
+
+inline constexpr absl::string_view kRetryReasons[] = {"upstream_rate_limited",
+                                                      "upstream_unavailable", "transport_failure"};
+inline constexpr absl::string_view kRetryStopReasons[] = {"retry_policy_exhausted",
+                                                          "deadline",
+                                                          "retry_budget_exhausted",
+                                                          "not_idempotent",
+                                                          "non_retryable",
+                                                          "circuit_open",
+                                                          "shutdown"};
+
+class RetryMetrics {
+ public:
+  explicit RetryMetrics(prometheus::Registry& registry);
+  void Update(const RetrySnapshot& snapshot);
+
+  // Families only: series appear with the first Update(), i.e. once the retry layer is wired.
+  prometheus::Family<prometheus::Counter>& calls;
+  prometheus::Family<prometheus::Counter>& retries;
+  prometheus::Family<prometheus::Counter>& gave_up;
+  prometheus::Family<prometheus::Counter>& recovered;
+  prometheus::Family<prometheus::Gauge>& circuit_state;
+  prometheus::Family<prometheus::Counter>& circuit_opened;
+  prometheus::Family<prometheus::Counter>& circuit_rejected;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Job streaming and imports.
+//   userpilot_gateway_job_watchers                      gauge    WatchJob streams open
+//   userpilot_gateway_job_pollers                       gauge    jobs being polled (one each)
+//   userpilot_gateway_job_polls_total{result}           counter  ok | error
+//   userpilot_gateway_job_updates_fanned_out_total      counter  job changes fanned out to
+//                                                                watchers (once per change)
+//   userpilot_gateway_imports_in_flight                 gauge    ImportData calls in progress
+//   userpilot_gateway_import_bytes_total                counter  import bytes sent upstream
+struct JobSnapshot {
+  uint64_t watchers = 0;
+  uint64_t pollers = 0;
+  uint64_t polls_ok = 0;
+  uint64_t polls_failed = 0;
+  uint64_t updates_fanned_out = 0;
+  uint64_t imports_in_flight = 0;
+  int64_t import_bytes = -1;  // < 0: not counted by the importer (series not exported)
+};
+
+class JobMetrics {
+ public:
+  explicit JobMetrics(prometheus::Registry& registry);
+  void Update(const JobSnapshot& snapshot);
+
+  // Families only: series appear with the first Update(), i.e. once job watching is wired.
+  prometheus::Family<prometheus::Gauge>& watchers;
+  prometheus::Family<prometheus::Gauge>& pollers;
+  prometheus::Family<prometheus::Counter>& polls;
+  prometheus::Family<prometheus::Counter>& updates_fanned_out;
+  prometheus::Family<prometheus::Gauge>& imports_in_flight;
+  prometheus::Family<prometheus::Counter>& import_bytes;
+};
+
+// ---------------------------------------------------------------------------------------------
+// All of the above on one registry: what the composition root creates and hands out.
+struct GatewayMetrics {
+  explicit GatewayMetrics(prometheus::Registry& registry, BudgetMetricsOptions budget = {})
+      : grpc_server(registry),
+        upstream(registry),
+        budgets(registry, std::move(budget)),
+        retries(registry),
+        jobs(registry) {}
+
+  GrpcServerMetrics grpc_server;
+  UpstreamMetrics upstream;
+  BudgetMetrics budgets;
+  RetryMetrics retries;
+  JobMetrics jobs;
+};
+
+}  // namespace userpilot::gateway
+
+#endif  // USERPILOT_GATEWAY_SERVICE_METRICS_GATEWAY_METRICS_H_

@@ -1,0 +1,434 @@
+#include "service/metrics/gateway_metrics.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service/common/status_details.h"
+#include "service/metrics/metrics_registry.h"
+
+namespace userpilot::gateway {
+namespace {
+
+using Labels = std::map<std::string, std::string>;
+
+constexpr char kService[] = "userpilot.gateway.v1.UserpilotGateway";
+
+double CounterValue(const MetricsRegistry& registry, const std::string& name,
+                    const Labels& labels = {}) {
+  const std::optional<prometheus::ClientMetric> metric =
+      FindMetric(registry.Collect(), name, labels);
+  EXPECT_NE(metric, std::nullopt) << name;
+  return !metric.has_value() ? -1 : metric->counter.value;
+}
+
+double GaugeValue(const MetricsRegistry& registry, const std::string& name,
+                  const Labels& labels = {}) {
+  const std::optional<prometheus::ClientMetric> metric =
+      FindMetric(registry.Collect(), name, labels);
+  EXPECT_NE(metric, std::nullopt) << name;
+  return !metric.has_value() ? -1 : metric->gauge.value;
+}
+
+absl::Status ErrorWith(absl::StatusCode code, absl::string_view reason,
+                       std::vector<std::pair<std::string, std::string>> metadata) {
+  absl::Status status(code, "failed");
+  SetDetail(status, MakeErrorInfo(reason, std::move(metadata)));
+  return status;
+}
+
+// --- gRPC server -----------------------------------------------------------------------------
+
+TEST(GrpcServerMetricsTest, AddServicePrecreatesEveryMethodWithCodeOk) {
+  MetricsRegistry registry;
+  GrpcServerMetrics metrics(registry.registry());
+  metrics.AddService(UserpilotGatewayDescriptor());
+  auto families = registry.Collect();
+  for (const char* method :
+       {"IdentifyUser", "IdentifyCompany", "BulkIdentifyUsers", "BulkIdentifyCompanies",
+        "TrackEvent", "ListJobs", "GetJob", "DeleteUsers", "DeleteCompanies"}) {
+    const Labels labels = {
+        {"grpc_service", kService}, {"grpc_method", method}, {"grpc_type", "unary"}};
+    Labels ok = labels;
+    ok["grpc_code"] = "OK";
+    EXPECT_NE(FindMetric(families, "grpc_server_started_total", labels), std::nullopt) << method;
+    EXPECT_NE(FindMetric(families, "grpc_server_handled_total", ok), std::nullopt) << method;
+    EXPECT_NE(FindMetric(families, "grpc_server_msg_received_total", labels), std::nullopt)
+        << method;
+    EXPECT_NE(FindMetric(families, "grpc_server_msg_sent_total", labels), std::nullopt) << method;
+    EXPECT_NE(FindMetric(families, "grpc_server_handling_seconds", labels), std::nullopt) << method;
+  }
+  // Health and reflection are known but not pre-created; nothing is "unknown" yet.
+  for (const auto& family : families) {
+    for (const auto& metric : family.metric) {
+      for (const auto& label : metric.label) {
+        if (label.name == "grpc_service") {
+          EXPECT_EQ(label.value, kService);
+        }
+      }
+    }
+  }
+}
+
+TEST(GrpcServerMetricsTest, StreamingMethodsGetTheirType) {
+  MetricsRegistry registry;
+  GrpcServerMetrics metrics(registry.registry());
+  metrics.AddMethod("pkg.Svc", "Watch", GrpcServerMetrics::RpcType::kServerStream, true);
+  metrics.AddMethod("pkg.Svc", "Upload", GrpcServerMetrics::RpcType::kClientStream, true);
+  metrics.AddMethod("pkg.Svc", "Chat", GrpcServerMetrics::RpcType::kBidiStream, true);
+  auto families = registry.Collect();
+  EXPECT_NE(
+      FindMetric(
+          families, "grpc_server_started_total",
+          {{"grpc_service", "pkg.Svc"}, {"grpc_method", "Watch"}, {"grpc_type", "server_stream"}}),
+      std::nullopt);
+  EXPECT_NE(
+      FindMetric(
+          families, "grpc_server_started_total",
+          {{"grpc_service", "pkg.Svc"}, {"grpc_method", "Upload"}, {"grpc_type", "client_stream"}}),
+      std::nullopt);
+  EXPECT_NE(
+      FindMetric(
+          families, "grpc_server_started_total",
+          {{"grpc_service", "pkg.Svc"}, {"grpc_method", "Chat"}, {"grpc_type", "bidi_stream"}}),
+      std::nullopt);
+}
+
+TEST(GrpcServerMetricsTest, UnknownMethodsShareOneBoundedSeries) {
+  MetricsRegistry registry;
+  GrpcServerMetrics metrics(registry.registry());
+  GrpcServerMetrics::MethodSeries& a = metrics.SeriesFor("/evil.Svc/user-12345");
+  GrpcServerMetrics::MethodSeries& b = metrics.SeriesFor("/another/thing");
+  GrpcServerMetrics::MethodSeries& c = metrics.SeriesFor("garbage");
+  EXPECT_EQ(&a, &b);
+  EXPECT_EQ(&a, &c);
+  a.started->Increment();
+  metrics.RecordHandled(a, 12, 0.001);
+  EXPECT_EQ(CounterValue(registry, "grpc_server_handled_total",
+                         {{"grpc_service", "unknown"},
+                          {"grpc_method", "unknown"},
+                          {"grpc_type", "unknown"},
+                          {"grpc_code", "UNIMPLEMENTED"}}),
+            1);
+}
+
+TEST(GrpcServerMetricsTest, KnownHealthMethodAppearsOnFirstUse) {
+  MetricsRegistry registry;
+  GrpcServerMetrics metrics(registry.registry());
+  EXPECT_EQ(FindMetric(registry.Collect(), "grpc_server_started_total",
+                       {{"grpc_service", "grpc.health.v1.Health"},
+                        {"grpc_method", "Check"},
+                        {"grpc_type", "unary"}}),
+            std::nullopt);
+  metrics.SeriesFor("/grpc.health.v1.Health/Check").started->Increment();
+  EXPECT_EQ(CounterValue(registry, "grpc_server_started_total",
+                         {{"grpc_service", "grpc.health.v1.Health"},
+                          {"grpc_method", "Check"},
+                          {"grpc_type", "unary"}}),
+            1);
+}
+
+TEST(GrpcServerMetricsTest, RecordHandledNamesTheCodeAndObservesTheTime) {
+  MetricsRegistry registry;
+  GrpcServerMetrics metrics(registry.registry());
+  metrics.AddService(UserpilotGatewayDescriptor());
+  auto& series = metrics.SeriesFor(std::string("/") + kService + "/TrackEvent");
+  metrics.RecordHandled(series, 0, 0.00003);
+  metrics.RecordHandled(series, 3, 0.2);
+  metrics.RecordHandled(series, 3, 0.2);
+  metrics.RecordHandled(series, 99, 0.2);  // Out of range: UNKNOWN.
+  const Labels labels = {
+      {"grpc_service", kService}, {"grpc_method", "TrackEvent"}, {"grpc_type", "unary"}};
+  auto with_code = [&](const char* code) {
+    Labels l = labels;
+    l["grpc_code"] = code;
+    return l;
+  };
+  EXPECT_EQ(CounterValue(registry, "grpc_server_handled_total", with_code("OK")), 1);
+  EXPECT_EQ(CounterValue(registry, "grpc_server_handled_total", with_code("INVALID_ARGUMENT")), 2);
+  EXPECT_EQ(CounterValue(registry, "grpc_server_handled_total", with_code("UNKNOWN")), 1);
+  const auto histogram = FindMetric(registry.Collect(), "grpc_server_handling_seconds", labels);
+  ASSERT_TRUE(histogram.has_value());
+  EXPECT_EQ(histogram->histogram.sample_count, 4u);
+  ASSERT_FALSE(histogram->histogram.bucket.empty());
+  EXPECT_DOUBLE_EQ(histogram->histogram.bucket.front().upper_bound, 0.00005);
+  EXPECT_EQ(histogram->histogram.bucket.front().cumulative_count, 1u);  // 30 µs fits 50 µs
+}
+
+TEST(GrpcCodeNameTest, MatchesGrpcNames) {
+  EXPECT_EQ(GrpcCodeName(0), "OK");
+  EXPECT_EQ(GrpcCodeName(1), "CANCELLED");
+  EXPECT_EQ(GrpcCodeName(3), "INVALID_ARGUMENT");
+  EXPECT_EQ(GrpcCodeName(4), "DEADLINE_EXCEEDED");
+  EXPECT_EQ(GrpcCodeName(8), "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(GrpcCodeName(14), "UNAVAILABLE");
+  EXPECT_EQ(GrpcCodeName(16), "UNAUTHENTICATED");
+  EXPECT_EQ(GrpcCodeName(-1), "UNKNOWN");
+  EXPECT_EQ(GrpcCodeName(17), "UNKNOWN");
+}
+
+// --- upstream --------------------------------------------------------------------------------
+
+TEST(UpstreamStatusClassTest, FromTheOutcome) {
+  struct Case {
+    absl::Status status;
+    absl::string_view want;
+  };
+  const Case cases[] = {
+      {absl::OkStatus(), "2xx"},
+      {ErrorWith(absl::StatusCode::kInvalidArgument, "UPSTREAM_REJECTED_REQUEST",
+                 {{"http_status", "400"}}),
+       "4xx"},
+      {ErrorWith(absl::StatusCode::kInternal, "UPSTREAM_CREDENTIALS_REJECTED",
+                 {{"http_status", "401"}}),
+       "4xx"},
+      {ErrorWith(absl::StatusCode::kResourceExhausted, "UPSTREAM_RATE_LIMITED",
+                 {{"http_status", "429"}}),
+       "4xx"},
+      {ErrorWith(absl::StatusCode::kUnavailable, "UPSTREAM_UNAVAILABLE", {{"http_status", "503"}}),
+       "5xx"},
+      {ErrorWith(absl::StatusCode::kInternal, "UPSTREAM_BAD_RESPONSE", {{"http_status", "200"}}),
+       "2xx"},
+      {ErrorWith(absl::StatusCode::kInternal, "UPSTREAM_BAD_RESPONSE", {{"http_status", "302"}}),
+       "other"},
+      {ErrorWith(absl::StatusCode::kInternal, "UPSTREAM_BAD_RESPONSE", {{"http_status", "x"}}),
+       "other"},
+      {ErrorWith(absl::StatusCode::kUnavailable, "UPSTREAM_UNAVAILABLE",
+                 {{"request_may_have_been_sent", "false"}}),
+       "transport"},
+      {absl::DeadlineExceededError("no ErrorInfo at all"), "transport"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(UpstreamStatusClass(c.status), c.want) << c.status;
+  }
+}
+
+TEST(UpstreamErrorReasonTest, KnownReasonsOnlyOthersAreOther) {
+  EXPECT_EQ(UpstreamErrorReason(
+                ErrorWith(absl::StatusCode::kInternal, "UPSTREAM_CREDENTIALS_REJECTED", {})),
+            "UPSTREAM_CREDENTIALS_REJECTED");
+  EXPECT_EQ(UpstreamErrorReason(ErrorWith(absl::StatusCode::kInternal, "user-4711", {})), "OTHER");
+  EXPECT_EQ(UpstreamErrorReason(absl::InternalError("bare")), "OTHER");
+}
+
+TEST(UpstreamMetricsTest, RecordAttemptCountsRequestsLatencyAndErrors) {
+  MetricsRegistry registry;
+  UpstreamMetrics metrics(registry.registry());
+  metrics.PrecreateEndpoints();
+  EXPECT_EQ(
+      CounterValue(registry, "userpilot_gateway_upstream_requests_total",
+                   {{"endpoint", "GET /v1/background_jobs/{job_id}"}, {"status_class", "2xx"}}),
+      0);
+  metrics.RecordAttempt("POST /v1/track", absl::OkStatus(), absl::Milliseconds(40));
+  metrics.RecordAttempt("POST /v1/track",
+                        ErrorWith(absl::StatusCode::kInternal, "UPSTREAM_CREDENTIALS_REJECTED",
+                                  {{"http_status", "403"}}),
+                        absl::Milliseconds(5));
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_upstream_requests_total",
+                         {{"endpoint", "POST /v1/track"}, {"status_class", "2xx"}}),
+            1);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_upstream_requests_total",
+                         {{"endpoint", "POST /v1/track"}, {"status_class", "4xx"}}),
+            1);
+  EXPECT_EQ(
+      CounterValue(registry, "userpilot_gateway_upstream_errors_total",
+                   {{"endpoint", "POST /v1/track"}, {"reason", "UPSTREAM_CREDENTIALS_REJECTED"}}),
+      1);
+  const auto duration =
+      FindMetric(registry.Collect(), "userpilot_gateway_upstream_request_duration_seconds",
+                 {{"endpoint", "POST /v1/track"}});
+  ASSERT_TRUE(duration.has_value());
+  EXPECT_EQ(duration->histogram.sample_count, 2u);
+  EXPECT_NEAR(duration->histogram.sample_sum, 0.045, 1e-9);
+}
+
+TEST(UpstreamMetricsTest, UnwiredPartsExportNoSeries) {
+  MetricsRegistry registry;
+  UpstreamMetrics metrics(registry.registry());
+  auto families = registry.Collect();
+  for (const char* name :
+       {"userpilot_gateway_upstream_sent_bytes_total", "userpilot_gateway_upstream_http_in_flight",
+        "userpilot_gateway_upstream_http_queued", "userpilot_gateway_upstream_requests_total"}) {
+    for (const auto& family : families) {
+      if (family.name == name) {
+        EXPECT_TRUE(family.metric.empty()) << name;
+      }
+    }
+  }
+}
+
+// --- budgets ---------------------------------------------------------------------------------
+
+BudgetSnapshot Snapshot() {
+  BudgetSnapshot s;
+  s.budget = "track";
+  s.limit_per_second = 10;
+  s.effective_limit_per_second = 7;
+  s.queued = 4;
+  s.callers_waiting = 2;
+  s.paused = true;
+  s.admitted_immediately = 100;
+  s.admitted_after_wait = 20;
+  s.rejections = {{"queue_full", 3}, {"pushed_out", 1}, {"brand_new_reason", 2}};
+  s.upstream_rate_limited = 5;
+  return s;
+}
+
+TEST(BudgetMetricsTest, NoSeriesUntilTheFirstUpdate) {
+  MetricsRegistry registry;
+  BudgetMetrics metrics(registry.registry());
+  for (const auto& family : registry.Collect()) {
+    EXPECT_TRUE(family.metric.empty()) << family.name;
+  }
+}
+
+TEST(BudgetMetricsTest, UpdateCopiesTheSnapshot) {
+  MetricsRegistry registry;
+  BudgetMetrics metrics(registry.registry());
+  metrics.Update(Snapshot());
+  const Labels track = {{"budget", "track"}};
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_budget_limit_per_second", track), 10);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_budget_effective_limit_per_second", track), 7);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_budget_queued", track), 4);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_budget_callers_waiting", track), 2);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_budget_paused", track), 1);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_budget_admissions_total",
+                         {{"budget", "track"}, {"queued", "false"}}),
+            100);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_budget_admissions_total",
+                         {{"budget", "track"}, {"queued", "true"}}),
+            20);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_budget_rejections_total",
+                         {{"budget", "track"}, {"reason", "queue_full"}}),
+            3);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_budget_rejections_total",
+                         {{"budget", "track"}, {"reason", "other"}}),
+            2);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_budget_upstream_rate_limited_total", track),
+            5);
+  // tokens_available < 0 means the source does not know: no series.
+  EXPECT_EQ(FindMetric(registry.Collect(), "userpilot_gateway_budget_tokens_available", track),
+            std::nullopt);
+  // The wait histogram exists at zero before the first observation.
+  const auto wait = FindMetric(registry.Collect(), "userpilot_gateway_budget_wait_seconds", track);
+  ASSERT_TRUE(wait.has_value());
+  EXPECT_EQ(wait->histogram.sample_count, 0u);
+
+  BudgetSnapshot later = Snapshot();
+  later.admitted_immediately = 130;
+  later.queued = 0;
+  later.tokens_available = 3;
+  metrics.Update(later);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_budget_admissions_total",
+                         {{"budget", "track"}, {"queued", "false"}}),
+            130);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_budget_queued", track), 0);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_budget_tokens_available", track), 3);
+}
+
+TEST(BudgetMetricsTest, ObserverRecordsWaitsAndBoundedCallers) {
+  MetricsRegistry registry;
+  BudgetMetrics metrics(registry.registry(), BudgetMetricsOptions{{"billing", "crm"}});
+  BudgetObserver& observer = metrics;
+  observer.OnAdmitted("identify", "billing", absl::Milliseconds(3));
+  observer.OnAdmitted("identify", "billing", absl::Seconds(2));
+  observer.OnAdmitted("identify", "user-98765", absl::ZeroDuration());  // Not configured.
+  observer.OnAdmitted("identify", "", absl::ZeroDuration());            // Anonymous.
+  observer.OnRejected("identify", "crm", "queue_full");
+  const auto wait = FindMetric(registry.Collect(), "userpilot_gateway_budget_wait_seconds",
+                               {{"budget", "identify"}});
+  ASSERT_TRUE(wait.has_value());
+  EXPECT_EQ(wait->histogram.sample_count, 4u);
+  EXPECT_NEAR(wait->histogram.sample_sum, 2.003, 1e-9);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_budget_caller_calls_total",
+                         {{"budget", "identify"}, {"caller", "billing"}, {"outcome", "admitted"}}),
+            2);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_budget_caller_calls_total",
+                         {{"budget", "identify"}, {"caller", "other"}, {"outcome", "admitted"}}),
+            2);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_budget_caller_calls_total",
+                         {{"budget", "identify"}, {"caller", "crm"}, {"outcome", "rejected"}}),
+            1);
+  EXPECT_EQ(registry.Serialize().find("user-98765"), std::string::npos);
+}
+
+// --- retries and jobs ------------------------------------------------------------------------
+
+TEST(RetryMetricsTest, NoSeriesUntilWiredThenEveryReason) {
+  MetricsRegistry registry;
+  RetryMetrics metrics(registry.registry());
+  for (const auto& family : registry.Collect()) {
+    EXPECT_TRUE(family.metric.empty()) << family.name;
+  }
+  RetrySnapshot s;
+  s.calls = 50;
+  s.retries_by_reason = {{"upstream_rate_limited", 4}, {"something_new", 1}};
+  s.gave_up_by_reason = {{"deadline", 2}};
+  s.recovered = 3;
+  s.circuit_state = CircuitStateValue::kHalfOpen;
+  s.circuit_opened = 1;
+  s.circuit_rejected = 9;
+  metrics.Update(s);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_retry_calls_total"), 50);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_retries_total",
+                         {{"reason", "upstream_rate_limited"}}),
+            4);
+  EXPECT_EQ(
+      CounterValue(registry, "userpilot_gateway_retries_total", {{"reason", "transport_failure"}}),
+      0);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_retries_total", {{"reason", "other"}}), 1);
+  EXPECT_EQ(
+      CounterValue(registry, "userpilot_gateway_retry_gave_up_total", {{"reason", "deadline"}}), 2);
+  EXPECT_EQ(
+      CounterValue(registry, "userpilot_gateway_retry_gave_up_total", {{"reason", "circuit_open"}}),
+      0);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_retry_recovered_total"), 3);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_circuit_state"), 1);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_circuit_opened_total"), 1);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_circuit_rejected_total"), 9);
+  s.circuit_state = CircuitStateValue::kOpen;
+  metrics.Update(s);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_circuit_state"), 2);
+}
+
+TEST(JobMetricsTest, UpdateCopiesTheSnapshot) {
+  MetricsRegistry registry;
+  JobMetrics metrics(registry.registry());
+  EXPECT_EQ(FindMetric(registry.Collect(), "userpilot_gateway_job_watchers"), std::nullopt);
+  JobSnapshot s{5, 2, 40, 1, 12, 1};
+  metrics.Update(s);
+  // The importer does not count bytes (import_bytes < 0): no series rather than a false zero.
+  EXPECT_EQ(FindMetric(registry.Collect(), "userpilot_gateway_import_bytes_total"), std::nullopt);
+  s.import_bytes = 1 << 20;
+  metrics.Update(s);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_watchers"), 5);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_pollers"), 2);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_polls_total", {{"result", "ok"}}), 40);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_polls_total", {{"result", "error"}}), 1);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_updates_fanned_out_total"), 12);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_imports_in_flight"), 1);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_import_bytes_total"), 1 << 20);
+}
+
+TEST(GatewayMetricsTest, AllFamiliesOnOneRegistryWithoutClashes) {
+  MetricsRegistry registry;
+  GatewayMetrics metrics(registry.registry());
+  // A registry drops families without series: give each component one update.
+  metrics.grpc_server.AddService(UserpilotGatewayDescriptor());
+  metrics.upstream.PrecreateEndpoints();
+  metrics.upstream.RecordAttempt("POST /v1/track", absl::InternalError("x"), absl::Seconds(1));
+  metrics.budgets.Update(Snapshot());
+  metrics.budgets.OnAdmitted("track", "", absl::ZeroDuration());
+  metrics.retries.Update({});
+  metrics.jobs.Update({});
+  std::set<std::string> names;
+  for (const auto& family : registry.Collect()) {
+    EXPECT_TRUE(names.insert(family.name).second) << family.name;
+    EXPECT_FALSE(family.help.empty()) << family.name;
+  }
+  // gRPC 5, upstream 3 (no HTTP parts), budgets 10 (no tokens), retries 7, jobs 5 (no bytes).
+  EXPECT_EQ(names.size(), 5u + 3u + 10u + 7u + 5u);
+}
+
+}  // namespace
+}  // namespace userpilot::gateway

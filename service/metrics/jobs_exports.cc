@@ -1,0 +1,32 @@
+// ExportJobs and ToJobSnapshot (component_exports.h).
+#include "service/jobs/importer.h"
+#include "service/jobs/job_watch_registry.h"
+#include "service/metrics/component_exports.h"
+
+namespace userpilot::gateway {
+
+JobSnapshot ToJobSnapshot(const JobWatchStats& watches, const ImportStats* imports) {
+  JobSnapshot s;
+  s.watchers = watches.subscribers;
+  s.pollers = watches.watched_jobs + (watches.list_watched ? 1 : 0);
+  s.polls_failed = static_cast<uint64_t>(watches.poll_errors);
+  s.polls_ok = static_cast<uint64_t>(watches.polls - watches.poll_errors);
+  s.updates_fanned_out = static_cast<uint64_t>(watches.changes);
+  if (imports != nullptr) s.imports_in_flight = imports->running;
+  // ImportStats has no byte count yet: import_bytes stays unknown (no series).
+  return s;
+}
+
+MetricsRegistry::CollectHook ExportJobs(MetricsRegistry& registry, JobMetrics& metrics,
+                                        const JobWatchRegistry& watches, const Importer* importer) {
+  return registry.AddCollectHook([&metrics, &watches, importer] {
+    if (importer != nullptr) {
+      const ImportStats imports = importer->Stats();
+      metrics.Update(ToJobSnapshot(watches.Stats(), &imports));
+    } else {
+      metrics.Update(ToJobSnapshot(watches.Stats(), nullptr));
+    }
+  });
+}
+
+}  // namespace userpilot::gateway

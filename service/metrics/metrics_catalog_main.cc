@@ -1,0 +1,56 @@
+// upgw_metrics_catalog: prints, in Prometheus' text format, a registry holding every metric
+// family the gateway declares (gateway_metrics.h, process_metrics.h) with sample values in
+// every family. Used by `promtool check metrics` (the catalog lints clean) and by the
+// Prometheus test (which metric names exist at all).
+#include <iostream>
+
+#include "absl/status/status.h"
+#include "service/common/status_details.h"
+#include "service/metrics/gateway_metrics.h"
+#include "service/metrics/metered_http_client.h"
+#include "service/metrics/metrics_registry.h"
+#include "service/metrics/metrics_stub.h"
+#include "service/metrics/process_metrics.h"
+
+int main() {
+  using namespace userpilot::gateway;  // NOLINT(build/namespaces): a tool's main.
+  auto registry = std::make_shared<MetricsRegistry>();
+  GatewayMetrics metrics(registry->registry(), BudgetMetricsOptions{{"billing"}});
+  RegisterBuildInfo(registry->registry(), "0.0.0", "catalog");
+  registry->AddCollectable(std::make_shared<ProcessCollector>());
+
+  GrpcServerMetrics& grpc = metrics.grpc_server;
+  grpc.AddService(UserpilotGatewayDescriptor());
+  auto& identify = grpc.SeriesFor("/userpilot.gateway.v1.UserpilotGateway/IdentifyUser");
+  identify.started->Increment();
+  identify.msg_received->Increment();
+  identify.msg_sent->Increment();
+  grpc.RecordHandled(identify, 3, 0.0002);
+
+  metrics.upstream.PrecreateEndpoints();
+  absl::Status rejected = absl::InternalError("key rejected");
+  SetDetail(rejected, MakeErrorInfo("UPSTREAM_CREDENTIALS_REJECTED", {{"http_status", "401"}}));
+  metrics.upstream.RecordAttempt("POST /v1/identify", rejected, absl::Milliseconds(20));
+  metrics.upstream.sent_bytes.Add({}).Increment(100);
+  metrics.upstream.received_bytes.Add({}).Increment(20);
+  auto load = ExportHttpClientLoad(
+      *registry, metrics.upstream,
+      [] {
+        return CurlHttpClientStats{1, 2, 3};
+      },
+      256);
+
+  metrics.budgets.Update({"identify", 10, 7, 1, 4, 2, true, 100, 20, {{"queue_full", 3}}, 5});
+  metrics.budgets.OnAdmitted("identify", "billing", absl::Milliseconds(30));
+  metrics.budgets.OnRejected("identify", "someone", "queue_full");
+  RetrySnapshot retry;
+  retry.calls = 10;
+  retry.retries_by_reason = {{"upstream_unavailable", 2}};
+  retry.gave_up_by_reason = {{"deadline", 1}};
+  retry.circuit_state = CircuitStateValue::kOpen;
+  metrics.retries.Update(retry);
+  metrics.jobs.Update({2, 1, 30, 1, 60, 1, 4096});
+
+  std::cout << registry->Serialize();
+  return 0;
+}

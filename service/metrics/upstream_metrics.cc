@@ -1,0 +1,108 @@
+// UpstreamMetrics (gateway_metrics.h): families, status classes and error reasons.
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "google/rpc/error_details.pb.h"
+#include "service/common/status_details.h"
+#include "service/metrics/gateway_metrics.h"
+#include "service/upstream/error_mapping.h"
+
+namespace userpilot::gateway {
+namespace {}  // namespace
+
+const std::vector<double>& UpstreamMetrics::DurationBuckets() {
+  static const auto* const kBuckets = new std::vector<double>{
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  return *kBuckets;
+}
+
+UpstreamMetrics::UpstreamMetrics(prometheus::Registry& registry)
+    : requests(prometheus::BuildCounter()
+                   .Name("userpilot_gateway_upstream_requests_total")
+                   .Help("HTTP attempts sent to Userpilot (retries included), by endpoint and "
+                         "response status class (transport: no HTTP answer).")
+                   .Register(registry)),
+      request_duration_seconds(
+          prometheus::BuildHistogram()
+              .Name("userpilot_gateway_upstream_request_duration_seconds")
+              .Help("Duration of one HTTP attempt to Userpilot, HTTP client queue included.")
+              .Register(registry)),
+      errors(prometheus::BuildCounter()
+                 .Name("userpilot_gateway_upstream_errors_total")
+                 .Help("Failed HTTP attempts to Userpilot, by endpoint and ErrorInfo reason "
+                       "(UPSTREAM_CREDENTIALS_REJECTED: Userpilot refused the gateway's key).")
+                 .Register(registry)),
+      sent_bytes(prometheus::BuildCounter()
+                     .Name("userpilot_gateway_upstream_sent_bytes_total")
+                     .Help("Request body bytes of HTTP attempts that may have reached "
+                           "Userpilot.")
+                     .Register(registry)),
+      received_bytes(prometheus::BuildCounter()
+                         .Name("userpilot_gateway_upstream_received_bytes_total")
+                         .Help("Response body bytes received from Userpilot.")
+                         .Register(registry)),
+      http_in_flight(prometheus::BuildGauge()
+                         .Name("userpilot_gateway_upstream_http_in_flight")
+                         .Help("HTTP requests handed to libcurl and not yet complete.")
+                         .Register(registry)),
+      http_queued(prometheus::BuildGauge()
+                      .Name("userpilot_gateway_upstream_http_queued")
+                      .Help("HTTP requests waiting for an in-flight slot.")
+                      .Register(registry)),
+      http_max_in_flight(prometheus::BuildGauge()
+                             .Name("userpilot_gateway_upstream_http_max_in_flight")
+                             .Help("In-flight HTTP request limit (--max_inflight_upstream).")
+                             .Register(registry)),
+      http_queue_full(prometheus::BuildCounter()
+                          .Name("userpilot_gateway_upstream_http_queue_full_total")
+                          .Help("HTTP requests refused, never sent, because the HTTP "
+                                "client's queue was full.")
+                          .Register(registry)) {}
+
+void UpstreamMetrics::PrecreateEndpoints() {
+  for (absl::string_view endpoint : kUpstreamEndpoints) {
+    requests.Add({{"endpoint", std::string(endpoint)}, {"status_class", "2xx"}});
+    request_duration_seconds.Add({{"endpoint", std::string(endpoint)}}, DurationBuckets());
+  }
+}
+
+void UpstreamMetrics::RecordAttempt(absl::string_view endpoint, const absl::Status& status,
+                                    absl::Duration elapsed) {
+  const std::string endpoint_label(endpoint);
+  requests
+      .Add({{"endpoint", endpoint_label},
+            {"status_class", std::string(UpstreamStatusClass(status))}})
+      .Increment();
+  request_duration_seconds.Add({{"endpoint", endpoint_label}}, DurationBuckets())
+      .Observe(absl::ToDoubleSeconds(elapsed));
+  if (!status.ok()) {
+    errors.Add({{"endpoint", endpoint_label}, {"reason", std::string(UpstreamErrorReason(status))}})
+        .Increment();
+  }
+}
+
+absl::string_view UpstreamStatusClass(const absl::Status& status) {
+  if (status.ok()) return "2xx";
+  std::optional<google::rpc::ErrorInfo> info = GetDetail<google::rpc::ErrorInfo>(status);
+  if (!info.has_value()) return "transport";
+  auto it = info->metadata().find(std::string(kMetadataHttpStatus));
+  if (it == info->metadata().end()) return "transport";
+  int code = 0;
+  if (!absl::SimpleAtoi(it->second, &code)) return "other";
+  if (code >= 200 && code <= 299) return "2xx";
+  if (code >= 400 && code <= 499) return "4xx";
+  if (code >= 500 && code <= 599) return "5xx";
+  return "other";
+}
+
+absl::string_view UpstreamErrorReason(const absl::Status& status) {
+  std::optional<google::rpc::ErrorInfo> info = GetDetail<google::rpc::ErrorInfo>(status);
+  if (info.has_value()) {
+    for (absl::string_view reason : kUpstreamErrorReasons) {
+      if (info->reason() == reason) return reason;
+    }
+  }
+  return "OTHER";
+}
+
+}  // namespace userpilot::gateway
