@@ -22,11 +22,13 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
 # ---- Runtime: the binary and the shared libraries it links, nothing else. ----
 FROM debian:12-slim
 # Mapped from `ldd build/service/userpilot-gateway` with `dpkg -S`: gRPC (libgrpc++, libgpr),
-# Protobuf, Abseil, libcurl (OpenSSL flavour); libstdc++/libgcc/libc are in the base image.
+# Protobuf, Abseil, libcurl (OpenSSL flavour), hiredis (shared budgets); libstdc++/libgcc/libc
+# are in the base image.
 # ca-certificates provides the system CA bundle libcurl verifies Userpilot's certificate with.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libcurl4 ca-certificates \
+      libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libcurl4 libhiredis0.14 \
+      ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid 10001 gateway \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
