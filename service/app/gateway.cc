@@ -68,6 +68,11 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   GatewayServerOptions server_options;
   server_options.listen = config.listen;
   server_options.reflection = config.reflection;
+  server_options.max_connection_age = config.max_connection_age;
+  server_options.max_connection_age_grace = config.max_connection_age_grace;
+  server_options.keepalive_time = config.keepalive_time;
+  server_options.keepalive_timeout = config.keepalive_timeout;
+  server_options.min_client_ping_interval = config.min_client_ping_interval;
   // A full bulk request must fit; validation then refuses what exceeds its own bound with a
   // field-level error instead of gRPC's bare RESOURCE_EXHAUSTED.
   server_options.max_receive_message_bytes =

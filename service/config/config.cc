@@ -243,6 +243,13 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup&
   CheckDuration("max_deadline", in.max_deadline, out.max_deadline, problems);
   CheckDuration("connect_timeout", in.connect_timeout, out.connect_timeout, problems);
   CheckDuration("shutdown_grace", in.shutdown_grace, out.shutdown_grace, problems);
+  CheckDuration("max_connection_age", in.max_connection_age, out.max_connection_age, problems);
+  CheckDuration("max_connection_age_grace", in.max_connection_age_grace,
+                out.max_connection_age_grace, problems);
+  CheckDuration("keepalive_time", in.keepalive_time, out.keepalive_time, problems);
+  CheckDuration("keepalive_timeout", in.keepalive_timeout, out.keepalive_timeout, problems);
+  CheckDuration("min_client_ping_interval", in.min_client_ping_interval,
+                out.min_client_ping_interval, problems);
   auto valid = [](absl::Duration d) {
     return d > absl::ZeroDuration() && d != absl::InfiniteDuration();
   };
@@ -252,6 +259,12 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup&
     problems.Flag("connect_timeout", absl::StrCat("(", absl::FormatDuration(in.connect_timeout),
                                                   ") must not exceed --upstream_timeout (",
                                                   absl::FormatDuration(in.upstream_timeout), ")"));
+  }
+  if (valid(in.keepalive_timeout) && valid(in.keepalive_time) &&
+      in.keepalive_timeout >= in.keepalive_time) {
+    problems.Flag("keepalive_timeout", absl::StrCat("(", absl::FormatDuration(in.keepalive_timeout),
+                                                    ") must be shorter than --keepalive_time (",
+                                                    absl::FormatDuration(in.keepalive_time), ")"));
   }
   if (valid(in.default_deadline) && valid(in.max_deadline) &&
       in.default_deadline > in.max_deadline) {
@@ -292,10 +305,13 @@ std::string GatewayConfig::DebugString() const {
       " upstream_ca_file=", upstream_ca_file.empty() ? "(system)" : upstream_ca_file,
       " upstream_timeout=", d(upstream_timeout), " default_deadline=", d(default_deadline),
       " max_deadline=", d(max_deadline), " connect_timeout=", d(connect_timeout),
-      " shutdown_grace=", d(shutdown_grace), " max_inflight_upstream=", max_inflight_upstream,
+      " shutdown_grace=", d(shutdown_grace), " max_connection_age=", d(max_connection_age),
+      " max_connection_age_grace=", d(max_connection_age_grace),
+      " keepalive_time=", d(keepalive_time), " keepalive_timeout=", d(keepalive_timeout),
+      " min_client_ping_interval=", d(min_client_ping_interval),
+      " max_inflight_upstream=", max_inflight_upstream,
       " reflection=", reflection ? "true" : "false", " log_level=", LogLevelName(log_level),
-      " max_id_bytes=", limits.max_id_bytes,
-      " max_event_name_bytes=", limits.max_event_name_bytes,
+      " max_id_bytes=", limits.max_id_bytes, " max_event_name_bytes=", limits.max_event_name_bytes,
       " max_metadata_keys=", limits.max_metadata_keys,
       " max_metadata_key_bytes=", limits.max_metadata_key_bytes,
       " max_string_value_bytes=", limits.max_string_value_bytes,

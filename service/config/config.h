@@ -58,6 +58,11 @@ struct ConfigInput {
   absl::Duration max_deadline = absl::Minutes(5);
   absl::Duration connect_timeout = absl::Seconds(2);
   absl::Duration shutdown_grace = absl::Seconds(25);
+  absl::Duration max_connection_age = absl::Minutes(5);
+  absl::Duration max_connection_age_grace = absl::Minutes(5);
+  absl::Duration keepalive_time = absl::Minutes(1);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  absl::Duration min_client_ping_interval = absl::Seconds(30);
   int max_inflight_upstream = 256;
   bool reflection = true;
   std::string log_level = "info";
@@ -99,6 +104,15 @@ struct GatewayConfig {
   // On SIGTERM: how long in-flight calls may take to finish before they are cancelled
   // (`--shutdown_grace`).
   absl::Duration shutdown_grace;
+  // gRPC connections: closed after --max_connection_age (so clients rebalance across replicas),
+  // with --max_connection_age_grace for calls in flight; server keepalive pings every
+  // --keepalive_time, dropping a peer silent for --keepalive_timeout; clients may ping every
+  // --min_client_ping_interval.
+  absl::Duration max_connection_age;
+  absl::Duration max_connection_age_grace;
+  absl::Duration keepalive_time;
+  absl::Duration keepalive_timeout;
+  absl::Duration min_client_ping_interval;
   // Upstream HTTP requests in flight at once, across all callers (`--max_inflight_upstream`).
   int max_inflight_upstream = 0;
   // Whether to register the gRPC server reflection service (`--reflection`).

@@ -144,6 +144,12 @@ std::vector<Case> Cases() {
        "--connect_timeout: (20s) must not exceed --upstream_timeout (10s)"},
       {"default_over_max", [](ConfigInput& c) { c.default_deadline = absl::Minutes(10); },
        "--default_deadline: (10m) must not exceed --max_deadline (5m)"},
+      {"keepalive_timeout_not_shorter",
+       [](ConfigInput& c) { c.keepalive_timeout = absl::Minutes(1); },
+       "--keepalive_timeout: (1m) must be shorter than --keepalive_time (1m)"},
+      {"max_connection_age_zero",
+       [](ConfigInput& c) { c.max_connection_age = absl::ZeroDuration(); },
+       "--max_connection_age: must be a positive"},
       {"inflight_zero", [](ConfigInput& c) { c.max_inflight_upstream = 0; },
        "--max_inflight_upstream: must be from 1 to 100000, not 0"},
       // The validation limits' own ranges (ValidationLimits::Problems), reported per flag.

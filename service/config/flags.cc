@@ -45,6 +45,17 @@ ABSL_FLAG(absl::Duration, connect_timeout, ConfigInput().connect_timeout,
           "Cap on establishing one upstream connection (TCP and TLS); <= --upstream_timeout.");
 ABSL_FLAG(absl::Duration, shutdown_grace, ConfigInput().shutdown_grace,
           "On SIGTERM/SIGINT, how long in-flight calls may run before they are cancelled.");
+ABSL_FLAG(absl::Duration, max_connection_age, ConfigInput().max_connection_age,
+          "gRPC connections are closed (GOAWAY) after this age, so clients behind a Kubernetes "
+          "Service spread over new replicas.");
+ABSL_FLAG(absl::Duration, max_connection_age_grace, ConfigInput().max_connection_age_grace,
+          "How long calls in flight on an aged connection may still run.");
+ABSL_FLAG(absl::Duration, keepalive_time, ConfigInput().keepalive_time,
+          "The server pings an idle gRPC connection this often.");
+ABSL_FLAG(absl::Duration, keepalive_timeout, ConfigInput().keepalive_timeout,
+          "A connection whose ping goes unanswered this long is closed; < --keepalive_time.");
+ABSL_FLAG(absl::Duration, min_client_ping_interval, ConfigInput().min_client_ping_interval,
+          "Clients may send keepalive pings this often without being refused.");
 ABSL_FLAG(int, max_inflight_upstream, ConfigInput().max_inflight_upstream,
           "Upstream HTTP requests in flight at once, across all callers.");
 ABSL_FLAG(bool, reflection, ConfigInput().reflection,
@@ -97,7 +108,8 @@ ABSL_FLAG(absl::Duration, ratelimit_spacing_margin, TrafficInput().ratelimit_spa
           "more than COUNT in its own WINDOW.");
 ABSL_FLAG(std::string, budget_queues, TrafficInput().budget_queues,
           "Most calls waiting per budget, e.g. identify=2000,bulk=8 (defaults: identify=1000, "
-          "track=1000, delete=30, job_read=240, bulk=4, imports=4). A full queue answers RESOURCE_EXHAUSTED.");
+          "track=1000, delete=30, job_read=240, bulk=4, imports=4). A full queue answers "
+          "RESOURCE_EXHAUSTED.");
 ABSL_FLAG(std::string, caller_weights, TrafficInput().caller_weights,
           "Fair-share weight per caller (x-caller), e.g. billing=2,batch-import=0.25; others "
           "weigh 1.");
@@ -182,6 +194,11 @@ const std::vector<absl::string_view>& GatewayFlagNames() {
       "max_deadline",
       "connect_timeout",
       "shutdown_grace",
+      "max_connection_age",
+      "max_connection_age_grace",
+      "keepalive_time",
+      "keepalive_timeout",
+      "min_client_ping_interval",
       "max_inflight_upstream",
       "reflection",
       "log_level",
@@ -286,6 +303,11 @@ ConfigInput ConfigInputFromFlags() {
   in.max_deadline = absl::GetFlag(FLAGS_max_deadline);
   in.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
   in.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  in.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  in.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
+  in.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
+  in.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
+  in.min_client_ping_interval = absl::GetFlag(FLAGS_min_client_ping_interval);
   in.max_inflight_upstream = absl::GetFlag(FLAGS_max_inflight_upstream);
   in.reflection = absl::GetFlag(FLAGS_reflection);
   in.log_level = absl::GetFlag(FLAGS_log_level);

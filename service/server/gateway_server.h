@@ -24,6 +24,16 @@ struct GatewayServerOptions {
   bool reflection = true;                 // Serve grpc.reflection.v1alpha.
   // Largest request message accepted (gRPC's default is 4 MiB, too small for a full bulk call).
   int max_receive_message_bytes = 4 * 1024 * 1024;
+  // Connections are closed (with GOAWAY) after this age, +-10% jitter, so clients behind a
+  // Kubernetes ClusterIP Service reconnect and spread over new replicas as the deployment scales.
+  absl::Duration max_connection_age = absl::Minutes(5);
+  // Calls in flight on an aged connection may finish for this long.
+  absl::Duration max_connection_age_grace = absl::Minutes(5);
+  // Server pings an idle connection this often, and drops it when no answer in the timeout.
+  absl::Duration keepalive_time = absl::Minutes(1);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Clients may ping this often without being told too_many_pings.
+  absl::Duration min_client_ping_interval = absl::Seconds(30);
 };
 
 class GatewayServer {

@@ -176,5 +176,45 @@ TEST_F(GatewayServiceTest, HealthIsServingThenNotServingOnShutdown) {
   drain.join();
 }
 
+// Clients behind a Kubernetes Service rebalance only if connections end: the server closes
+// each one after max_connection_age (GOAWAY), and the client's channel goes idle, to reconnect
+// (possibly elsewhere) on its next call.
+TEST(GatewayServerTest, ConnectionsAgeOutSoClientsRebalance) {
+  RequestValidator validator{ValidationLimits{}};
+  MockUserpilotStub stub;
+  EXPECT_CALL(stub, ListJobs)
+      .Times(2)
+      .WillRepeatedly([](const CallOptions&, const v1::ListJobsRequest&,
+                         StubCallback<v1::ListJobsResponse> done) {
+        std::move(done)(v1::ListJobsResponse());
+      });
+  GatewayService service(validator, stub, GatewayServiceOptions{});
+  GatewayServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.reflection = false;
+  options.max_connection_age = absl::Milliseconds(300);
+  options.max_connection_age_grace = absl::Milliseconds(100);
+  auto server = GatewayServer::Start(service, options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto client = v1::UserpilotGateway::NewStub(channel);
+  v1::ListJobsResponse response;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(client->ListJobs(&context, v1::ListJobsRequest(), &response).ok());
+  }
+  EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  grpc_connectivity_state state = GRPC_CHANNEL_READY;
+  for (int i = 0; i < 100 && state == GRPC_CHANNEL_READY; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    state = channel->GetState(false);
+  }
+  EXPECT_NE(state, GRPC_CHANNEL_READY) << "the server never closed the aged connection";
+  grpc::ClientContext context;
+  EXPECT_TRUE(client->ListJobs(&context, v1::ListJobsRequest(), &response).ok());
+  (*server)->Shutdown(absl::Now() + absl::Seconds(1));
+}
+
 }  // namespace
 }  // namespace userpilot::gateway
