@@ -22,11 +22,11 @@ UpstreamFeedback ClassifyUpstreamStatus(const absl::Status& status) {
     return feedback;  // The gateway's own refusal (a budget, say), not Userpilot's 429.
   }
   feedback.kind = UpstreamFeedback::Kind::kRateLimited;
+  if (!RetryDelayFromUpstream(status)) return feedback;  // Userpilot named no delay: back off.
   if (const auto retry = GetDetail<google::rpc::RetryInfo>(status);
       retry.has_value() && retry->has_retry_delay()) {
-    const absl::Duration delay = absl::Seconds(retry->retry_delay().seconds()) +
-                                 absl::Nanoseconds(retry->retry_delay().nanos());
-    if (delay != kDefaultRateLimitedRetryDelay) feedback.retry_after = delay;
+    feedback.retry_after = absl::Seconds(retry->retry_delay().seconds()) +
+                           absl::Nanoseconds(retry->retry_delay().nanos());
   }
   return feedback;
 }

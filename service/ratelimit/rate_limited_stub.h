@@ -8,11 +8,12 @@
 // before waiting, since the caller's reference is valid only during the call). The inner
 // stub's answer is passed through unchanged, after feedback to the budget:
 //  - RESOURCE_EXHAUSTED with ErrorInfo UPSTREAM_RATE_LIMITED (Userpilot's 429):
-//    OnUpstreamRateLimited(RetryInfo delay, admission time). error_mapping gives every 429 a
-//    RetryInfo, substituting kDefaultRateLimitedRetryDelay (1 s) when Userpilot sent no
-//    Retry-After; a delay equal to that default is therefore read as "no Retry-After", so the
-//    budget backs off exponentially (whose first step is that same 1 s). A genuine
-//    "Retry-After: 1" is treated the same way: the first pause is identical.
+//    OnUpstreamRateLimited(Retry-After, admission time). error_mapping gives every 429 a
+//    RetryInfo, substituting kDefaultRateLimitedRetryDelay (1 s) when Userpilot named no delay,
+//    and records which it was in the ErrorInfo metadata `retry_delay_source`
+//    (RetryDelayFromUpstream). Only a delay Userpilot asked for (Retry-After or
+//    X-RateLimit-Reset) is passed on as Retry-After, so the budget pauses exactly that long;
+//    the default is not, so the budget backs off exponentially instead.
 //  - OK: OnUpstreamSuccess(admission time).
 //  - anything else: no feedback (5xx and transport failures are the retry policy's and
 //    circuit breaker's business, not the budget's).

@@ -259,6 +259,21 @@ TEST_F(RateLimitedStubTest, Upstream429WithoutRetryAfterBacksOffExponentially) {
   EXPECT_EQ(stats.backoff, absl::Seconds(2));  // Doubled: no Retry-After.
 }
 
+TEST_F(RateLimitedStubTest, Upstream429WithRetryAfterOfOneSecondPausesWithoutBackingOff) {
+  // Equal to the gateway's default delay, yet Userpilot's own: a pause, not a backoff step.
+  const absl::Status limited =
+      MapHttpResult(FakeHttpClient::Response(429, "", {{"Retry-After", "1"}}), "POST /v1/track",
+                    scheduler_.Now());
+  EXPECT_CALL(*mock_, TrackEvent(_, _, _)).WillOnce(AnswerError{limited});
+  std::optional<absl::Status> answer;
+  stub_->TrackEvent(CallOptions(), {}, Record<v1::TrackEventResponse>(&answer));
+  scheduler_.RunDue();
+  const FairLimiterStats stats = budgets_.track->Stats();
+  EXPECT_EQ(stats.rate_decreases, 1u);
+  EXPECT_EQ(stats.paused_until, scheduler_.Now() + absl::Seconds(1));
+  EXPECT_EQ(stats.backoff, absl::Seconds(1));  // Not doubled: Userpilot said when.
+}
+
 TEST(ClassifyUpstreamStatusTest, TellsUpstream429sFromEverythingElse) {
   const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
   using Kind = UpstreamFeedback::Kind;
@@ -274,6 +289,15 @@ TEST(ClassifyUpstreamStatusTest, TellsUpstream429sFromEverythingElse) {
       ClassifyUpstreamStatus(MapHttpResult(FakeHttpClient::Response(429), "x", now));
   EXPECT_EQ(without.kind, Kind::kRateLimited);
   EXPECT_EQ(without.retry_after, std::nullopt);
+
+  // "Retry-After: 1" is Userpilot's word even though it equals the gateway's default delay.
+  UpstreamFeedback one_second = ClassifyUpstreamStatus(
+      MapHttpResult(FakeHttpClient::Response(429, "", {{"Retry-After", "1"}}), "x", now));
+  EXPECT_EQ(one_second.kind, Kind::kRateLimited);
+  EXPECT_EQ(one_second.retry_after, absl::Seconds(1));
+  UpstreamFeedback reset = ClassifyUpstreamStatus(
+      MapHttpResult(FakeHttpClient::Response(429, "", {{"X-RateLimit-Reset", "4"}}), "x", now));
+  EXPECT_EQ(reset.retry_after, absl::Seconds(4));
 
   // The gateway's own RESOURCE_EXHAUSTED (a budget refusal) is not Userpilot's 429.
   absl::Status own = absl::ResourceExhaustedError("budget");

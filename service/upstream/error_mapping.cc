@@ -128,14 +128,25 @@ Metadata ResponseMetadata(const HttpResult& result, absl::string_view endpoint) 
   return metadata;
 }
 
+// A delay and the header it came from (one of the kRetryDelay* values).
+struct RetryDelay {
+  absl::Duration delay;
+  absl::string_view source;
+};
+
 // The delay a 429 (or a 5xx) asks for: Retry-After, else X-RateLimit-Reset.
-std::optional<absl::Duration> RequestedDelay(const HttpResponse& response, absl::Time now) {
-  if (auto delay = ParseRetryAfter(response.Header("retry-after"), now)) return delay;
+std::optional<RetryDelay> RequestedDelay(const HttpResponse& response, absl::Time now) {
+  if (auto delay = ParseRetryAfter(response.Header("retry-after"), now)) {
+    return RetryDelay{*delay, kRetryDelayFromRetryAfter};
+  }
   const absl::string_view reset = absl::StripAsciiWhitespace(response.Header("x-ratelimit-reset"));
   int64_t value = 0;
   if (!AllDigits(reset) || !absl::SimpleAtoi(reset, &value)) return std::nullopt;
-  if (value < kEpochResetThreshold) return absl::Seconds(value);
-  return std::max(absl::FromUnixSeconds(value) - now, absl::ZeroDuration());
+  const absl::Duration delay =
+      value < kEpochResetThreshold
+          ? absl::Seconds(value)
+          : std::max(absl::FromUnixSeconds(value) - now, absl::ZeroDuration());
+  return RetryDelay{delay, kRetryDelayFromRateLimitReset};
 }
 
 absl::Status TransportError(const HttpResult& result, absl::string_view endpoint) {
@@ -198,17 +209,19 @@ absl::Status MapHttpResult(const HttpResult& result, absl::string_view endpoint,
     if (!quoted.empty()) absl::StrAppend(&message, ": ", quoted);
   }
 
-  std::optional<absl::Duration> retry_delay;
+  std::optional<RetryDelay> retry_delay;
   if (http_status == 429) {
-    retry_delay = RequestedDelay(result.response, now).value_or(kDefaultRateLimitedRetryDelay);
+    retry_delay = RequestedDelay(result.response, now)
+                      .value_or(RetryDelay{kDefaultRateLimitedRetryDelay, kRetryDelayDefault});
   } else if (mapping.code == absl::StatusCode::kUnavailable) {
     retry_delay = RequestedDelay(result.response, now);
   }
   if (retry_delay) {
-    absl::StrAppend(&message, "; retry in ", absl::FormatDuration(*retry_delay));
+    absl::StrAppend(&message, "; retry in ", absl::FormatDuration(retry_delay->delay));
+    metadata.emplace_back(std::string(kMetadataRetryDelaySource), std::string(retry_delay->source));
   }
   absl::Status status = MakeStatus(mapping.code, message, mapping.reason, std::move(metadata));
-  if (retry_delay) SetDetail(status, MakeRetryInfo(*retry_delay));
+  if (retry_delay) SetDetail(status, MakeRetryInfo(retry_delay->delay));
   return status;
 }
 
@@ -240,6 +253,14 @@ std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Tim
     }
   }
   return std::nullopt;
+}
+
+bool RetryDelayFromUpstream(const absl::Status& status) {
+  if (!GetDetail<google::rpc::RetryInfo>(status).has_value()) return false;
+  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
+  if (!info || info->domain() != kErrorDomain) return true;
+  const auto it = info->metadata().find(std::string(kMetadataRetryDelaySource));
+  return it == info->metadata().end() || it->second != kRetryDelayDefault;
 }
 
 bool RequestCertainlyNotSent(const absl::Status& status) {

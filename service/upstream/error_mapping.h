@@ -16,6 +16,7 @@
 //   408, 425                        UNAVAILABLE          UPSTREAM_UNAVAILABLE (RetryInfo as 5xx)
 //   409                             FAILED_PRECONDITION  JOB_IN_PROGRESS
 //   429                             RESOURCE_EXHAUSTED   UPSTREAM_RATE_LIMITED, and RetryInfo
+//                                                        (+ metadata retry_delay_source)
 //   other 4xx (405, 415, ...)       INTERNAL             UPSTREAM_REJECTED_REQUEST
 //   5xx                             UNAVAILABLE          UPSTREAM_UNAVAILABLE (and RetryInfo
 //                                                        when Retry-After is present)
@@ -74,6 +75,15 @@ inline constexpr absl::string_view kMetadataUpstreamRequestId = "upstream_reques
 inline constexpr absl::string_view kMetadataUpstreamErrorCode = "upstream_error_code";
 // "true" or "false"; on transport failures only (see HttpResult::request_may_have_been_sent).
 inline constexpr absl::string_view kMetadataRequestMayHaveBeenSent = "request_may_have_been_sent";
+// Where the RetryInfo delay came from, on every status that carries one: Userpilot's
+// `Retry-After` header, its `X-RateLimit-Reset` header, or (429 without either) the gateway's
+// kDefaultRateLimitedRetryDelay. The rate-limit budget reads it to tell "Userpilot said when"
+// (pause exactly that long) from "Userpilot said nothing" (back off exponentially): the delay
+// alone cannot, since "Retry-After: 1" equals the default.
+inline constexpr absl::string_view kMetadataRetryDelaySource = "retry_delay_source";
+inline constexpr absl::string_view kRetryDelayFromRetryAfter = "retry-after";
+inline constexpr absl::string_view kRetryDelayFromRateLimitReset = "x-ratelimit-reset";
+inline constexpr absl::string_view kRetryDelayDefault = "default";
 
 // The RetryInfo delay of a 429 that carries neither `Retry-After` nor `X-RateLimit-Reset`
 // (Userpilot documents neither). One second is the shortest budget window that matters here
@@ -91,6 +101,11 @@ absl::Status MapHttpResult(const HttpResult& result, absl::string_view endpoint,
 // with ErrorInfo UPSTREAM_BAD_RESPONSE; `problem` says what was wrong (never the body itself).
 absl::Status UpstreamBadResponseError(const HttpResult& result, absl::string_view endpoint,
                                       absl::string_view problem);
+
+// True when `status` carries a RetryInfo whose delay Userpilot itself asked for (Retry-After or
+// X-RateLimit-Reset), false when the delay is the gateway's default or absent. A RetryInfo on a
+// status without kMetadataRetryDelaySource (not made by MapHttpResult) counts as asked for.
+bool RetryDelayFromUpstream(const absl::Status& status);
 
 // Parses an HTTP `Retry-After` value (RFC 9110 10.2.3): delay-seconds (digits only) or an
 // HTTP-date in any of the three forms recipients must accept (IMF-fixdate, RFC 850, asctime).

@@ -62,6 +62,11 @@ std::vector<MappingCase> MappingCases() {
   auto http = [&](const char* status) {
     return std::map<std::string, std::string>{{"endpoint", ep}, {"http_status", status}};
   };
+  // As http(), plus where the RetryInfo delay came from.
+  auto delayed = [&](const char* status, const char* source) {
+    return std::map<std::string, std::string>{
+        {"endpoint", ep}, {"http_status", status}, {"retry_delay_source", source}};
+  };
   return {
       {"TransportDeadline",
        Transport(absl::DeadlineExceededError("timed out"), true),
@@ -120,28 +125,30 @@ std::vector<MappingCase> MappingCases() {
        std::nullopt},
       {"Http409", Response(409), C::kFailedPrecondition, "JOB_IN_PROGRESS", http("409"),
        std::nullopt},
-      {"Http429NoHint", Response(429), C::kResourceExhausted, "UPSTREAM_RATE_LIMITED", http("429"),
-       absl::Seconds(1)},
+      {"Http429NoHint", Response(429), C::kResourceExhausted, "UPSTREAM_RATE_LIMITED",
+       delayed("429", "default"), absl::Seconds(1)},
       {"Http429RetryAfterSeconds", Response(429, "", {{"retry-after", "7"}}), C::kResourceExhausted,
-       "UPSTREAM_RATE_LIMITED", http("429"), absl::Seconds(7)},
+       "UPSTREAM_RATE_LIMITED", delayed("429", "retry-after"), absl::Seconds(7)},
       {"Http429RetryAfterDate",
        Response(429, "", {{"Retry-After", "Wed, 21 Oct 2015 07:28:30 GMT"}}), C::kResourceExhausted,
-       "UPSTREAM_RATE_LIMITED", http("429"), absl::Seconds(30)},
+       "UPSTREAM_RATE_LIMITED", delayed("429", "retry-after"), absl::Seconds(30)},
       {"Http429RetryAfterGarbage", Response(429, "", {{"retry-after", "soon"}}),
-       C::kResourceExhausted, "UPSTREAM_RATE_LIMITED", http("429"), absl::Seconds(1)},
+       C::kResourceExhausted, "UPSTREAM_RATE_LIMITED", delayed("429", "default"), absl::Seconds(1)},
       {"Http429RateLimitResetDelta", Response(429, "", {{"x-ratelimit-reset", "5"}}),
-       C::kResourceExhausted, "UPSTREAM_RATE_LIMITED", http("429"), absl::Seconds(5)},
+       C::kResourceExhausted, "UPSTREAM_RATE_LIMITED", delayed("429", "x-ratelimit-reset"),
+       absl::Seconds(5)},
       {"Http429RateLimitResetEpoch", Response(429, "", {{"x-ratelimit-reset", "1445412500"}}),
-       C::kResourceExhausted, "UPSTREAM_RATE_LIMITED", http("429"), absl::Seconds(20)},
+       C::kResourceExhausted, "UPSTREAM_RATE_LIMITED", delayed("429", "x-ratelimit-reset"),
+       absl::Seconds(20)},
       {"Http429RetryAfterWinsOverReset",
        Response(429, "", {{"x-ratelimit-reset", "5"}, {"retry-after", "2"}}), C::kResourceExhausted,
-       "UPSTREAM_RATE_LIMITED", http("429"), absl::Seconds(2)},
+       "UPSTREAM_RATE_LIMITED", delayed("429", "retry-after"), absl::Seconds(2)},
       {"Http500", Response(500), C::kUnavailable, "UPSTREAM_UNAVAILABLE", http("500"),
        std::nullopt},
       {"Http502Html", Response(502, "<html><body>Bad Gateway</body></html>"), C::kUnavailable,
        "UPSTREAM_UNAVAILABLE", http("502"), std::nullopt},
       {"Http503RetryAfter", Response(503, "", {{"retry-after", "3"}}), C::kUnavailable,
-       "UPSTREAM_UNAVAILABLE", http("503"), absl::Seconds(3)},
+       "UPSTREAM_UNAVAILABLE", delayed("503", "retry-after"), absl::Seconds(3)},
       {"Http599", Response(599), C::kUnavailable, "UPSTREAM_UNAVAILABLE", http("599"),
        std::nullopt},
       {"Http405", Response(405), C::kInternal, "UPSTREAM_REJECTED_REQUEST", http("405"),
@@ -330,6 +337,27 @@ TEST(UpstreamBadResponseErrorTest, IsInternalWithReasonAndMetadata) {
 }
 
 // ----- Helpers -----
+
+TEST(RetryDelayFromUpstreamTest, TellsUserpilotsDelayFromTheGatewaysDefault) {
+  // "Retry-After: 1" equals the default delay; only the recorded source tells them apart.
+  const absl::Status given =
+      MapHttpResult(Response(429, "", {{"retry-after", "1"}}), kEndpoint, kNow);
+  const absl::Status defaulted = MapHttpResult(Response(429), kEndpoint, kNow);
+  ASSERT_EQ(RetryDelay(given), RetryDelay(defaulted));
+  EXPECT_TRUE(RetryDelayFromUpstream(given));
+  EXPECT_FALSE(RetryDelayFromUpstream(defaulted));
+  EXPECT_TRUE(RetryDelayFromUpstream(
+      MapHttpResult(Response(429, "", {{"x-ratelimit-reset", "1"}}), kEndpoint, kNow)));
+  EXPECT_TRUE(RetryDelayFromUpstream(
+      MapHttpResult(Response(503, "", {{"retry-after", "2"}}), kEndpoint, kNow)));
+  // No RetryInfo at all: nothing was asked for.
+  EXPECT_FALSE(RetryDelayFromUpstream(MapHttpResult(Response(503), kEndpoint, kNow)));
+  EXPECT_FALSE(RetryDelayFromUpstream(absl::ResourceExhaustedError("bare")));
+  // A RetryInfo from elsewhere (no source recorded) is taken at its word.
+  absl::Status foreign = absl::ResourceExhaustedError("elsewhere");
+  SetDetail(foreign, MakeRetryInfo(absl::Seconds(1)));
+  EXPECT_TRUE(RetryDelayFromUpstream(foreign));
+}
 
 TEST(RequestCertainlyNotSentTest, OnlyForTransportFailuresThatSaySo) {
   EXPECT_TRUE(RequestCertainlyNotSent(
