@@ -58,7 +58,7 @@ void Budgets::Shutdown() const {
 }
 
 absl::StatusOr<Budgets> MakeBudgets(const RateLimitOptions& options, Scheduler& scheduler,
-                                    TokenSourceFactory source_factory) {
+                                    TokenSourceFactory source_factory, BudgetObserver* observer) {
   if (absl::Status status = options.Validate(); !status.ok()) return status;
   if (source_factory == nullptr) source_factory = LocalTokenSources();
   absl::Status failure;
@@ -72,6 +72,7 @@ absl::StatusOr<Budgets> MakeBudgets(const RateLimitOptions& options, Scheduler& 
     }
     FairLimiterOptions limiter = options.limiter;
     limiter.max_queue = budget.max_queue;
+    if (observer != nullptr) limiter.observer = observer;
     return std::make_shared<FairLimiter>(std::move(source), scheduler, std::move(limiter));
   };
   Budgets budgets;

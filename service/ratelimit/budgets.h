@@ -94,10 +94,13 @@ struct Budgets {
 };
 
 // Builds the budgets on `scheduler` (which must outlive them) with sources from
-// `source_factory` (LocalTokenSources() when null). InvalidArgument for invalid options, or
-// Internal when the factory returns null.
+// `source_factory` (LocalTokenSources() when null). `observer`, when not null, is told of every
+// budget's admissions and refusals (FairLimiterOptions::observer; it replaces any observer in
+// options.limiter) and must outlive the budgets: the composition root passes BudgetMetrics.
+// InvalidArgument for invalid options, or Internal when the factory returns null.
 absl::StatusOr<Budgets> MakeBudgets(const RateLimitOptions& options, Scheduler& scheduler,
-                                    TokenSourceFactory source_factory = nullptr);
+                                    TokenSourceFactory source_factory = nullptr,
+                                    BudgetObserver* observer = nullptr);
 
 }  // namespace userpilot::gateway
 

@@ -23,12 +23,26 @@ constexpr absl::Duration kMinRetryDelay = absl::Milliseconds(1);
 
 using Done = FairLimiter::Done;
 
-// An answer to deliver outside the lock.
+// An answer to deliver outside the lock, and what to tell the BudgetObserver about it.
 struct Answer {
   Done done;
   absl::Status status;
+  std::string caller;
+  absl::string_view cause;  // A kCause* value; empty for an admission.
+  absl::Duration wait;      // Admissions: from Acquire() to the permit.
 };
 using Answers = std::vector<Answer>;
+
+void Report(BudgetObserver* observer, absl::string_view budget, const Answers& answers) {
+  if (observer == nullptr) return;
+  for (const Answer& answer : answers) {
+    if (answer.cause.empty()) {
+      observer->OnAdmitted(budget, answer.caller, answer.wait);
+    } else {
+      observer->OnRejected(budget, answer.caller, answer.cause);
+    }
+  }
+}
 
 void Deliver(Answers& answers) {
   for (Answer& answer : answers) std::move(answer.done)(std::move(answer.status));
@@ -107,6 +121,12 @@ class FairLimiter::Core : public std::enable_shared_from_this<FairLimiter::Core>
 
   const std::string& name() const { return spec_.name; }
   absl::Time Now() const { return scheduler_.Now(); }
+
+  // Reports `answers` to the observer, then runs them. Never with mu_ held.
+  void Finish(Answers& answers) {
+    Report(options_.observer, spec_.name, answers);
+    Deliver(answers);
+  }
 
   void Acquire(absl::string_view caller, absl::Time deadline, Done done);
   void OnUpstreamRateLimited(std::optional<absl::Duration> retry_after, absl::Time admitted_at);
@@ -208,7 +228,8 @@ class FairLimiter::Core : public std::enable_shared_from_this<FairLimiter::Core>
 
 void FairLimiter::Core::Acquire(absl::string_view caller, absl::Time deadline, Done done) {
   absl::Status refusal;
-  Answers pushed_out;  // At most one.
+  absl::string_view cause;  // The refusal's.
+  Answers pushed_out;       // At most one.
   {
     std::lock_guard<std::mutex> lock(mu_);
     const absl::Time now = scheduler_.Now();
@@ -217,15 +238,18 @@ void FairLimiter::Core::Acquire(absl::string_view caller, absl::Time deadline, D
     const size_t waiting = queue_it == queues_.end() ? 0 : queue_it->second->waiters.size();
     const absl::Duration wait = EstimateWaitLocked(caller, policy, now);
     if (shutdown_) {
+      cause = kCauseShutdown;
       refusal = absl::UnavailableError("gateway shutting down");
     } else if (deadline_reached(deadline, now)) {
       ++stats_.deadline_exceeded;
+      cause = kCauseDeadlineReached;
       refusal = BudgetError(
           absl::StatusCode::kDeadlineExceeded, spec_, kCauseDeadlineReached,
           absl::StrCat("deadline reached before budget '", spec_.name, "' could admit the call"),
           std::nullopt, "");
     } else if (policy.max_queued > 0 && waiting >= policy.max_queued) {
       ++stats_.rejected_caller_cap;
+      cause = kCauseCallerQueueFull;
       refusal = BudgetError(
           absl::StatusCode::kResourceExhausted, spec_, kCauseCallerQueueFull,
           absl::StrCat("budget '", spec_.name, "' is exhausted: this caller already has ", waiting,
@@ -236,6 +260,7 @@ void FairLimiter::Core::Acquire(absl::string_view caller, absl::Time deadline, D
     } else if (deadline != absl::InfiniteFuture() &&
                now + wait >= deadline - options_.admission_headroom) {
       ++stats_.rejected_wait_exceeds_deadline;
+      cause = kCauseWaitExceedsDeadline;
       refusal =
           BudgetError(absl::StatusCode::kResourceExhausted, spec_, kCauseWaitExceedsDeadline,
                       absl::StrCat("budget '", spec_.name,
@@ -248,6 +273,7 @@ void FairLimiter::Core::Acquire(absl::string_view caller, absl::Time deadline, D
     } else if (queued_ >= options_.max_queue &&
                !PushOutLocked(caller, waiting, policy.weight, now, pushed_out)) {
       ++stats_.rejected_queue_full;
+      cause = kCauseQueueFull;
       refusal =
           BudgetError(absl::StatusCode::kResourceExhausted, spec_, kCauseQueueFull,
                       absl::StrCat("budget '", spec_.name, "' is exhausted: ", queued_,
@@ -288,8 +314,13 @@ void FairLimiter::Core::Acquire(absl::string_view caller, absl::Time deadline, D
       SchedulePumpLocked(now);
     }
   }
-  // Never inside Acquire(): the refusal, and a call pushed out for this one, are posted.
-  if (!refusal.ok()) pushed_out.push_back({std::move(done), std::move(refusal)});
+  // Never inside Acquire(): the refusal, and a call pushed out for this one, are posted (and
+  // reported at once, so the observer never waits for the scheduler).
+  if (!refusal.ok()) {
+    pushed_out.push_back(
+        {std::move(done), std::move(refusal), std::string(caller), cause, absl::ZeroDuration()});
+  }
+  Report(options_.observer, spec_.name, pushed_out);
   if (!pushed_out.empty()) {
     scheduler_.RunAt(scheduler_.Now(),
                      [answers = std::move(pushed_out)]() mutable { Deliver(answers); });
@@ -341,7 +372,9 @@ std::optional<FairLimiter::Core::Location> FairLimiter::Core::SelectLocked(absl:
     ++stats_.deadline_exceeded;
     absl::Status status = DeadlineWhileWaitingLocked(*location.it, now);
     if (location.it->timer != 0) scheduler_.Cancel(location.it->timer);
-    answers.push_back({RemoveLocked(location, /*served=*/false), std::move(status)});
+    std::string caller = best->name;  // RemoveLocked may erase the queue.
+    answers.push_back({RemoveLocked(location, /*served=*/false), std::move(status),
+                       std::move(caller), kCauseDeadlineReached, absl::ZeroDuration()});
   }
 }
 
@@ -394,7 +427,8 @@ bool FairLimiter::Core::PushOutLocked(absl::string_view caller, size_t waiting, 
                                 absl::FormatDuration(wait)),
                    wait,
                    absl::StrCat(Describe(spec_), "; the queue of ", options_.max_queue,
-                                " waiting calls is full"))});
+                                " waiting calls is full")),
+       victim, kCausePushedOut, absl::ZeroDuration()});
   return true;
 }
 
@@ -447,7 +481,7 @@ void FairLimiter::Core::Pump(uint64_t generation) {
     std::lock_guard<std::mutex> lock(mu_);
     if (--calls_in_source_ == 0) source_idle_.notify_all();
   }
-  Deliver(answers);
+  Finish(answers);
 }
 
 void FairLimiter::Core::OnTake(absl::StatusOr<TakeResult> result) {
@@ -462,10 +496,12 @@ void FairLimiter::Core::OnTake(absl::StatusOr<TakeResult> result) {
       if (next.has_value()) {
         ++stats_.source_errors;
         if (next->it->timer != 0) scheduler_.Cancel(next->it->timer);
+        std::string caller = next->queue->name;
         answers.push_back(
             {RemoveLocked(*next, /*served=*/false),
              absl::UnavailableError(absl::StrCat(
-                 "budget '", spec_.name, "' could not be checked: ", result.status().message()))});
+                 "budget '", spec_.name, "' could not be checked: ", result.status().message())),
+             std::move(caller), kCauseSourceError, absl::ZeroDuration()});
       }
       if (queued_ > 0) SchedulePumpLocked(now);
     } else if (result->granted) {
@@ -481,7 +517,9 @@ void FairLimiter::Core::OnTake(absl::StatusOr<TakeResult> result) {
         } else {
           ++stats_.admitted_after_wait;
         }
-        answers.push_back({RemoveLocked(*next, /*served=*/true), absl::OkStatus()});
+        std::string caller = next->queue->name;
+        answers.push_back({RemoveLocked(*next, /*served=*/true), absl::OkStatus(),
+                           std::move(caller), absl::string_view(), waited});
       } else {
         ++stats_.wasted_permits;
       }
@@ -491,7 +529,7 @@ void FairLimiter::Core::OnTake(absl::StatusOr<TakeResult> result) {
       SchedulePumpLocked(result->retry_at > now ? result->retry_at : now + kMinRetryDelay);
     }
   }
-  Deliver(answers);
+  Finish(answers);
 }
 
 void FairLimiter::Core::Expire(uint64_t id) {
@@ -504,9 +542,11 @@ void FairLimiter::Core::Expire(uint64_t id) {
     const Location location = it->second;
     ++stats_.deadline_exceeded;
     absl::Status status = DeadlineWhileWaitingLocked(*location.it, scheduler_.Now());
-    answers.push_back({RemoveLocked(location, /*served=*/false), std::move(status)});
+    std::string caller = location.queue->name;
+    answers.push_back({RemoveLocked(location, /*served=*/false), std::move(status),
+                       std::move(caller), kCauseDeadlineReached, absl::ZeroDuration()});
   }
-  Deliver(answers);
+  Finish(answers);
 }
 
 void FairLimiter::Core::OnUpstreamRateLimited(std::optional<absl::Duration> retry_after,
@@ -565,8 +605,9 @@ void FairLimiter::Core::Shutdown() {
       for (auto& [name, queue] : queues_) {
         for (Waiter& waiter : queue->waiters) {
           if (waiter.timer != 0) timers.push_back(waiter.timer);
-          answers.push_back(
-              {std::move(waiter.done), absl::UnavailableError("gateway shutting down")});
+          answers.push_back({std::move(waiter.done),
+                             absl::UnavailableError("gateway shutting down"), queue->name,
+                             kCauseShutdown, absl::ZeroDuration()});
         }
       }
       stats_.cancelled_by_shutdown += queued_;
@@ -579,7 +620,7 @@ void FairLimiter::Core::Shutdown() {
     source_idle_.wait(lock, [&] { return calls_in_source_ == 0; });
   }
   for (Scheduler::TimerId timer : timers) scheduler_.Cancel(timer);
-  Deliver(answers);
+  Finish(answers);
 }
 
 FairLimiterStats FairLimiter::Core::Stats() const {

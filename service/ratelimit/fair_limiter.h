@@ -76,6 +76,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/common/scheduler.h"
+#include "service/metrics/budget_observer.h"
 #include "service/ratelimit/token_source.h"
 
 namespace userpilot::gateway {
@@ -90,6 +91,10 @@ inline constexpr absl::string_view kCauseWaitExceedsDeadline = "wait_exceeds_dea
 inline constexpr absl::string_view kCausePushedOut = "pushed_out";
 // DEADLINE_EXCEEDED: the deadline (less admission_headroom) came before a permit did.
 inline constexpr absl::string_view kCauseDeadlineReached = "deadline_reached";
+// Reported to a BudgetObserver only (the caller sees UNAVAILABLE without an ErrorInfo cause):
+// the TokenSource could not decide, or the limiter shut down.
+inline constexpr absl::string_view kCauseSourceError = "source_error";
+inline constexpr absl::string_view kCauseShutdown = "shutdown";
 
 // How much of a budget one caller deserves while calls wait.
 struct CallerPolicy {
@@ -124,6 +129,14 @@ struct FairLimiterOptions {
   // needs); a call that would be admitted later is refused or expires. >= 0. Default 0: admit
   // until the deadline itself.
   absl::Duration admission_headroom = absl::ZeroDuration();
+
+  // Told of every answer as it is decided, for metrics that need every observation (the wait
+  // histogram, outcomes per caller): OnAdmitted(budget, caller, wait from Acquire() to the
+  // permit) for each admission, OnRejected(budget, caller, cause) for each error answer, with
+  // one of the kCause* values above. Called without the limiter's lock, just before `done`
+  // runs (a refusal inside Acquire() is reported there, its `done` posted). Null: none. Not
+  // owned; must outlive the limiter.
+  BudgetObserver* observer = nullptr;
 
   // The policy of `caller`.
   const CallerPolicy& PolicyFor(absl::string_view caller) const;

@@ -64,6 +64,29 @@ class AsyncTokenSource : public TokenSource {
   std::shared_ptr<PendingTakes> pending_;
 };
 
+// A BudgetObserver that records what it is told, as "budget/caller/what" lines.
+class RecordingObserver final : public BudgetObserver {
+ public:
+  void OnAdmitted(absl::string_view budget, absl::string_view caller,
+                  absl::Duration wait) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(absl::StrCat(budget, "/", caller, "/admitted ", absl::FormatDuration(wait)));
+  }
+  void OnRejected(absl::string_view budget, absl::string_view caller,
+                  absl::string_view reason) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(absl::StrCat(budget, "/", caller, "/", reason));
+  }
+  std::vector<std::string> events() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> events_;
+};
+
 class FairLimiterTest : public ::testing::Test {
  protected:
   void Make(FairLimiterOptions options = {}, int64_t limit = 10,
@@ -466,6 +489,68 @@ TEST_F(FairLimiterTest, SourceErrorsAnswerUnavailableAndAsyncCompletionsAreHandl
   EXPECT_TRUE(absl::IsUnavailable(log_.Get("a3").status));
   EXPECT_TRUE(pending->Complete(TakeResult{true, absl::InfinitePast()}));
   EXPECT_EQ(log_.Get("a3").count, 1);
+}
+
+TEST_F(FairLimiterTest, ObserverHearsOfEveryAdmissionWithItsWaitAndEveryRefusalWithItsCause) {
+  RecordingObserver observer;
+  FairLimiterOptions options;
+  options.max_queue = 4;
+  options.callers["capped"].max_queued = 1;
+  options.observer = &observer;
+  Make(options);
+  Acquire("a", "a1");                  // Admitted at once.
+  Acquire("a", "a2");                  // Waits one interval.
+  Acquire("a", "late", T(kInterval));  // Estimated wait reaches its deadline.
+  Acquire("a", "gone", t0_);           // Deadline already passed.
+  Acquire("capped", "c1");             // Waits...
+  Acquire("capped", "c2");             // ... and its cap refuses a second.
+  Acquire("a", "a3");                  // Fills the queue (a1 is still waiting).
+  Acquire("b", "b1");                  // Pushes out a3 (largest share).
+  Acquire("a", "a4");                  // Full, and a holds the largest share.
+  // Refusals are reported inside Acquire(), before their callbacks run.
+  EXPECT_EQ(
+      observer.events(),
+      (std::vector<std::string>{"identify/a/wait_exceeds_deadline", "identify/a/deadline_reached",
+                                "identify/capped/caller_queue_full", "identify/a/pushed_out",
+                                "identify/a/queue_full"}));
+  EXPECT_FALSE(log_.Has("late"));
+  scheduler_.AdvanceBy(absl::Seconds(1));
+  const std::vector<std::string> events = observer.events();
+  ASSERT_EQ(events.size(), 9u);
+  EXPECT_EQ(std::vector<std::string>(events.begin() + 5, events.end()),
+            (std::vector<std::string>{"identify/a/admitted 0", "identify/capped/admitted 100ms",
+                                      "identify/b/admitted 200ms", "identify/a/admitted 300ms"}));
+
+  // Calls still waiting at shutdown, and a call after it.
+  Acquire("b", "b2");
+  Acquire("b", "b3");
+  scheduler_.RunDue();
+  limiter_->Shutdown();
+  Acquire("b", "b4");
+  const std::vector<std::string> after = observer.events();
+  ASSERT_EQ(after.size(), 12u);
+  EXPECT_EQ(std::vector<std::string>(after.begin() + 9, after.end()),
+            (std::vector<std::string>{"identify/b/admitted 0", "identify/b/shutdown",
+                                      "identify/b/shutdown"}));
+}
+
+TEST_F(FairLimiterTest, ObserverHearsOfExpiriesAndSourceErrors) {
+  RecordingObserver observer;
+  FairLimiterOptions options;
+  options.observer = &observer;
+  auto pending = std::make_shared<PendingTakes>();
+  limiter_ = std::make_unique<FairLimiter>(std::make_unique<AsyncTokenSource>(pending), scheduler_,
+                                           options);
+  Acquire("x", "x1");
+  Acquire("y", "y1", T(absl::Seconds(2)));
+  scheduler_.RunDue();
+  ASSERT_TRUE(pending->Complete(absl::UnavailableError("redis down")));  // x1: source error.
+  scheduler_.RunDue();
+  ASSERT_TRUE(pending->Complete(TakeResult{false, T(absl::Seconds(5))}));
+  scheduler_.AdvanceTo(T(absl::Seconds(2)));  // y1 expires while waiting.
+  EXPECT_EQ(observer.events(),
+            (std::vector<std::string>{"async/x/source_error", "async/y/deadline_reached"}));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(log_.Get("y1").status));
 }
 
 TEST_F(FairLimiterTest, StatsDescribeTheBudget) {
