@@ -1,0 +1,624 @@
+#!/usr/bin/python3
+"""Benchmark scenarios of userpilot-gateway (see BENCHMARKS.md).
+
+    bench/run.sh overhead     # 1. latency and CPU the gateway adds, against direct libcurl
+    bench/run.sh throughput   # 2. closed-loop maximum calls/s, gateway vs direct
+    bench/run.sh footprint    # 3. resident memory idle and under load; start-up to SERVING
+    bench/run.sh overload     # 4. 5x the budget offered: utilisation, upstream 429s, latency
+    bench/run.sh jobs         # 5. job watch fan-out and streamed import (issue 4)
+    bench/run.sh all          # 1-5, one after another
+
+Each scenario starts what it needs on loopback (userpilot-emulator, userpilot-gateway), drives
+it with upgw-bench, prints a table and writes JSON to bench/results/<scenario>-<time>.json.
+--smoke runs it for a second or two with tiny counts and checks only that it ran: valid JSON,
+successful calls, no unexpected status codes (make test runs these; never speed assertions).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EMULATOR_KEY = "bench-emulator-key"  # a loopback emulator's key, not a Userpilot secret
+
+
+class ScenarioError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+
+
+class Proc:
+    """A child process with its output in a log file; stopped by stop() or at exit."""
+
+    def __init__(self, name, argv, env=None, workdir=None):
+        self.name = name
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self.log = open(self.log_path, "wb")
+        self.popen = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                      env=env, start_new_session=True)
+        self.pid = self.popen.pid
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_for(self, pattern, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.output())
+            if m:
+                return m
+            if self.popen.poll() is not None:
+                raise ScenarioError(f"{self.name} exited with {self.popen.returncode}:\n"
+                                    f"{self.output()[-2000:]}")
+            time.sleep(0.01)
+        raise ScenarioError(f"{self.name} did not print /{pattern}/ within {timeout} s:\n"
+                            f"{self.output()[-2000:]}")
+
+    def stop(self, timeout=15):
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self.log.close()
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Env:
+    """Binaries, a scratch folder and every process started, for one scenario run."""
+
+    def __init__(self, args):
+        self.args = args
+        self.bin = {
+            "gateway": args.gateway_bin or os.path.join(args.build, "service/userpilot-gateway"),
+            "emulator": args.emulator_bin
+            or os.path.join(args.build, "tests/emulator/userpilot-emulator"),
+            "bench": args.bench_bin or os.path.join(args.build, "bench/upgw-bench"),
+            "jobs_bench": args.jobs_bench_bin
+            or os.path.join(args.build, "tests/integration/jobs_bench_test"),
+        }
+        self.workdir = tempfile.mkdtemp(prefix="upgw-bench-")
+        self.procs = []
+        self._gateway_help = None
+
+    def need(self, *names):
+        for name in names:
+            if not os.access(self.bin[name], os.X_OK):
+                raise ScenarioError(f"{self.bin[name]} not found: build it first (see BENCHMARKS.md)")
+
+    def close(self):
+        for p in reversed(self.procs):
+            p.stop()
+        self.procs = []
+
+    def gateway_has_flag(self, flag):
+        if self._gateway_help is None:
+            r = subprocess.run([self.bin["gateway"], "--help"], capture_output=True, text=True,
+                               timeout=30)
+            self._gateway_help = r.stdout + r.stderr
+        return f"--{flag} " in self._gateway_help
+
+    def start_emulator(self, *flags):
+        self.need("emulator")
+        p = Proc(f"emulator{len(self.procs)}",
+                 [self.bin["emulator"], "--listen=127.0.0.1:0", f"--api_key={EMULATOR_KEY}",
+                  "--threads=512", *flags], workdir=self.workdir)
+        self.procs.append(p)
+        url = p.wait_for(r"listening on (http://[0-9.:]+)", 20).group(1)
+        return p, url
+
+    def gateway_argv(self, upstream_url, listen, flags):
+        argv = [self.bin["gateway"], f"--listen={listen}", "--metrics_listen=127.0.0.1:0",
+                f"--upstream_url={upstream_url}", "--shutdown_grace=3s"]
+        return argv + list(flags) + list(self.args.gateway_flag or [])
+
+    def gateway_env(self):
+        env = dict(os.environ)
+        env["USERPILOT_API_KEY"] = EMULATOR_KEY
+        for name in list(env):
+            if name.startswith("USERPILOT_GATEWAY_"):
+                del env[name]  # only this script's flags
+        return env
+
+    def start_gateway(self, upstream_url, *flags):
+        self.need("gateway")
+        p = Proc(f"gateway{len(self.procs)}",
+                 self.gateway_argv(upstream_url, "127.0.0.1:0", flags), env=self.gateway_env(),
+                 workdir=self.workdir)
+        self.procs.append(p)
+        port = p.wait_for(r"serving gRPC on port (\d+)", 30).group(1)
+        return p, f"127.0.0.1:{port}"
+
+    def stop(self, proc):
+        proc.stop()
+        self.procs.remove(proc)
+
+    def bench(self, label, **flags):
+        """Runs upgw-bench with --key=value flags; returns its JSON document."""
+        self.need("bench")
+        out = os.path.join(self.workdir, f"bench-{time.monotonic_ns()}.json")
+        argv = [self.bin["bench"], f"--out={out}", f"--label={label}",
+                f"--api_key={EMULATOR_KEY}"]
+        argv += [f"--{k}={v}" for k, v in flags.items()]
+        budget = 120 + 3 * (parse_seconds(flags.get("duration", "10s")) +
+                            parse_seconds(flags.get("warmup", "1s")))
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=budget)
+        sys.stderr.write(r.stderr)
+        if r.returncode != 0:
+            raise ScenarioError(f"upgw-bench failed ({r.returncode}): {r.stderr[-2000:]}")
+        with open(out) as f:
+            return json.load(f)
+
+
+def parse_seconds(text):
+    m = re.fullmatch(r"([0-9.]+)(ms|s|m)", str(text))
+    if not m:
+        return 10.0
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[m.group(2)]
+
+
+def admin(url, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url + path, data=data, method=method)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read().decode()
+        return json.loads(text) if text else None
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+
+
+def machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    return {"cpu": model, "nproc": os.cpu_count(), "mem_gb": round(mem_kb / 1048576, 1),
+            "kernel": platform.release(), "loadavg": os.getloadavg()}
+
+
+def table(headers, rows):
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
+              for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def result(doc, target):
+    for r in doc["results"]:
+        if r["target"] == target:
+            return r
+    raise ScenarioError(f"no {target} result in the load generator's output")
+
+
+def fmt(x, digits=3):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+class Check:
+    """Smoke assertions: the scenario ran and every call ended as expected (never speed)."""
+
+    def __init__(self):
+        self.failures = []
+
+    def results(self, doc, allowed_codes, what):
+        for r in doc["results"]:
+            total = r["total"]
+            if total["ok"] <= 0:
+                self.failures.append(f"{what}/{r['target']}: no successful call")
+            bad = {c: n for c, n in total["codes"].items() if c not in allowed_codes}
+            if bad:
+                self.failures.append(f"{what}/{r['target']}: unexpected status codes {bad}")
+            if r["unfinished"]:
+                self.failures.append(f"{what}/{r['target']}: {r['unfinished']} calls unfinished")
+
+    def that(self, condition, message):
+        if not condition:
+            self.failures.append(message)
+
+
+OK_CODES = {"OK", "200", "202"}
+
+
+# --------------------------------------------------------------------------------------------
+# Scenarios
+
+
+def huge_budget_flags():
+    # Budgets far above the offered load, so the gateway never waits: this measures its cost.
+    return ["--identify_rate=10000000/1s", "--track_rate=10000000/1s",
+            "--budget_queues=identify=100000,track=100000", "--retry_max_attempts=1"]
+
+
+def scenario_overhead(env, args, check):
+    ops = args.ops.split(",")
+    rates = [float(r) for r in args.rates.split(",")]
+    emulator, url = env.start_emulator("--rate_limits=false", "--request_log_capacity=0")
+    gateway, addr = env.start_gateway(url, *huge_budget_flags())
+    rows, runs = [], []
+    for op in ops:
+        for rate in rates:
+            reps = []
+            for rep in range(args.repeats):
+                # Alternate the order so that neither target always runs on a warmer machine.
+                order = "direct,gateway" if rep % 2 == 0 else "gateway,direct"
+                doc = env.bench(f"overhead {op} {rate:g}/s #{rep + 1}", targets=order,
+                                gateway=addr, direct_url=url, mode="open", rate=rate,
+                                duration=args.duration, warmup=args.warmup, mix=f"{op}=1",
+                                deadline="5s", gateway_pid=gateway.pid, emulator_pid=emulator.pid)
+                check.results(doc, OK_CODES, f"overhead {op} {rate:g}/s")
+                d, g = result(doc, "direct"), result(doc, "gateway")
+                gw = g["processes"].get("gateway") or {}
+                reps.append({
+                    "direct_p50": d["total"]["latency_ms"]["p50"],
+                    "direct_p99": d["total"]["latency_ms"]["p99"],
+                    "gateway_p50": g["total"]["latency_ms"]["p50"],
+                    "gateway_p99": g["total"]["latency_ms"]["p99"],
+                    "gateway_cpu_s_per_1k": gw.get("cpu_s_per_1k_calls"),
+                    "gateway_ok_per_s": g["ok_per_s"],
+                })
+                runs.append(doc)
+            m = {k: median([r[k] for r in reps]) for k in reps[0]}
+            m["added_p50"] = median([r["gateway_p50"] - r["direct_p50"] for r in reps])
+            m["added_p99"] = median([r["gateway_p99"] - r["direct_p99"] for r in reps])
+            m.update(op=op, rate=rate, repeats=len(reps))
+            rows.append(m)
+    table_rows = [[r["op"], f"{r['rate']:g}", fmt(r["direct_p50"]), fmt(r["gateway_p50"]),
+                   fmt(r["added_p50"]), fmt(r["direct_p99"]), fmt(r["gateway_p99"]),
+                   fmt(r["added_p99"]), fmt(r["gateway_cpu_s_per_1k"], 4)] for r in rows]
+    text = table(["op", "calls/s", "direct p50", "gw p50", "added p50", "direct p99", "gw p99",
+                  "added p99", "gw CPU-s/1k"], table_rows)
+    text += ("\nlatency in ms; targets: added p50 < 0.15 ms, added p99 < 1 ms, "
+             "gateway CPU < 0.05 s per 1,000 calls")
+    return {"rows": rows, "runs": runs}, text
+
+
+def scenario_throughput(env, args, check):
+    emulator, url = env.start_emulator("--rate_limits=false", "--request_log_capacity=0")
+    gateway, addr = env.start_gateway(url, *huge_budget_flags())
+    rows, runs = [], []
+    for concurrency in [int(c) for c in args.concurrency.split(",")]:
+        reps = []
+        for rep in range(args.repeats):
+            order = "direct,gateway" if rep % 2 == 0 else "gateway,direct"
+            doc = env.bench(f"throughput c={concurrency} #{rep + 1}", targets=order, gateway=addr,
+                            direct_url=url, mode="closed", concurrency=concurrency,
+                            connections=concurrency, channels=args.channels,
+                            duration=args.duration, warmup=args.warmup, mix=args.mix,
+                            deadline="10s", gateway_pid=gateway.pid, emulator_pid=emulator.pid)
+            check.results(doc, OK_CODES, f"throughput c={concurrency}")
+            d, g = result(doc, "direct"), result(doc, "gateway")
+            reps.append({"direct_per_s": d["ok_per_s"], "gateway_per_s": g["ok_per_s"],
+                         "ratio": g["ok_per_s"] / d["ok_per_s"] if d["ok_per_s"] else None,
+                         "direct_p50": d["total"]["latency_ms"]["p50"],
+                         "gateway_p50": g["total"]["latency_ms"]["p50"],
+                         "gateway_cpu_s_per_1k":
+                             (g["processes"].get("gateway") or {}).get("cpu_s_per_1k_calls")})
+            runs.append(doc)
+        m = {k: median([r[k] for r in reps]) for k in reps[0]}
+        m.update(concurrency=concurrency, repeats=len(reps))
+        rows.append(m)
+    text = table(["concurrency", "direct calls/s", "gateway calls/s", "ratio", "direct p50 ms",
+                  "gw p50 ms", "gw CPU-s/1k"],
+                 [[r["concurrency"], fmt(r["direct_per_s"], 0), fmt(r["gateway_per_s"], 0),
+                   fmt(r["ratio"], 2), fmt(r["direct_p50"]), fmt(r["gateway_p50"]),
+                   fmt(r["gateway_cpu_s_per_1k"], 4)] for r in rows])
+    text += ("\nclosed loop, successful calls/s; load generator, gateway and emulator share the "
+             "same cores")
+    return {"rows": rows, "runs": runs}, text
+
+
+def scenario_footprint(env, args, check):
+    emulator, url = env.start_emulator("--rate_limits=false", "--request_log_capacity=0")
+    # Start-up: spawn to SERVING on the standard health check, several times.
+    env.need("gateway", "bench")
+    startups = []
+    for _ in range(args.startups):
+        listen = f"127.0.0.1:{free_port()}"
+        probe_argv = [env.bin["bench"], f"--wait_serving={listen}", "--wait_timeout=30s"]
+        t0 = time.monotonic_ns()
+        p = Proc(f"gateway-start{len(startups)}",
+                 env.gateway_argv(url, listen, huge_budget_flags()), env=env.gateway_env(),
+                 workdir=env.workdir)
+        env.procs.append(p)
+        # Both clocks are CLOCK_MONOTONIC, so the probe's timestamp compares with t0.
+        r = subprocess.run(probe_argv, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise ScenarioError(f"gateway never SERVING: {r.stderr}\n{p.output()[-2000:]}")
+        startups.append((int(r.stdout.strip()) - t0) / 1e6)
+        env.stop(p)
+    check.that(len(startups) == args.startups, "start-up not measured")
+
+    gateway, addr = env.start_gateway(url, *huge_budget_flags())
+    time.sleep(args.settle)
+    idle_mb = rss_mb(gateway.pid)
+    doc = env.bench(f"footprint {args.load_rate:g}/s", targets="gateway", gateway=addr,
+                    mode="open", rate=args.load_rate, duration=args.duration, warmup=args.warmup,
+                    mix="identify=1,track=1", deadline="5s", gateway_pid=gateway.pid,
+                    emulator_pid=emulator.pid)
+    check.results(doc, OK_CODES, "footprint")
+    g = result(doc, "gateway")
+    gw = g["processes"]["gateway"]
+    time.sleep(args.settle)
+    after_mb = rss_mb(gateway.pid)
+    data = {"startup_ms": startups, "startup_ms_median": median(startups),
+            "rss_idle_mb": idle_mb, "rss_under_load_peak_mb": gw["rss_peak_mb"],
+            "rss_under_load_end_mb": gw["rss_end_mb"], "rss_after_load_mb": after_mb,
+            "load_rate": args.load_rate, "load_ok_per_s": g["ok_per_s"],
+            "load_latency_ms": g["total"]["latency_ms"], "runs": [doc]}
+    text = table(["measure", "value"], [
+        ["start-up to SERVING, median ms", fmt(data["startup_ms_median"], 1)],
+        ["start-up runs ms", " ".join(f"{s:.1f}" for s in startups)],
+        ["RSS idle MB", fmt(idle_mb, 1)],
+        [f"RSS peak at {args.load_rate:g} calls/s MB", fmt(gw["rss_peak_mb"], 1)],
+        ["RSS after the load MB", fmt(after_mb, 1)],
+        ["calls/s achieved", fmt(g["ok_per_s"], 0)],
+    ])
+    return data, text
+
+
+def scenario_overload(env, args, check):
+    count, window = args.budget.split("/")
+    count = int(count)
+    window_s = parse_seconds(window)
+    budget_per_s = count / window_s
+    # Userpilot's own limit, scaled down the same way: the emulator enforces COUNT per WINDOW.
+    emulator, url = env.start_emulator("--rate_limits=true", f"--identify_limit={count}",
+                                       f"--rate_window={window}", "--track_limit=1000000")
+    gateway, addr = env.start_gateway(url, f"--identify_rate={args.budget}",
+                                      f"--ratelimit_spacing_margin={args.margin}")
+    admin(url, "POST", "/_emulator/reset")
+    offered = budget_per_s * args.factor
+    t_start = time.time()
+    doc = env.bench(f"overload {offered:g}/s against {args.budget}", targets="gateway",
+                    gateway=addr, mode="open", rate=offered, duration=args.duration,
+                    warmup=args.warmup, mix="identify=1", deadline=args.deadline,
+                    caller=args.caller, gateway_pid=gateway.pid, emulator_pid=emulator.pid)
+    elapsed = time.time() - t_start
+    stats = admin(url, "GET", "/_emulator/stats")
+    records = admin(url, "GET", "/_emulator/requests")
+    # Upstream acceptances in time order; the steady rate leaves out the first window (GCRA
+    # may admit up to COUNT at once from an idle start) and the drain.
+    times = sorted(datetime.datetime.strptime(r["received_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+                   .replace(tzinfo=datetime.timezone.utc).timestamp()
+                   for r in records if r["path"] == "/v1/identify" and r["response_status"] == 202)
+    accepted = len(times)
+    steady_rate = None
+    max_in_window = 0
+    if len(times) >= 2:
+        lo = times[0] + window_s
+        steady = [t for t in times if t >= lo]
+        if len(steady) >= 2 and steady[-1] > lo:
+            steady_rate = (len(steady) - 1) / (steady[-1] - lo) if steady[-1] > lo else None
+        j = 0
+        for i, t in enumerate(times):
+            while times[j] <= t - window_s:
+                j += 1
+            max_in_window = max(max_in_window, i - j + 1)
+    g = result(doc, "gateway")
+    rejected_upstream = stats.get("rate_limited", 0)
+    allowed = {"OK", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"}
+    check.results(doc, allowed, "overload")
+    data = {"budget": args.budget, "budget_per_s": budget_per_s, "margin": args.margin,
+            "offered_per_s": offered, "deadline": args.deadline,
+            "upstream_accepted": accepted, "upstream_429": rejected_upstream,
+            "upstream_steady_rate_per_s": steady_rate,
+            "budget_utilisation": steady_rate / budget_per_s if steady_rate else None,
+            "max_accepted_in_any_window": max_in_window, "emulator_stats": stats,
+            "elapsed_s": elapsed, "caller_codes": g["total"]["codes"],
+            "caller_latency_ms": g["total"]["latency_ms"],
+            "caller_ok_latency_ms": g["total"]["latency_ok_ms"], "caller_ok_per_s": g["ok_per_s"],
+            "runs": [doc]}
+    lat, lat_ok = g["total"]["latency_ms"], g["total"]["latency_ok_ms"]
+    text = table(["measure", "value"], [
+        ["budget (gateway and emulator)", f"{args.budget} (+{args.margin} margin)"],
+        ["offered calls/s", fmt(offered, 0)],
+        ["upstream accepted, steady calls/s", fmt(steady_rate, 1)],
+        ["budget utilisation", fmt(data["budget_utilisation"], 3)],
+        [f"most accepted in any {window}", max_in_window],
+        ["upstream 429s", rejected_upstream],
+        ["caller status codes", json.dumps(g["total"]["codes"])],
+        ["caller OK calls/s", fmt(g["ok_per_s"], 1)],
+        ["caller latency ms, all: p50/p99/max",
+         f"{fmt(lat['p50'])} / {fmt(lat['p99'])} / {fmt(lat['max'])}"],
+        ["caller latency ms, OK only: p50/p99/max",
+         f"{fmt(lat_ok['p50'])} / {fmt(lat_ok['p99'])} / {fmt(lat_ok['max'])}"],
+    ])
+    return data, text
+
+
+def scenario_jobs(env, args, check):
+    env.need("jobs_bench")
+    extra = {}
+    if args.smoke:
+        # The watch scenario holds its watches for a fixed 8 s: the smoke run does the import only.
+        extra = {"UPGW_BENCH_IMPORT_MB": "1"}
+        filters = ["*Import*"]
+    else:
+        extra = {"UPGW_BENCH_IMPORT_MB": str(args.import_mb), "UPGW_BENCH_JOBS": str(args.jobs),
+                 "UPGW_BENCH_SUBSCRIBERS": str(args.subscribers)}
+        filters = ["*Watch*", "*Import*"]
+    data, texts = {}, []
+    for f in filters:
+        run_env = dict(os.environ, **extra)
+        r = subprocess.run([env.bin["jobs_bench"], "--gtest_also_run_disabled_tests",
+                            f"--gtest_filter=JobsBench.DISABLED_{f[1:-1]}*"],
+                           capture_output=True, text=True, timeout=600, env=run_env,
+                           cwd=env.workdir)
+        out = r.stdout
+        check.that(r.returncode == 0, f"jobs {f}: exit {r.returncode}\n{out[-3000:]}")
+        lines = [l for l in out.splitlines() if l.startswith(("watch:", "import:", "  "))
+                 and not l.startswith("  [")]
+        texts.extend(lines)
+        num = lambda pat: (lambda m: float(m.group(1)) if m else None)(re.search(pat, out))
+        if "Watch" in f:
+            data["watch"] = {
+                "subscribers": args.subscribers, "jobs": args.jobs,
+                "upstream_reads_per_interval": num(r"reads per interval: ([0-9.]+)"),
+                "rss_growth_mb": num(r"\(\+([0-9.]+) MB"),
+                "kb_per_watch": num(r"([0-9.]+) KB per watch"),
+                "change_delay_ms_p50": num(r"p50 ([0-9.]+) ms"),
+                "change_delay_ms_p99": num(r"p99 ([0-9.]+) ms"),
+                "change_delay_ms_max": num(r"max ([0-9.]+) ms"),
+                "output": lines}
+        else:
+            data["import"] = {
+                "megabytes": float(extra["UPGW_BENCH_IMPORT_MB"]),
+                "mb_per_s": num(r"([0-9.]+) MB/s"),
+                "peak_rss_growth_mb": num(r"growth during the import: ([0-9.]+) MB"),
+                "output": lines}
+            check.that(data["import"]["mb_per_s"] is not None, "jobs: import printed no rate")
+    return data, "\n".join(texts)
+
+
+SCENARIOS = {
+    "overhead": scenario_overhead,
+    "throughput": scenario_throughput,
+    "footprint": scenario_footprint,
+    "overload": scenario_overload,
+    "jobs": scenario_jobs,
+}
+
+SMOKE = {
+    "duration": "1s", "warmup": "200ms", "rates": "100", "ops": "identify,track",
+    "repeats": 1, "concurrency": "4", "startups": 1, "settle": 0.2, "load_rate": 100,
+    "budget": "20/1s", "factor": 3, "margin": "100ms", "overload_duration": "2s",
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenario", choices=[*SCENARIOS, "all"])
+    parser.add_argument("--build", default=os.environ.get("BUILD", os.path.join(REPO, "build")),
+                        help="build folder holding the binaries (default: $BUILD or build/)")
+    parser.add_argument("--gateway_bin")
+    parser.add_argument("--emulator_bin")
+    parser.add_argument("--bench_bin")
+    parser.add_argument("--jobs_bench_bin")
+    parser.add_argument("--out", default=os.path.join(REPO, "bench", "results"),
+                        help="folder for the JSON results")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a second or two with tiny counts; checks only that it ran")
+    parser.add_argument("--gateway_flag", action="append",
+                        help="extra gateway flag (repeatable), e.g. --gateway_flag=--access_log=false")
+    parser.add_argument("--duration", default="10s", help="measured time per target and step")
+    parser.add_argument("--warmup", default="2s")
+    parser.add_argument("--repeats", type=int, default=3, help="overhead/throughput repeats (median)")
+    parser.add_argument("--ops", default="identify,track", help="overhead: ops, one at a time")
+    parser.add_argument("--rates", default="500,2000", help="overhead: calls/s")
+    parser.add_argument("--concurrency", default="16,64", help="throughput: calls outstanding")
+    parser.add_argument("--channels", type=int, default=1, help="throughput: gRPC channels")
+    parser.add_argument("--mix", default="identify=1,track=1", help="throughput: request mix")
+    parser.add_argument("--startups", type=int, default=5, help="footprint: start-ups measured")
+    parser.add_argument("--settle", type=float, default=2.0, help="footprint: idle seconds")
+    parser.add_argument("--load_rate", type=float, default=2000, help="footprint: calls/s")
+    parser.add_argument("--budget", default="60/1s", help="overload: identify budget COUNT/WINDOW")
+    parser.add_argument("--margin", default="20ms", help="overload: --ratelimit_spacing_margin")
+    parser.add_argument("--factor", type=float, default=5, help="overload: offered / budget")
+    parser.add_argument("--overload_duration", default="30s", help="overload: measured time")
+    parser.add_argument("--deadline", default="2s", help="overload: caller deadline")
+    parser.add_argument("--caller", default="bench-overload", help="overload: x-caller")
+    parser.add_argument("--jobs", type=int, default=100, help="jobs: watched jobs")
+    parser.add_argument("--subscribers", type=int, default=10000, help="jobs: watchers")
+    parser.add_argument("--import_mb", type=int, default=50, help="jobs: import size")
+    args = parser.parse_args()
+    if args.smoke:
+        for k, v in SMOKE.items():
+            setattr(args, k, v)
+
+    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    os.makedirs(args.out, exist_ok=True)
+    failed = False
+    for name in names:
+        env = Env(args)
+        check = Check()
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        started = time.monotonic()
+        mach = machine()
+        print(f"== {name}{' (smoke)' if args.smoke else ''}: {mach['nproc']} CPUs "
+              f"({mach['cpu']}), load average {mach['loadavg'][0]:.2f}", flush=True)
+        sub = argparse.Namespace(**vars(args))
+        if name == "overload":
+            sub.duration = args.overload_duration
+        try:
+            data, text = SCENARIOS[name](env, sub, check)
+        except (ScenarioError, subprocess.TimeoutExpired, OSError) as e:
+            check.failures.append(f"{name}: {e}")
+            data, text = None, ""
+        finally:
+            env.close()
+        doc = {"scenario": name, "smoke": args.smoke, "utc": stamp, "machine": mach,
+               "loadavg_after": os.getloadavg(), "seconds": round(time.monotonic() - started, 1),
+               "git": git_revision(), "gateway_flags": args.gateway_flag or [], "data": data,
+               "failures": check.failures}
+        path = os.path.join(args.out, f"{name}-{stamp}.json")
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=1)
+        print(text)
+        print(f"-> {path} ({doc['seconds']} s)", flush=True)
+        for failure in check.failures:
+            print(f"FAIL: {failure}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def git_revision():
+    try:
+        r = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
+                           capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return r.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
