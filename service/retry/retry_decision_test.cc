@@ -128,10 +128,11 @@ TEST(AnnotateFinalErrorTest, KeepsCodeReasonAndDetailsAndSaysWhy) {
             "(TrackEvent gave up after 3 attempts: deadline would pass)");
   EXPECT_EQ(Reason(got), "UPSTREAM_RATE_LIMITED");
   EXPECT_EQ(Info(got)->domain(), "userpilot-gateway");
-  EXPECT_THAT(Metadata(got),
-              ElementsAre(Pair("attempts", "3"), Pair("endpoint", "POST /v1/identify"),
-                          Pair("http_status", "429"), Pair("retry_stopped_because", "deadline"),
-                          Pair("upstream_request_id", "r9")));
+  EXPECT_THAT(
+      Metadata(got),
+      ElementsAre(Pair("attempts", "3"), Pair("endpoint", "POST /v1/identify"),
+                  Pair("http_status", "429"), Pair("retry_delay_source", "retry-after"),
+                  Pair("retry_stopped_because", "deadline"), Pair("upstream_request_id", "r9")));
   EXPECT_EQ(RetryDelay(got), absl::Seconds(3));
 }
 
