@@ -9,7 +9,15 @@
 //
 // so retries add at most `retry_ratio` (20%) to the upstream load, plus a small reserve that
 // lets a quiet gateway still retry its few calls. When Userpilot fails everything, a thousand
-// calls make at most 200 (+ reserve) retries, not 3000. A refused retry ends the call with its
+// calls make at most 200 (+ reserve) retries, not 3000.
+//
+// Why the reserve is 1 retry a second by default: the ratio alone gives a caller sending one
+// call every few seconds no retry at all (0.2 of a retry per call), so its single transient
+// failure would reach it although Userpilot is nearly idle; 1/s (10 banked over the window) lets
+// such a caller retry each failure. Much more would defeat the budget at low traffic: Userpilot
+// allows only 10 identify and 10 track requests a second in all, and a reserve of 10/s would
+// let a trickle of failing calls spend up to 3 retries each, quadrupling the load on an
+// upstream that is failing. A refused retry ends the call with its
 // last error and `retry_stopped_because: retry_budget_exhausted`.
 //
 // Thread-safety: thread-safe (std::mutex: Debian's Abseil lacks TSan annotations); one budget
@@ -30,7 +38,7 @@ struct RetryBudgetOptions {
   // Retries allowed per call started in the window. 0 disables retries beyond the reserve.
   double retry_ratio = 0.2;
   // Retries allowed per second regardless of traffic (the reserve), >= 0.
-  double min_retries_per_second = 10;
+  double min_retries_per_second = 1;
   // How far back "recent" reaches, >= 1 s.
   absl::Duration window = absl::Seconds(10);
 

@@ -34,16 +34,44 @@ TEST(RetryBudgetTest, RetriesAreARatioOfCalls) {
 }
 
 TEST(RetryBudgetTest, TheReserveAllowsAFewRetriesWithoutTraffic) {
-  RetryBudgetOptions options;  // 0.2, 10/s over 10 s
+  RetryBudgetOptions options;  // 0.2, 1/s over 10 s
   RetryBudget budget(options);
-  EXPECT_EQ(budget.Available(kT0), 100);
-  EXPECT_EQ(RetriesGranted(budget, kT0, 1000), 100);
+  EXPECT_EQ(budget.Available(kT0), 10);
+  EXPECT_EQ(RetriesGranted(budget, kT0, 1000), 10);
+}
+
+TEST(RetryBudgetTest, AQuietCallerCanRetryEveryFailure) {
+  // One call a second, each failing once: the ratio alone would allow one retry in five calls;
+  // the reserve lets every one of them retry, for as long as it goes on.
+  RetryBudget with_reserve(RetryBudgetOptions{});
+  RetryBudget ratio_only(RatioOnly(0.2));
+  int retried = 0;
+  int retried_by_ratio = 0;
+  for (int i = 0; i < 60; ++i) {
+    const absl::Time now = kT0 + absl::Seconds(i);
+    with_reserve.RecordCall(now);
+    ratio_only.RecordCall(now);
+    retried += with_reserve.TryAcquireRetry(now) ? 1 : 0;
+    retried_by_ratio += ratio_only.TryAcquireRetry(now) ? 1 : 0;
+  }
+  EXPECT_EQ(retried, 60);
+  EXPECT_LE(retried_by_ratio, 13);
+}
+
+TEST(RetryBudgetTest, TheReserveStaysSmallBesideUserpilotsLimits) {
+  // Without traffic, at most 10 retries in any 10 s: a failing trickle cannot multiply itself.
+  RetryBudget budget(RetryBudgetOptions{});
+  int granted = 0;
+  for (int i = 0; i < 100; ++i) {
+    granted += RetriesGranted(budget, kT0 + absl::Milliseconds(100 * i), 10);
+  }
+  EXPECT_EQ(granted, 10);  // The reserve of the window, taken at once and not renewed in it.
 }
 
 TEST(RetryBudgetTest, ReserveAndRatioAdd) {
   RetryBudget budget(RetryBudgetOptions{});
   for (int i = 0; i < 1000; ++i) budget.RecordCall(kT0);
-  EXPECT_EQ(RetriesGranted(budget, kT0, 3000), 300);
+  EXPECT_EQ(RetriesGranted(budget, kT0, 3000), 210);
 }
 
 TEST(RetryBudgetTest, OldTrafficAndRetriesAgeOutOfTheWindow) {

@@ -67,7 +67,7 @@ struct RetryOptions {
   absl::Duration max_backoff = absl::Seconds(5);
   double backoff_multiplier = 2.0;
 
-  // Retries at most 20% of recent calls plus 10 a second (over 10 s).
+  // Retries at most 20% of recent calls plus 1 a second (over 10 s).
   RetryBudgetOptions budget;
 
   // Opens after 5 consecutive failures, or >= 50% failures over >= 20 outcomes in 10 s; open

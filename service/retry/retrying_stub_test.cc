@@ -472,7 +472,7 @@ TEST_F(RetryingStubTest, TheDefaultBudgetAddsItsReserve) {
   std::vector<Outcome> outcomes(1000);
   for (Outcome& outcome : outcomes) Invoke(UpstreamMethod::kIdentifyUser, CallOptions(), outcome);
   RunUntilIdle();
-  EXPECT_EQ(upstream_.attempts(), 1000u + 200u + 100u);  // ratio + 10/s over 10 s
+  EXPECT_EQ(upstream_.attempts(), 1000u + 200u + 10u);  // ratio + 1/s over 10 s
 }
 
 // ----- Circuit breaker -----
@@ -682,7 +682,7 @@ TEST(RetryOptionsTest, DefaultsAndValidate) {
   EXPECT_EQ(options.max_backoff, absl::Seconds(5));
   EXPECT_EQ(options.backoff_multiplier, 2.0);
   EXPECT_EQ(options.budget.retry_ratio, 0.2);
-  EXPECT_EQ(options.budget.min_retries_per_second, 10);
+  EXPECT_EQ(options.budget.min_retries_per_second, 1);
   EXPECT_EQ(options.circuit_breaker.consecutive_failures, 5);
   RetryOptions bad;
   bad.max_attempts = 0;
