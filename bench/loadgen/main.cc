@@ -107,9 +107,13 @@ std::string PhaseJson(ProcPhase& p, int64_t calls) {
   if (!p.before.ok || !after.ok) return absl::StrCat(Quote(p.role), ":null");
   const double cpu = after.cpu_seconds - p.before.cpu_seconds;
   return absl::StrFormat(
-      "%s:{\"pid\":%d,\"cpu_s\":%.3f,\"cpu_s_per_1k_calls\":%.5f,\"rss_start_mb\":%.2f,"
-      "\"rss_end_mb\":%.2f,\"rss_peak_mb\":%.2f}",
+      "%s:{\"pid\":%d,\"cpu_s\":%.3f,\"cpu_s_per_1k_calls\":%.5f,"
+      "\"context_switches_per_call\":%.2f,\"rss_start_mb\":%.2f,\"rss_end_mb\":%.2f,"
+      "\"rss_peak_mb\":%.2f}",
       Quote(p.role), p.pid, cpu, calls > 0 ? cpu / (static_cast<double>(calls) / 1000) : 0,
+      calls > 0 ? static_cast<double>(after.context_switches - p.before.context_switches) /
+                      static_cast<double>(calls)
+                : 0,
       p.before.rss_bytes / 1048576.0, after.rss_bytes / 1048576.0,
       std::max(p.sampler->peak_bytes(), after.rss_bytes) / 1048576.0);
 }

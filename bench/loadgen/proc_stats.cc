@@ -1,5 +1,6 @@
 #include "bench/loadgen/proc_stats.h"
 
+#include <dirent.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -34,6 +35,18 @@ ProcSample ReadProc(pid_t pid) {
       sample.rss_bytes = std::stoll(line.substr(6)) * 1024;
       break;
     }
+  }
+  if (DIR* tasks = opendir((dir + "/task").c_str())) {
+    while (dirent* task = readdir(tasks)) {
+      if (task->d_name[0] == '.') continue;
+      std::ifstream task_status(dir + "/task/" + task->d_name + "/status");
+      while (std::getline(task_status, line)) {
+        if (line.find("ctxt_switches:") != std::string::npos) {
+          sample.context_switches += std::stoll(line.substr(line.find(':') + 1));
+        }
+      }
+    }
+    closedir(tasks);
   }
   sample.ok = true;
   return sample;

@@ -16,6 +16,9 @@ struct ProcSample {
   bool ok = false;
   double cpu_seconds = 0;  // user + system, all threads
   int64_t rss_bytes = 0;   // VmRSS
+  // Voluntary + involuntary context switches of the threads alive now (a thread that exited
+  // takes its count with it). Per call, this shows how many thread hand-offs a call costs.
+  int64_t context_switches = 0;
 };
 
 // pid 0 means this process.
