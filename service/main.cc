@@ -8,6 +8,7 @@
 #include "service/app/gateway.h"
 #include "service/config/config.h"
 #include "service/config/flags.h"
+#include "service/logging/logger.h"
 
 namespace {
 
@@ -31,8 +32,6 @@ int WaitForSignal(const sigset_t& signals) {
   return signal;
 }
 
-void Log(const std::string& message) { std::cerr << "userpilot-gateway: " << message << std::endl; }
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -49,20 +48,39 @@ int main(int argc, char** argv) {
     std::cerr << "userpilot-gateway: " << config.status().message() << "\n";
     return 2;
   }
-  Log(absl::StrCat("version ", kVersion, "; ", config->DebugString()));
 
-  absl::StatusOr<std::unique_ptr<Gateway>> gateway = Gateway::Start(*config);
+  // From here on every line is JSON on stderr, gRPC's own included, with the key redacted.
+  LoggerOptions log_options;
+  log_options.level =
+      ParseLogSeverity(LogLevelName(config->log_level)).value_or(LogSeverity::kInfo);
+  log_options.api_key = std::string(config->api_key.Reveal());
+  Logger logger(log_options);
+  CaptureGrpcLogs(&logger);
+  logger.Info("starting", {{"version", kVersion}, {"config", config->DebugString()}});
+
+  GatewayEnvironment environment;
+  environment.logger = &logger;
+  environment.version = UPGW_VERSION;
+  environment.revision = UPGW_GIT_REVISION;
+  absl::StatusOr<std::unique_ptr<Gateway>> gateway = Gateway::Start(*config, environment);
   if (!gateway.ok()) {
-    std::cerr << "userpilot-gateway: cannot start: " << gateway.status().message() << "\n";
+    logger.Error("cannot start", {{"error", gateway.status().message()}});
+    CaptureGrpcLogs(nullptr);
     return 1;
   }
-  Log(absl::StrCat("serving gRPC on port ", (*gateway)->port(), ", upstream ",
-                   config->upstream_url));
+  // The message stays readable (and stable: scripts wait for "serving gRPC on port N").
+  logger.Info(absl::StrCat("serving gRPC on port ", (*gateway)->port(), ", /metrics on port ",
+                           (*gateway)->metrics_port(), ", upstream ", config->upstream_url),
+              {{"grpc_port", (*gateway)->port()},
+               {"metrics_port", (*gateway)->metrics_port()},
+               {"upstream", config->upstream_url}});
 
   const int signal = WaitForSignal(stop_signals);
-  Log(absl::StrCat("received ", signal == SIGTERM ? "SIGTERM" : "SIGINT", ", draining for up to ",
-                   absl::FormatDuration(config->shutdown_grace)));
+  logger.Info("draining", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"},
+                           {"grace", absl::FormatDuration(config->shutdown_grace)}});
   (*gateway)->Shutdown(absl::Now() + config->shutdown_grace);
-  Log("stopped");
+  gateway->reset();
+  logger.Info("stopped");
+  CaptureGrpcLogs(nullptr);
   return 0;
 }

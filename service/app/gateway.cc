@@ -5,6 +5,14 @@
 #include <utility>
 
 #include "service/http/curl_http_client.h"
+#include "service/jobs/importer.h"
+#include "service/jobs/job_watch_registry.h"
+#include "service/logging/access_log.h"
+#include "service/metrics/component_exports.h"
+#include "service/metrics/metered_http_client.h"
+#include "service/metrics/metrics_server.h"
+#include "service/metrics/metrics_stub.h"
+#include "service/metrics/process_metrics.h"
 #include "service/ratelimit/rate_limited_stub.h"
 #include "service/retry/retrying_stub.h"
 #include "service/server/gateway_server.h"
@@ -18,23 +26,52 @@ namespace {
 // still pending, so every answer is written before the deadline.
 constexpr absl::Duration kDrainCutOffMargin = absl::Milliseconds(500);
 
+// Callers named in the rate-limit configuration keep their name in budget metrics; the rest
+// are "other", so callers cannot create series.
+BudgetMetricsOptions BudgetMetricsFor(const GatewayConfig& config) {
+  BudgetMetricsOptions options;
+  for (const auto& [caller, policy] : config.traffic.rate_limits.limiter.callers) {
+    options.callers.insert(caller);
+  }
+  return options;
+}
+
 }  // namespace
 
-std::shared_ptr<UserpilotStub> MakeUpstreamStack(const GatewayConfig& config, HttpClient& http,
-                                                 Scheduler& scheduler, const Budgets& budgets) {
+UpstreamStack MakeUpstreamStack(const GatewayConfig& config, HttpClient& http, Scheduler& scheduler,
+                                const Budgets& budgets, UpstreamMetrics* metrics) {
   UpstreamOptions options;
   options.base_url = config.upstream_url;
   options.api_key = config.api_key.Reveal();
   options.request_timeout = config.upstream_timeout;
-  auto rest = std::make_shared<HttpUserpilotStub>(http, std::move(options));
+  options.upload_timeout = config.jobs.upload_timeout;
+  std::shared_ptr<UserpilotStub> rest =
+      std::make_shared<HttpUserpilotStub>(http, std::move(options));
+  if (metrics != nullptr) rest = std::make_shared<MetricsStub>(std::move(rest), *metrics);
   auto limited = std::make_shared<RateLimitedStub>(std::move(rest), budgets);
   RetryOptions retry = config.traffic.retry;
   retry.upstream_host = config.upstream_url;
-  return std::make_shared<RetryingStub>(std::move(limited), scheduler, std::move(retry));
+  auto retrying = std::make_shared<RetryingStub>(std::move(limited), scheduler, std::move(retry));
+  UpstreamStack stack;
+  stack.retrying = retrying.get();
+  stack.stub = std::move(retrying);
+  return stack;
 }
 
-absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& config) {
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& config,
+                                                        GatewayEnvironment environment) {
   std::unique_ptr<Gateway> gateway(new Gateway());
+  Gateway& g = *gateway;
+
+  g.metrics_registry_ = std::make_shared<MetricsRegistry>();
+  prometheus::Registry& registry = g.metrics_registry_->registry();
+  g.metrics_ = std::make_unique<GatewayMetrics>(registry, BudgetMetricsFor(config));
+  g.metrics_->grpc_server.AddService(UserpilotGatewayDescriptor());
+  g.metrics_registry_->AddCollectable(std::make_shared<ProcessCollector>());
+  RegisterBuildInfo(registry, environment.version, environment.revision);
+
+  g.scheduler_ = std::make_unique<ThreadScheduler>();
+  Scheduler& scheduler = *g.scheduler_;
 
   CurlHttpClientOptions http_options;
   http_options.max_in_flight = static_cast<size_t>(config.max_inflight_upstream);
@@ -42,28 +79,58 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   http_options.ca_file = config.upstream_ca_file;
   auto http = CurlHttpClient::Create(std::move(http_options));
   if (!http.ok()) return http.status();
-  gateway->http_ = *std::move(http);
+  g.http_ = *std::move(http);
+  g.metered_http_ = std::make_unique<MeteredHttpClient>(*g.http_, g.metrics_->upstream);
+  g.metric_hooks_.push_back(ExportHttpClientLoad(
+      *g.metrics_registry_, g.metrics_->upstream, [http = g.http_.get()] { return http->Stats(); },
+      static_cast<size_t>(config.max_inflight_upstream)));
 
-  gateway->scheduler_ = std::make_unique<ThreadScheduler>();
-  Scheduler& scheduler = *gateway->scheduler_;
   TokenSourceFactory sources = LocalTokenSources();
   if (config.traffic.redis.has_value()) {
     auto redis =
         MakeRedisBudgetSources(*config.traffic.redis, [&scheduler] { return scheduler.Now(); });
     if (!redis.ok()) return redis.status();
-    gateway->redis_ = *std::move(redis);
-    sources = gateway->redis_->factory;
+    g.redis_ = *std::move(redis);
+    sources = g.redis_->factory;
   }
   auto budgets = MakeBudgets(config.traffic.rate_limits, scheduler, std::move(sources));
   if (!budgets.ok()) return budgets.status();
-  gateway->budgets_ = *std::move(budgets);
-  gateway->stub_ = MakeUpstreamStack(config, *gateway->http_, scheduler, gateway->budgets_);
-  gateway->validator_ = std::make_unique<RequestValidator>(config.limits);
+  g.budgets_ = *std::move(budgets);
+  g.stack_ =
+      MakeUpstreamStack(config, *g.metered_http_, scheduler, g.budgets_, &g.metrics_->upstream);
+  g.metric_hooks_.push_back(ExportBudgets(*g.metrics_registry_, g.metrics_->budgets, g.budgets_));
+  g.metric_hooks_.push_back(
+      ExportRetries(*g.metrics_registry_, g.metrics_->retries, *g.stack_.retrying));
+
+  // Job watches poll through the whole stack (budget job_read, retries); imports upload
+  // through it too, so the retry layer alone decides when an upload may be sent again.
+  g.job_watches_ = std::make_unique<JobWatchRegistry>(*g.stack_.stub, scheduler, config.jobs.watch);
+  ImportOptions import = config.jobs.import;
+  import.max_upload_attempts = 1;
+  g.importer_ = std::make_unique<Importer>(*g.stack_.stub, *g.job_watches_, scheduler, import);
+  g.metric_hooks_.push_back(
+      ExportJobs(*g.metrics_registry_, g.metrics_->jobs, *g.job_watches_, g.importer_.get()));
+
+  g.validator_ = std::make_unique<RequestValidator>(config.limits);
+  if (config.access_log && environment.logger != nullptr) {
+    g.access_log_ = std::make_unique<AccessLog>(*environment.logger);
+  }
   GatewayServiceOptions service_options;
   service_options.default_deadline = config.default_deadline;
   service_options.max_deadline = config.max_deadline;
-  gateway->service_ =
-      std::make_unique<GatewayService>(*gateway->validator_, *gateway->stub_, service_options);
+  service_options.access_log = g.access_log_.get();
+  g.service_ =
+      std::make_unique<GatewayService>(*g.validator_, *g.stack_.stub, service_options,
+                                       JobServices{g.job_watches_.get(), g.importer_.get()});
+
+  // /metrics first: a gateway that cannot be observed should not start taking traffic.
+  if (environment.serve_metrics) {
+    MetricsServerOptions metrics_options;
+    metrics_options.listen = config.metrics_listen;
+    auto metrics_server = MetricsServer::Start(g.metrics_registry_, metrics_options);
+    if (!metrics_server.ok()) return metrics_server.status();
+    g.metrics_server_ = *std::move(metrics_server);
+  }
 
   GatewayServerOptions server_options;
   server_options.listen = config.listen;
@@ -73,13 +140,14 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   server_options.keepalive_time = config.keepalive_time;
   server_options.keepalive_timeout = config.keepalive_timeout;
   server_options.min_client_ping_interval = config.min_client_ping_interval;
+  server_options.metrics = &g.metrics_->grpc_server;
   // A full bulk request must fit; validation then refuses what exceeds its own bound with a
   // field-level error instead of gRPC's bare RESOURCE_EXHAUSTED.
   server_options.max_receive_message_bytes =
-      static_cast<int>(gateway->validator_->limits().max_bulk_request_bytes + (1 << 20));
-  auto server = GatewayServer::Start(*gateway->service_, server_options);
+      static_cast<int>(g.validator_->limits().max_bulk_request_bytes + (1 << 20));
+  auto server = GatewayServer::Start(*g.service_, server_options);
   if (!server.ok()) return server.status();
-  gateway->server_ = *std::move(server);
+  g.server_ = *std::move(server);
   return gateway;
 }
 
@@ -87,9 +155,16 @@ Gateway::~Gateway() { Shutdown(absl::Now()); }
 
 int Gateway::port() const { return server_->port(); }
 
+int Gateway::metrics_port() const {
+  return metrics_server_ == nullptr ? 0 : metrics_server_->port();
+}
+
 void Gateway::Shutdown(absl::Time deadline) {
   if (shut_down_) return;
   shut_down_ = true;
+  // Watches end first, with UNAVAILABLE, so watchers reconnect to another replica at once
+  // instead of holding the drain open until the deadline.
+  if (job_watches_ != nullptr) job_watches_->Shutdown();
   // The server stops taking calls at once and waits for those in flight. Shortly before the
   // deadline, whatever still waits (for a budget, a retry's backoff, or Userpilot) is answered
   // UNAVAILABLE so the callers can go to another replica and the drain ends in time.
@@ -101,12 +176,18 @@ void Gateway::Shutdown(absl::Time deadline) {
   });
   const absl::Time cut_off = deadline - kDrainCutOffMargin;
   if (drained_future.wait_until(absl::ToChronoTime(cut_off)) != std::future_status::ready) {
+    if (importer_ != nullptr) importer_->Shutdown();
     budgets_.Shutdown();
     if (http_ != nullptr) http_->Shutdown();
   }
   drain.join();
+  if (importer_ != nullptr) importer_->Shutdown();
   budgets_.Shutdown();
-  stub_.reset();  // Answers calls waiting for a retry; the scheduler outlives it.
+  // The hooks read the stub's and the job components' statistics: gone before they are.
+  metric_hooks_.clear();
+  importer_.reset();
+  job_watches_.reset();
+  stack_ = UpstreamStack();  // Answers calls waiting for a retry; the scheduler outlives it.
   if (http_ != nullptr) http_->Shutdown();
 }
 

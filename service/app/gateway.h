@@ -1,5 +1,5 @@
-// The whole gateway, built from one GatewayConfig: HTTP client, the upstream stub stack,
-// validation, the gRPC service and server.
+// The whole gateway, built from one GatewayConfig: metrics, HTTP client, the upstream stub
+// stack, job watching and imports, validation, the gRPC service and server, /metrics.
 //
 // This is the composition root. main() parses the configuration, builds a Gateway and waits
 // for a signal; integration tests build one on port 0 in-process against the emulator. The
@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -19,6 +20,8 @@
 #include "service/common/scheduler.h"
 #include "service/config/config.h"
 #include "service/http/http_client.h"
+#include "service/metrics/gateway_metrics.h"
+#include "service/metrics/metrics_registry.h"
 #include "service/ratelimit/budgets.h"
 #include "service/ratelimit/redis_token_source_factory.h"
 #include "service/upstream/userpilot_stub.h"
@@ -26,31 +29,62 @@
 
 namespace userpilot::gateway {
 
+class AccessLog;
 class CurlHttpClient;
-class GatewayService;
 class GatewayServer;
+class GatewayService;
+class Importer;
+class JobWatchRegistry;
+class Logger;
+class MeteredHttpClient;
+class MetricsServer;
+class RetryingStub;
 
 // The upstream stack, outermost first (the order a call passes through them):
 //   RetryingStub       retry policy, backoff, retry budget, circuit breaker (service/retry)
 //   RateLimitedStub    one admission per attempt from the right budget (service/ratelimit)
+//   MetricsStub        counts and times every attempt that reaches HTTP (service/metrics),
+//                      only when `metrics` is given
 //   HttpUserpilotStub  REST mapping over the HTTP client (service/upstream)
 // so every attempt, retries included, is admitted by a budget and never exceeds Userpilot's
-// limits.
-std::shared_ptr<UserpilotStub> MakeUpstreamStack(const GatewayConfig& config, HttpClient& http,
-                                                 Scheduler& scheduler, const Budgets& budgets);
+// limits, and the upstream metrics count exactly what Userpilot receives.
+struct UpstreamStack {
+  std::shared_ptr<UserpilotStub> stub;  // The outermost layer: what callers use.
+  RetryingStub* retrying = nullptr;     // Inside `stub`, for its statistics.
+};
+UpstreamStack MakeUpstreamStack(const GatewayConfig& config, HttpClient& http, Scheduler& scheduler,
+                                const Budgets& budgets, UpstreamMetrics* metrics = nullptr);
+
+// What the gateway needs besides its configuration.
+struct GatewayEnvironment {
+  // Where access logs go (when config.access_log); null: no access log. Must outlive the
+  // gateway.
+  Logger* logger = nullptr;
+  // Serve /metrics on config.metrics_listen. Off in tests that run many gateways.
+  bool serve_metrics = true;
+  // userpilot_gateway_build_info labels.
+  std::string version = "unknown";
+  std::string revision = "unknown";
+};
 
 class Gateway {
  public:
-  // Builds every component and starts serving gRPC. Errors: the HTTP client cannot start, or
-  // the listening address cannot be bound.
-  static absl::StatusOr<std::unique_ptr<Gateway>> Start(const GatewayConfig& config);
+  // Builds every component and starts serving gRPC (and /metrics). Errors: the HTTP client
+  // cannot start, Redis is required and unreachable, or a listening address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<Gateway>> Start(const GatewayConfig& config,
+                                                        GatewayEnvironment environment = {});
 
   ~Gateway();
 
   // The gRPC port actually bound (useful with --listen=...:0).
   int port() const;
+  // The /metrics port actually bound; 0 when not serving metrics.
+  int metrics_port() const;
+  // Every metric, as /metrics serves it (tests read it without HTTP).
+  MetricsRegistry& metrics() { return *metrics_registry_; }
 
-  // Drains: health NOT_SERVING, no new calls, calls in flight may finish until shortly before
+  // Drains: health NOT_SERVING, job watches end with UNAVAILABLE (so watchers reconnect to
+  // another replica), no new calls, calls in flight may finish until shortly before
   // `deadline`; then calls still waiting for a budget or an upstream answer are answered
   // UNAVAILABLE, so the drain always ends by `deadline`. Idempotent.
   void Shutdown(absl::Time deadline);
@@ -58,16 +92,26 @@ class Gateway {
  private:
   Gateway() = default;
 
-  // Declaration order is destruction order in reverse: the scheduler outlives the stack whose
-  // timers it runs; the HTTP client outlives the stubs that send through it.
+  // Declaration order is construction order; destruction runs in reverse: the registry and
+  // metrics outlive everything that records into them, the scheduler outlives the components
+  // whose timers it runs, the HTTP client outlives the stubs that send through it, and the
+  // collect hooks (which read components' statistics) go first.
+  std::shared_ptr<MetricsRegistry> metrics_registry_;
+  std::unique_ptr<GatewayMetrics> metrics_;
   std::unique_ptr<ThreadScheduler> scheduler_;
   std::unique_ptr<CurlHttpClient> http_;
+  std::unique_ptr<MeteredHttpClient> metered_http_;
   std::optional<RedisBudgetSources> redis_;
   Budgets budgets_;
-  std::shared_ptr<UserpilotStub> stub_;
+  UpstreamStack stack_;
+  std::unique_ptr<JobWatchRegistry> job_watches_;
+  std::unique_ptr<Importer> importer_;
   std::unique_ptr<RequestValidator> validator_;
+  std::unique_ptr<AccessLog> access_log_;
   std::unique_ptr<GatewayService> service_;
   std::unique_ptr<GatewayServer> server_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  std::vector<MetricsRegistry::CollectHook> metric_hooks_;
   bool shut_down_ = false;
 };
 

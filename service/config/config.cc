@@ -284,7 +284,10 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup&
       problems.Flag(flag, message);
     }
   });
+  out.jobs = LoadJobsConfig(
+      in.jobs, [&](absl::string_view flag, std::string message) { problems.Flag(flag, message); });
   out.reflection = in.reflection;
+  out.access_log = in.access_log;
 
   if (std::optional<LogLevel> level = ParseLogLevel(in.log_level)) {
     out.log_level = *level;
@@ -311,14 +314,16 @@ std::string GatewayConfig::DebugString() const {
       " min_client_ping_interval=", d(min_client_ping_interval),
       " max_inflight_upstream=", max_inflight_upstream,
       " reflection=", reflection ? "true" : "false", " log_level=", LogLevelName(log_level),
-      " max_id_bytes=", limits.max_id_bytes, " max_event_name_bytes=", limits.max_event_name_bytes,
+      " access_log=", access_log ? "true" : "false", " max_id_bytes=", limits.max_id_bytes,
+      " max_event_name_bytes=", limits.max_event_name_bytes,
       " max_metadata_keys=", limits.max_metadata_keys,
       " max_metadata_key_bytes=", limits.max_metadata_key_bytes,
       " max_string_value_bytes=", limits.max_string_value_bytes,
       " max_bulk_rows=", limits.max_bulk_rows,
       " max_bulk_request_bytes=", limits.max_bulk_request_bytes,
       " max_delete_ids=", limits.max_delete_ids, " max_job_id_bytes=", limits.max_job_id_bytes,
-      " max_violations=", limits.max_violations, " ", TrafficDebugString(traffic));
+      " max_violations=", limits.max_violations, " ", TrafficDebugString(traffic), " ",
+      JobsDebugString(jobs));
 }
 
 }  // namespace userpilot::gateway

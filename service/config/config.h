@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "service/config/jobs_config.h"
 #include "service/config/secret.h"
 #include "service/config/traffic_config.h"
 #include "service/validation/validation_limits.h"
@@ -37,7 +38,6 @@ inline constexpr absl::string_view kEuUpstreamUrl = "https://analytex-eu.userpil
 
 // The environment variable holding the API key when --api_key_file is not given.
 inline constexpr absl::string_view kApiKeyEnvVar = "USERPILOT_API_KEY";
-
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
@@ -66,10 +66,13 @@ struct ConfigInput {
   int max_inflight_upstream = 256;
   bool reflection = true;
   std::string log_level = "info";
+  bool access_log = true;
   // Request validation bounds; each field is the flag of the same name (--max_id_bytes, ...).
   ValidationLimits limits;
   // Budgets, Redis sharing and retries (traffic_config.h).
   TrafficInput traffic;
+  // Job watching and imports (jobs_config.h).
+  JobsInput jobs;
 
   // Flag name -> environment variable, for the settings that came from the environment
   // (not overridden on the command line). Only used to name the variable in error messages.
@@ -118,10 +121,14 @@ struct GatewayConfig {
   // Whether to register the gRPC server reflection service (`--reflection`).
   bool reflection = true;
   LogLevel log_level = LogLevel::kInfo;
+  // Whether every finished call is logged (one JSON line at info; `--access_log`).
+  bool access_log = true;
   // What requests may hold (`--max_id_bytes` and the other flags named after its fields).
   ValidationLimits limits;
   // Budgets, Redis sharing and retries.
   TrafficConfig traffic;
+  // Job watching and imports.
+  JobsConfig jobs;
 
   // Every setting on one line, `name=value` with flag names, the API key as `[redacted]`.
   // For the start-up log line.

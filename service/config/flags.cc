@@ -62,6 +62,9 @@ ABSL_FLAG(bool, reflection, ConfigInput().reflection,
           "Register the gRPC server reflection service (for grpcurl and similar tools).");
 ABSL_FLAG(std::string, log_level, ConfigInput().log_level,
           "Least severe log level written: debug, info, warning or error.");
+ABSL_FLAG(bool, access_log, ConfigInput().access_log,
+          "Log every finished call as one JSON line at info (method, caller, code, attempts, "
+          "budget wait, latency; never request content).");
 // Validation bounds: each flag sets the ValidationLimits field of the same name; see
 // service/validation/validation_limits.h for what each one bounds and why.
 ABSL_FLAG(int64_t, max_id_bytes, ValidationLimits().max_id_bytes,
@@ -88,6 +91,7 @@ ABSL_FLAG(int64_t, max_violations, ValidationLimits().max_violations,
           "which clients cap at 8 KiB by default).");
 
 // Traffic control: budgets, fairness, Redis sharing, retries (traffic_config.h).
+using userpilot::gateway::JobsInput;
 using userpilot::gateway::TrafficInput;
 ABSL_FLAG(std::string, identify_rate, TrafficInput().identify_rate,
           "Identify budget (IdentifyUser and IdentifyCompany share it), COUNT/WINDOW: never more "
@@ -140,6 +144,24 @@ ABSL_FLAG(int, circuit_consecutive_failures, TrafficInput().circuit_consecutive_
           "Consecutive upstream failures (5xx, transport) that open the circuit.");
 ABSL_FLAG(absl::Duration, circuit_open_duration, TrafficInput().circuit_open_duration,
           "How long the circuit stays open before a probe (doubles while probes fail).");
+// Job watching and imports (service/config/jobs_config.h).
+ABSL_FLAG(absl::Duration, watch_min_poll_interval, JobsInput().watch_min_poll_interval,
+          "Fastest poll of a watched job (while it changes); each poll is one job read.");
+ABSL_FLAG(absl::Duration, watch_max_poll_interval, JobsInput().watch_max_poll_interval,
+          "Slowest poll of a watched job (the interval grows to it while the job is unchanged).");
+ABSL_FLAG(int64_t, max_watches, JobsInput().max_watches,
+          "Open WatchJob/WatchJobs streams at once; beyond: RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_watched_jobs, JobsInput().max_watched_jobs,
+          "Distinct jobs polled at once, however many watch each; beyond: RESOURCE_EXHAUSTED.");
+ABSL_FLAG(std::string, import_spool_dir, JobsInput().import_spool_dir,
+          "Directory where ImportData spools files (needs room for --max_concurrent_imports x "
+          "--import_max_file_bytes). Empty: $TMPDIR, else /tmp.");
+ABSL_FLAG(int64_t, import_max_file_bytes, JobsInput().import_max_file_bytes,
+          "Largest import file accepted, in bytes (Userpilot's limit, 50 MiB, is the maximum).");
+ABSL_FLAG(int64_t, max_concurrent_imports, JobsInput().max_concurrent_imports,
+          "ImportData calls carried at once; beyond: RESOURCE_EXHAUSTED.");
+ABSL_FLAG(absl::Duration, upload_timeout, JobsInput().upload_timeout,
+          "Cap on one upload of an import file to Userpilot.");
 
 namespace userpilot::gateway {
 namespace {
@@ -202,6 +224,7 @@ const std::vector<absl::string_view>& GatewayFlagNames() {
       "max_inflight_upstream",
       "reflection",
       "log_level",
+      "access_log",
       "max_id_bytes",
       "max_event_name_bytes",
       "max_metadata_keys",
@@ -233,6 +256,14 @@ const std::vector<absl::string_view>& GatewayFlagNames() {
       "circuit_breaker",
       "circuit_consecutive_failures",
       "circuit_open_duration",
+      "watch_min_poll_interval",
+      "watch_max_poll_interval",
+      "max_watches",
+      "max_watched_jobs",
+      "import_spool_dir",
+      "import_max_file_bytes",
+      "max_concurrent_imports",
+      "upload_timeout",
   };
   return *kNames;
 }
@@ -311,6 +342,7 @@ ConfigInput ConfigInputFromFlags() {
   in.max_inflight_upstream = absl::GetFlag(FLAGS_max_inflight_upstream);
   in.reflection = absl::GetFlag(FLAGS_reflection);
   in.log_level = absl::GetFlag(FLAGS_log_level);
+  in.access_log = absl::GetFlag(FLAGS_access_log);
   ValidationLimits& l = in.limits;
   l.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);
   l.max_event_name_bytes = absl::GetFlag(FLAGS_max_event_name_bytes);
@@ -344,6 +376,15 @@ ConfigInput ConfigInputFromFlags() {
   t.circuit_breaker = absl::GetFlag(FLAGS_circuit_breaker);
   t.circuit_consecutive_failures = absl::GetFlag(FLAGS_circuit_consecutive_failures);
   t.circuit_open_duration = absl::GetFlag(FLAGS_circuit_open_duration);
+  JobsInput& j = in.jobs;
+  j.watch_min_poll_interval = absl::GetFlag(FLAGS_watch_min_poll_interval);
+  j.watch_max_poll_interval = absl::GetFlag(FLAGS_watch_max_poll_interval);
+  j.max_watches = absl::GetFlag(FLAGS_max_watches);
+  j.max_watched_jobs = absl::GetFlag(FLAGS_max_watched_jobs);
+  j.import_spool_dir = absl::GetFlag(FLAGS_import_spool_dir);
+  j.import_max_file_bytes = absl::GetFlag(FLAGS_import_max_file_bytes);
+  j.max_concurrent_imports = absl::GetFlag(FLAGS_max_concurrent_imports);
+  j.upload_timeout = absl::GetFlag(FLAGS_upload_timeout);
   for (const auto& [name, applied] : EnvAppliedFlags()) {
     // Still the environment's value, so the command line did not override it.
     if (absl::FindCommandLineFlag(name)->CurrentValue() == applied.value) {

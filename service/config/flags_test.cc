@@ -116,6 +116,15 @@ TEST(FlagsTest, ContractFlagNamesAndDefaults) {
       {"max_bulk_rows", "10000"},
       {"max_delete_ids", "1000"},
       {"max_job_id_bytes", "512"},
+      {"access_log", "true"},
+      {"watch_min_poll_interval", "1s"},
+      {"watch_max_poll_interval", "15s"},
+      {"max_watches", "20000"},
+      {"max_watched_jobs", "1000"},
+      {"import_spool_dir", ""},
+      {"import_max_file_bytes", "52428800"},
+      {"max_concurrent_imports", "8"},
+      {"upload_timeout", "5m"},
   };
   for (const auto& [name, value] : expected) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);

@@ -1,5 +1,6 @@
 #include "service/jobs/job_watch_registry.h"
 
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
@@ -121,7 +122,10 @@ class RegistryCore : public std::enable_shared_from_this<RegistryCore> {
   void Shutdown() {
     NotifyList notify;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::unique_lock<std::mutex> lock(mu_);
+      // Reads being handed to the stub right now finish first: after Shutdown() returns the
+      // registry never calls the stub again, so the stub may be destroyed.
+      calls_done_.wait(lock, [this] { return calls_in_progress_ == 0; });
       if (shut_down_) return;
       shut_down_ = true;
       const absl::Status status = absl::UnavailableError(
@@ -160,15 +164,27 @@ class RegistryCore : public std::enable_shared_from_this<RegistryCore> {
     return status;
   }
 
-  // Marks a poll as started (its answer is awaited); the caller sends it after unlocking.
+  // Marks a poll as started (its answer is awaited); the caller sends it after unlocking, then
+  // calls EndCall().
   void BeginPollLocked(Poller& poller) {
     poller.in_flight = true;
     poller.poll_started = scheduler_.Now();
     ++counters_.polls;
+    ++calls_in_progress_;
   }
 
-  // Sends the read for `poller`. No lock held: the stub may answer inline.
+  void EndCall() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--calls_in_progress_ == 0) calls_done_.notify_all();
+  }
+
+  // Sends the read for `poller` (begun with BeginPollLocked). No lock held: the stub may answer
+  // inline.
   void StartPoll(const std::shared_ptr<Poller>& poller) {
+    struct Done {
+      RegistryCore* core;
+      ~Done() { core->EndCall(); }
+    } done{this};
     CallOptions options;
     options.deadline = scheduler_.Now() + options_.poll_timeout;
     options.caller = options_.poll_caller;
@@ -347,6 +363,8 @@ class RegistryCore : public std::enable_shared_from_this<RegistryCore> {
   PollPace pace_;
 
   std::mutex mu_;
+  std::condition_variable calls_done_;  // Signalled when calls_in_progress_ drops to 0.
+  int calls_in_progress_ = 0;           // Guarded by mu_: stub calls being made right now.
   absl::flat_hash_map<std::string, std::shared_ptr<Poller>> jobs_;  // Guarded by mu_.
   std::shared_ptr<Poller> list_;                                    // Guarded by mu_.
   size_t subscribers_ = 0;                                          // Guarded by mu_.

@@ -191,7 +191,10 @@ class JobWatchRegistry {
 
   // Ends every subscription with UNAVAILABLE ("shutting down: reconnect"), stops every poller
   // and refuses new subscriptions. Idempotent. Call at the start of a drain, before the gRPC
-  // server waits for calls to finish, so watches end promptly.
+  // server waits for calls to finish, so watches end promptly. Once it returns the registry
+  // never calls the stub again (answers still in flight are dropped on arrival), so the stub
+  // may be destroyed; it waits for a read being handed to the stub at that moment (a
+  // non-blocking call), so it must not be called from inside a stub call.
   void Shutdown();
 
   JobWatchStats Stats() const;

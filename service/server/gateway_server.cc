@@ -7,8 +7,16 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "service/metrics/grpc_server_interceptor.h"
 
 namespace userpilot::gateway {
+namespace {
+
+// Per-stream receive window: enough for a LAN round trip at import speed, small enough that
+// a thousand streams cannot hold much memory between them.
+constexpr int kStreamLookaheadBytes = 256 * 1024;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     grpc::Service& service, const GatewayServerOptions& options) {
@@ -33,6 +41,13 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              ms(options.min_client_ping_interval));
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Flow control for ImportData's large client streams: without BDP probing, gRPC's stream
+  // window stays at the fixed lookahead instead of growing towards the connection's bandwidth-
+  // delay product, so a fast client cannot park tens of MB in the server's buffers ahead of
+  // the spooler (measured: a 50 MB import grew the RSS by 24-39 MB with probing, 4 MB without).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamLookaheadBytes);
+  if (options.metrics != nullptr) AddServerMetrics(builder, *options.metrics);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {

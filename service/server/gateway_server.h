@@ -19,9 +19,11 @@
 
 namespace userpilot::gateway {
 
+class GrpcServerMetrics;
+
 struct GatewayServerOptions {
   std::string listen = "0.0.0.0:50051";  // host:port; port 0 picks a free port.
-  bool reflection = true;                 // Serve grpc.reflection.v1alpha.
+  bool reflection = true;                // Serve grpc.reflection.v1alpha.
   // Largest request message accepted (gRPC's default is 4 MiB, too small for a full bulk call).
   int max_receive_message_bytes = 4 * 1024 * 1024;
   // Connections are closed (with GOAWAY) after this age, +-10% jitter, so clients behind a
@@ -34,6 +36,9 @@ struct GatewayServerOptions {
   absl::Duration keepalive_timeout = absl::Seconds(20);
   // Clients may ping this often without being told too_many_pings.
   absl::Duration min_client_ping_interval = absl::Seconds(30);
+  // Where every RPC is counted (grpc_server_* metrics); null: not counted. Must outlive the
+  // server.
+  GrpcServerMetrics* metrics = nullptr;
 };
 
 class GatewayServer {

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "service/logging/access_log.h"
 #include "service/server/grpc_status.h"
 
 namespace userpilot::gateway {
@@ -49,23 +50,30 @@ grpc::ServerUnaryReactor* GatewayService::Unary(
     Response* response,
     void (UserpilotStub::*method)(const CallOptions&, const Request&, StubCallback<Response>)) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status valid = validator_.Validate(*request); !valid.ok()) {
-    reactor->Finish(ToGrpcStatus(valid));
-    return reactor;
-  }
+  const absl::Time start = absl::Now();
   CallOptions options;
-  options.deadline = CallDeadline(*context, options_);
   options.caller = CallerName(*context);
   options.trace = std::make_shared<CallTrace>();
   options.trace->method = std::string(method_name);
+  // Finishes the call and logs it; the trace is what the upstream layers recorded.
+  auto finish = [reactor, access_log = options_.access_log, trace = options.trace,
+                 caller = options.caller, start](const grpc::Status& status) {
+    if (access_log != nullptr) access_log->Record(*trace, caller, status, absl::Now() - start);
+    reactor->Finish(status);
+  };
+  if (absl::Status valid = validator_.Validate(*request); !valid.ok()) {
+    finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  options.deadline = CallDeadline(*context, options_);
   (stub_.*method)(options, *request,
-                  [reactor, response](absl::StatusOr<Response> result) mutable {
+                  [finish = std::move(finish), response](absl::StatusOr<Response> result) mutable {
                     if (!result.ok()) {
-                      reactor->Finish(ToGrpcStatus(result.status()));
+                      finish(ToGrpcStatus(result.status()));
                       return;
                     }
                     *response = *std::move(result);
-                    reactor->Finish(grpc::Status::OK);
+                    finish(grpc::Status::OK);
                   });
   return reactor;
 }
@@ -76,9 +84,9 @@ grpc::ServerUnaryReactor* GatewayService::IdentifyUser(grpc::CallbackServerConte
   return Unary(context, "IdentifyUser", request, response, &UserpilotStub::IdentifyUser);
 }
 
-grpc::ServerUnaryReactor* GatewayService::IdentifyCompany(
-    grpc::CallbackServerContext* context, const v1::IdentifyCompanyRequest* request,
-    v1::IdentifyCompanyResponse* response) {
+grpc::ServerUnaryReactor* GatewayService::IdentifyCompany(grpc::CallbackServerContext* context,
+                                                          const v1::IdentifyCompanyRequest* request,
+                                                          v1::IdentifyCompanyResponse* response) {
   return Unary(context, "IdentifyCompany", request, response, &UserpilotStub::IdentifyCompany);
 }
 
@@ -91,7 +99,8 @@ grpc::ServerUnaryReactor* GatewayService::BulkIdentifyUsers(
 grpc::ServerUnaryReactor* GatewayService::BulkIdentifyCompanies(
     grpc::CallbackServerContext* context, const v1::BulkIdentifyCompaniesRequest* request,
     v1::Job* response) {
-  return Unary(context, "BulkIdentifyCompanies", request, response, &UserpilotStub::BulkIdentifyCompanies);
+  return Unary(context, "BulkIdentifyCompanies", request, response,
+               &UserpilotStub::BulkIdentifyCompanies);
 }
 
 grpc::ServerUnaryReactor* GatewayService::TrackEvent(grpc::CallbackServerContext* context,
@@ -118,9 +127,9 @@ grpc::ServerUnaryReactor* GatewayService::DeleteUsers(grpc::CallbackServerContex
   return Unary(context, "DeleteUsers", request, response, &UserpilotStub::DeleteUsers);
 }
 
-grpc::ServerUnaryReactor* GatewayService::DeleteCompanies(
-    grpc::CallbackServerContext* context, const v1::DeleteCompaniesRequest* request,
-    v1::DeleteCompaniesResponse* response) {
+grpc::ServerUnaryReactor* GatewayService::DeleteCompanies(grpc::CallbackServerContext* context,
+                                                          const v1::DeleteCompaniesRequest* request,
+                                                          v1::DeleteCompaniesResponse* response) {
   return Unary(context, "DeleteCompanies", request, response, &UserpilotStub::DeleteCompanies);
 }
 
@@ -129,8 +138,8 @@ grpc::ServerWriteReactor<v1::Job>* GatewayService::WatchJob(grpc::CallbackServer
   return StartWatchJob(context, *request, validator_, jobs_.registry);
 }
 
-grpc::ServerWriteReactor<v1::Job>* GatewayService::WatchJobs(
-    grpc::CallbackServerContext* context, const v1::WatchJobsRequest* request) {
+grpc::ServerWriteReactor<v1::Job>* GatewayService::WatchJobs(grpc::CallbackServerContext* context,
+                                                             const v1::WatchJobsRequest* request) {
   return StartWatchJobs(context, *request, jobs_.registry);
 }
 

@@ -22,11 +22,15 @@
 
 namespace userpilot::gateway {
 
+class AccessLog;
+
 struct GatewayServiceOptions {
   // The deadline given to a call whose caller set none (gRPC calls have none by default).
   absl::Duration default_deadline = absl::Seconds(30);
   // Longer caller deadlines are cut to this, so a forgotten deadline cannot pin resources.
   absl::Duration max_deadline = absl::Minutes(5);
+  // Where every finished unary call is logged; null: not logged. Must outlive the service.
+  AccessLog* access_log = nullptr;
 };
 
 // The caller's name from the `x-caller` request metadata: up to 64 bytes of [A-Za-z0-9._-];

@@ -68,6 +68,7 @@ class GatewayIntegrationTest : public ::testing::Test {
                                                const std::string& key) {
     ConfigInput input;
     input.listen = "127.0.0.1:0";
+    input.metrics_listen = "127.0.0.1:0";
     input.upstream_url = upstream_url;
     input.upstream_timeout = absl::Seconds(5);
     input.connect_timeout = absl::Seconds(1);

@@ -73,12 +73,6 @@ NOT_YET_WIRED = {
         "FairLimiter does not report to a BudgetObserver yet",
     # FairLimiterStats has no token count.
     "userpilot_gateway_budget_tokens_available": "FairLimiterStats has no token count",
-    # Job streaming exported by ExportJobs (upgw_metrics_jobs) once the gateway wires it.
-    "userpilot_gateway_job_watchers": "ExportJobs not wired",
-    "userpilot_gateway_job_pollers": "ExportJobs not wired",
-    "userpilot_gateway_job_polls_total": "ExportJobs not wired",
-    "userpilot_gateway_job_updates_fanned_out_total": "ExportJobs not wired",
-    "userpilot_gateway_imports_in_flight": "ExportJobs not wired",
     "userpilot_gateway_import_bytes_total": "ImportStats has no byte count",
 }
 # Series Prometheus makes itself for every target.
