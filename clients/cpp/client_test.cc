@@ -4,14 +4,11 @@
 // gateway and the Userpilot emulator.
 #include "clients/cpp/client.h"
 
-#include <deque>
-#include <map>
 #include <mutex>
 #include <sstream>
 
+#include "clients/cpp/testing/scripted_gateway.h"
 #include "gmock/gmock.h"
-#include "google/rpc/status.pb.h"
-#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 
 namespace userpilot::gateway {
@@ -21,164 +18,15 @@ using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// A status with google.rpc details, as the gateway sends them.
-grpc::Status WithDetails(grpc::StatusCode code, const std::string& message,
-                         std::vector<google::protobuf::Message*> details) {
-  google::rpc::Status status;
-  status.set_code(code);
-  status.set_message(message);
-  for (google::protobuf::Message* d : details) status.add_details()->PackFrom(*d);
-  return grpc::Status(code, message, status.SerializeAsString());
-}
-
-google::rpc::ErrorInfo Info(const std::string& reason, const std::string& may_have_been_sent) {
-  google::rpc::ErrorInfo info;
-  info.set_reason(reason);
-  info.set_domain(kErrorDomain);
-  (*info.mutable_metadata())["endpoint"] = "POST /v1/track";
-  if (!may_have_been_sent.empty()) {
-    (*info.mutable_metadata())["request_may_have_been_sent"] = may_have_been_sent;
-  }
-  return info;
-}
-
-google::rpc::RetryInfo Retry(milliseconds delay) {
-  google::rpc::RetryInfo retry;
-  retry.mutable_retry_delay()->set_seconds(delay.count() / 1000);
-  retry.mutable_retry_delay()->set_nanos(static_cast<int>(delay.count() % 1000) * 1000000);
-  return retry;
-}
-
-v1::Job MakeJob(v1::JobStatus status, int64_t elapsed) {
-  v1::Job job;
-  job.set_job_id("bulk:jobs:1");
-  job.set_status(status);
-  job.set_elapsed_time(elapsed);
-  return job;
-}
-
-// Answers each RPC with the next scripted status (OK when the script is empty), and records what
-// it received.
-class ScriptedGateway final : public v1::UserpilotGateway::Service {
- public:
-  struct Seen {
-    std::string method;
-    std::string caller;
-    double deadline_seconds;  // from when the call arrived
-  };
-
-  void Script(const std::string& method, std::vector<grpc::Status> statuses) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& s : statuses) script_[method].push_back(std::move(s));
-  }
-  // Each watch attempt sends `jobs`, then ends with `end`.
-  void ScriptWatch(std::vector<v1::Job> jobs, grpc::Status end) {
-    std::lock_guard<std::mutex> lock(mu_);
-    watches_.push_back({std::move(jobs), std::move(end)});
-  }
-  std::vector<Seen> seen() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return seen_;
-  }
-  int calls(const std::string& method) {
-    std::lock_guard<std::mutex> lock(mu_);
-    int n = 0;
-    for (const Seen& s : seen_) n += s.method == method;
-    return n;
-  }
-  std::vector<v1::ImportDataRequest> imported() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return imported_;
-  }
-
-  grpc::Status IdentifyUser(grpc::ServerContext* c, const v1::IdentifyUserRequest*,
-                            v1::IdentifyUserResponse* r) override {
-    r->set_upstream_request_id("req-identify");
-    return Next("IdentifyUser", c);
-  }
-  grpc::Status TrackEvent(grpc::ServerContext* c, const v1::TrackEventRequest*,
-                          v1::TrackEventResponse* r) override {
-    r->set_upstream_request_id("req-track");
-    return Next("TrackEvent", c);
-  }
-  grpc::Status BulkIdentifyUsers(grpc::ServerContext* c, const v1::BulkIdentifyUsersRequest*,
-                                 v1::Job* job) override {
-    job->set_job_id("bulk:jobs:1");
-    return Next("BulkIdentifyUsers", c);
-  }
-  grpc::Status ListJobs(grpc::ServerContext* c, const v1::ListJobsRequest*,
-                        v1::ListJobsResponse* r) override {
-    *r->add_jobs() = MakeJob(v1::JOB_STATUS_QUEUED, 0);
-    return Next("ListJobs", c);
-  }
-  grpc::Status GetJob(grpc::ServerContext* c, const v1::GetJobRequest* request,
-                      v1::Job* job) override {
-    job->set_job_id(request->job_id());
-    return Next("GetJob", c);
-  }
-  grpc::Status WatchJob(grpc::ServerContext* c, const v1::WatchJobRequest*,
-                        grpc::ServerWriter<v1::Job>* writer) override {
-    Record("WatchJob", c);
-    std::pair<std::vector<v1::Job>, grpc::Status> watch;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (watches_.empty()) return grpc::Status(grpc::StatusCode::INTERNAL, "no watch scripted");
-      watch = watches_.front();
-      watches_.pop_front();
-    }
-    for (const v1::Job& job : watch.first) writer->Write(job);
-    return watch.second;
-  }
-  grpc::Status ImportData(grpc::ServerContext* c, grpc::ServerReader<v1::ImportDataRequest>* reader,
-                          v1::Job* job) override {
-    Record("ImportData", c);
-    v1::ImportDataRequest message;
-    std::lock_guard<std::mutex> lock(mu_);
-    while (reader->Read(&message)) imported_.push_back(message);
-    job->set_job_id("import:jobs:1");
-    return grpc::Status::OK;
-  }
-
- private:
-  void Record(const std::string& method, grpc::ServerContext* c) {
-    std::string caller;
-    auto it = c->client_metadata().find("x-caller");
-    if (it != c->client_metadata().end()) caller = std::string(it->second.data(), it->second.size());
-    double left = std::chrono::duration<double>(c->deadline() - std::chrono::system_clock::now()).count();
-    std::lock_guard<std::mutex> lock(mu_);
-    seen_.push_back({method, caller, left});
-  }
-  grpc::Status Next(const std::string& method, grpc::ServerContext* c) {
-    Record(method, c);
-    std::lock_guard<std::mutex> lock(mu_);
-    auto& queue = script_[method];
-    if (queue.empty()) return grpc::Status::OK;
-    grpc::Status s = queue.front();
-    queue.pop_front();
-    return s;
-  }
-
-  std::mutex mu_;
-  std::map<std::string, std::deque<grpc::Status>> script_;
-  std::deque<std::pair<std::vector<v1::Job>, grpc::Status>> watches_;
-  std::vector<Seen> seen_;
-  std::vector<v1::ImportDataRequest> imported_;
-};
+using testing::Info;
+using testing::MakeJob;
+using testing::Retry;
+using testing::ScriptedGateway;
+using testing::ScriptedGatewayServer;
+using testing::WithDetails;
 
 class ClientTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&gateway_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(port, 0);
-    target_ = "127.0.0.1:" + std::to_string(port);
-  }
-  void TearDown() override { server_->Shutdown(std::chrono::system_clock::now()); }
-
   Client MakeClient(int max_attempts = 4) {
     ClientOptions options;
     options.caller = "unit-test";
@@ -188,16 +36,15 @@ class ClientTest : public ::testing::Test {
       std::lock_guard<std::mutex> lock(mu_);
       sleeps_.push_back(d);
     };
-    return Client::Connect(target_, options);
+    return Client::Connect(server_.target(), options);
   }
   std::vector<nanoseconds> sleeps() {
     std::lock_guard<std::mutex> lock(mu_);
     return sleeps_;
   }
 
-  ScriptedGateway gateway_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string target_;
+  ScriptedGatewayServer server_;
+  ScriptedGateway& gateway_ = server_.gateway();
   std::mutex mu_;
   std::vector<nanoseconds> sleeps_;
 };
@@ -240,7 +87,7 @@ TEST_F(ClientTest, RetriesUnavailableWithBackoffThenSucceeds) {
   EXPECT_EQ(result.attempts(), 3);
   std::vector<nanoseconds> waits = sleeps();
   ASSERT_EQ(waits.size(), 2u);
-  EXPECT_GE(waits[0], milliseconds(50));   // [backoff/2, backoff], backoff 100 ms
+  EXPECT_GE(waits[0], milliseconds(50));  // [backoff/2, backoff], backoff 100 ms
   EXPECT_LE(waits[0], milliseconds(100));
   EXPECT_GE(waits[1], milliseconds(100));  // then 200 ms
   EXPECT_LE(waits[1], milliseconds(200));
@@ -335,8 +182,8 @@ TEST_F(ClientTest, OtherErrorsAreNotRetriedAndCarryTypedDetails) {
   quota.add_violations()->set_subject("budget:identify");
   google::rpc::ErrorInfo info = Info("JOB_IN_PROGRESS", "");
   (*info.mutable_metadata())["upstream_request_id"] = "req-9";
-  gateway_.Script("IdentifyUser",
-                  {WithDetails(grpc::StatusCode::INVALID_ARGUMENT, "invalid", {&bad, &quota, &info})});
+  gateway_.Script("IdentifyUser", {WithDetails(grpc::StatusCode::INVALID_ARGUMENT, "invalid",
+                                               {&bad, &quota, &info})});
   // RESOURCE_EXHAUSTED without details is gRPC's own (message too large): not retried either.
   gateway_.Script("IdentifyUser", {grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "too big")});
   Client client = MakeClient();
@@ -364,9 +211,10 @@ TEST_F(ClientTest, OtherErrorsAreNotRetriedAndCarryTypedDetails) {
 
 TEST_F(ClientTest, GenericCallByDescriptor) {
   Client client = MakeClient();
-  const google::protobuf::MethodDescriptor* method =
-      v1::ListJobsRequest::descriptor()->file()->FindServiceByName("UserpilotGateway")->FindMethodByName(
-          "ListJobs");
+  const google::protobuf::MethodDescriptor* method = v1::ListJobsRequest::descriptor()
+                                                         ->file()
+                                                         ->FindServiceByName("UserpilotGateway")
+                                                         ->FindMethodByName("ListJobs");
   ASSERT_NE(method, nullptr);
   v1::ListJobsResponse response;
   int attempts = 0;
@@ -379,8 +227,9 @@ TEST_F(ClientTest, WatchJobReconnectsWithoutRepeatingAState) {
   gateway_.ScriptWatch({MakeJob(v1::JOB_STATUS_QUEUED, 0), MakeJob(v1::JOB_STATUS_PROCESSING, 1)},
                        grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining"));
   // The new replica starts with the state already delivered (a later elapsed_time).
-  gateway_.ScriptWatch({MakeJob(v1::JOB_STATUS_PROCESSING, 2), MakeJob(v1::JOB_STATUS_COMPLETED, 3)},
-                       grpc::Status::OK);
+  gateway_.ScriptWatch(
+      {MakeJob(v1::JOB_STATUS_PROCESSING, 2), MakeJob(v1::JOB_STATUS_COMPLETED, 3)},
+      grpc::Status::OK);
   Client client = MakeClient();
   std::vector<v1::JobStatus> delivered;
   auto result = client.WatchJob("bulk:jobs:1", [&](const v1::Job& job) {
@@ -425,6 +274,71 @@ TEST_F(ClientTest, WatchJobGivesUpOnOtherErrors) {
   EXPECT_EQ(result.attempts(), 1);
 }
 
+TEST_F(ClientTest, WatchJobGivesUpAfterMaxAttemptsReconnectionsThatBringNothingNew) {
+  gateway_.ScriptWatch({MakeJob(v1::JOB_STATUS_PROCESSING, 1)},
+                       grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining"));
+  // Each new replica only repeats the state already delivered, then goes away too.
+  for (int i = 0; i < 5; ++i) {
+    gateway_.ScriptWatch({MakeJob(v1::JOB_STATUS_PROCESSING, 2 + i)},
+                         grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining"));
+  }
+  Client client = MakeClient(/*max_attempts=*/3);
+  int delivered = 0;
+  auto result = client.WatchJob("bulk:jobs:1", [&](const v1::Job&) {
+    ++delivered;
+    return true;
+  });
+  EXPECT_EQ(result.status().error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(delivered, 1);
+  // The first stream progressed; then three fruitless attempts in a row end the watch.
+  EXPECT_EQ(result.attempts(), 4);
+  EXPECT_EQ(sleeps().size(), 3u);
+}
+
+TEST_F(ClientTest, WatchJobOutlivesAnyNumberOfDrainsThatEachLeftItProgressing) {
+  for (int i = 0; i < 6; ++i) {
+    v1::Job step = MakeJob(v1::JOB_STATUS_PROCESSING, i);
+    step.set_completed_rows(100 * i);
+    gateway_.ScriptWatch({step}, grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining"));
+  }
+  v1::Job done = MakeJob(v1::JOB_STATUS_COMPLETED, 6);
+  gateway_.ScriptWatch({done}, grpc::Status::OK);
+  Client client = MakeClient(/*max_attempts=*/2);
+  std::vector<int64_t> rows;
+  // No deadline at all (time_point::max(), what userpilotctl passes for "inf").
+  CallOptions forever;
+  forever.deadline = std::chrono::system_clock::time_point::max();
+  auto result = client.WatchJob(
+      "bulk:jobs:1",
+      [&](const v1::Job& job) {
+        rows.push_back(job.completed_rows());
+        return true;
+      },
+      forever);
+  ASSERT_TRUE(result.ok()) << result.status().error_message();
+  EXPECT_EQ(result.attempts(), 7);
+  EXPECT_EQ(rows.size(), 7u);  // each stream brought a step forward: none skipped
+  EXPECT_EQ(result->status(), v1::JOB_STATUS_COMPLETED);
+  // Backoff starts again from the initial delay after each stream that progressed.
+  for (nanoseconds d : sleeps()) EXPECT_LE(d, milliseconds(100));
+}
+
+TEST_F(ClientTest, WatchJobsReconnectsAfterUnavailable) {
+  gateway_.ScriptWatchJobs({MakeJob(v1::JOB_STATUS_QUEUED, 0)},
+                           grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining"));
+  gateway_.ScriptWatchJobs({MakeJob(v1::JOB_STATUS_COMPLETED, 1)},
+                           grpc::Status(grpc::StatusCode::CANCELLED, "server going away"));
+  Client client = MakeClient();
+  std::vector<v1::JobStatus> seen;
+  grpc::Status status = client.WatchJobs(/*include_existing=*/true, [&](const v1::Job& job) {
+    seen.push_back(job.status());
+    return true;
+  });
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_THAT(seen, ElementsAre(v1::JOB_STATUS_QUEUED, v1::JOB_STATUS_COMPLETED));
+  EXPECT_EQ(gateway_.calls("WatchJobs"), 2);
+}
+
 TEST_F(ClientTest, ImportDataSendsTheHeaderThenTheFileInChunks) {
   Client client = MakeClient();
   v1::ImportHeader header;
@@ -447,17 +361,50 @@ TEST_F(ClientTest, ImportDataSendsTheHeaderThenTheFileInChunks) {
   EXPECT_EQ(bytes, "{\"user_id\":\"a\"}\n{\"user_id\":\"b\"}\n");
 }
 
+TEST(ErrorDetailsTest, KeepsEveryDetailInOrderAndNoticesMalformedOnes) {
+  google::rpc::ErrorInfo info = Info("UPSTREAM_RATE_LIMITED", "false");
+  google::rpc::RetryInfo retry = Retry(milliseconds(250));
+  google::rpc::Help help;  // a type without an accessor of its own
+  help.add_links()->set_url("https://example.com/limits");
+  ErrorDetails details(
+      WithDetails(grpc::StatusCode::RESOURCE_EXHAUSTED, "429", {&retry, &help, &info}));
+  ASSERT_EQ(details.all().size(), 3u);
+  EXPECT_TRUE(details.all()[0].Is<google::rpc::RetryInfo>());
+  EXPECT_TRUE(details.all()[1].Is<google::rpc::Help>());
+  EXPECT_TRUE(details.all()[2].Is<google::rpc::ErrorInfo>());
+  EXPECT_EQ(details.retry_delay(), std::optional<nanoseconds>(milliseconds(250)));
+  EXPECT_FALSE(details.request_may_have_been_sent());
+  EXPECT_FALSE(details.malformed());
+
+  ErrorDetails garbage(grpc::Status(grpc::StatusCode::INTERNAL, "x", "\xff\xff"));
+  EXPECT_TRUE(garbage.malformed());
+  EXPECT_TRUE(garbage.all().empty());
+  EXPECT_EQ(garbage.error_info(), nullptr);
+  EXPECT_FALSE(ErrorDetails(grpc::Status(grpc::StatusCode::INTERNAL, "no details")).malformed());
+  EXPECT_TRUE(ErrorDetails(grpc::Status::OK).all().empty());
+}
+
+TEST(ErrorDetailsTest, StatusCodeNames) {
+  EXPECT_EQ(StatusCodeName(grpc::StatusCode::OK), "OK");
+  EXPECT_EQ(StatusCodeName(grpc::StatusCode::RESOURCE_EXHAUSTED), "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(StatusCodeName(grpc::StatusCode::UNAUTHENTICATED), "UNAUTHENTICATED");
+  EXPECT_EQ(StatusCodeName(static_cast<grpc::StatusCode>(99)), "CODE_99");
+}
+
 TEST(RetryDelayTest, Rules) {
   RetryOptions options;
   const nanoseconds backoff = milliseconds(400);
   grpc::Status unavailable(grpc::StatusCode::UNAVAILABLE, "x");
-  EXPECT_EQ(Client::RetryDelay(unavailable, true, backoff, 0.0, options), nanoseconds(milliseconds(200)));
-  EXPECT_EQ(Client::RetryDelay(unavailable, true, backoff, 1.0, options), nanoseconds(milliseconds(400)));
+  EXPECT_EQ(Client::RetryDelay(unavailable, true, backoff, 0.0, options),
+            nanoseconds(milliseconds(200)));
+  EXPECT_EQ(Client::RetryDelay(unavailable, true, backoff, 1.0, options),
+            nanoseconds(milliseconds(400)));
   EXPECT_EQ(Client::RetryDelay(unavailable, false, backoff, 1.0, options), std::nullopt);
   for (auto code : {grpc::StatusCode::INVALID_ARGUMENT, grpc::StatusCode::DEADLINE_EXCEEDED,
                     grpc::StatusCode::INTERNAL, grpc::StatusCode::NOT_FOUND,
                     grpc::StatusCode::FAILED_PRECONDITION, grpc::StatusCode::CANCELLED}) {
-    EXPECT_EQ(Client::RetryDelay(grpc::Status(code, "x"), true, backoff, 0.5, options), std::nullopt);
+    EXPECT_EQ(Client::RetryDelay(grpc::Status(code, "x"), true, backoff, 0.5, options),
+              std::nullopt);
   }
 }
 

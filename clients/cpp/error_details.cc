@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "absl/status/status.h"
 #include "google/rpc/status.pb.h"
 
 namespace userpilot::gateway {
@@ -9,8 +10,12 @@ namespace userpilot::gateway {
 ErrorDetails::ErrorDetails(const grpc::Status& status) {
   if (status.ok() || status.error_details().empty()) return;
   google::rpc::Status decoded;
-  if (!decoded.ParseFromString(status.error_details())) return;
-  for (const google::protobuf::Any& any : decoded.details()) {
+  if (!decoded.ParseFromString(status.error_details())) {
+    malformed_ = true;
+    return;
+  }
+  all_.assign(decoded.details().begin(), decoded.details().end());
+  for (const google::protobuf::Any& any : all_) {
     if (any.Is<google::rpc::BadRequest>()) {
       any.UnpackTo(&bad_request_.emplace());
     } else if (any.Is<google::rpc::ErrorInfo>()) {
@@ -40,14 +45,9 @@ std::string ErrorDetails::metadata(const std::string& key) const {
 }
 
 std::string StatusCodeName(grpc::StatusCode code) {
-  static const char* const kNames[] = {
-      "OK",           "CANCELLED",          "UNKNOWN",        "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",     "ALREADY_EXISTS", "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",    "DATA_LOSS",
-      "UNAUTHENTICATED"};
-  int i = static_cast<int>(code);
-  return i >= 0 && i < 17 ? kNames[i] : "CODE_" + std::to_string(i);
+  // gRPC's codes and Abseil's are both google.rpc.Code: Abseil has the names.
+  std::string name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  return name.empty() ? "CODE_" + std::to_string(static_cast<int>(code)) : name;
 }
 
 std::string ErrorDetails::Describe(const grpc::Status& status) {
@@ -57,8 +57,8 @@ std::string ErrorDetails::Describe(const grpc::Status& status) {
   std::ostringstream extra;
   if (const google::rpc::ErrorInfo* info = details.error_info()) {
     extra << " reason=" << info->reason();
-    for (const char* key : {"endpoint", "http_status", "upstream_request_id",
-                            "request_may_have_been_sent"}) {
+    for (const char* key :
+         {"endpoint", "http_status", "upstream_request_id", "request_may_have_been_sent"}) {
       auto it = info->metadata().find(key);
       if (it != info->metadata().end()) extra << " " << key << "=" << it->second;
     }

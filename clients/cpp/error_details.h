@@ -16,7 +16,9 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "google/protobuf/any.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "grpcpp/support/status.h"
 
@@ -37,6 +39,13 @@ class ErrorDetails {
   const google::rpc::RetryInfo* retry_info() const { return Get(retry_info_); }
   const google::rpc::QuotaFailure* quota_failure() const { return Get(quota_failure_); }
 
+  // Every detail, in the order the server sent them, including types without an accessor here
+  // (for printing them all, as userpilotctl does).
+  const std::vector<google::protobuf::Any>& all() const { return all_; }
+  // True when the status carries details that are not a google.rpc.Status (a server that is
+  // not the gateway, or a corrupted trailer); the details are then empty.
+  bool malformed() const { return malformed_; }
+
   // RetryInfo.retry_delay, when present.
   std::optional<std::chrono::nanoseconds> retry_delay() const;
   // ErrorInfo.reason ("UPSTREAM_RATE_LIMITED", ...), or "" without an ErrorInfo.
@@ -47,7 +56,9 @@ class ErrorDetails {
   // False only when the gateway says the request certainly never reached Userpilot
   // (ErrorInfo metadata request_may_have_been_sent == "false"). Non-idempotent calls
   // (TrackEvent, bulk identify) may be repeated only then.
-  bool request_may_have_been_sent() const { return metadata("request_may_have_been_sent") != "false"; }
+  bool request_may_have_been_sent() const {
+    return metadata("request_may_have_been_sent") != "false";
+  }
 
   // One line for logs: "RESOURCE_EXHAUSTED: <message> [reason=UPSTREAM_RATE_LIMITED
   // retry_delay=1s upstream_request_id=...]"; field violations are listed as `field: why`.
@@ -63,6 +74,8 @@ class ErrorDetails {
   std::optional<google::rpc::ErrorInfo> error_info_;
   std::optional<google::rpc::RetryInfo> retry_info_;
   std::optional<google::rpc::QuotaFailure> quota_failure_;
+  std::vector<google::protobuf::Any> all_;
+  bool malformed_ = false;
 };
 
 // The name of a gRPC code: "OK", "INVALID_ARGUMENT", ...
