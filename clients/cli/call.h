@@ -1,9 +1,10 @@
-// One blocking unary call of any method of the gateway, by descriptor.
+// userpilotctl's unary calls, made through the C++ client library (clients/cpp): the library
+// sets the deadline, sends `x-caller`, retries UNAVAILABLE and RESOURCE_EXHAUSTED by its rules
+// (RetryInfo delays, idempotency) and decodes the error details; userpilotctl only turns JSON
+// into messages and back.
 //
-// Uses gRPC's generic stub, so the request and response are plain protobuf messages whose types
-// come from the method descriptor: userpilotctl needs no per-method code.
-//
-// Thread-safety: CallUnary may be called from any thread; it blocks until the call ends.
+// Thread-safety: every function may be called from any thread; CallUnary blocks until the call
+// (retries included) ends.
 #ifndef USERPILOT_GATEWAY_CLIENTS_CLI_CALL_H_
 #define USERPILOT_GATEWAY_CLIENTS_CLI_CALL_H_
 
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "clients/cpp/client.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/channel.h"
@@ -18,11 +20,21 @@
 
 namespace userpilot::gateway::cli {
 
+// The library's options for userpilotctl: `caller` as x-caller, the library's retry defaults.
+ClientOptions CliClientOptions(const std::string& caller);
+
+// A library client over `channel` (build the channel with Client::ChannelArgumentsFor).
+Client MakeClient(const std::shared_ptr<grpc::Channel>& channel, const std::string& caller);
+
+// Per-call options ending at `deadline`; InfiniteFuture() means no deadline at all.
+CallOptions CallOptionsFor(absl::Time deadline);
+
 // Calls `method` (unary only) on `channel` with `request`, waiting at most `deadline`
 // (InfiniteDuration: no deadline) and sending `caller` as the `x-caller` metadata. On OK,
 // `response` (of the method's response type) holds the answer. The status is the server's, or
-// gRPC's own (UNAVAILABLE when the gateway cannot be reached, DEADLINE_EXCEEDED, ...);
-// INTERNAL if the answer does not parse; UNIMPLEMENTED for a streaming method.
+// gRPC's own (UNAVAILABLE when the gateway cannot be reached, DEADLINE_EXCEEDED, ...), after
+// the library's retries; INTERNAL if the answer does not parse; UNIMPLEMENTED for a streaming
+// method.
 grpc::Status CallUnary(const std::shared_ptr<grpc::Channel>& channel,
                        const google::protobuf::MethodDescriptor& method,
                        const google::protobuf::Message& request,

@@ -10,11 +10,11 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "clients/cpp/error_details.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/util/json_util.h"
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
 
 namespace userpilot::gateway::cli {
@@ -22,35 +22,16 @@ namespace {
 
 namespace pb = google::protobuf;
 
-// A JSON string literal for `text` (bytes >= 0x20 other than `"` and `\` pass through).
+// `text` as a JSON string literal, escaped by protobuf's JSON printer (the one that prints every
+// message here), so userpilotctl has no escaper of its own. The printer drops bytes that are
+// not UTF-8, with a log line on stderr that would break the error JSON there: silenced.
 std::string JsonString(absl::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  pb::Value value;
+  value.set_string_value(std::string(text));
+  std::string json;
+  pb::LogSilencer silence;
+  if (!pb::util::MessageToJsonString(value, &json).ok()) return "\"\"";
+  return json;
 }
 
 // One google.rpc detail as JSON; types unknown to this binary keep their raw bytes.
@@ -198,24 +179,17 @@ absl::StatusOr<std::string> MessageToJson(const google::protobuf::Message& messa
 }
 
 std::string ErrorToJson(const grpc::Status& status, bool pretty) {
+  const ErrorDetails decoded(status);
   std::vector<std::string> details;
-  if (!status.error_details().empty()) {
-    google::rpc::Status rpc_status;
-    // Naming a google.rpc detail type links error_details.pb.cc, so Any can resolve every type.
-    (void)google::rpc::BadRequest::descriptor();
-    if (rpc_status.ParseFromString(status.error_details())) {
-      for (const pb::Any& detail : rpc_status.details()) details.push_back(DetailToJson(detail));
-    } else {
-      details.push_back(absl::StrCat(
-          "{\"error\":\"grpc-status-details-bin is not a google.rpc.Status\",\"value_base64\":",
-          JsonString(absl::Base64Escape(status.error_details())), "}"));
-    }
+  for (const pb::Any& detail : decoded.all()) details.push_back(DetailToJson(detail));
+  if (decoded.malformed()) {
+    details.push_back(absl::StrCat(
+        "{\"error\":\"grpc-status-details-bin is not a google.rpc.Status\",\"value_base64\":",
+        JsonString(absl::Base64Escape(status.error_details())), "}"));
   }
-  std::string json = absl::StrCat(
-      "{\"code\":",
-      JsonString(absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()))),
-      ",\"message\":", JsonString(status.error_message()), ",\"details\":[",
-      absl::StrJoin(details, ","), "]}");
+  std::string json = absl::StrCat("{\"code\":", JsonString(StatusCodeName(status.error_code())),
+                                  ",\"message\":", JsonString(status.error_message()),
+                                  ",\"details\":[", absl::StrJoin(details, ","), "]}");
   return pretty ? PrettyJson(json) : json;
 }
 

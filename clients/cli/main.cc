@@ -82,8 +82,10 @@ int main(int argc, char** argv) {
   if (!method.ok()) return UsageError(method.status().message());
   absl::StatusOr<std::string> text = cli::ReadRequestText(inv->request_arg, std::cin);
   if (!text.ok()) return UsageError(text.status().message());
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(inv->target, grpc::InsecureChannelCredentials());
+  // One channel for the whole run, with the client library's channel arguments (user agent).
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      inv->target, grpc::InsecureChannelCredentials(),
+      userpilot::gateway::Client::ChannelArgumentsFor(cli::CliClientOptions(inv->caller)));
   // Watches last until the job ends unless --deadline says otherwise.
   const absl::Time watch_deadline = Deadline(*inv, absl::InfiniteDuration());
 

@@ -2,51 +2,43 @@
 
 #include <fstream>
 #include <utility>
-#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "grpcpp/client_context.h"
-#include "userpilot/gateway/v1/gateway.grpc.pb.h"
+#include "clients/cli/call.h"
+#include "clients/cpp/client.h"
 
 namespace userpilot::gateway::cli {
 namespace {
 
-std::unique_ptr<grpc::ClientContext> Context(absl::Time deadline, const std::string& caller) {
-  auto context = std::make_unique<grpc::ClientContext>();
-  if (deadline != absl::InfiniteFuture()) context->set_deadline(absl::ToChronoTime(deadline));
-  context->AddMetadata("x-caller", caller);
-  return context;
+// The library's watch callback for userpilotctl's: watch on until the stream ends.
+std::function<bool(const v1::Job&)> Always(const JobCallback& on_job) {
+  return [&on_job](const v1::Job& job) {
+    on_job(job);
+    return true;
+  };
 }
 
-template <typename Reader>
-grpc::Status Drain(Reader& reader, const JobCallback& on_job) {
-  v1::Job job;
-  while (reader.Read(&job)) on_job(job);
-  return reader.Finish();
+CallOptions WatchOptions(absl::Time deadline) {
+  CallOptions options = CallOptionsFor(deadline);
+  options.max_attempts = kWatchAttempts;
+  return options;
 }
 
 }  // namespace
 
 grpc::Status WatchJob(const std::shared_ptr<grpc::Channel>& channel, const std::string& job_id,
                       absl::Time deadline, const std::string& caller, const JobCallback& on_job) {
-  auto stub = v1::UserpilotGateway::NewStub(channel);
-  auto context = Context(deadline, caller);
-  v1::WatchJobRequest request;
-  request.set_job_id(job_id);
-  auto reader = stub->WatchJob(context.get(), request);
-  return Drain(*reader, on_job);
+  return MakeClient(channel, caller)
+      .WatchJob(job_id, Always(on_job), WatchOptions(deadline))
+      .status();
 }
 
 grpc::Status WatchJobs(const std::shared_ptr<grpc::Channel>& channel, bool include_existing,
                        absl::Time deadline, const std::string& caller, const JobCallback& on_job) {
-  auto stub = v1::UserpilotGateway::NewStub(channel);
-  auto context = Context(deadline, caller);
-  v1::WatchJobsRequest request;
-  request.set_include_existing(include_existing);
-  auto reader = stub->WatchJobs(context.get(), request);
-  return Drain(*reader, on_job);
+  return MakeClient(channel, caller)
+      .WatchJobs(include_existing, Always(on_job), WatchOptions(deadline));
 }
 
 absl::StatusOr<v1::ImportHeader> CompleteImportHeader(v1::ImportHeader header,
@@ -83,35 +75,16 @@ grpc::Status ImportFile(const std::shared_ptr<grpc::Channel>& channel,
   if (!file) {
     return grpc::Status(grpc::StatusCode::UNKNOWN, absl::StrCat("cannot read '", path, "'"));
   }
-  auto stub = v1::UserpilotGateway::NewStub(channel);
-  auto context = Context(deadline, caller);
-  auto writer = stub->ImportData(context.get(), job);
-  v1::ImportDataRequest message;
-  *message.mutable_header() = header;
-  bool open = writer->Write(message);
-  std::string buffer(chunk_bytes, '\0');
-  bool read_failed = false;
-  while (open) {
-    file.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const std::streamsize n = file.gcount();
-    if (n > 0) {
-      message.set_chunk(buffer.data(), static_cast<size_t>(n));
-      open = writer->Write(message);  // Blocks while the gateway is not ready (flow control).
-    }
-    if (file.eof()) break;
-    if (!file) {
-      read_failed = true;
-      break;
-    }
-  }
-  if (read_failed) {
-    context->TryCancel();
-    writer->Finish();
+  Result<v1::Job> result =
+      MakeClient(channel, caller).ImportData(header, file, CallOptionsFor(deadline), chunk_bytes);
+  // The library cancels the upload when the stream fails to read; name the file.
+  if (file.bad()) {
     return grpc::Status(grpc::StatusCode::UNKNOWN,
                         absl::StrCat("reading '", path, "' failed; the import was cancelled"));
   }
-  if (open) writer->WritesDone();
-  return writer->Finish();
+  if (!result.ok()) return result.status();
+  *job = std::move(result.value());
+  return grpc::Status::OK;
 }
 
 std::string ProgressLine(const v1::Job& job) {

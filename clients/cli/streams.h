@@ -1,7 +1,9 @@
 // userpilotctl's streaming calls: WatchJob and WatchJobs (print every state as it arrives) and
 // ImportData (stream a local file to the gateway in chunks, never reading it whole).
 //
-// These use the generated typed stub (the generic unary path in call.h cannot stream).
+// They are made through the C++ client library (clients/cpp), which sets the deadline, sends
+// `x-caller` and reconnects a watch the gateway ended early; here they take userpilotctl's
+// shapes (a file path, absl::Time deadlines, callbacks that always go on).
 //
 // Thread-safety: each function blocks until its call ends; callbacks run on the calling
 // thread. Safe to call from several threads at once.
@@ -24,12 +26,21 @@ namespace userpilot::gateway::cli {
 // Called with each state a watch receives.
 using JobCallback = std::function<void(const v1::Job&)>;
 
-// Streams WatchJob for `job_id` until it ends; `deadline` InfiniteFuture means none. The
-// status is the stream's (OK after a terminal state).
+// How many watch attempts in a row may bring no new state before a watch gives up: a watch
+// outlives a replica draining or restarting (the library's backoff spreads these attempts over
+// about 15 to 30 seconds).
+inline constexpr int kWatchAttempts = 11;
+
+// Streams the states of `job_id` until the job ends; `deadline` InfiniteFuture means none.
+// After UNAVAILABLE (a gateway replica draining, a connection closed for its age) or the
+// gateway's own deadline cap, the watch reconnects, up to kWatchAttempts attempts in a row
+// that bring nothing new, and skips the state it already delivered. The status is OK after a
+// terminal state, else the last attempt's.
 grpc::Status WatchJob(const std::shared_ptr<grpc::Channel>& channel, const std::string& job_id,
                       absl::Time deadline, const std::string& caller, const JobCallback& on_job);
 
-// Streams WatchJobs until it ends (cancel with the deadline, or Ctrl-C).
+// Streams WatchJobs until it ends (cancel with the deadline, or Ctrl-C); reconnects as WatchJob
+// does.
 grpc::Status WatchJobs(const std::shared_ptr<grpc::Channel>& channel, bool include_existing,
                        absl::Time deadline, const std::string& caller, const JobCallback& on_job);
 
@@ -42,8 +53,8 @@ absl::StatusOr<v1::ImportHeader> CompleteImportHeader(v1::ImportHeader header,
 
 // Sends `header`, then the file at `path` in chunks of `chunk_bytes`, and returns the job the
 // gateway answered with in `job`. The file is read chunk by chunk as the stream accepts it
-// (gRPC flow control), so memory stays at one chunk. A local read error cancels the call
-// (UNKNOWN status naming the file).
+// (gRPC flow control), so memory stays at one chunk. Never retried (the file is consumed). A
+// local read error cancels the call (UNKNOWN status naming the file).
 grpc::Status ImportFile(const std::shared_ptr<grpc::Channel>& channel,
                         const v1::ImportHeader& header, const std::string& path,
                         absl::Time deadline, const std::string& caller, v1::Job* job,
