@@ -1,6 +1,7 @@
 // Every RPC and every upstream error path, through the real gateway (gRPC server, validation,
 // HTTP mapping, libcurl) against the emulator, asserting exactly what reached "Userpilot".
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,9 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "service/app/gateway.h"
+#include "service/logging/logger.h"
+#include "service/metrics/metrics_registry.h"
+#include "spdlog/sinks/ostream_sink.h"
 #include "tests/emulator/emulator.h"
 #include "userpilot/gateway/v1/gateway.grpc.pb.h"
 
@@ -57,15 +61,21 @@ class GatewayIntegrationTest : public ::testing::Test {
     auto emulator = Emulator::Start(options);
     ASSERT_TRUE(emulator.ok()) << emulator.status();
     emulator_ = emulator->release();
-    gateway_ = StartGateway(emulator_->base_url(), kApiKey).release();
+    log_text_ = new std::ostringstream();
+    LoggerOptions log_options;
+    log_options.api_key = kApiKey;
+    logger_ = new Logger(log_options, std::make_shared<spdlog::sinks::ostream_sink_mt>(*log_text_));
+    gateway_ = StartGateway(emulator_->base_url(), kApiKey, logger_).release();
   }
   static void TearDownTestSuite() {
     delete gateway_;
+    delete logger_;
+    delete log_text_;
     delete emulator_;
   }
 
   static std::unique_ptr<Gateway> StartGateway(const std::string& upstream_url,
-                                               const std::string& key) {
+                                               const std::string& key, Logger* logger = nullptr) {
     ConfigInput input;
     input.listen = "127.0.0.1:0";
     input.metrics_listen = "127.0.0.1:0";
@@ -82,12 +92,18 @@ class GatewayIntegrationTest : public ::testing::Test {
           &input.traffic.delete_rate, &input.traffic.job_read_rate, &input.traffic.bulk_rate}) {
       *rate = "100000/1s";
     }
+    // Watched jobs are read at the emulator's pace (a step every 50 ms).
+    input.jobs.watch_min_poll_interval = absl::Milliseconds(50);
+    input.jobs.watch_max_poll_interval = absl::Milliseconds(200);
     auto config = LoadConfig(input, [key](absl::string_view name) -> std::optional<std::string> {
       if (name == "USERPILOT_API_KEY") return key;
       return std::nullopt;
     });
     EXPECT_TRUE(config.ok()) << config.status();
-    auto gateway = Gateway::Start(*config);
+    GatewayEnvironment environment;
+    environment.logger = logger;
+    environment.serve_metrics = false;  // Read in-process with metrics().
+    auto gateway = Gateway::Start(*config, environment);
     EXPECT_TRUE(gateway.ok()) << gateway.status();
     return *std::move(gateway);
   }
@@ -142,13 +158,26 @@ class GatewayIntegrationTest : public ::testing::Test {
     ASSERT_TRUE(emulator_->AddScriptedFault(fault).ok());
   }
 
+  // One metric sample's value, or -1 when the series does not exist.
+  static double Metric(absl::string_view name, const std::map<std::string, std::string>& labels) {
+    auto metric = FindMetric(gateway_->metrics().Collect(), name, labels);
+    if (!metric.has_value()) return -1;
+    if (metric->histogram.sample_count > 0)
+      return static_cast<double>(metric->histogram.sample_count);
+    return metric->counter.value + metric->gauge.value;
+  }
+
   static Emulator* emulator_;
   static Gateway* gateway_;
+  static Logger* logger_;
+  static std::ostringstream* log_text_;  // What logger_ wrote (the access log).
   std::unique_ptr<v1::UserpilotGateway::Stub> client_;
 };
 
 Emulator* GatewayIntegrationTest::emulator_ = nullptr;
 Gateway* GatewayIntegrationTest::gateway_ = nullptr;
+Logger* GatewayIntegrationTest::logger_ = nullptr;
+std::ostringstream* GatewayIntegrationTest::log_text_ = nullptr;
 
 TEST_F(GatewayIntegrationTest, IdentifyUserSendsTheDocumentedBody) {
   auto request = FromJson<v1::IdentifyUserRequest>(R"({
@@ -271,6 +300,84 @@ TEST_F(GatewayIntegrationTest, BulkJobReadsBackThroughGetJobAndListJobs) {
   sent = OnlyRequest();
   EXPECT_EQ(sent.raw_path, "/v1/companies/bulk_identify");
   EXPECT_EQ(sent.body, R"({"companies":[{"company_id":"c1","metadata":{"tier":"gold"}}]})");
+}
+
+TEST_F(GatewayIntegrationTest, WatchJobStreamsABulkJobToItsEnd) {
+  auto request = FromJson<v1::BulkIdentifyUsersRequest>(
+      R"({"users":[{"user_id":"w1"},{"user_id":"w2"},{"user_id":"w3"}]})");
+  v1::Job job;
+  ASSERT_TRUE(client_->BulkIdentifyUsers(Context().get(), request, &job).ok());
+  v1::WatchJobRequest watch;
+  watch.set_job_id(job.job_id());
+  auto context = Context(absl::Seconds(10));
+  std::unique_ptr<grpc::ClientReader<v1::Job>> reader = client_->WatchJob(context.get(), watch);
+  std::vector<v1::Job> updates;
+  v1::Job update;
+  while (reader->Read(&update)) updates.push_back(update);
+  const grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  ASSERT_FALSE(updates.empty());
+  EXPECT_EQ(updates.back().status(), v1::JOB_STATUS_COMPLETED);
+  EXPECT_EQ(updates.back().completed_rows(), 3);
+  for (size_t i = 1; i < updates.size(); ++i) {
+    EXPECT_LE(updates[i - 1].completed_rows(), updates[i].completed_rows()) << "update " << i;
+  }
+  // The polls went through the job-read budget and reached the emulator.
+  EXPECT_GE(Metric("userpilot_gateway_job_polls_total", {{"result", "ok"}}), 1);
+}
+
+TEST_F(GatewayIntegrationTest, MetricsCountCallsAttemptsAndBudgets) {
+  const double handled_before = Metric("grpc_server_handled_total",
+                                       {{"grpc_type", "unary"},
+                                        {"grpc_service", "userpilot.gateway.v1.UserpilotGateway"},
+                                        {"grpc_method", "TrackEvent"},
+                                        {"grpc_code", "OK"}});
+  v1::TrackEventRequest request;
+  request.set_user_id("m1");
+  request.set_event_name("metered");
+  v1::TrackEventResponse response;
+  ASSERT_TRUE(client_->TrackEvent(Context().get(), request, &response).ok());
+  EXPECT_EQ(Metric("grpc_server_handled_total",
+                   {{"grpc_type", "unary"},
+                    {"grpc_service", "userpilot.gateway.v1.UserpilotGateway"},
+                    {"grpc_method", "TrackEvent"},
+                    {"grpc_code", "OK"}}),
+            handled_before + 1);
+  EXPECT_GE(Metric("userpilot_gateway_upstream_requests_total",
+                   {{"endpoint", "POST /v1/track"}, {"status_class", "2xx"}}),
+            1);
+  // Admitted by the track budget (queued="true" when it had to wait a spacing interval).
+  EXPECT_GE(Metric("userpilot_gateway_budget_admissions_total",
+                   {{"budget", "track"}, {"queued", "false"}}) +
+                Metric("userpilot_gateway_budget_admissions_total",
+                       {{"budget", "track"}, {"queued", "true"}}),
+            1);
+  EXPECT_EQ(Metric("userpilot_gateway_circuit_state", {}), 0);
+  EXPECT_GE(
+      Metric("userpilot_gateway_build_info", {{"version", "unknown"}, {"revision", "unknown"}}), 1);
+  // Nothing the caller sent becomes a label, and the key appears nowhere.
+  const std::string exposition = gateway_->metrics().Serialize();
+  EXPECT_THAT(exposition, Not(HasSubstr("metered")));
+  EXPECT_THAT(exposition, Not(HasSubstr(kApiKey)));
+}
+
+TEST_F(GatewayIntegrationTest, EveryCallIsAccessLoggedWithoutContentOrKey) {
+  v1::IdentifyUserRequest request;
+  request.set_user_id("logged-user-77");
+  v1::IdentifyUserResponse response;
+  ASSERT_TRUE(client_->IdentifyUser(Context().get(), request, &response).ok());
+  v1::IdentifyUserRequest invalid;  // No user_id: refused by validation, logged too.
+  EXPECT_EQ(client_->IdentifyUser(Context().get(), invalid, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  logger_->Flush();
+  const std::string log = log_text_->str();
+  EXPECT_THAT(
+      log,
+      HasSubstr(
+          R"("method":"IdentifyUser","caller":"integration-test","grpc_code":"OK","upstream_status":202,"attempts":1)"));
+  EXPECT_THAT(log, HasSubstr(R"("grpc_code":"INVALID_ARGUMENT","upstream_status":0,"attempts":0)"));
+  EXPECT_THAT(log, Not(HasSubstr("logged-user-77")));
+  EXPECT_THAT(log, Not(HasSubstr(kApiKey)));
 }
 
 TEST_F(GatewayIntegrationTest, PathTraversalInJobIdStaysOneSegment) {

@@ -1,9 +1,11 @@
 // The gateway's job RPCs in-process against the in-process emulator, for the jobs_* tests.
 //
 // Built from the real parts (CurlHttpClient, HttpUserpilotStub, ThreadScheduler,
-// JobWatchRegistry, Importer, GatewayService, GatewayServer on port 0), wired the way
-// Gateway::Start is meant to wire them, since Gateway itself does not construct the job
-// components yet. Shutdown() follows the drain order the composition root must use.
+// JobWatchRegistry, Importer, GatewayService, GatewayServer on port 0) in the order
+// Gateway::Start uses, but without budgets and retries and with the components' full option
+// structs (poll growth, conflict retry interval, ...), which flags do not all reach, so each
+// test sets exactly the behaviour it checks. The composed path (flags, budgets, retries) is
+// covered by gateway_integration_test. Shutdown() follows Gateway::Shutdown's drain order.
 #ifndef USERPILOT_GATEWAY_TESTS_INTEGRATION_JOBS_TEST_ENV_H_
 #define USERPILOT_GATEWAY_TESTS_INTEGRATION_JOBS_TEST_ENV_H_
 
