@@ -13,8 +13,10 @@ std::vector<const BudgetOptions*> AllBudgets(const RateLimitOptions& options) {
           &options.job_reads, &options.bulk,  &options.imports};
 }
 
+// The spec a source enforces: the window widened by the margin, part of which is timer slack.
 RateSpec WithMargin(RateSpec spec, absl::Duration margin) {
   spec.window += margin;
+  spec.tolerance = std::min(margin / 2, kMaxTimerTolerance);
   return spec;
 }
 

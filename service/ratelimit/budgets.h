@@ -23,6 +23,9 @@
 // Userpilot's sliding window (two requests sent exactly one window apart can arrive less than a
 // window apart). 100 ms costs 0.17% of a 600/min budget and 5% of the delete budget. Tests with
 // scaled-down windows (say 20 per second) should lower it (to a few ms) or utilisation drops.
+// Part of it, min(spacing_margin / 2, kMaxTimerTolerance), becomes the sources' timer slack
+// (RateSpec::tolerance), so late timer wake-ups do not waste budget; the rest stays for the
+// network.
 //
 // Thread-safety: options are values; Budgets holds thread-safe limiters.
 #ifndef USERPILOT_GATEWAY_SERVICE_RATELIMIT_BUDGETS_H_
@@ -42,6 +45,24 @@
 #include "service/ratelimit/token_source.h"
 
 namespace userpilot::gateway {
+
+// The gateway's fairness/feedback defaults: FairLimiterOptions' own, except that a call must be
+// admitted at least kDefaultAdmissionHeadroom before its deadline. A call admitted at the very
+// end of its deadline would be sent to Userpilot just as its caller gives up: the request
+// spends budget and may take effect (a TrackEvent recorded) while the caller sees
+// DEADLINE_EXCEEDED from its own timer. 100 ms covers a typical Userpilot answer; a call that
+// cannot be admitted that early is refused at once, or answered DEADLINE_EXCEEDED by the gateway
+// 100 ms before its deadline, while the caller still listens.
+inline constexpr absl::Duration kDefaultAdmissionHeadroom = absl::Milliseconds(100);
+inline FairLimiterOptions DefaultBudgetLimiterOptions() {
+  FairLimiterOptions options;
+  options.admission_headroom = kDefaultAdmissionHeadroom;
+  return options;
+}
+
+// The most timer slack a budget takes from its spacing margin: far above a loaded host's timer
+// lateness (well under 1 ms), far below the margin's default.
+inline constexpr absl::Duration kMaxTimerTolerance = absl::Milliseconds(5);
 
 // One budget: its rate and how many calls may wait for it.
 struct BudgetOptions {
@@ -64,7 +85,7 @@ struct RateLimitOptions {
 
   // Fairness, caller weights and caps, 429 backoff, adaptive rate, admission headroom: the
   // same for every budget. Its max_queue is ignored: each BudgetOptions has its own.
-  FairLimiterOptions limiter;
+  FairLimiterOptions limiter = DefaultBudgetLimiterOptions();
 
   // InvalidArgument naming the first bad field.
   absl::Status Validate() const;

@@ -26,10 +26,11 @@ absl::Duration Gcra::IntervalFor(absl::Duration window, int64_t limit, int64_t b
   return interval;
 }
 
-Gcra::Gcra(absl::Duration interval, int64_t burst)
-    : interval_(interval), tolerance_(interval * (burst - 1)) {
+Gcra::Gcra(absl::Duration interval, int64_t burst, absl::Duration slack)
+    : interval_(interval), tolerance_(interval * (burst - 1) + slack) {
   Require(interval > absl::ZeroDuration(), "interval > 0");
   Require(burst >= 1, "burst >= 1");
+  Require(slack >= absl::ZeroDuration() && slack < absl::InfiniteDuration(), "0 <= slack < inf");
 }
 
 bool Gcra::TryTake(absl::Time now, absl::Time* retry_at) {

@@ -42,8 +42,10 @@ class Gcra {
   static absl::Duration IntervalFor(absl::Duration window, int64_t limit, int64_t burst = 1);
 
   // A limiter spacing requests `interval` apart, letting up to `burst` through back to back
-  // (tolerance = (burst - 1) * interval). Requires interval > 0, burst >= 1.
-  explicit Gcra(absl::Duration interval, int64_t burst = 1);
+  // (tolerance = (burst - 1) * interval), plus `slack` of extra tolerance for timers that fire
+  // late (RateSpec::tolerance). Requires interval > 0, burst >= 1, slack >= 0.
+  explicit Gcra(absl::Duration interval, int64_t burst = 1,
+                absl::Duration slack = absl::ZeroDuration());
 
   // The earliest time a request conforms (InfinitePast when idle long enough).
   absl::Time NextAllowed() const { return tat_ - tolerance_; }

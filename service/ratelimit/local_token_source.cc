@@ -31,6 +31,11 @@ absl::Status LocalTokenSource::Validate(const RateSpec& spec,
                                                    "': window must be positive and finite, got ",
                                                    absl::FormatDuration(spec.window)));
   }
+  if (spec.tolerance < absl::ZeroDuration() || spec.tolerance >= spec.window) {
+    return absl::InvalidArgumentError(absl::StrCat("budget '", spec.name,
+                                                   "': tolerance must be in [0, window), got ",
+                                                   absl::FormatDuration(spec.tolerance)));
+  }
   if (options.burst < 1 || options.burst > spec.limit) {
     return absl::InvalidArgumentError(absl::StrCat(
         "budget '", spec.name, "': burst must be in [1, ", spec.limit, "], got ", options.burst));
@@ -41,7 +46,7 @@ absl::Status LocalTokenSource::Validate(const RateSpec& spec,
 LocalTokenSource::LocalTokenSource(RateSpec spec, LocalTokenSourceOptions options)
     : spec_(Checked(spec, options)),
       interval_(Gcra::IntervalFor(spec_.window, spec_.limit, options.burst)),
-      gcra_(interval_, options.burst) {}
+      gcra_(interval_, options.burst, spec_.tolerance) {}
 
 TakeResult LocalTokenSource::TryTake(absl::Time now) {
   std::lock_guard<std::mutex> lock(mu_);

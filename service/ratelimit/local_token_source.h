@@ -7,6 +7,9 @@
 // keeps the guarantee by lowering the sustained rate to (limit - burst + 1) per window; the
 // default, 1, has no burst and uses the budget to the last request.
 //
+// `spec.tolerance` (timer slack, token_source.h) widens the GCRA tolerance by that much: a pump
+// that wakes up to it late loses nothing, and the window guarantee shrinks by the same amount.
+//
 // PauseUntil(until) stops all grants before `until` (an upstream 429); after it, spacing starts
 // afresh with no catch-up burst beyond `burst`.
 //

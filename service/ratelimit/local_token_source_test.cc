@@ -26,6 +26,9 @@ TEST(LocalTokenSourceTest, ValidateNamesTheProblem) {
       LocalTokenSource::Validate(Spec(1, absl::Seconds(2)), LocalTokenSourceOptions{2})));
   EXPECT_TRUE(absl::IsInvalidArgument(
       LocalTokenSource::Validate(Spec(5, absl::Seconds(2)), LocalTokenSourceOptions{0})));
+  RateSpec negative_slack = Spec(5, absl::Seconds(2));
+  negative_slack.tolerance = absl::Milliseconds(-1);
+  EXPECT_TRUE(absl::IsInvalidArgument(LocalTokenSource::Validate(negative_slack)));
 }
 
 TEST(LocalTokenSourceTest, TakeCompletesInlineWithTheDecision) {
@@ -86,6 +89,54 @@ TEST(LocalTokenSourceTest, PauseStopsGrantsUntilItEndsWithoutACatchUpBurst) {
   refused = source.TryTake(kT0 + absl::Seconds(5));
   EXPECT_FALSE(refused.granted);
   EXPECT_EQ(refused.retry_at, kT0 + absl::Seconds(5) + absl::Milliseconds(100));
+}
+
+TEST(LocalTokenSourceTest, TimerSlackKeepsTheScheduleWhenTheAskerIsLate) {
+  // A pump that always wakes up 5 ms after the time it was told. Without slack each lateness
+  // is lost: grants come every 105 ms (191 in 20 s). With 10 ms of slack the 100 ms schedule
+  // holds (the first wait ends 5 ms early, then every grant lands on the schedule).
+  for (const absl::Duration slack : {absl::ZeroDuration(), absl::Milliseconds(10)}) {
+    RateSpec spec = Spec(10, absl::Seconds(1));
+    spec.tolerance = slack;
+    LocalTokenSource source(spec);
+    std::vector<absl::Time> granted;
+    absl::Time now = kT0;
+    while (now < kT0 + absl::Seconds(20)) {
+      TakeResult result = source.TryTake(now);
+      if (result.granted) {
+        granted.push_back(now);
+        now += absl::Microseconds(1);  // The next waiter asks at once ...
+      } else {
+        now = result.retry_at + absl::Milliseconds(5);  // ... and wakes up late.
+      }
+    }
+    EXPECT_EQ(granted.size(), slack == absl::ZeroDuration() ? 191u : 201u) << slack;
+    // Never more than the limit in any window shortened by the slack.
+    EXPECT_LE(MaxInAnyWindow(granted, absl::Seconds(1) - slack), 10) << slack;
+  }
+}
+
+TEST(LocalTokenSourceTest, NeverMoreThanLimitInAnyWindowLessTheSlackForRandomArrivals) {
+  std::mt19937_64 rng(4242);
+  RateSpec spec = Spec(60, absl::Seconds(6));
+  spec.tolerance = absl::Milliseconds(30);
+  LocalTokenSource source(spec);
+  std::exponential_distribution<double> gap(4.0 / absl::ToDoubleNanoseconds(source.interval()));
+  std::bernoulli_distribution retry_exactly(0.6);
+  std::vector<absl::Time> granted;
+  absl::Time now = kT0;
+  for (int i = 0; i < 5000; ++i) {
+    now += absl::Nanoseconds(static_cast<int64_t>(gap(rng)));
+    TakeResult result = source.TryTake(now);
+    if (!result.granted && retry_exactly(rng)) {
+      now = result.retry_at;
+      result = source.TryTake(now);
+      ASSERT_TRUE(result.granted);
+    }
+    if (result.granted) granted.push_back(now);
+  }
+  EXPECT_LE(MaxInAnyWindow(granted, absl::Seconds(6) - absl::Milliseconds(30)), 60);
+  EXPECT_GT(granted.size(), 100u);
 }
 
 TEST(LocalTokenSourceTest, BurstKeepsTheWindowByLoweringTheSustainedRate) {

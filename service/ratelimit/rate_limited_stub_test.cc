@@ -336,12 +336,30 @@ TEST(BudgetsTest, FactoryGetsEachSpecWithTheSpacingMargin) {
   ASSERT_EQ(specs.size(), 6u);
   EXPECT_EQ(specs[0].name, "identify");
   EXPECT_EQ(specs[0].window, absl::Minutes(1) + absl::Milliseconds(100));
+  EXPECT_EQ(specs[0].tolerance, kMaxTimerTolerance);  // Part of the margin is timer slack.
   EXPECT_EQ(specs[2].name, "delete");
   EXPECT_EQ(specs[2].window, absl::Milliseconds(2100));
   EXPECT_EQ(budgets->identify->name(), "identify");
   EXPECT_EQ(budgets->deletes->Stats().configured_limit, 1);
   EXPECT_EQ(budgets->bulk->name(), "bulk");
   EXPECT_EQ(budgets->imports->name(), "imports");
+}
+
+TEST(BudgetsTest, TimerSlackIsHalfASmallMarginAndNoneWithoutOne) {
+  FakeScheduler scheduler;
+  for (const auto& [margin, slack] : std::vector<std::pair<absl::Duration, absl::Duration>>{
+           {absl::Milliseconds(4), absl::Milliseconds(2)},
+           {absl::Milliseconds(20), kMaxTimerTolerance},
+           {absl::ZeroDuration(), absl::ZeroDuration()}}) {
+    RateLimitOptions options;
+    options.spacing_margin = margin;
+    std::vector<RateSpec> specs;
+    ASSERT_TRUE(MakeBudgets(options, scheduler, [&](const RateSpec& spec) {
+                  specs.push_back(spec);
+                  return std::make_unique<LocalTokenSource>(spec);
+                }).ok());
+    EXPECT_EQ(specs[0].tolerance, slack) << margin;
+  }
 }
 
 TEST(BudgetsTest, InvalidOptionsAndNullSourcesAreStartupErrors) {

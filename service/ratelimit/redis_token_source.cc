@@ -24,7 +24,8 @@ constexpr absl::Duration kMaxPause = absl::Hours(24);
 // redis.replicate_commands() lets Redis 3.2-4.x write after TIME (effects replication); it is
 // the default, and a no-op, from Redis 5 on.
 constexpr absl::string_view kTakeScript = R"lua(
--- KEYS[1] tat, KEYS[2] pause; ARGV[1] interval (us), ARGV[2] TTL margin (ms).
+-- KEYS[1] tat, KEYS[2] pause; ARGV[1] interval (us), ARGV[2] TTL margin (ms),
+-- ARGV[3] tolerance (us).
 -- Returns {granted 0|1, wait us, server time us, paused 0|1}.
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
@@ -32,10 +33,12 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local pause = tonumber(redis.call('GET', KEYS[2]) or 0) or 0
 if pause > now then return {0, pause - now, now, 1} end
 local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
-if tat > now then return {0, tat - now, now, 0} end
+local tolerance = tonumber(ARGV[3] or 0) or 0
+if tat - tolerance > now then return {0, tat - tolerance - now, now, 0} end
 local interval = tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%.0f', now + interval),
-           'PX', math.ceil(interval / 1000) + tonumber(ARGV[2]))
+local next_tat = math.max(tat, now) + interval
+redis.call('SET', KEYS[1], string.format('%.0f', next_tat),
+           'PX', math.ceil((next_tat - now) / 1000) + tonumber(ARGV[2]))
 return {1, 0, now, 0}
 )lua";
 
@@ -145,25 +148,25 @@ RedisTokenSource::RedisTokenSource(std::shared_ptr<RedisClient> client, RateSpec
 RedisTokenSource::~RedisTokenSource() = default;
 
 void RedisTokenSource::Decide(DecisionDone done) {
-  client_->Eval(
-      take_script_, {tat_key_, pause_key_},
-      {std::to_string(absl::ToInt64Microseconds(interval_)), std::to_string(kTtlMarginMs)},
-      [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-        if (!reply.ok()) {
-          std::move(done)(std::move(reply).status());
-          return;
-        }
-        if (!IsIntegerArray(*reply, 4)) {
-          std::move(done)(ReplyError(*reply, "rate-limit script"));
-          return;
-        }
-        RedisDecision d;
-        d.granted = reply->elements[0].integer == 1;
-        d.wait = absl::Microseconds(reply->elements[1].integer);
-        d.server_time = absl::FromUnixMicros(reply->elements[2].integer);
-        d.paused = reply->elements[3].integer == 1;
-        std::move(done)(d);
-      });
+  client_->Eval(take_script_, {tat_key_, pause_key_},
+                {std::to_string(absl::ToInt64Microseconds(interval_)), std::to_string(kTtlMarginMs),
+                 std::to_string(absl::ToInt64Microseconds(spec_.tolerance))},
+                [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+                  if (!reply.ok()) {
+                    std::move(done)(std::move(reply).status());
+                    return;
+                  }
+                  if (!IsIntegerArray(*reply, 4)) {
+                    std::move(done)(ReplyError(*reply, "rate-limit script"));
+                    return;
+                  }
+                  RedisDecision d;
+                  d.granted = reply->elements[0].integer == 1;
+                  d.wait = absl::Microseconds(reply->elements[1].integer);
+                  d.server_time = absl::FromUnixMicros(reply->elements[2].integer);
+                  d.paused = reply->elements[3].integer == 1;
+                  std::move(done)(d);
+                });
 }
 
 void RedisTokenSource::Take(absl::Time now, Done done) {

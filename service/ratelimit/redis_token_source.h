@@ -7,14 +7,16 @@
 // (one hash tag, so both keys sit in one Redis Cluster slot). The script reads the server's
 // clock with TIME, never a replica's, so replicas with skewed clocks agree:
 //   now = TIME
-//   if pause > now:  refuse, wait = pause - now
-//   if tat > now:    refuse, wait = tat - now
-//   else:            grant, tat = now + interval  (SET ... PX interval + 1 s: keys expire once
-//                    they no longer constrain anything, so nothing leaks)
-// with interval = ceil(window / limit) in whole microseconds and no burst tolerance. Grants are
-// thus at least `interval` apart on the Redis clock, so any window of length `window`, e.g.
-// the sliding window (t - W, t] that Userpilot counts, holds at most `limit` of them, across all
-// replicas (gcra.h has the proof with tolerance 0). What a replica adds afterwards - its
+//   if pause > now:              refuse, wait = pause - now
+//   if tat - tolerance > now:    refuse, wait = tat - tolerance - now
+//   else:                        grant, tat = max(tat, now) + interval  (SET ... PX until tat
+//                                + 1 s: keys expire once they no longer constrain anything)
+// with interval = ceil(window / limit) in whole microseconds, no burst, and `spec.tolerance`
+// (token_source.h: timer slack, so that a replica waking a little late to its turn does not
+// waste that time). Grants are thus at least `interval` apart on the Redis clock on average and
+// never more than `tolerance` early, so any window of length `window - tolerance` holds at most
+// `limit` of them, across all replicas (gcra.h has the proof); MakeBudgets gives the source a
+// window with that slack. What a replica adds afterwards - its
 // network path to Userpilot - is outside any token source; keep a margin in the limit if that
 // jitter matters.
 //

@@ -25,11 +25,20 @@ namespace userpilot::gateway {
 
 // One upstream limit, e.g. identify: 600 per 60 s.
 struct RateSpec {
-  std::string name;                      // Budget name for errors and metrics: "identify".
-  int64_t limit = 600;                   // Requests admitted per window, > 0.
+  std::string name;     // Budget name for errors and metrics: "identify".
+  int64_t limit = 600;  // Requests admitted per window, > 0.
   absl::Duration window = absl::Minutes(1);
+  // Timer slack: a request may be granted up to this long before the spacing alone would allow
+  // it (the GCRA tolerance, on top of any burst). Without it every late wake-up of the pump
+  // (a loaded host wakes a timer some 0.1-1 ms late) is lost for good, because the next
+  // request is spaced from the late grant: at 20 requests/s that alone wastes ~1% of the budget.
+  // With it, a grant that comes late by less than `tolerance` keeps the schedule. It costs
+  // guarantee: `limit` requests fit in window - tolerance instead of window, so a source keeps
+  // at most `limit` per window only if the window it was given holds `tolerance` of slack
+  // (MakeBudgets takes it from the spacing margin). >= 0; 0 = strict spacing.
+  absl::Duration tolerance = absl::ZeroDuration();
   // The emission interval, window / limit: admitted requests are at least this far apart on
-  // average, and never more than `limit` fall in any window.
+  // average, and never more than `limit` fall in any window (less `tolerance`).
   absl::Duration interval() const { return window / limit; }
 };
 
