@@ -22,12 +22,14 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
 # ---- Runtime: the binary and the shared libraries it links, nothing else. ----
 FROM debian:12-slim
 # Mapped from `ldd build/service/userpilot-gateway` with `dpkg -S`: gRPC (libgrpc++, libgpr),
-# Protobuf, Abseil, libcurl (OpenSSL flavour), hiredis (shared budgets); libstdc++/libgcc/libc
-# are in the base image.
+# Protobuf, Abseil, libcurl (OpenSSL flavour), hiredis (shared budgets), prometheus-cpp and
+# civetweb (/metrics), spdlog and fmt (logs); their own dependencies come with them, and
+# libstdc++/libgcc/libc are in the base image.
 # ca-certificates provides the system CA bundle libcurl verifies Userpilot's certificate with.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libcurl4 libhiredis0.14 \
+      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libspdlog1.10 libfmt9 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid 10001 gateway \
@@ -36,7 +38,7 @@ RUN groupadd --gid 10001 gateway \
 COPY --from=build /src/build/service/userpilot-gateway /usr/local/bin/userpilot-gateway
 USER 10001:10001
 ENV USERPILOT_GATEWAY_LISTEN=0.0.0.0:50051
-# 50051: gRPC (plaintext). 9464: reserved for Prometheus /metrics (nothing listens there yet).
+# 50051: gRPC (plaintext). 9464: Prometheus /metrics (plain HTTP).
 EXPOSE 50051 9464
 # The gateway drains on SIGTERM for up to --shutdown_grace (25 s): stop with a longer timeout.
 STOPSIGNAL SIGTERM
