@@ -24,10 +24,12 @@ grpc::Status CallUnary(const std::shared_ptr<grpc::Channel>& channel,
                        const google::protobuf::MethodDescriptor& method,
                        const google::protobuf::Message& request,
                        google::protobuf::Message& response, absl::Duration deadline,
-                       const std::string& caller) {
+                       const std::string& caller, std::optional<int> max_attempts) {
   const absl::Time end =
       deadline == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + deadline;
-  return MakeClient(channel, caller).Call(method, request, &response, CallOptionsFor(end));
+  CallOptions options = CallOptionsFor(end);
+  options.max_attempts = max_attempts;
+  return MakeClient(channel, caller).Call(method, request, &response, options);
 }
 
 }  // namespace userpilot::gateway::cli

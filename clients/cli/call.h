@@ -9,6 +9,7 @@
 #define USERPILOT_GATEWAY_CLIENTS_CLI_CALL_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -33,13 +34,13 @@ CallOptions CallOptionsFor(absl::Time deadline);
 // (InfiniteDuration: no deadline) and sending `caller` as the `x-caller` metadata. On OK,
 // `response` (of the method's response type) holds the answer. The status is the server's, or
 // gRPC's own (UNAVAILABLE when the gateway cannot be reached, DEADLINE_EXCEEDED, ...), after
-// the library's retries; INTERNAL if the answer does not parse; UNIMPLEMENTED for a streaming
-// method.
+// the library's retries (at most `max_attempts` attempts; unset: the library's default);
+// INTERNAL if the answer does not parse; UNIMPLEMENTED for a streaming method.
 grpc::Status CallUnary(const std::shared_ptr<grpc::Channel>& channel,
                        const google::protobuf::MethodDescriptor& method,
                        const google::protobuf::Message& request,
                        google::protobuf::Message& response, absl::Duration deadline,
-                       const std::string& caller);
+                       const std::string& caller, std::optional<int> max_attempts = std::nullopt);
 
 }  // namespace userpilot::gateway::cli
 

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "clients/cli/cli.h"
+#include "clients/cpp/client.h"
 
 ABSL_FLAG(std::string, target, "localhost:50051",
           "The gateway's address, as a gRPC target (host:port, dns:///host:port, "
@@ -15,6 +16,11 @@ ABSL_FLAG(absl::Duration, deadline, absl::Seconds(30),
 ABSL_FLAG(std::string, caller, "userpilotctl",
           "Who is calling: sent as the x-caller metadata (the gateway's fairness key).");
 ABSL_FLAG(bool, pretty, true, "Indent the JSON output; --nopretty prints one line.");
+ABSL_FLAG(int, max_attempts, userpilot::gateway::RetryOptions().max_attempts,
+          "Unary calls: attempts in all. UNAVAILABLE and RESOURCE_EXHAUSTED are tried again by "
+          "the C++ client library's rules (after the gateway's RetryInfo delay; TrackEvent and "
+          "bulk identify only when Userpilot surely never saw them), all within --deadline. 1 "
+          "turns retries off. Watches reconnect on their own terms.");
 ABSL_FLAG(bool, watch, false,
           "After BulkIdentifyUsers, BulkIdentifyCompanies or ImportData, follow the job: a "
           "progress line on stderr per change, the final state on stdout; exit status 3 if the "
@@ -27,7 +33,8 @@ ABSL_FLAG(std::string, file, "",
 namespace userpilot::gateway::cli {
 namespace {
 
-constexpr const char* kFlagNames[] = {"target", "deadline", "caller", "pretty", "watch", "file"};
+constexpr const char* kFlagNames[] = {"target", "deadline",     "caller", "pretty",
+                                      "watch",  "max_attempts", "file"};
 
 absl::CommandLineFlag* OurFlag(absl::string_view name) {
   for (const char* ours : kFlagNames) {
@@ -81,7 +88,7 @@ absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& args
     if (flag == nullptr) {
       return UsageError(absl::StrCat("unknown flag '", arg,
                                      "'; the flags are --target, --deadline, --caller, --pretty, "
-                                     "--watch, --file"));
+                                     "--watch, --max_attempts, --file"));
     }
     if (!value.has_value() && flag->IsOfType<bool>()) value = "true";
     if (!value.has_value()) {
@@ -99,9 +106,13 @@ absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& args
   inv.pretty = absl::GetFlag(FLAGS_pretty);
   inv.watch = absl::GetFlag(FLAGS_watch);
   inv.file = absl::GetFlag(FLAGS_file);
+  inv.max_attempts = absl::GetFlag(FLAGS_max_attempts);
   if (inv.action == Invocation::Action::kHelp) return inv;
   if (inv.target.empty()) return UsageError("--target must not be empty");
   if (inv.caller.empty()) return UsageError("--caller must not be empty");
+  if (inv.max_attempts < 1) {
+    return UsageError(absl::StrCat("--max_attempts must be at least 1, not ", inv.max_attempts));
+  }
   if (inv.deadline <= absl::ZeroDuration()) {
     return UsageError(
         absl::StrCat("--deadline must be positive, not ", absl::FormatDuration(inv.deadline)));
@@ -167,6 +178,9 @@ std::string UsageText() {
       "[...]}\n"
       "      with the google.rpc details (BadRequest, ErrorInfo, RetryInfo, ...) decoded\n"
       "      (exit status 1). Usage errors exit with status 2.\n"
+      "      Calls go through the C++ client library: UNAVAILABLE and RESOURCE_EXHAUSTED are\n"
+      "      tried again within --deadline (see --max_attempts), and watches reconnect when a\n"
+      "      gateway replica drains.\n"
       "  userpilotctl list       Lists the methods and their request shapes.\n"
       "  userpilotctl --help     Shows this text.\n"
       "\n"

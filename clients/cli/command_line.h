@@ -39,6 +39,7 @@ struct Invocation {
   bool pretty = true;       // --pretty: indented JSON output.
   bool deadline_given = false;  // --deadline was on the command line (not its default).
   bool watch = false;           // --watch: follow the returned job until it ends.
+  int max_attempts = 4;         // --max_attempts: of a unary call, retries included.
   std::string file;             // --file: the file ImportData uploads.
 };
 

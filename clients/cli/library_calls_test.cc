@@ -1,14 +1,17 @@
-// userpilotctl's calls (call.h, streams.h) go through the C++ client library: retries, no
-// deadline for "inf", watches that reconnect after a replica drains (with more patience than
-// the library's default), and chunked uploads, against the scripted in-process gateway. The
-// retries really sleep here (the library's backoff: a few seconds for the patient watch).
+// userpilotctl's calls (call.h, streams.h) go through the C++ client library: retries (and
+// --max_attempts), no deadline for "inf", watches that reconnect after a replica drains (with more
+// patience than the library's default), and chunked uploads, against the scripted in-process
+// gateway. The retries really sleep here (the library's backoff: a few seconds for the patient
+// watch).
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "absl/flags/reflection.h"
 #include "absl/strings/str_cat.h"
 #include "clients/cli/call.h"
 #include "clients/cli/cli.h"
+#include "clients/cli/command_line.h"
 #include "clients/cli/streams.h"
 #include "clients/cpp/testing/scripted_gateway.h"
 #include "gmock/gmock.h"
@@ -43,6 +46,38 @@ TEST_F(LibraryCallsTest, UnaryCallsAreRetriedByTheLibrary) {
   std::vector<testing::ScriptedGateway::Seen> seen = gateway_.seen();
   ASSERT_EQ(seen.size(), 2u);
   for (const auto& s : seen) EXPECT_EQ(s.caller, "ctl-test");
+}
+
+TEST_F(LibraryCallsTest, MaxAttemptsOneTurnsRetriesOff) {
+  gateway_.Script("GetJob", {grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining")});
+  const auto* method = *FindMethod("GetJob");
+  auto request = *ParseRequest(*method, R"({"job_id":"j"})");
+  auto response = NewResponse(*method);
+  grpc::Status status = CallUnary(Channel(), *method, *request, *response, absl::Seconds(20),
+                                  "ctl-test", /*max_attempts=*/1);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(gateway_.calls("GetJob"), 1);
+}
+
+TEST(MaxAttemptsFlagTest, DefaultsToTheLibrarysAndMustBePositive) {
+  {
+    absl::FlagSaver saver;
+    auto inv = ParseCommandLine({"ListJobs"}, std::nullopt);
+    ASSERT_TRUE(inv.ok()) << inv.status();
+    EXPECT_EQ(inv->max_attempts, RetryOptions().max_attempts);
+  }
+  {
+    absl::FlagSaver saver;
+    auto inv = ParseCommandLine({"--max_attempts=1", "DeleteUsers", "{}"}, std::nullopt);
+    ASSERT_TRUE(inv.ok()) << inv.status();
+    EXPECT_EQ(inv->max_attempts, 1);
+  }
+  absl::FlagSaver saver;
+  auto inv = ParseCommandLine({"--max_attempts=0", "ListJobs"}, std::nullopt);
+  ASSERT_FALSE(inv.ok());
+  EXPECT_THAT(std::string(inv.status().message()),
+              ::testing::HasSubstr("--max_attempts must be at least 1, not 0"));
+  EXPECT_THAT(UsageText(), ::testing::HasSubstr("--max_attempts (default: 4)"));
 }
 
 TEST_F(LibraryCallsTest, InfiniteDeadlineSendsNone) {

@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
   grpc::Status status = cli::CallUnary(
       channel, **method, **request, *response,
       deadline == absl::InfiniteFuture() ? absl::InfiniteDuration() : deadline - absl::Now(),
-      inv->caller);
+      inv->caller, inv->max_attempts);
   if (!status.ok()) return RpcError(status, inv->pretty);
   absl::StatusOr<std::string> json = cli::MessageToJson(*response, inv->pretty);
   if (!json.ok()) {
