@@ -121,6 +121,14 @@ class Env:
             p.stop()
         self.procs = []
 
+    def gateway_version(self):
+        try:
+            r = subprocess.run([self.bin["gateway"], "--version"], capture_output=True, text=True,
+                               timeout=30)
+            return (r.stdout + r.stderr).strip().splitlines()[-1]
+        except (OSError, subprocess.TimeoutExpired, IndexError):
+            return "unknown"
+
     def gateway_has_flag(self, flag):
         if self._gateway_help is None:
             r = subprocess.run([self.bin["gateway"], "--help"], capture_output=True, text=True,
@@ -596,7 +604,8 @@ def main():
             env.close()
         doc = {"scenario": name, "smoke": args.smoke, "utc": stamp, "machine": mach,
                "loadavg_after": os.getloadavg(), "seconds": round(time.monotonic() - started, 1),
-               "git": git_revision(), "gateway_flags": args.gateway_flag or [], "data": data,
+               "git": git_revision(), "gateway_version": env.gateway_version(),
+               "gateway_flags": args.gateway_flag or [], "data": data,
                "failures": check.failures}
         path = os.path.join(args.out, f"{name}-{stamp}.json")
         with open(path, "w") as f:

@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""Prints the Markdown result tables of BENCHMARKS.md from scenario JSON files.
+
+    bench/report.py bench/results/published/*.json
+"""
+
+import json
+import sys
+
+TARGETS = {"added_p50": 0.15, "added_p99": 1.0, "cpu": 0.05}
+
+
+def f(x, digits=3):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def verdict(value, limit):
+    if value is None:
+        return ""
+    return "met" if value < limit else "**missed**"
+
+
+def overhead(doc):
+    out = ["| op | calls/s | direct p50 | gateway p50 | added p50 (target < 0.15) | direct p99 "
+           "| gateway p99 | added p99 (target < 1) | gateway CPU-s / 1k calls (target < 0.05) "
+           "| gateway ctx switches / call |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["data"]["rows"]:
+        switches = []
+        for run in doc["data"]["runs"]:
+            if run["label"].startswith(f"overhead {r['op']} {r['rate']:g}/s"):
+                for res in run["results"]:
+                    gw = res["processes"].get("gateway")
+                    if res["target"] == "gateway" and gw:
+                        switches.append(gw.get("context_switches_per_call"))
+        switches = sorted(s for s in switches if s is not None)
+        sw = switches[len(switches) // 2] if switches else None
+        out.append(
+            f"| {r['op']} | {r['rate']:g} | {f(r['direct_p50'])} | {f(r['gateway_p50'])} | "
+            f"{f(r['added_p50'])} {verdict(r['added_p50'], TARGETS['added_p50'])} | "
+            f"{f(r['direct_p99'])} | {f(r['gateway_p99'])} | {f(r['added_p99'])} "
+            f"{verdict(r['added_p99'], TARGETS['added_p99'])} | {f(r['gateway_cpu_s_per_1k'], 3)} "
+            f"{verdict(r['gateway_cpu_s_per_1k'], TARGETS['cpu'])} | {f(sw, 1)} |")
+    return "\n".join(out)
+
+
+def throughput(doc):
+    out = ["| calls outstanding | direct calls/s | gateway calls/s | gateway / direct | direct p50 ms "
+           "| gateway p50 ms | gateway CPU-s / 1k calls |",
+           "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["data"]["rows"]:
+        out.append(f"| {r['concurrency']} | {f(r['direct_per_s'], 0)} | {f(r['gateway_per_s'], 0)} "
+                   f"| {f(r['ratio'], 2)} | {f(r['direct_p50'])} | {f(r['gateway_p50'])} "
+                   f"| {f(r['gateway_cpu_s_per_1k'], 3)} |")
+    return "\n".join(out)
+
+
+def footprint(doc):
+    d = doc["data"]
+    return "\n".join([
+        "| measure | value |", "|---|---:|",
+        f"| start-up to SERVING (median of {len(d['startup_ms'])}) | {f(d['startup_ms_median'], 1)} ms |",
+        f"| start-up runs | {', '.join(f(s, 1) for s in d['startup_ms'])} ms |",
+        f"| resident memory idle | {f(d['rss_idle_mb'], 1)} MB |",
+        f"| resident memory at {d['load_rate']:g} calls/s (peak) | {f(d['rss_under_load_peak_mb'], 1)} MB |",
+        f"| resident memory after the load | {f(d['rss_after_load_mb'], 1)} MB |",
+        f"| calls/s achieved during the load | {f(d['load_ok_per_s'], 0)} |",
+    ])
+
+
+def overload(doc):
+    d = doc["data"]
+    lat, ok = d["caller_latency_ms"], d["caller_ok_latency_ms"]
+    return "\n".join([
+        "| measure | value |", "|---|---:|",
+        f"| budget (gateway `--identify_rate`, emulator limit) | {d['budget']} "
+        f"(+{d['margin']} spacing margin) |",
+        f"| offered (open loop, deadline {d['deadline']}) | {f(d['offered_per_s'], 0)} calls/s |",
+        f"| upstream accepted, steady rate | {f(d['upstream_steady_rate_per_s'], 1)} calls/s |",
+        f"| budget utilisation | {f(100 * d['budget_utilisation'] if d['budget_utilisation'] else None, 1)} % |",
+        f"| most upstream requests in any window | {d['max_accepted_in_any_window']} |",
+        f"| upstream 429s | {d['upstream_429']} |",
+        f"| caller status codes | {', '.join(f'{k} {v}' for k, v in d['caller_codes'].items())} |",
+        f"| caller latency, all calls: p50 / p99 / max | {f(lat['p50'], 1)} / {f(lat['p99'], 1)} / {f(lat['max'], 1)} ms |",
+        f"| caller latency, OK calls: p50 / p99 / max | {f(ok['p50'], 1)} / {f(ok['p99'], 1)} / {f(ok['max'], 1)} ms |",
+    ])
+
+
+def jobs(doc):
+    d = doc["data"]
+    out = ["| measure | value |", "|---|---:|"]
+    w = d.get("watch")
+    if w:
+        out += [
+            f"| watchers / jobs | {w['subscribers']} / {w['jobs']} |",
+            f"| upstream job reads per poll interval | {f(w['upstream_reads_per_interval'], 1)} |",
+            f"| gateway memory growth with the watches open | {f(w['rss_growth_mb'], 1)} MB "
+            f"({f(w['kb_per_watch'], 1)} KB per watch) |",
+            f"| change at the emulator -> every watcher: p50 / p99 / max | "
+            f"{f(w['change_delay_ms_p50'], 0)} / {f(w['change_delay_ms_p99'], 0)} / "
+            f"{f(w['change_delay_ms_max'], 0)} ms |"]
+    i = d.get("import")
+    if i:
+        out += [f"| import of {i['megabytes']:g} MB NDJSON: throughput | {f(i['mb_per_s'], 1)} MB/s |",
+                f"| import: peak gateway memory growth (target < 16 MB) | {f(i['peak_rss_growth_mb'], 1)} MB |"]
+    return "\n".join(out)
+
+
+def main():
+    for path in sys.argv[1:]:
+        with open(path) as fh:
+            doc = json.load(fh)
+        m = doc["machine"]
+        version = doc.get("gateway_version", "")
+        flags = " ".join(doc.get("gateway_flags") or [])
+        print(f"### {doc['scenario']} ({doc['utc']}, {version}{', ' + flags if flags else ''}, "
+              f"tree {doc['git']}, load average "
+              f"{m['loadavg'][0]:.2f} before, {doc['loadavg_after'][0]:.2f} after)\n")
+        if doc["data"] is None:
+            print("failed: " + "; ".join(doc["failures"]) + "\n")
+            continue
+        print(globals()[doc["scenario"]](doc) + "\n")
+
+
+if __name__ == "__main__":
+    main()
