@@ -139,6 +139,7 @@ ImportStats Importer::Stats() const {
   stats.refused = refused_.load();
   stats.uploads = uploads_.load();
   stats.conflict_waits = conflict_waits_.load();
+  stats.bytes_received = bytes_received_.load();
   return stats;
 }
 

@@ -80,6 +80,7 @@ struct ImportStats {
   int64_t refused = 0;         // Refused for max_concurrent_imports.
   int64_t uploads = 0;         // ImportFile calls sent (retries included).
   int64_t conflict_waits = 0;  // Waits for a running job after a 409.
+  int64_t bytes_received = 0;  // File bytes received from callers and spooled.
 };
 
 class ImportSubmission;
@@ -118,6 +119,9 @@ class Importer {
   // Runs `task` on a worker thread: the place for spool writes and validation.
   void RunBlocking(BlockingExecutor::Task task) { executor_.Post(std::move(task)); }
 
+  // Counts `bytes` of a file received and spooled (ImportStats::bytes_received).
+  void RecordReceivedBytes(size_t bytes) { bytes_received_.fetch_add(static_cast<int64_t>(bytes)); }
+
   // Submits a spooled file as described in the file comment. `done` runs exactly once, never
   // inside this call. The returned handle may Cancel() the submission.
   std::shared_ptr<ImportSubmission> Submit(const CallOptions& options, ImportFileRequest request,
@@ -144,6 +148,7 @@ class Importer {
   std::atomic<int64_t> refused_{0};
   std::atomic<int64_t> uploads_{0};
   std::atomic<int64_t> conflict_waits_{0};
+  std::atomic<int64_t> bytes_received_{0};
 };
 
 // One submission in progress (see Importer::Submit). Opaque but for Cancel().

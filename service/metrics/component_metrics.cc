@@ -207,7 +207,7 @@ JobMetrics::JobMetrics(prometheus::Registry& registry)
                             .Register(registry)),
       import_bytes(prometheus::BuildCounter()
                        .Name("userpilot_gateway_import_bytes_total")
-                       .Help("Import file bytes sent to Userpilot.")
+                       .Help("Import file bytes received from callers and spooled.")
                        .Register(registry)) {}
 
 void JobMetrics::Update(const JobSnapshot& s) {

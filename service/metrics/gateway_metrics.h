@@ -334,7 +334,7 @@ class RetryMetrics {
 //   userpilot_gateway_job_updates_fanned_out_total      counter  job changes fanned out to
 //                                                                watchers (once per change)
 //   userpilot_gateway_imports_in_flight                 gauge    ImportData calls in progress
-//   userpilot_gateway_import_bytes_total                counter  import bytes sent upstream
+//   userpilot_gateway_import_bytes_total                counter  import file bytes received and spooled
 struct JobSnapshot {
   uint64_t watchers = 0;
   uint64_t pollers = 0;

@@ -397,7 +397,7 @@ TEST(JobMetricsTest, UpdateCopiesTheSnapshot) {
   EXPECT_EQ(FindMetric(registry.Collect(), "userpilot_gateway_job_watchers"), std::nullopt);
   JobSnapshot s{5, 2, 40, 1, 12, 1};
   metrics.Update(s);
-  // The importer does not count bytes (import_bytes < 0): no series rather than a false zero.
+  // No importer wired (import_bytes < 0): no series rather than a false zero.
   EXPECT_EQ(FindMetric(registry.Collect(), "userpilot_gateway_import_bytes_total"), std::nullopt);
   s.import_bytes = 1 << 20;
   metrics.Update(s);

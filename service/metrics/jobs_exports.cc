@@ -12,8 +12,10 @@ JobSnapshot ToJobSnapshot(const JobWatchStats& watches, const ImportStats* impor
   s.polls_failed = static_cast<uint64_t>(watches.poll_errors);
   s.polls_ok = static_cast<uint64_t>(watches.polls - watches.poll_errors);
   s.updates_fanned_out = static_cast<uint64_t>(watches.changes);
-  if (imports != nullptr) s.imports_in_flight = imports->running;
-  // ImportStats has no byte count yet: import_bytes stays unknown (no series).
+  if (imports != nullptr) {
+    s.imports_in_flight = imports->running;
+    s.import_bytes = imports->bytes_received;
+  }
   return s;
 }
 

@@ -16,6 +16,7 @@ TEST(ToJobSnapshotTest, MapsWatchesAndImports) {
   watches.changes = 12;
   ImportStats imports;
   imports.running = 1;
+  imports.bytes_received = 4096;
   JobSnapshot s = ToJobSnapshot(watches, &imports);
   EXPECT_EQ(s.watchers, 7u);
   EXPECT_EQ(s.pollers, 3u);  // Two job pollers and the list poller.
@@ -23,9 +24,10 @@ TEST(ToJobSnapshotTest, MapsWatchesAndImports) {
   EXPECT_EQ(s.polls_failed, 5u);
   EXPECT_EQ(s.updates_fanned_out, 12u);
   EXPECT_EQ(s.imports_in_flight, 1u);
-  EXPECT_LT(s.import_bytes, 0);
+  EXPECT_EQ(s.import_bytes, 4096);
   s = ToJobSnapshot(watches, nullptr);
   EXPECT_EQ(s.imports_in_flight, 0u);
+  EXPECT_LT(s.import_bytes, 0);  // No importer: no series rather than a false zero.
 }
 
 }  // namespace

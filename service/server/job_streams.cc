@@ -246,7 +246,11 @@ class ImportDataReactor final : public grpc::ServerReadReactor<v1::ImportDataReq
     // Taken out of the message, which the next read reuses.
     auto chunk = std::make_shared<std::string>(std::move(*message_.mutable_chunk()));
     message_.Clear();
-    Work([this, chunk] { return spool_->Append(*chunk); });
+    Work([this, chunk] {
+      absl::Status appended = spool_->Append(*chunk);
+      if (appended.ok()) importer_.RecordReceivedBytes(chunk->size());
+      return appended;
+    });
   }
 
   void OnEndOfStream() {

@@ -195,6 +195,7 @@ TEST_F(JobsImportTest, EveryTargetReachesUserpilotByteExact) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.path + " " + c.content_type);
     env_->emulator().Reset();
+    const int64_t received_before = env_->importer().Stats().bytes_received;
     v1::Job job;
     const grpc::Status status =
         Import(Header(c.target, c.format, c.filename == "import.ndjson" ? "" : c.filename), c.file,
@@ -203,6 +204,8 @@ TEST_F(JobsImportTest, EveryTargetReachesUserpilotByteExact) {
     EXPECT_FALSE(job.job_id().empty());
     EXPECT_EQ(job.filename(), c.filename);
     EXPECT_EQ(job.file_size(), static_cast<int64_t>(c.file.size()));
+    EXPECT_EQ(env_->importer().Stats().bytes_received - received_before,
+              static_cast<int64_t>(c.file.size()));  // userpilot_gateway_import_bytes_total
     const std::vector<Upload> uploads = Uploads();
     ASSERT_EQ(uploads.size(), 1u);
     EXPECT_EQ(uploads[0].request.path, c.path);

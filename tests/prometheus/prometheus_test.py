@@ -73,7 +73,6 @@ NOT_YET_WIRED = {
         "FairLimiter does not report to a BudgetObserver yet",
     # FairLimiterStats has no token count.
     "userpilot_gateway_budget_tokens_available": "FairLimiterStats has no token count",
-    "userpilot_gateway_import_bytes_total": "ImportStats has no byte count",
 }
 # Series Prometheus makes itself for every target.
 PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
