@@ -1,0 +1,197 @@
+"""Issue 3's "Done when" on real processes: 5x overload, and one caller flooding beside another.
+
+One userpilot-emulator (sliding-window limits scaled down to 200 requests per 10 s for identify
+and for track, i.e. 20/s each) and one userpilot-gateway whose budgets match them
+(--identify_rate=200/10s, --track_rate=200/10s) with a small spacing margin. Load comes from
+Python grpcio futures, open loop (nobody waits for an answer before sending the next call), with
+per-call deadlines.
+
+Utilisation is measured exactly from the emulator's request record: the accepted identify (or
+track) requests it received in a steady span [t0, t1], against what the budget allows in that
+span, (t1 - t0) * 20/s, give or take the one request a span can hold at its edge.
+"""
+
+import os
+import sys
+import unittest
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(__file__))
+import traffic_harness as h  # noqa: E402
+
+LIMIT = 200          # per WINDOW, identify and track each, in the emulator and the gateway
+WINDOW = 10.0        # seconds
+RATE = LIMIT / WINDOW  # 20 requests/s: the budget
+# The gateway keeps this much slack per window against jitter between its clock and the
+# emulator's receive times; it costs MARGIN / WINDOW (0.2%) of the budget.
+MARGIN = "20ms"
+DEADLINES = [1.0, 2.0, 3.0]  # seconds, cycled over the calls of a stream
+# How late after its deadline a caller may see its answer: gRPC's own deadline timer plus
+# Python's callback thread on a loaded 2-core machine.
+LATE_SLACK = 0.5
+WARMUP = 1.0         # seconds after the load starts before the steady span
+# Calls the gateway answered after their caller's deadline (or sent upstream for a caller that
+# had given up): none expected; a couple allowed for a scheduler stall of > 100 ms on a loaded
+# machine.
+MAX_ORPHANS = 3
+OK_CODES = {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED,
+            grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+def gateway_budget_flags():
+    return [f"--identify_rate={LIMIT}/{int(WINDOW)}s", f"--track_rate={LIMIT}/{int(WINDOW)}s",
+            f"--ratelimit_spacing_margin={MARGIN}"]
+
+
+def emulator_limit_flags():
+    return [f"--identify_limit={LIMIT}", f"--track_limit={LIMIT}", f"--rate_window={int(WINDOW)}s"]
+
+
+class TrafficTestCase(unittest.TestCase):
+    def assertEveryCallerAnsweredInTime(self, outcomes):
+        bad = [o for o in outcomes if o.code not in OK_CODES]
+        self.assertFalse(bad, f"{len(bad)} calls ended otherwise, e.g. {bad[:3]}")
+        late = [o for o in outcomes if o.end - o.start > o.deadline + LATE_SLACK]
+        self.assertFalse(late, f"{len(late)} answers came after deadline + {LATE_SLACK}s, "
+                               f"e.g. {late[:3]}")
+
+    def assertRefusalsExplainThemselves(self, outcomes):
+        refused = [o for o in outcomes if o.code == grpc.StatusCode.RESOURCE_EXHAUSTED]
+        for o in refused:
+            self.assertIn("RetryInfo", o.details, o)
+            self.assertIn("QuotaFailure", o.details, o)
+            self.assertEqual(o.details["ErrorInfo"].reason, "BUDGET_EXHAUSTED", o)
+            self.assertTrue(o.details["QuotaFailure"].violations[0].subject, o)
+
+    def assertUtilisation(self, emulator_records, path, t0, t1, rate, share=1.0, at_least=0.99):
+        """Accepted requests to `path` received in [t0, t1] are >= at_least of the budget's
+        allowance for the span (rate * share * (t1 - t0)), less the one request an edge of the
+        span may cut off, and never more than the allowance plus that one."""
+        times = h.accepted_upstream(emulator_records, path)
+        in_span = [t for t in times if t0 <= t <= t1]
+        allowance = rate * share * (t1 - t0)
+        utilisation = len(in_span) / allowance
+        print(f"{path}: {len(in_span)} accepted in a steady span of {t1 - t0:.2f} s, "
+              f"allowance {allowance:.1f}: utilisation {100 * utilisation:.2f}%")
+        self.assertGreaterEqual(len(in_span), at_least * allowance - 1)
+        self.assertLessEqual(len(in_span), allowance + 1)
+        return utilisation
+
+
+def caller_side_expiries(outcomes):
+    """DEADLINE_EXCEEDED from the caller's own timer (no gateway details): the gateway was late."""
+    return sum(1 for o in outcomes if o.code == grpc.StatusCode.DEADLINE_EXCEEDED
+               and "ErrorInfo" not in o.details)
+
+
+def report(name, outcomes):
+    counts = h.summarize(outcomes)
+    client_side = caller_side_expiries(outcomes)
+    ok = sorted(o.end - o.start for o in outcomes if o.code == grpc.StatusCode.OK)
+    pct = (lambda q: ok[min(len(ok) - 1, int(q * len(ok)))] if ok else float("nan"))
+    print(f"{name}: {len(outcomes)} calls {counts}; DEADLINE_EXCEEDED without gateway details "
+          f"(the caller's own timer fired first): {client_side}; OK latency p50 {pct(0.5):.3f}s "
+          f"p99 {pct(0.99):.3f}s max {ok[-1] if ok else float('nan'):.3f}s")
+
+
+class OverloadTest(TrafficTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.emulator = h.Emulator(emulator_limit_flags())
+        try:
+            cls.gateway = h.Gateway(cls.emulator.url, gateway_budget_flags())
+        except BaseException:
+            cls.emulator.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gateway.stop()
+        cls.emulator.stop()
+
+    def setUp(self):
+        self.emulator.admin("POST", "reset")  # Empty record, counters and rate windows.
+
+    def test_five_times_overload_on_identify_and_track(self):
+        duration = 15.0
+        streams = [h.Stream("IdentifyUser", rate=5 * RATE, caller="svc-identify", callers=8),
+                   h.Stream("TrackEvent", rate=5 * RATE, caller="svc-track", callers=8)]
+        rss = {}
+
+        def sample(elapsed):
+            rss[elapsed] = self.gateway.rss_kib()
+
+        load = h.Load(self.gateway.target)
+        try:
+            start, end = load.run(streams, duration, DEADLINES, on_tick=sample)
+        finally:
+            load.close()
+        outcomes = load.outcomes
+        records = self.emulator.requests()
+        stats = self.emulator.admin("GET", "stats")
+        for method in ("IdentifyUser", "TrackEvent"):
+            report(method, [o for o in outcomes if o.stream == method])
+
+        # Userpilot never saw more than its limit: no 429, no window over the limit.
+        self.assertEqual(stats["rate_limited"], 0, stats)
+        for path in ("/v1/identify", "/v1/track"):
+            times = h.accepted_upstream(records, path)
+            self.assertLessEqual(h.max_in_any_window(times, WINDOW), LIMIT)
+        # ... and got at least 99% of it, over the span where callers kept the queue full.
+        t0, t1 = start + WARMUP, end
+        for path in ("/v1/identify", "/v1/track"):
+            self.assertUtilisation(records, path, t0, t1, RATE)
+
+        # Every caller: OK, or refused at once with the budget's details, or out of time; never
+        # later than its deadline.
+        self.assertEqual(len(outcomes), 2 * round(5 * RATE * duration), h.summarize(outcomes))
+        self.assertEveryCallerAnsweredInTime(outcomes)
+        self.assertRefusalsExplainThemselves(outcomes)
+        # Nothing is sent upstream for a caller who will have given up by the time it is
+        # answered: the gateway admits a call at least --admission headroom (100 ms) before its
+        # deadline, and answers DEADLINE_EXCEEDED itself, while the caller still listens.
+        accepted = sum(1 for o in outcomes if o.code == grpc.StatusCode.OK)
+        self.assertLessEqual(stats["by_status"].get("202", 0) - accepted, MAX_ORPHANS)
+        self.assertLessEqual(caller_side_expiries(outcomes), MAX_ORPHANS)
+
+        # Memory stays bounded: no growth to speak of between the middle and the end.
+        samples = [rss[k] for k in sorted(rss)]
+        middle, last = samples[len(samples) // 2], samples[-1]
+        print(f"gateway RSS (KiB) per second: {samples}")
+        self.assertLess(last - middle, 16 * 1024, samples)
+
+    def test_a_flooding_caller_does_not_push_a_modest_one_into_rejection(self):
+        # The flooder sends 10x the whole identify budget; the modest caller 2 calls/s, a fifth
+        # of its fair share (half the budget with two callers waiting).
+        duration = 10.0
+        streams = [h.Stream("IdentifyUser", rate=10 * RATE, caller="flooder"),
+                   h.Stream("IdentifyUser", rate=2, caller="modest")]
+        load = h.Load(self.gateway.target)
+        try:
+            start, end = load.run(streams, duration, [2.0])
+        finally:
+            load.close()
+        modest = [o for o in load.outcomes if o.caller == "modest"]
+        flooder = [o for o in load.outcomes if o.caller == "flooder"]
+        report("modest", modest)
+        report("flooder", flooder)
+        self.assertEveryCallerAnsweredInTime(load.outcomes)
+        self.assertRefusalsExplainThemselves(load.outcomes)
+        self.assertLessEqual(caller_side_expiries(load.outcomes), MAX_ORPHANS)
+        # The criterion: every modest call succeeds (no RESOURCE_EXHAUSTED, no
+        # DEADLINE_EXCEEDED). Weighted fair queueing puts each of its calls at most one flooder
+        # call behind (one interval, 50 ms), far inside its 2 s deadline.
+        self.assertEqual(len(modest), round(2 * duration))
+        self.assertEqual(h.summarize(modest), {"OK": len(modest)})
+        # The flooder gets the rest of the budget and the refusals.
+        records = self.emulator.requests()
+        self.assertEqual(self.emulator.admin("GET", "stats")["rate_limited"], 0)
+        self.assertUtilisation(records, "/v1/identify", start + WARMUP, end, RATE)
+        flooder_counts = h.summarize(flooder)
+        self.assertGreater(flooder_counts.get("RESOURCE_EXHAUSTED", 0), 0.8 * len(flooder))
+        self.assertGreater(flooder_counts.get("OK", 0), (RATE - 2) * (duration - WARMUP) * 0.98)
+
+
+if __name__ == "__main__":
+    unittest.main()
