@@ -293,17 +293,14 @@ class Load:
 
         future.add_done_callback(done)
 
-    def _pace(self, stream, stop_at, deadlines):
-        interval = 1.0 / stream.rate
-        next_at = time.monotonic()
-        i = 0
-        while next_at < stop_at:
-            now = time.monotonic()
-            if next_at > now:
-                time.sleep(next_at - now)
+    def _pace(self, stream, began, duration, deadlines):
+        # Exactly round(rate * duration) calls, call i due at began + i / rate (late calls go at
+        # once, so a stalled sender catches up rather than sending fewer).
+        for i in range(round(stream.rate * duration)):
+            delay = began + i / stream.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
             self._issue(stream, i, deadlines[i % len(deadlines)])
-            i += 1
-            next_at += interval
 
     def run(self, streams, duration, deadlines, on_tick=None):
         """Runs every stream for `duration` seconds, then waits for the last answers.
@@ -314,13 +311,14 @@ class Load:
         Returns (wall-clock start, wall-clock end) of the sending period, in Unix seconds.
         """
         start_wall = time.time()
-        stop_at = time.monotonic() + duration
+        began = time.monotonic()
+        stop_at = began + duration
         deadline = max(deadlines)
-        threads = [threading.Thread(target=self._pace, args=(s, stop_at, deadlines), daemon=True)
+        threads = [threading.Thread(target=self._pace, args=(s, began, duration, deadlines),
+                                    daemon=True)
                    for s in streams]
         for t in threads:
             t.start()
-        began = time.monotonic()
         while time.monotonic() < stop_at:
             time.sleep(min(1.0, max(0.0, stop_at - time.monotonic())))
             if on_tick is not None:
