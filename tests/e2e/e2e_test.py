@@ -1,8 +1,9 @@
 """End-to-end: the real gateway and emulator binaries over loopback, called from Python.
 
-Python's grpcio is a second-language client of the contract: every RPC, the error details in
-grpc-status-details-bin, health, reflection-free operation, the CLI, the API key never
-appearing in the gateway's output, and a clean SIGTERM drain.
+Python's grpcio is a second-language client of the contract: every RPC (the streaming ones
+included), the error details in grpc-status-details-bin, health, /metrics, JSON logs, the CLI,
+the API key never appearing in the gateway's output, and a clean SIGTERM drain that ends open
+watches with UNAVAILABLE.
 """
 
 import json
@@ -74,8 +75,10 @@ class EndToEndTest(unittest.TestCase):
         cls.gateway = subprocess.Popen(
             [GATEWAY, f"--listen=127.0.0.1:{cls.port}", f"--upstream_url={cls.emulator_url}",
              "--metrics_listen=127.0.0.1:0", "--shutdown_grace=5s",
-             # The emulator's jobs finish in a few hundred ms: let bulk calls follow each other.
-             "--bulk_rate=600/1m"],
+             # The emulator's jobs finish in a few hundred ms: let bulk calls follow each other,
+             # and watch them at that pace.
+             "--bulk_rate=600/1m", "--import_rate=600/1m", "--job_read_rate=6000/1m",
+             "--watch_min_poll_interval=50ms", "--watch_max_poll_interval=200ms"],
             stdout=cls.gateway_log, stderr=subprocess.STDOUT, env=env)
         cls.channel = grpc.insecure_channel(f"127.0.0.1:{cls.port}")
         grpc.channel_ready_future(cls.channel).result(timeout=10)
@@ -100,6 +103,16 @@ class EndToEndTest(unittest.TestCase):
 
     def setUp(self):
         self.admin("POST", "reset")
+
+    def gateway_log_text(self):
+        self.gateway_log.flush()
+        with open(self.gateway_log.name) as log:
+            return log.read()
+
+    def metrics_port(self):
+        match = re.search(r"/metrics on port (\d+)", self.gateway_log_text())
+        self.assertIsNotNone(match, "the gateway did not say where /metrics is")
+        return int(match.group(1))
 
     def call(self, method, request):
         return getattr(self.stub, method)(request, timeout=TIMEOUT,
@@ -190,15 +203,93 @@ class EndToEndTest(unittest.TestCase):
                              timeout=30)
         self.assertEqual(out.returncode, 2)
 
+    def test_watch_job_streams_to_the_end(self):
+        job = self.call("BulkIdentifyUsers", gateway_pb2.BulkIdentifyUsersRequest(users=[
+            gateway_pb2.BulkUser(user_id=f"w{i}") for i in range(5)]))
+        updates = list(self.stub.WatchJob(gateway_pb2.WatchJobRequest(job_id=job.job_id),
+                                          timeout=10, metadata=[("x-caller", "e2e-python")]))
+        self.assertTrue(updates)
+        self.assertEqual(updates[-1].status, gateway_pb2.JOB_STATUS_COMPLETED)
+        self.assertEqual(updates[-1].completed_rows, 5)
+        rows = [u.completed_rows for u in updates]
+        self.assertEqual(rows, sorted(rows), "progress never goes back")
+
+    def test_import_data_streams_a_file(self):
+        lines = "".join(
+            json.dumps({"event_type": "track", "user_id": f"u{i}", "event_name": "imported"}) + "\n"
+            for i in range(2000))
+        data = lines.encode()
+
+        def messages():
+            yield gateway_pb2.ImportDataRequest(header=gateway_pb2.ImportHeader(
+                target=gateway_pb2.IMPORT_TARGET_HISTORICAL_IMPORT,
+                format=gateway_pb2.IMPORT_FORMAT_NDJSON, filename="events.ndjson"))
+            for start in range(0, len(data), 16 * 1024):
+                yield gateway_pb2.ImportDataRequest(chunk=data[start:start + 16 * 1024])
+
+        job = self.stub.ImportData(messages(), timeout=10, metadata=[("x-caller", "e2e-python")])
+        self.assertTrue(job.job_id)
+        self.assertEqual(job.file_size, len(data))
+        uploads = [r for r in self.admin("GET", "requests") if r["raw_path"] == "/v1/imports"]
+        self.assertEqual(len(uploads), 1)
+
+        def bad():
+            yield gateway_pb2.ImportDataRequest(header=gateway_pb2.ImportHeader(
+                target=gateway_pb2.IMPORT_TARGET_HISTORICAL_IMPORT,
+                format=gateway_pb2.IMPORT_FORMAT_NDJSON))
+            yield gateway_pb2.ImportDataRequest(chunk=b'{"event_type":"track"}\nnot json\n')
+
+        with self.assertRaises(grpc.RpcError) as refused:
+            self.stub.ImportData(bad(), timeout=10)
+        self.assertEqual(refused.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("line 1", refused.exception.details())
+
+    def test_metrics_endpoint(self):
+        self.call("IdentifyUser", gateway_pb2.IdentifyUserRequest(user_id="u-metrics"))
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port()}/metrics",
+                                    timeout=TIMEOUT) as response:
+            self.assertIn("text/plain", response.headers["Content-Type"])
+            text = response.read().decode()
+        handled = re.search(r'grpc_server_handled_total\{grpc_code="OK",grpc_method="IdentifyUser",'
+                            r'grpc_service="userpilot.gateway.v1.UserpilotGateway",'
+                            r'grpc_type="unary"\} (\d+)', text)
+        self.assertIsNotNone(handled, "IdentifyUser is not counted")
+        self.assertGreaterEqual(int(handled.group(1)), 1)
+        self.assertRegex(text, r'userpilot_gateway_build_info\{revision="[^"]+",version="0\.1\.0"\} 1')
+        self.assertRegex(text, r"process_resident_memory_bytes \d")
+        self.assertIn('userpilot_gateway_upstream_requests_total{endpoint="POST /v1/identify"', text)
+        self.assertNotIn("u-metrics", text)
+        self.assertNotIn(API_KEY, text)
+
     def test_zz_sigterm_drains_and_key_never_logged(self):
         # Runs last (alphabetical): stops the shared gateway.
         self.call("IdentifyUser", gateway_pb2.IdentifyUserRequest(user_id="u-final"))
+        # An open watch (WatchJobs never ends by itself) ends with UNAVAILABLE as the drain
+        # starts, saying why, so the watcher can move to another replica; it is not left to be
+        # cancelled when the grace period (5 s here) runs out.
+        watch = self.stub.WatchJobs(gateway_pb2.WatchJobsRequest(include_existing=True),
+                                    timeout=30)
+        started = time.time()
         self.gateway.send_signal(signal.SIGTERM)
+        with self.assertRaises(grpc.RpcError) as ended:
+            for _ in watch:
+                pass
+        self.assertEqual(ended.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("shutting down", ended.exception.details())
+        self.assertLess(time.time() - started, 4, "the watch lasted until the grace period's end")
         self.assertEqual(self.gateway.wait(timeout=15), 0)
-        self.gateway_log.seek(0)
-        log = self.gateway_log.read()
+        log = self.gateway_log_text()
         self.assertIn("[redacted]", log)
         self.assertNotIn(API_KEY, log)
+        lines = [json.loads(line) for line in log.splitlines() if line.strip()]
+        messages = [line["msg"] for line in lines]
+        for expected in ("starting", "draining", "stopped"):
+            self.assertIn(expected, messages)
+        calls = [line for line in lines if line["msg"] == "call"]
+        self.assertTrue(any(c["method"] == "IdentifyUser" and c["caller"] == "e2e-python"
+                            and c["grpc_code"] == "OK" for c in calls))
+        self.assertFalse(any("u-final" in json.dumps(line) for line in lines),
+                         "request content reached the log")
 
 
 class MakeRunTest(unittest.TestCase):
