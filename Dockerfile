@@ -1,7 +1,7 @@
 # userpilot-gateway container image.
 #
-# A first sketch, completed with the Kubernetes work: it has not been built on the development
-# machine (no Docker engine runs there).
+# Not built on the development machine (no Docker engine runs there); `make test` builds the
+# same way (scripts/install-deps.sh, then the Makefile's configure step).
 #
 #   docker build -t userpilot-gateway .
 #   docker run --rm -p 50051:50051 --stop-timeout 30 -e USERPILOT_API_KEY userpilot-gateway
@@ -16,8 +16,8 @@ WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN ./scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
- && cmake --build build -j2 --target userpilot-gateway
+# The same configuration path as `make test` (make deps + configure), building the binary only.
+RUN make gateway BUILD=build CMAKE_FLAGS=-DCMAKE_BUILD_TYPE=Release
 
 # ---- Runtime: the binary and the shared libraries it links, nothing else. ----
 FROM debian:12-slim

@@ -9,7 +9,7 @@ CMAKE_FLAGS ?=
 # Extra gateway flags for `make run`: make run ARGS='--listen=127.0.0.1:50051'
 ARGS ?=
 
-.PHONY: deps configure build run test test-asan test-tsan format clean
+.PHONY: deps configure build gateway run test test-asan test-tsan format clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -19,6 +19,11 @@ configure: deps
 
 build: configure
 	@cmake --build $(BUILD) -j$(JOBS)
+
+# The gateway binary alone, through the same install script and configuration as `make test`
+# (the container image's build stage uses this).
+gateway: configure
+	@cmake --build $(BUILD) -j$(JOBS) --target userpilot-gateway
 
 # `make run` builds only what it runs: the gateway, the emulator and the CLI.
 run: configure
