@@ -208,7 +208,17 @@ JobMetrics::JobMetrics(prometheus::Registry& registry)
       import_bytes(prometheus::BuildCounter()
                        .Name("userpilot_gateway_import_bytes_total")
                        .Help("Import file bytes received from callers and spooled.")
-                       .Register(registry)) {}
+                       .Register(registry)),
+      bound(prometheus::BuildGauge()
+                .Name("userpilot_gateway_job_bound")
+                .Help("Configured maximum of watchers (--max_watches), pollers "
+                      "(--max_watched_jobs) and imports (--max_concurrent_imports).")
+                .Register(registry)),
+      refused(prometheus::BuildCounter()
+                  .Name("userpilot_gateway_job_refused_total")
+                  .Help("WatchJob/WatchJobs (kind=watch) and ImportData (kind=import) calls "
+                        "refused with RESOURCE_EXHAUSTED at a bound.")
+                  .Register(registry)) {}
 
 void JobMetrics::Update(const JobSnapshot& s) {
   watchers.Add({}).Set(static_cast<double>(s.watchers));
@@ -218,6 +228,13 @@ void JobMetrics::Update(const JobSnapshot& s) {
   SetCounterTo(updates_fanned_out.Add({}), static_cast<double>(s.updates_fanned_out));
   imports_in_flight.Add({}).Set(static_cast<double>(s.imports_in_flight));
   if (s.import_bytes >= 0) SetCounterTo(import_bytes.Add({}), static_cast<double>(s.import_bytes));
+  SetCounterTo(refused.Add({{"kind", "watch"}}), static_cast<double>(s.watches_refused));
+  SetCounterTo(refused.Add({{"kind", "import"}}), static_cast<double>(s.imports_refused));
+  const std::pair<const char*, uint64_t> bounds[] = {
+      {"watchers", s.max_watchers}, {"pollers", s.max_pollers}, {"imports", s.max_imports}};
+  for (const auto& [name, value] : bounds) {
+    if (value > 0) bound.Add({{"bound", name}}).Set(static_cast<double>(value));
+  }
 }
 
 }  // namespace userpilot::gateway

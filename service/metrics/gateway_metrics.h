@@ -334,7 +334,13 @@ class RetryMetrics {
 //   userpilot_gateway_job_updates_fanned_out_total      counter  job changes fanned out to
 //                                                                watchers (once per change)
 //   userpilot_gateway_imports_in_flight                 gauge    ImportData calls in progress
-//   userpilot_gateway_import_bytes_total                counter  import file bytes received and spooled
+//   userpilot_gateway_import_bytes_total                counter  import file bytes received and
+//   spooled userpilot_gateway_job_bound{bound}                  gauge    configured maximum:
+//   watchers
+//                                                                (--max_watches), pollers
+//                                                                (--max_watched_jobs), imports
+//                                                                (--max_concurrent_imports)
+//   userpilot_gateway_job_refused_total{kind}           counter  refused at a bound: watch, import
 struct JobSnapshot {
   uint64_t watchers = 0;
   uint64_t pollers = 0;
@@ -343,6 +349,12 @@ struct JobSnapshot {
   uint64_t updates_fanned_out = 0;
   uint64_t imports_in_flight = 0;
   int64_t import_bytes = -1;  // < 0: not counted by the importer (series not exported)
+  uint64_t watches_refused = 0;
+  uint64_t imports_refused = 0;
+  // Configured maxima; 0: unknown (series not exported).
+  uint64_t max_watchers = 0;
+  uint64_t max_pollers = 0;
+  uint64_t max_imports = 0;
 };
 
 class JobMetrics {
@@ -357,6 +369,8 @@ class JobMetrics {
   prometheus::Family<prometheus::Counter>& updates_fanned_out;
   prometheus::Family<prometheus::Gauge>& imports_in_flight;
   prometheus::Family<prometheus::Counter>& import_bytes;
+  prometheus::Family<prometheus::Gauge>& bound;
+  prometheus::Family<prometheus::Counter>& refused;
 };
 
 // ---------------------------------------------------------------------------------------------

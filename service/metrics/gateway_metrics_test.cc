@@ -399,7 +399,15 @@ TEST(JobMetricsTest, UpdateCopiesTheSnapshot) {
   metrics.Update(s);
   // No importer wired (import_bytes < 0): no series rather than a false zero.
   EXPECT_EQ(FindMetric(registry.Collect(), "userpilot_gateway_import_bytes_total"), std::nullopt);
+  // Unknown bounds: no series either.
+  EXPECT_EQ(FindMetric(registry.Collect(), "userpilot_gateway_job_bound", {{"bound", "watchers"}}),
+            std::nullopt);
   s.import_bytes = 1 << 20;
+  s.watches_refused = 4;
+  s.imports_refused = 1;
+  s.max_watchers = 20000;
+  s.max_pollers = 1000;
+  s.max_imports = 8;
   metrics.Update(s);
   EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_watchers"), 5);
   EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_pollers"), 2);
@@ -408,6 +416,11 @@ TEST(JobMetricsTest, UpdateCopiesTheSnapshot) {
   EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_updates_fanned_out_total"), 12);
   EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_imports_in_flight"), 1);
   EXPECT_EQ(CounterValue(registry, "userpilot_gateway_import_bytes_total"), 1 << 20);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_refused_total", {{"kind", "watch"}}), 4);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_refused_total", {{"kind", "import"}}), 1);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_bound", {{"bound", "watchers"}}), 20000);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_bound", {{"bound", "pollers"}}), 1000);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_bound", {{"bound", "imports"}}), 8);
 }
 
 TEST(GatewayMetricsTest, AllFamiliesOnOneRegistryWithoutClashes) {
@@ -426,8 +439,9 @@ TEST(GatewayMetricsTest, AllFamiliesOnOneRegistryWithoutClashes) {
     EXPECT_TRUE(names.insert(family.name).second) << family.name;
     EXPECT_FALSE(family.help.empty()) << family.name;
   }
-  // gRPC 5, upstream 3 (no HTTP parts), budgets 10 (no tokens), retries 7, jobs 5 (no bytes).
-  EXPECT_EQ(names.size(), 5u + 3u + 10u + 7u + 5u);
+  // gRPC 5, upstream 3 (no HTTP parts), budgets 10 (no tokens), retries 7, jobs 6 (no bytes,
+  // no bounds).
+  EXPECT_EQ(names.size(), 5u + 3u + 10u + 7u + 6u);
 }
 
 }  // namespace

@@ -12,9 +12,11 @@ JobSnapshot ToJobSnapshot(const JobWatchStats& watches, const ImportStats* impor
   s.polls_failed = static_cast<uint64_t>(watches.poll_errors);
   s.polls_ok = static_cast<uint64_t>(watches.polls - watches.poll_errors);
   s.updates_fanned_out = static_cast<uint64_t>(watches.changes);
+  s.watches_refused = static_cast<uint64_t>(watches.refused);
   if (imports != nullptr) {
     s.imports_in_flight = imports->running;
     s.import_bytes = imports->bytes_received;
+    s.imports_refused = static_cast<uint64_t>(imports->refused);
   }
   return s;
 }
@@ -22,12 +24,17 @@ JobSnapshot ToJobSnapshot(const JobWatchStats& watches, const ImportStats* impor
 MetricsRegistry::CollectHook ExportJobs(MetricsRegistry& registry, JobMetrics& metrics,
                                         const JobWatchRegistry& watches, const Importer* importer) {
   return registry.AddCollectHook([&metrics, &watches, importer] {
+    JobSnapshot s;
     if (importer != nullptr) {
       const ImportStats imports = importer->Stats();
-      metrics.Update(ToJobSnapshot(watches.Stats(), &imports));
+      s = ToJobSnapshot(watches.Stats(), &imports);
+      s.max_imports = importer->options().max_concurrent_imports;
     } else {
-      metrics.Update(ToJobSnapshot(watches.Stats(), nullptr));
+      s = ToJobSnapshot(watches.Stats(), nullptr);
     }
+    s.max_watchers = watches.options().max_subscribers;
+    s.max_pollers = watches.options().max_watched_jobs;
+    metrics.Update(s);
   });
 }
 

@@ -14,9 +14,11 @@ TEST(ToJobSnapshotTest, MapsWatchesAndImports) {
   watches.polls = 50;
   watches.poll_errors = 5;
   watches.changes = 12;
+  watches.refused = 3;
   ImportStats imports;
   imports.running = 1;
   imports.bytes_received = 4096;
+  imports.refused = 2;
   JobSnapshot s = ToJobSnapshot(watches, &imports);
   EXPECT_EQ(s.watchers, 7u);
   EXPECT_EQ(s.pollers, 3u);  // Two job pollers and the list poller.
@@ -25,6 +27,8 @@ TEST(ToJobSnapshotTest, MapsWatchesAndImports) {
   EXPECT_EQ(s.updates_fanned_out, 12u);
   EXPECT_EQ(s.imports_in_flight, 1u);
   EXPECT_EQ(s.import_bytes, 4096);
+  EXPECT_EQ(s.watches_refused, 3u);
+  EXPECT_EQ(s.imports_refused, 2u);
   s = ToJobSnapshot(watches, nullptr);
   EXPECT_EQ(s.imports_in_flight, 0u);
   EXPECT_LT(s.import_bytes, 0);  // No importer: no series rather than a false zero.
