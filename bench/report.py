@@ -69,21 +69,30 @@ def footprint(doc):
 
 
 def overload(doc):
-    d = doc["data"]
-    lat, ok = d["caller_latency_ms"], d["caller_ok_latency_ms"]
-    return "\n".join([
-        "| measure | value |", "|---|---:|",
-        f"| budget (gateway `--identify_rate`, emulator limit) | {d['budget']} "
-        f"(+{d['margin']} spacing margin) |",
-        f"| offered (open loop, deadline {d['deadline']}) | {f(d['offered_per_s'], 0)} calls/s |",
-        f"| upstream accepted, steady rate | {f(d['upstream_steady_rate_per_s'], 1)} calls/s |",
-        f"| budget utilisation | {f(100 * d['budget_utilisation'] if d['budget_utilisation'] else None, 1)} % |",
-        f"| most upstream requests in any window | {d['max_accepted_in_any_window']} |",
-        f"| upstream 429s | {d['upstream_429']} |",
-        f"| caller status codes | {', '.join(f'{k} {v}' for k, v in d['caller_codes'].items())} |",
-        f"| caller latency, all calls: p50 / p99 / max | {f(lat['p50'], 1)} / {f(lat['p99'], 1)} / {f(lat['max'], 1)} ms |",
-        f"| caller latency, OK calls: p50 / p99 / max | {f(ok['p50'], 1)} / {f(ok['p99'], 1)} / {f(ok['max'], 1)} ms |",
-    ])
+    ops = [doc["data"]] if "budget" in doc["data"] else list(doc["data"].values())
+    head = "| measure | " + " | ".join(d.get("op", "identify") for d in ops) + " |"
+    rows = [head, "|---|" + "---:|" * len(ops)]
+
+    def row(name, fn):
+        rows.append(f"| {name} | " + " | ".join(fn(d) for d in ops) + " |")
+
+    row("budget (gateway and emulator)", lambda d: f"{d['budget']} (+{d['margin']} margin)")
+    row("offered (open loop)", lambda d: f"{f(d['offered_per_s'], 0)} calls/s, deadline {d['deadline']}")
+    row("upstream accepted, steady rate", lambda d: f"{f(d['upstream_steady_rate_per_s'], 1)} calls/s")
+    row("budget utilisation: of COUNT/WINDOW", lambda d: f"{f(100 * d['budget_utilisation'], 1)} %"
+        if d["budget_utilisation"] else "-")
+    row("... of COUNT/(WINDOW + margin)", lambda d: f"{f(100 * d['margin_adjusted_utilisation'], 1)} %"
+        if d.get("margin_adjusted_utilisation") else "-")
+    row("most upstream requests in any window", lambda d: str(d["max_accepted_in_any_window"]))
+    row("upstream 429s", lambda d: str(d["upstream_429"]))
+    row("caller status codes", lambda d: ", ".join(f"{k} {v}" for k, v in d["caller_codes"].items()))
+    row("caller OK calls/s", lambda d: f(d["caller_ok_per_s"], 1))
+    row("caller latency, all: p50 / p99 / max ms", lambda d: " / ".join(
+        f(d["caller_latency_ms"][k], 1) for k in ("p50", "p99", "max")))
+    row("caller latency, OK: p50 / p99 / max ms", lambda d: " / ".join(
+        f(d["caller_ok_latency_ms"][k], 1) for k in ("p50", "p99", "max")))
+    row("gateway peak RSS", lambda d: f"{f(d.get('gateway_rss_peak_mb'), 1)} MB")
+    return "\n".join(rows)
 
 
 def jobs(doc):
