@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -494,7 +495,143 @@ def scenario_overload(env, args, check):
     return data, "\n".join(texts)
 
 
+def http_json(method, url, body=None, key=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if key:
+        req.add_header("Authorization", f"Token {key}")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read().decode()
+        return json.loads(text) if text else None
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else None
+
+
+class PeakRss:
+    """Samples a process's resident memory every 5 ms on a thread until stop()."""
+
+    def __init__(self, pid):
+        import threading
+        self.pid, self.peak, self._stop = pid, rss_mb(pid), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(0.005):
+            try:
+                self.peak = max(self.peak, rss_mb(self.pid))
+            except OSError:
+                return
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def scenario_jobs(env, args, check):
+    if env.gateway_has_flag("max_watches"):
+        return scenario_jobs_binary(env, args, check)
+    return scenario_jobs_gtest(env, args, check)
+
+
+def scenario_jobs_binary(env, args, check):
+    """Issue 4's numbers on the real gateway binary (which serves WatchJob and ImportData)."""
+    jobs, watchers = (2, 20) if args.smoke else (args.jobs, args.subscribers)
+    import_mb = 1 if args.smoke else args.import_mb
+    settle, window = (0.2, 1.0) if args.smoke else (2.0, 5.0)
+    emulator, url = env.start_emulator("--rate_limits=false", "--request_log_capacity=0",
+                                       "--job_step=1h")
+    gateway, addr = env.start_gateway(
+        url, "--watch_min_poll_interval=1s", "--watch_max_poll_interval=1s",
+        f"--max_watches={watchers + 10}", f"--max_watched_jobs={jobs + 10}",
+        "--job_read_rate=1000000/1s", "--bulk_rate=1000000/1s", "--import_rate=1000000/1s")
+    # Userpilot runs one bulk job at a time: create each, let it end, then pin them all queued.
+    ids = []
+    for i in range(jobs):
+        job = http_json("POST", url + "/v1/users/bulk_identify", {"users": [{"user_id": f"u{i}"}]},
+                        key=EMULATOR_KEY)
+        ids.append(job["job_id"])
+        admin(url, "POST", f"/_emulator/jobs/{urllib.parse.quote(job['job_id'], safe='')}/status",
+              {"status": "completed"})
+    for job_id in ids:
+        admin(url, "POST", f"/_emulator/jobs/{urllib.parse.quote(job_id, safe='')}/status",
+              {"status": "queued"})
+    ids_file = os.path.join(env.workdir, "job_ids.txt")
+    with open(ids_file, "w") as f:
+        f.write("\n".join(ids) + "\n")
+    time.sleep(0.5)
+    rss_before = rss_mb(gateway.pid)
+    client = Proc("watch-client", [env.bin["bench"], f"--gateway={addr}", f"--watch_jobs={ids_file}",
+                                   f"--watchers={watchers}", "--channels=16",
+                                   "--watch_status=processing", "--watch_timeout=120s"],
+                  workdir=env.workdir)
+    env.procs.append(client)
+    started = int(client.wait_for(r"ready (\d+)", 150).group(1))
+    check.that(started == watchers, f"jobs: only {started} of {watchers} watches started")
+    time.sleep(settle)
+    rss_watching = rss_mb(gateway.pid)
+    admin(url, "DELETE", "/_emulator/stats")
+    t0 = time.monotonic()
+    time.sleep(window)
+    stats = admin(url, "GET", "/_emulator/stats")
+    reads = stats["by_endpoint"].get("get_job", 0) / ((time.monotonic() - t0) / 1.0)
+    changed = []
+    for job_id in ids:
+        admin(url, "POST", f"/_emulator/jobs/{urllib.parse.quote(job_id, safe='')}/status",
+              {"status": "processing"})
+        changed.append(time.monotonic_ns())
+    client.popen.wait(150)
+    result = json.loads(client.output().strip().splitlines()[-1])
+    arrivals = result["arrivals_ns"]
+    delays = [(a - changed[i % jobs]) / 1e6 for i, a in enumerate(arrivals) if a >= 0]
+    check.that(len(delays) == watchers, f"jobs: {watchers - len(delays)} watchers missed the change")
+    env.stop(client)
+
+    admin(url, "DELETE", "/_emulator/jobs")  # the pinned jobs would hold the bulk slot
+    time.sleep(settle)
+    rss_import_before = rss_mb(gateway.pid)
+    sampler = PeakRss(gateway.pid)
+    r = subprocess.run([env.bin["bench"], f"--gateway={addr}", f"--import_mb={import_mb}"],
+                       capture_output=True, text=True, timeout=600)
+    peak = sampler.stop()
+    check.that(r.returncode == 0, f"jobs: import failed: {r.stderr[-2000:]}")
+    imported = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {}
+    mb = imported.get("bytes", 0) / 1e6
+    data = {
+        "mode": "gateway binary",
+        "watch": {"subscribers": watchers, "jobs": jobs, "started": started,
+                  "upstream_reads_per_interval": reads,
+                  "rss_before_mb": rss_before, "rss_watching_mb": rss_watching,
+                  "rss_growth_mb": rss_watching - rss_before,
+                  "kb_per_watch": (rss_watching - rss_before) * 1024 / watchers,
+                  "change_delay_ms_p50": percentile(delays, 0.5),
+                  "change_delay_ms_p99": percentile(delays, 0.99),
+                  "change_delay_ms_max": max(delays) if delays else None},
+        "import": {"megabytes": mb, "seconds": imported.get("seconds"),
+                   "mb_per_s": mb / imported["seconds"] if imported.get("seconds") else None,
+                   "peak_rss_growth_mb": peak - rss_import_before},
+    }
+    w, i = data["watch"], data["import"]
+    text = table(["measure", "value"], [
+        ["watchers / jobs", f"{watchers} / {jobs}"],
+        ["upstream job reads per 1 s interval", fmt(reads, 1)],
+        ["gateway RSS before / with the watches MB", f"{fmt(rss_before, 1)} / {fmt(rss_watching, 1)}"],
+        ["KB per watch", fmt(w["kb_per_watch"], 1)],
+        ["change -> watcher ms p50 / p99 / max",
+         f"{fmt(w['change_delay_ms_p50'], 0)} / {fmt(w['change_delay_ms_p99'], 0)} / "
+         f"{fmt(w['change_delay_ms_max'], 0)}"],
+        [f"import {fmt(mb, 1)} MB: MB/s", fmt(i["mb_per_s"], 1)],
+        ["import: peak gateway RSS growth MB (target < 16)", fmt(i["peak_rss_growth_mb"], 1)],
+    ])
+    return data, text
+
+
+def scenario_jobs_gtest(env, args, check):
     env.need("jobs_bench")
     extra = {}
     if args.smoke:

@@ -27,6 +27,7 @@
 #include "absl/strings/str_split.h"
 #include "bench/loadgen/grpc_target.h"
 #include "bench/loadgen/http_target.h"
+#include "bench/loadgen/jobs_client.h"
 #include "bench/loadgen/proc_stats.h"
 #include "bench/loadgen/runner.h"
 
@@ -55,6 +56,16 @@ ABSL_FLAG(std::string, wait_serving, "",
           "Instead of a load run: poll this address's gRPC health check until SERVING and print "
           "the CLOCK_MONOTONIC time (ns) it was first seen");
 ABSL_FLAG(absl::Duration, wait_timeout, absl::Seconds(20), "Give-up time for --wait_serving");
+ABSL_FLAG(std::string, watch_jobs, "",
+          "Instead of a load run: a file of job ids (one a line) to watch with --watchers "
+          "WatchJob streams; prints 'ready N', then JSON with each watcher's CLOCK_MONOTONIC ns "
+          "of --watch_status (watcher i watches job i mod jobs)");
+ABSL_FLAG(int, watchers, 100, "--watch_jobs: streams to open");
+ABSL_FLAG(std::string, watch_status, "processing", "--watch_jobs: the status to time");
+ABSL_FLAG(absl::Duration, watch_timeout, absl::Seconds(90), "--watch_jobs: give-up time");
+ABSL_FLAG(int64_t, import_mb, 0,
+          "Instead of a load run: stream a users NDJSON file of about this many MB through "
+          "ImportData and print JSON with its size and duration");
 
 namespace userpilot::gateway::bench {
 namespace {
@@ -126,6 +137,36 @@ int Main() {
       return 1;
     }
     std::cout << *at << "\n";
+    return 0;
+  }
+
+  if (const std::string file = absl::GetFlag(FLAGS_watch_jobs); !file.empty()) {
+    std::ifstream in(file);
+    std::vector<std::string> ids;
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) ids.push_back(line);
+    }
+    absl::StatusOr<WatchResult> watched =
+        WatchMany(absl::GetFlag(FLAGS_gateway), ids, absl::GetFlag(FLAGS_watchers),
+                  absl::GetFlag(FLAGS_channels), absl::GetFlag(FLAGS_watch_status),
+                  absl::GetFlag(FLAGS_watch_timeout));
+    if (!watched.ok()) {
+      std::cerr << "upgw-bench: " << watched.status().message() << "\n";
+      return 1;
+    }
+    std::cout << "{\"started\":" << watched->started << ",\"arrivals_ns\":["
+              << absl::StrJoin(watched->arrivals, ",") << "]}" << std::endl;
+    return 0;
+  }
+  if (const int64_t megabytes = absl::GetFlag(FLAGS_import_mb); megabytes > 0) {
+    absl::StatusOr<ImportResult> imported =
+        ImportNdjson(absl::GetFlag(FLAGS_gateway), megabytes, absl::Minutes(5));
+    if (!imported.ok()) {
+      std::cerr << "upgw-bench: " << imported.status().message() << "\n";
+      return 1;
+    }
+    std::cout << absl::StrFormat("{\"bytes\":%d,\"seconds\":%.4f,\"job_id\":%s}\n", imported->bytes,
+                                 imported->seconds, Quote(imported->job_id));
     return 0;
   }
 
