@@ -546,10 +546,11 @@ def scenario_jobs_binary(env, args, check):
     settle, window = (0.2, 1.0) if args.smoke else (2.0, 5.0)
     emulator, url = env.start_emulator("--rate_limits=false", "--request_log_capacity=0",
                                        "--job_step=1h")
-    gateway, addr = env.start_gateway(
-        url, "--watch_min_poll_interval=1s", "--watch_max_poll_interval=1s",
-        f"--max_watches={watchers + 10}", f"--max_watched_jobs={jobs + 10}",
-        "--job_read_rate=1000000/1s", "--bulk_rate=1000000/1s", "--import_rate=1000000/1s")
+    gateway_flags = ["--watch_min_poll_interval=1s", "--watch_max_poll_interval=1s",
+                     f"--max_watches={watchers + 10}", f"--max_watched_jobs={jobs + 10}",
+                     "--job_read_rate=1000000/1s", "--bulk_rate=1000000/1s",
+                     "--import_rate=1000000/1s"]
+    gateway, addr = env.start_gateway(url, *gateway_flags)
     # Userpilot runs one bulk job at a time: create each, let it end, then pin them all queued.
     ids = []
     for i in range(jobs):
@@ -593,6 +594,9 @@ def scenario_jobs_binary(env, args, check):
     env.stop(client)
 
     admin(url, "DELETE", "/_emulator/jobs")  # the pinned jobs would hold the bulk slot
+    # A fresh gateway for the import: the watches' freed memory would hide its growth.
+    env.stop(gateway)
+    gateway, addr = env.start_gateway(url, *gateway_flags)
     time.sleep(settle)
     rss_import_before = rss_mb(gateway.pid)
     sampler = PeakRss(gateway.pid)
@@ -609,6 +613,7 @@ def scenario_jobs_binary(env, args, check):
                   "rss_before_mb": rss_before, "rss_watching_mb": rss_watching,
                   "rss_growth_mb": rss_watching - rss_before,
                   "kb_per_watch": (rss_watching - rss_before) * 1024 / watchers,
+                  "change_delay_ms_min": min(delays) if delays else None,
                   "change_delay_ms_p50": percentile(delays, 0.5),
                   "change_delay_ms_p99": percentile(delays, 0.99),
                   "change_delay_ms_max": max(delays) if delays else None},
@@ -622,8 +627,8 @@ def scenario_jobs_binary(env, args, check):
         ["upstream job reads per 1 s interval", fmt(reads, 1)],
         ["gateway RSS before / with the watches MB", f"{fmt(rss_before, 1)} / {fmt(rss_watching, 1)}"],
         ["KB per watch", fmt(w["kb_per_watch"], 1)],
-        ["change -> watcher ms p50 / p99 / max",
-         f"{fmt(w['change_delay_ms_p50'], 0)} / {fmt(w['change_delay_ms_p99'], 0)} / "
+        ["change -> watcher ms min / p50 / p99 / max",
+         f"{fmt(w['change_delay_ms_min'], 0)} / {fmt(w['change_delay_ms_p50'], 0)} / {fmt(w['change_delay_ms_p99'], 0)} / "
          f"{fmt(w['change_delay_ms_max'], 0)}"],
         [f"import {fmt(mb, 1)} MB: MB/s", fmt(i["mb_per_s"], 1)],
         ["import: peak gateway RSS growth MB (target < 16)", fmt(i["peak_rss_growth_mb"], 1)],
