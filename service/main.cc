@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "service/app/gateway.h"
 #include "service/config/config.h"
 #include "service/config/flags.h"
@@ -37,6 +38,10 @@ int WaitForSignal(const sigset_t& signals) {
 int main(int argc, char** argv) {
   using namespace userpilot::gateway;  // NOLINT(build/namespaces): main only wires.
   const sigset_t stop_signals = BlockStopSignals();
+  // gRPC locks absl::Mutex on every call; Debian's Abseil keeps its lock-order graph for
+  // deadlock detection on, which cost ~1% of the gateway's CPU in the profile (BENCHMARKS.md).
+  // The gateway's own code uses std::mutex; the sanitizer builds still check it all.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const std::vector<std::string> args = ParseFlagsWithEnv(argc, argv, kVersion);
   if (!args.empty()) {
     std::cerr << "userpilot-gateway takes no positional arguments (got '" << args.front()
