@@ -349,7 +349,7 @@ TEST(BudgetsTest, TimerSlackIsHalfASmallMarginAndNoneWithoutOne) {
   FakeScheduler scheduler;
   for (const auto& [margin, slack] : std::vector<std::pair<absl::Duration, absl::Duration>>{
            {absl::Milliseconds(4), absl::Milliseconds(2)},
-           {absl::Milliseconds(20), kMaxTimerTolerance},
+           {absl::Milliseconds(40), kMaxTimerTolerance},
            {absl::ZeroDuration(), absl::ZeroDuration()}}) {
     RateLimitOptions options;
     options.spacing_margin = margin;

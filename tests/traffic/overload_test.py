@@ -1,8 +1,9 @@
 """Issue 3's "Done when" on real processes: 5x overload, and one caller flooding beside another.
 
-One userpilot-emulator (sliding-window limits scaled down to 200 requests per 10 s for identify
+One userpilot-emulator (sliding-window limits scaled down to 400 requests per 20 s for identify
 and for track, i.e. 20/s each) and one userpilot-gateway whose budgets match them
-(--identify_rate=200/10s, --track_rate=200/10s) with a small spacing margin. Load comes from
+(--identify_rate=400/20s, --track_rate=400/20s) with a small spacing margin. (A long window
+costs no test time: the budgets have no burst, so the steady state starts at once.) Load comes from
 Python grpcio futures, open loop (nobody waits for an answer before sending the next call), with
 per-call deadlines.
 
@@ -20,12 +21,13 @@ import grpc
 sys.path.insert(0, os.path.dirname(__file__))
 import traffic_harness as h  # noqa: E402
 
-LIMIT = 200          # per WINDOW, identify and track each, in the emulator and the gateway
-WINDOW = 10.0        # seconds
+LIMIT = 400          # per WINDOW, identify and track each, in the emulator and the gateway
+WINDOW = 20.0        # seconds
 RATE = LIMIT / WINDOW  # 20 requests/s: the budget
-# The gateway keeps this much slack per window against jitter between its clock and the
-# emulator's receive times; it costs MARGIN / WINDOW (0.2%) of the budget.
-MARGIN = "20ms"
+# The gateway keeps this much slack per window; it costs MARGIN / WINDOW (0.2%) of the budget.
+# A quarter of it (10 ms) is timer slack, so late wake-ups of a loaded host do not waste budget;
+# the rest absorbs jitter between the gateway's sends and the emulator's receive times.
+MARGIN = "40ms"
 DEADLINES = [1.0, 2.0, 3.0]  # seconds, cycled over the calls of a stream
 # How late after its deadline a caller may see its answer: gRPC's own deadline timer plus
 # Python's callback thread on a loaded 2-core machine.
@@ -72,8 +74,11 @@ class TrafficTestCase(unittest.TestCase):
         in_span = [t for t in times if t0 <= t <= t1]
         allowance = rate * share * (t1 - t0)
         utilisation = len(in_span) / allowance
+        gaps = sorted((b - a for a, b in zip(in_span, in_span[1:])), reverse=True)
         print(f"{path}: {len(in_span)} accepted in a steady span of {t1 - t0:.2f} s, "
-              f"allowance {allowance:.1f}: utilisation {100 * utilisation:.2f}%")
+              f"allowance {allowance:.1f}: utilisation {100 * utilisation:.2f}%; largest gaps "
+              f"(ms) {[round(1000 * g, 1) for g in gaps[:5]]}, smallest "
+              f"{[round(1000 * g, 1) for g in gaps[-3:]]}")
         self.assertGreaterEqual(len(in_span), at_least * allowance - 1)
         self.assertLessEqual(len(in_span), allowance + 1)
         return utilisation
@@ -107,8 +112,10 @@ class OverloadTest(TrafficTestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.gateway.stop()
+        status = cls.gateway.stop()
         cls.emulator.stop()
+        # A clean drain after all that load (under ASan: and no leak at exit).
+        assert status == 0, f"the gateway exited with {status}:\n{cls.gateway.log()[-4000:]}"
 
     def setUp(self):
         self.emulator.admin("POST", "reset")  # Empty record, counters and rate windows.
@@ -159,7 +166,10 @@ class OverloadTest(TrafficTestCase):
         samples = [rss[k] for k in sorted(rss)]
         middle, last = samples[len(samples) // 2], samples[-1]
         print(f"gateway RSS (KiB) per second: {samples}")
-        self.assertLess(last - middle, 16 * 1024, samples)
+        if self.gateway.sanitized():
+            print("AddressSanitizer build: RSS grows with its quarantine; leaks are checked at exit")
+        else:
+            self.assertLess(last - middle, 16 * 1024, samples)
 
     def test_a_flooding_caller_does_not_push_a_modest_one_into_rejection(self):
         # The flooder sends 10x the whole identify budget; the modest caller 2 calls/s, a fifth

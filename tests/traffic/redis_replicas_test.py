@@ -2,7 +2,7 @@
 a real Debian redis-server stay within ONE budget under 5x overload, and use it fully; and what
 a replica does when Redis is unreachable (fall back to 1/N of the budget, or refuse).
 
-The emulator enforces 200 identify and 200 track requests per 10 s (20/s each); each replica is
+The emulator enforces 400 identify and 400 track requests per 20 s (20/s each); each replica is
 configured with that same budget and --ratelimit_replicas=2, so without Redis they would send
 twice the limit. Load is split evenly over both replicas.
 """
@@ -39,11 +39,11 @@ class TwoReplicasShareRedisTest(TrafficTestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for gateway in cls.gateways:
-            gateway.stop()
+        statuses = [gateway.stop() for gateway in cls.gateways]
         if cls.emulator is not None:
             cls.emulator.stop()
         cls.redis.stop()
+        assert all(s == 0 for s in statuses), f"gateway exit statuses {statuses}"
 
     def test_two_replicas_under_five_times_overload_stay_within_one_budget(self):
         duration = 15.0

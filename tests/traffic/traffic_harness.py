@@ -39,14 +39,18 @@ START_TIMEOUT = 20  # seconds for a process to start serving
 
 
 def _stop(process, timeout=10):
-    if process is None or process.poll() is not None:
-        return
+    """SIGTERM, then SIGKILL after `timeout` s; returns the exit status (None if not started)."""
+    if process is None:
+        return None
+    if process.poll() is not None:
+        return process.returncode
     process.terminate()
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    return process.returncode
 
 
 class Emulator:
@@ -145,16 +149,25 @@ class Gateway:
                     return int(line.split()[1])
         raise RuntimeError("no VmRSS")
 
+    def sanitized(self):
+        """True when the binary runs under AddressSanitizer, whose quarantine keeps freed memory
+        resident (up to 256 MB): RSS then says nothing about leaks; LeakSanitizer at exit does."""
+        with open(f"/proc/{self.process.pid}/maps") as maps:
+            return "libasan" in maps.read()
+
     def log(self):
         return "".join(self.lines)
 
     def stop(self):
-        _stop(self.process)
+        """Drains and stops the gateway; returns its exit status (0: a clean drain, and under
+        ASan no leak reported)."""
+        status = _stop(self.process, timeout=20)
         self._drain.join(timeout=5)
         if self.log_path:
             with open(self.log_path, "w") as out:
                 out.write(self.log())
         self.process.stderr.close()
+        return status
 
 
 def free_port():
