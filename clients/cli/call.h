@@ -21,6 +21,12 @@
 
 namespace userpilot::gateway::cli {
 
+// userpilotctl is the C++ client library's first user.
+using client::CallOptions;
+using client::Client;
+using client::ClientOptions;
+using client::Result;
+
 // The library's options for userpilotctl: `caller` as x-caller, the library's retry defaults.
 ClientOptions CliClientOptions(const std::string& caller);
 

@@ -18,6 +18,9 @@
 #include "userpilot/gateway/v1/gateway.pb.h"
 
 namespace userpilot::gateway::cli {
+
+using client::ErrorDetails;
+using client::StatusCodeName;
 namespace {
 
 namespace pb = google::protobuf;

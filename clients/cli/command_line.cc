@@ -16,7 +16,7 @@ ABSL_FLAG(absl::Duration, deadline, absl::Seconds(30),
 ABSL_FLAG(std::string, caller, "userpilotctl",
           "Who is calling: sent as the x-caller metadata (the gateway's fairness key).");
 ABSL_FLAG(bool, pretty, true, "Indent the JSON output; --nopretty prints one line.");
-ABSL_FLAG(int, max_attempts, userpilot::gateway::RetryOptions().max_attempts,
+ABSL_FLAG(int, max_attempts, userpilot::gateway::client::RetryOptions().max_attempts,
           "Unary calls: attempts in all. UNAVAILABLE and RESOURCE_EXHAUSTED are tried again by "
           "the C++ client library's rules (after the gateway's RetryInfo delay; TrackEvent and "
           "bulk identify only when Userpilot surely never saw them), all within --deadline. 1 "

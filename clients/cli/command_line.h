@@ -33,10 +33,10 @@ struct Invocation {
   std::string method;                      // kCall: the method name as typed.
   std::optional<std::string> request_arg;  // kCall: JSON, "-" or "@file"; absent means {}.
 
-  std::string target;       // --target: the gateway's address (gRPC target syntax).
-  absl::Duration deadline;  // --deadline; InfiniteDuration() means none.
-  std::string caller;       // --caller: sent as the `x-caller` metadata.
-  bool pretty = true;       // --pretty: indented JSON output.
+  std::string target;           // --target: the gateway's address (gRPC target syntax).
+  absl::Duration deadline;      // --deadline; InfiniteDuration() means none.
+  std::string caller;           // --caller: sent as the `x-caller` metadata.
+  bool pretty = true;           // --pretty: indented JSON output.
   bool deadline_given = false;  // --deadline was on the command line (not its default).
   bool watch = false;           // --watch: follow the returned job until it ends.
   int max_attempts = 4;         // --max_attempts: of a unary call, retries included.

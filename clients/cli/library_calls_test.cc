@@ -22,16 +22,16 @@
 namespace userpilot::gateway::cli {
 namespace {
 
+using client::testing::MakeJob;
 using ::testing::ElementsAre;
-using testing::MakeJob;
 
 class LibraryCallsTest : public ::testing::Test {
  protected:
   std::shared_ptr<grpc::Channel> Channel() {
     return grpc::CreateChannel(server_.target(), grpc::InsecureChannelCredentials());
   }
-  testing::ScriptedGatewayServer server_;
-  testing::ScriptedGateway& gateway_ = server_.gateway();
+  client::testing::ScriptedGatewayServer server_;
+  client::testing::ScriptedGateway& gateway_ = server_.gateway();
 };
 
 TEST_F(LibraryCallsTest, UnaryCallsAreRetriedByTheLibrary) {
@@ -43,7 +43,7 @@ TEST_F(LibraryCallsTest, UnaryCallsAreRetriedByTheLibrary) {
       CallUnary(Channel(), *method, *request, *response, absl::Seconds(20), "ctl-test");
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(static_cast<const v1::Job&>(*response).job_id(), "bulk:jobs:7");
-  std::vector<testing::ScriptedGateway::Seen> seen = gateway_.seen();
+  std::vector<client::testing::ScriptedGateway::Seen> seen = gateway_.seen();
   ASSERT_EQ(seen.size(), 2u);
   for (const auto& s : seen) EXPECT_EQ(s.caller, "ctl-test");
 }
@@ -64,7 +64,7 @@ TEST(MaxAttemptsFlagTest, DefaultsToTheLibrarysAndMustBePositive) {
     absl::FlagSaver saver;
     auto inv = ParseCommandLine({"ListJobs"}, std::nullopt);
     ASSERT_TRUE(inv.ok()) << inv.status();
-    EXPECT_EQ(inv->max_attempts, RetryOptions().max_attempts);
+    EXPECT_EQ(inv->max_attempts, client::RetryOptions().max_attempts);
   }
   {
     absl::FlagSaver saver;

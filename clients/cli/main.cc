@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   // One channel for the whole run, with the client library's channel arguments (user agent).
   std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
       inv->target, grpc::InsecureChannelCredentials(),
-      userpilot::gateway::Client::ChannelArgumentsFor(cli::CliClientOptions(inv->caller)));
+      userpilot::gateway::client::Client::ChannelArgumentsFor(cli::CliClientOptions(inv->caller)));
   // Watches last until the job ends unless --deadline says otherwise.
   const absl::Time watch_deadline = Deadline(*inv, absl::InfiniteDuration());
 

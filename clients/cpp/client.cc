@@ -12,7 +12,7 @@
 #include "grpcpp/support/slice.h"
 #include "grpcpp/support/stub_options.h"
 
-namespace userpilot::gateway {
+namespace userpilot::gateway::client {
 namespace {
 
 using std::chrono::milliseconds;
@@ -47,7 +47,8 @@ grpc::Status Parse(const grpc::ByteBuffer& buffer, google::protobuf::Message* me
   grpc::Status dumped = buffer.Dump(&slices);
   if (!dumped.ok()) return dumped;
   std::string bytes;
-  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   if (!message->ParseFromString(bytes)) {
     return grpc::Status(grpc::StatusCode::INTERNAL,
                         "the answer is not a valid " + message->GetTypeName());
@@ -68,7 +69,8 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
     : channel_(std::move(channel)),
       options_(std::move(options)),
       stub_(v1::UserpilotGateway::NewStub(channel_)),
-      service_(v1::IdentifyUserRequest::descriptor()->file()->FindServiceByName("UserpilotGateway")),
+      service_(
+          v1::IdentifyUserRequest::descriptor()->file()->FindServiceByName("UserpilotGateway")),
       rng_(std::make_unique<Rng>()) {
   rng_->engine.seed(std::random_device()());
   if (!options_.sleep) {
@@ -145,8 +147,8 @@ std::optional<nanoseconds> Client::RetryDelay(const grpc::Status& status, bool i
   return std::chrono::duration_cast<nanoseconds>(backoff * (0.5 + 0.5 * jitter));
 }
 
-bool Client::WaitToRetry(const grpc::Status& status, bool idempotent, int attempt,
-                         int max_attempts, nanoseconds& backoff, Clock::time_point deadline) {
+bool Client::WaitToRetry(const grpc::Status& status, bool idempotent, int attempt, int max_attempts,
+                         nanoseconds& backoff, Clock::time_point deadline) {
   if (attempt >= max_attempts) return false;
   std::optional<nanoseconds> delay =
       RetryDelay(status, idempotent, backoff, Jitter(), options_.retry);
@@ -398,4 +400,4 @@ Result<v1::Job> Client::ImportData(const v1::ImportHeader& header, std::istream&
   return Result<v1::Job>(std::move(job), 1);
 }
 
-}  // namespace userpilot::gateway
+}  // namespace userpilot::gateway::client

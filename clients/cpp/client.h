@@ -1,4 +1,4 @@
-// userpilot::gateway::Client: the C++ client of userpilot-gateway.
+// userpilot::gateway::client::Client: the C++ client of userpilot-gateway.
 //
 // A small synchronous layer over the generated stub of userpilot.gateway.v1.UserpilotGateway
 // that does what every caller would otherwise repeat:
@@ -14,9 +14,9 @@
 // - WatchJob that reconnects after UNAVAILABLE (a replica draining, a connection aged out) and
 //   does not repeat a state it already delivered.
 //
-//   userpilot::gateway::ClientOptions options;
+//   userpilot::gateway::client::ClientOptions options;
 //   options.caller = "billing";
-//   auto client = userpilot::gateway::Client::Connect("userpilot-gateway:50051", options);
+//   auto client = userpilot::gateway::client::Client::Connect("userpilot-gateway:50051", options);
 //   userpilot::gateway::v1::IdentifyUserRequest request;
 //   request.set_user_id("u-1");
 //   auto result = client.IdentifyUser(request);
@@ -46,7 +46,7 @@
 #include "grpcpp/support/status.h"
 #include "userpilot/gateway/v1/gateway.grpc.pb.h"
 
-namespace userpilot::gateway {
+namespace userpilot::gateway::client {
 
 // When and how often a failed call is tried again.
 struct RetryOptions {
@@ -226,8 +226,8 @@ class Client {
                          const CallOptions& options);
   template <typename Request>
   grpc::Status Watch(const char* method, const Request& request,
-                     const std::function<bool(const v1::Job&)>& on_job,
-                     const CallOptions& options, std::optional<v1::Job>* last, int* attempts);
+                     const std::function<bool(const v1::Job&)>& on_job, const CallOptions& options,
+                     std::optional<v1::Job>* last, int* attempts);
 
   std::shared_ptr<grpc::Channel> channel_;
   ClientOptions options_;
@@ -240,6 +240,6 @@ class Client {
   std::unique_ptr<Rng> rng_;  // a pointer, so that Client stays movable
 };
 
-}  // namespace userpilot::gateway
+}  // namespace userpilot::gateway::client
 
 #endif  // USERPILOT_GATEWAY_CLIENTS_CPP_CLIENT_H_

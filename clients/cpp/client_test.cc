@@ -1,5 +1,5 @@
-// Unit tests of userpilot::gateway::Client against a scripted in-process gRPC server: deadlines,
-// x-caller, the retry rules (RetryInfo, idempotency, bounds), error details, WatchJob's
+// Unit tests of userpilot::gateway::client::Client against a scripted in-process gRPC server:
+// deadlines, x-caller, the retry rules (RetryInfo, idempotency, bounds), error details, WatchJob's
 // reconnection and ImportData's chunking. tests/clients/ runs the client against the real
 // gateway and the Userpilot emulator.
 #include "clients/cpp/client.h"
@@ -11,7 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace userpilot::gateway {
+namespace userpilot::gateway::client {
 namespace {
 
 using std::chrono::milliseconds;
@@ -409,4 +409,4 @@ TEST(RetryDelayTest, Rules) {
 }
 
 }  // namespace
-}  // namespace userpilot::gateway
+}  // namespace userpilot::gateway::client

@@ -5,7 +5,7 @@
 #include "absl/status/status.h"
 #include "google/rpc/status.pb.h"
 
-namespace userpilot::gateway {
+namespace userpilot::gateway::client {
 
 ErrorDetails::ErrorDetails(const grpc::Status& status) {
   if (status.ok() || status.error_details().empty()) return;
@@ -82,4 +82,4 @@ std::string ErrorDetails::Describe(const grpc::Status& status) {
   return out.str();
 }
 
-}  // namespace userpilot::gateway
+}  // namespace userpilot::gateway::client

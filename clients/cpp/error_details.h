@@ -3,7 +3,7 @@
 // The gateway sends a google.rpc.Status in the `grpc-status-details-bin` trailer, which gRPC C++
 // exposes as grpc::Status::error_details(). ErrorDetails decodes it once:
 //
-//   userpilot::gateway::ErrorDetails details(status);
+//   userpilot::gateway::client::ErrorDetails details(status);
 //   if (const google::rpc::BadRequest* bad = details.bad_request()) { ... field_violations ... }
 //   if (auto delay = details.retry_delay()) { ... wait *delay ... }
 //   details.reason();                                // ErrorInfo reason, e.g. "JOB_IN_PROGRESS"
@@ -22,7 +22,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "grpcpp/support/status.h"
 
-namespace userpilot::gateway {
+namespace userpilot::gateway::client {
 
 // The domain of every ErrorInfo the gateway sends.
 inline constexpr char kErrorDomain[] = "userpilot-gateway";
@@ -81,6 +81,6 @@ class ErrorDetails {
 // The name of a gRPC code: "OK", "INVALID_ARGUMENT", ...
 std::string StatusCodeName(grpc::StatusCode code);
 
-}  // namespace userpilot::gateway
+}  // namespace userpilot::gateway::client
 
 #endif  // USERPILOT_GATEWAY_CLIENTS_CPP_ERROR_DETAILS_H_

@@ -1,5 +1,5 @@
-// userpilot::gateway::Client against the real gateway in front of the Userpilot emulator, both
-// started by run_with_gateway.py, which passes USERPILOT_GATEWAY_TARGET and UPGW_EMULATOR_URL.
+// userpilot::gateway::client::Client against the real gateway in front of the Userpilot emulator,
+// both started by run_with_gateway.py, which passes USERPILOT_GATEWAY_TARGET and UPGW_EMULATOR_URL.
 // Every unary RPC, the error details the gateway really sends, a retry after a real RetryInfo,
 // TrackEvent not repeated after a 503, and WatchJob when the gateway implements it.
 #include <cstdlib>
@@ -11,7 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace userpilot::gateway {
+namespace userpilot::gateway::client {
 namespace {
 
 using ::testing::UnorderedElementsAre;
@@ -46,7 +46,9 @@ std::string Admin(const std::string& method, const std::string& path,
 
 int Count(const std::string& haystack, const std::string& needle) {
   int n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + 1))
+    ++n;
   return n;
 }
 
@@ -118,9 +120,9 @@ TEST_F(ClientIntegrationTest, EveryUnaryRpc) {
   Admin("PUT", "limits", R"({"delete_interval_ms": 2000})");
 
   std::string requests = Admin("GET", "requests");
-  for (const char* path : {"/v1/identify", "/v1/companies/identify", "/v1/track",
-                           "/v1/users/bulk_identify", "/v1/companies/bulk_identify",
-                           "/v1/users", "/v1/companies"}) {
+  for (const char* path :
+       {"/v1/identify", "/v1/companies/identify", "/v1/track", "/v1/users/bulk_identify",
+        "/v1/companies/bulk_identify", "/v1/users", "/v1/companies"}) {
     EXPECT_GE(Count(requests, std::string("\"raw_path\":\"") + path + "\""), 1) << path;
   }
 }
@@ -152,8 +154,9 @@ TEST_F(ClientIntegrationTest, NotFoundCarriesErrorInfo) {
 }
 
 TEST_F(ClientIntegrationTest, RateLimitedCallSucceedsAfterTheRetryInfoDelay) {
-  Admin("POST", "faults/script",
-        R"({"action":"status","status":429,"retry_after":1,"path_prefix":"/v1/identify","count":1})");
+  Admin(
+      "POST", "faults/script",
+      R"({"action":"status","status":429,"retry_after":1,"path_prefix":"/v1/identify","count":1})");
   v1::IdentifyUserRequest identify;
   identify.set_user_id("u-limited");
   auto start = std::chrono::steady_clock::now();
@@ -186,10 +189,13 @@ TEST_F(ClientIntegrationTest, WatchJobFollowsABulkJobToItsEnd) {
   std::vector<v1::JobStatus> seen;
   CallOptions options;
   options.timeout = std::chrono::seconds(20);
-  auto last = client_.WatchJob(job->job_id(), [&](const v1::Job& state) {
-    seen.push_back(state.status());
-    return true;
-  }, options);
+  auto last = client_.WatchJob(
+      job->job_id(),
+      [&](const v1::Job& state) {
+        seen.push_back(state.status());
+        return true;
+      },
+      options);
   if (last.status().error_code() == grpc::StatusCode::UNIMPLEMENTED) {
     GTEST_SKIP() << "this gateway does not implement WatchJob yet";
   }
@@ -200,4 +206,4 @@ TEST_F(ClientIntegrationTest, WatchJobFollowsABulkJobToItsEnd) {
 }
 
 }  // namespace
-}  // namespace userpilot::gateway
+}  // namespace userpilot::gateway::client

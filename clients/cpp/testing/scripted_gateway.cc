@@ -8,7 +8,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 
-namespace userpilot::gateway::testing {
+namespace userpilot::gateway::client::testing {
 
 grpc::Status WithDetails(grpc::StatusCode code, const std::string& message,
                          std::vector<google::protobuf::Message*> details) {
@@ -180,4 +180,4 @@ ScriptedGatewayServer::~ScriptedGatewayServer() {
   server_->Shutdown(std::chrono::system_clock::now());
 }
 
-}  // namespace userpilot::gateway::testing
+}  // namespace userpilot::gateway::client::testing

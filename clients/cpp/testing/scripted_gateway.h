@@ -23,7 +23,7 @@
 #include "grpcpp/support/status.h"
 #include "userpilot/gateway/v1/gateway.grpc.pb.h"
 
-namespace userpilot::gateway::testing {
+namespace userpilot::gateway::client::testing {
 
 namespace v1 = ::userpilot::gateway::v1;
 
@@ -109,6 +109,6 @@ class ScriptedGatewayServer {
   std::string target_;
 };
 
-}  // namespace userpilot::gateway::testing
+}  // namespace userpilot::gateway::client::testing
 
 #endif  // USERPILOT_GATEWAY_CLIENTS_CPP_TESTING_SCRIPTED_GATEWAY_H_
