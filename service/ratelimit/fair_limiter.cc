@@ -20,6 +20,11 @@ namespace {
 // When a source refuses without naming a future time (another replica took the permit just
 // now), ask again this much later rather than spinning.
 constexpr absl::Duration kMinRetryDelay = absl::Milliseconds(1);
+// The observed spacing between grants (for estimates) is an exponential average with this
+// weight on each new gap, and a gap counts as at most this many intervals (a pause the limiter
+// did not see, such as another replica's 429 through Redis, must not dominate it).
+constexpr double kObservedGapWeight = 0.25;
+constexpr int64_t kMaxObservedIntervals = 8;
 
 using Done = FairLimiter::Done;
 
@@ -160,6 +165,11 @@ class FairLimiter::Core : public std::enable_shared_from_this<FairLimiter::Core>
   absl::Duration IntervalLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return base_interval_ / scale_;
   }
+  // The spacing the estimate assumes: the adaptive interval, or the spacing this limiter's
+  // grants actually had while calls waited if that is longer (a shared budget's other users).
+  absl::Duration EstimateIntervalLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return std::max(IntervalLocked(), observed_interval_);
+  }
   // The estimated wait of a call `caller` would add now (see the header).
   absl::Duration EstimateWaitLocked(absl::string_view caller, const CallerPolicy& policy,
                                     absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -215,6 +225,10 @@ class FairLimiter::Core : public std::enable_shared_from_this<FairLimiter::Core>
   // What is known of the budget's next free permit (for estimates).
   absl::Time last_grant_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time source_retry_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // Average gap between consecutive grants made while calls kept waiting (0: none seen yet),
+  // and whether calls were still waiting after the last grant.
+  absl::Duration observed_interval_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
+  bool backlogged_at_last_grant_ ABSL_GUARDED_BY(mu_) = false;
 
   // 429 handling and adaptation.
   absl::Time paused_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
@@ -330,7 +344,7 @@ void FairLimiter::Core::Acquire(absl::string_view caller, absl::Time deadline, D
 absl::Duration FairLimiter::Core::EstimateWaitLocked(absl::string_view caller,
                                                      const CallerPolicy& policy,
                                                      absl::Time now) const {
-  const absl::Duration interval = IntervalLocked();
+  const absl::Duration interval = EstimateIntervalLocked();
   absl::Time next_free = std::max({now, paused_until_, source_retry_at_});
   if (last_grant_ != absl::InfinitePast()) next_free = std::max(next_free, last_grant_ + interval);
   if (scale_ < 1.0) next_free = std::max(next_free, ceiling_.NextAllowed());
@@ -505,6 +519,15 @@ void FairLimiter::Core::OnTake(absl::StatusOr<TakeResult> result) {
       }
       if (queued_ > 0) SchedulePumpLocked(now);
     } else if (result->granted) {
+      if (backlogged_at_last_grant_ && paused_until_ <= last_grant_) {
+        // A gap of pure service: calls waited all along and no pause of ours intervened.
+        const absl::Duration gap =
+            std::min(now - last_grant_, IntervalLocked() * kMaxObservedIntervals);
+        observed_interval_ =
+            observed_interval_ == absl::ZeroDuration()
+                ? gap
+                : observed_interval_ * (1 - kObservedGapWeight) + gap * kObservedGapWeight;
+      }
       last_grant_ = now;
       ceiling_.ForceTake(now);
       std::optional<Location> next = SelectLocked(now, answers);
@@ -523,6 +546,7 @@ void FairLimiter::Core::OnTake(absl::StatusOr<TakeResult> result) {
       } else {
         ++stats_.wasted_permits;
       }
+      backlogged_at_last_grant_ = queued_ > 0;
       if (queued_ > 0) SchedulePumpLocked(now);
     } else {
       source_retry_at_ = result->retry_at;

@@ -35,8 +35,12 @@
 // (pause, last refusal's retry time, last grant + interval) plus `ahead` * interval, where
 // `ahead` counts the waiting calls whose fair-queueing tags are not after the new call's tag -
 // its own caller's waiting calls and, from each other caller, those that interleave before it.
-// `interval` is the current (adaptive) spacing. It ignores later arrivals that fairness will
-// put ahead and, with Redis, other replicas' use of the budget: an estimate, not a promise.
+// `interval` is the current (adaptive) spacing, or, when longer, the spacing this limiter's
+// grants actually had while calls kept waiting (an exponential average of recent gaps, each
+// counted as at most 8 intervals): with a Redis-shared budget, other replicas take part of the
+// permits, and a replica that assumed the whole rate would queue calls that then expire at
+// their deadline instead of refusing them at once. It ignores later arrivals that fairness
+// will put ahead: an estimate, not a promise.
 //
 // Upstream feedback (from RateLimitedStub):
 //  - OnUpstreamRateLimited(retry_after, admitted_at): Userpilot answered 429. The whole budget

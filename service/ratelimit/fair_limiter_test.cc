@@ -553,6 +553,44 @@ TEST_F(FairLimiterTest, ObserverHearsOfExpiriesAndSourceErrors) {
   EXPECT_TRUE(absl::IsDeadlineExceeded(log_.Get("y1").status));
 }
 
+// One budget shared by two limiters, as two replicas share one through Redis.
+class SharedSource final : public TokenSource {
+ public:
+  explicit SharedSource(std::shared_ptr<LocalTokenSource> shared) : shared_(std::move(shared)) {}
+  void Take(absl::Time now, Done done) override { shared_->Take(now, std::move(done)); }
+  void PauseUntil(absl::Time until) override { shared_->PauseUntil(until); }
+  RateSpec spec() const override { return shared_->spec(); }
+
+ private:
+  std::shared_ptr<LocalTokenSource> shared_;
+};
+
+TEST_F(FairLimiterTest, EstimatesUseTheSpacingThisLimiterActuallyGetsFromASharedBudget) {
+  auto shared = std::make_shared<LocalTokenSource>(RateSpec{"identify", 10, absl::Seconds(1)});
+  FairLimiter a(std::make_unique<SharedSource>(shared), scheduler_);
+  FairLimiter b(std::make_unique<SharedSource>(shared), scheduler_);
+  for (int i = 0; i < 30; ++i) {
+    a.Acquire("a", kNever, log_.Callback(absl::StrCat("a", i)));
+    b.Acquire("b", kNever, log_.Callback(absl::StrCat("b", i)));
+  }
+  scheduler_.AdvanceBy(absl::Seconds(2));
+  // Each got about half of the 10/s: its grants came ~200 ms apart, not 100 ms.
+  const FairLimiterStats stats = a.Stats();
+  EXPECT_NEAR(static_cast<double>(stats.queued), 20, 1);
+  // 20 calls ahead at ~200 ms: about 4 s, so a call with 3 s left is refused at once rather
+  // than queued to expire (the configured 100 ms alone would promise 2 s).
+  a.Acquire("a", T(absl::Seconds(5)), log_.Callback("late"));
+  scheduler_.RunDue();
+  ASSERT_TRUE(log_.Has("late"));
+  const absl::Status late = log_.Get("late").status;
+  EXPECT_TRUE(absl::IsResourceExhausted(late)) << late;
+  EXPECT_EQ(Cause(late), kCauseWaitExceedsDeadline);
+  EXPECT_GT(RetryDelay(late), absl::Milliseconds(3500));
+  EXPECT_LT(RetryDelay(late), absl::Milliseconds(4500));
+  a.Shutdown();
+  b.Shutdown();
+}
+
 TEST_F(FairLimiterTest, StatsDescribeTheBudget) {
   Make();
   for (int i = 1; i <= 4; ++i) Acquire(i % 2 ? "a" : "b", absl::StrCat("k", i));
