@@ -93,7 +93,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
     g.redis_ = *std::move(redis);
     sources = g.redis_->factory;
   }
-  auto budgets = MakeBudgets(config.traffic.rate_limits, scheduler, std::move(sources));
+  // The budgets report every admission (with its wait) and refusal to the budget metrics.
+  auto budgets =
+      MakeBudgets(config.traffic.rate_limits, scheduler, std::move(sources), &g.metrics_->budgets);
   if (!budgets.ok()) return budgets.status();
   g.budgets_ = *std::move(budgets);
   g.stack_ =

@@ -110,6 +110,10 @@ ABSL_FLAG(std::string, import_rate, TrafficInput().import_rate,
 ABSL_FLAG(absl::Duration, ratelimit_spacing_margin, TrafficInput().ratelimit_spacing_margin,
           "Slack added to every budget window against network jitter, so Userpilot never sees "
           "more than COUNT in its own WINDOW.");
+ABSL_FLAG(absl::Duration, admission_headroom, TrafficInput().admission_headroom,
+          "A call waiting for a budget must be admitted at least this long before its deadline; "
+          "one that cannot is refused at once or answered DEADLINE_EXCEEDED, never sent as its "
+          "caller gives up.");
 ABSL_FLAG(std::string, budget_queues, TrafficInput().budget_queues,
           "Most calls waiting per budget, e.g. identify=2000,bulk=8 (defaults: identify=1000, "
           "track=1000, delete=30, job_read=240, bulk=4, imports=4). A full queue answers "
@@ -136,7 +140,7 @@ ABSL_FLAG(absl::Duration, retry_initial_backoff, TrafficInput().retry_initial_ba
 ABSL_FLAG(absl::Duration, retry_max_backoff, TrafficInput().retry_max_backoff,
           "Longest retry backoff.");
 ABSL_FLAG(double, retry_budget_ratio, TrafficInput().retry_budget_ratio,
-          "Retries stop while they exceed this share of recent requests (plus 10/s), so an "
+          "Retries stop while they exceed this share of recent requests (plus 1/s), so an "
           "outage never becomes a retry storm.");
 ABSL_FLAG(bool, circuit_breaker, TrafficInput().circuit_breaker,
           "Fail fast with UNAVAILABLE while Userpilot keeps failing, probing before closing.");
@@ -242,6 +246,7 @@ const std::vector<absl::string_view>& GatewayFlagNames() {
       "bulk_rate",
       "import_rate",
       "ratelimit_spacing_margin",
+      "admission_headroom",
       "budget_queues",
       "caller_weights",
       "caller_max_queued",
@@ -362,6 +367,7 @@ ConfigInput ConfigInputFromFlags() {
   t.bulk_rate = absl::GetFlag(FLAGS_bulk_rate);
   t.import_rate = absl::GetFlag(FLAGS_import_rate);
   t.ratelimit_spacing_margin = absl::GetFlag(FLAGS_ratelimit_spacing_margin);
+  t.admission_headroom = absl::GetFlag(FLAGS_admission_headroom);
   t.budget_queues = absl::GetFlag(FLAGS_budget_queues);
   t.caller_weights = absl::GetFlag(FLAGS_caller_weights);
   t.caller_max_queued = absl::GetFlag(FLAGS_caller_max_queued);

@@ -99,6 +99,7 @@ TEST(FlagsTest, ContractFlagNamesAndDefaults) {
       {"bulk_rate", "6/1m"},
       {"import_rate", "6/1m"},
       {"ratelimit_spacing_margin", "100ms"},
+      {"admission_headroom", "100ms"},
       {"budget_queues", ""},
       {"caller_weights", ""},
       {"caller_max_queued", ""},

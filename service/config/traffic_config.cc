@@ -80,6 +80,11 @@ TrafficConfig LoadTrafficConfig(const TrafficInput& in, const FlagProblem& probl
     }
   }
 
+  if (in.admission_headroom < absl::ZeroDuration() || in.admission_headroom > absl::Seconds(10)) {
+    problem("admission_headroom", "must be from 0s to 10s");
+  } else {
+    rl.limiter.admission_headroom = in.admission_headroom;
+  }
   if (in.ratelimit_spacing_margin < absl::ZeroDuration() ||
       in.ratelimit_spacing_margin > absl::Seconds(10)) {
     problem("ratelimit_spacing_margin", "must be from 0s to 10s");
@@ -189,6 +194,7 @@ std::string TrafficDebugString(const TrafficConfig& config) {
       " job_read_rate=", FormatRate(rl.job_reads.rate), " bulk_rate=", FormatRate(rl.bulk.rate),
       " import_rate=", FormatRate(rl.imports.rate),
       " ratelimit_spacing_margin=", absl::FormatDuration(rl.spacing_margin),
+      " admission_headroom=", absl::FormatDuration(rl.limiter.admission_headroom),
       " budget_queues=", absl::StrJoin(queues, ","),
       " caller_weights=", absl::StrJoin(weights, ","),
       " caller_max_queued=", absl::StrJoin(caps, ","),

@@ -38,6 +38,9 @@ struct TrafficInput {
   std::string import_rate = FormatRate(RateLimitOptions().imports.rate);
   // Slack added to every budget window against network jitter (0.17% of a 600/1m budget).
   absl::Duration ratelimit_spacing_margin = RateLimitOptions().spacing_margin;
+  // A call must be admitted this long before its deadline, or is refused / answered
+  // DEADLINE_EXCEEDED instead of being sent as its caller gives up.
+  absl::Duration admission_headroom = kDefaultAdmissionHeadroom;
   // Queue bound per budget, e.g. "identify=2000,bulk=8"; budgets not named keep their default.
   std::string budget_queues;
   // Fairness weight per caller (the `x-caller` name), e.g. "billing=2,batch-import=0.25".

@@ -121,5 +121,22 @@ TEST(TrafficConfigTest, RetryOptionsAreCheckedByTheRetryComponent) {
   EXPECT_THAT(problems.front().second, HasSubstr("retry max attempts"));
 }
 
+TEST(TrafficConfigTest, AdmissionHeadroomReachesEveryBudgetAndIsBounded) {
+  TrafficInput in;
+  TrafficConfig config;
+  ASSERT_THAT(Problems(in, &config), ::testing::IsEmpty());
+  EXPECT_EQ(config.rate_limits.limiter.admission_headroom, kDefaultAdmissionHeadroom);
+  in.admission_headroom = absl::Milliseconds(250);
+  ASSERT_THAT(Problems(in, &config), ::testing::IsEmpty());
+  EXPECT_EQ(config.rate_limits.limiter.admission_headroom, absl::Milliseconds(250));
+  EXPECT_THAT(TrafficDebugString(config), HasSubstr("admission_headroom=250ms"));
+  for (absl::Duration bad : {-absl::Milliseconds(1), absl::Seconds(11)}) {
+    in.admission_headroom = bad;
+    const auto problems = Problems(in);
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_EQ(problems.front().first, "admission_headroom");
+  }
+}
+
 }  // namespace
 }  // namespace userpilot::gateway
