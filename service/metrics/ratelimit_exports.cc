@@ -28,6 +28,7 @@ BudgetSnapshot ToBudgetSnapshot(const FairLimiterStats& stats) {
       {"shutdown", stats.cancelled_by_shutdown},
   };
   s.upstream_rate_limited = stats.upstream_rate_limited;
+  s.tokens_available = stats.tokens_available;
   return s;
 }
 

@@ -140,6 +140,9 @@ class FairLimiter::Core : public std::enable_shared_from_this<FairLimiter::Core>
   FairLimiterStats Stats() const;
 
  private:
+  // Stats() under mu_; `*ask_source`: whether tokens_available is the source's to tell (not
+  // paused, not held back by the ceiling, not shut down).
+  FairLimiterStats StatsLocked(bool* ask_source) const;
   struct Waiter {
     uint64_t id = 0;
     uint64_t seq = 0;  // Arrival order, to break ties between equal tags.
@@ -648,6 +651,17 @@ void FairLimiter::Core::Shutdown() {
 }
 
 FairLimiterStats FairLimiter::Core::Stats() const {
+  bool ask_source = false;
+  FairLimiterStats stats = StatsLocked(&ask_source);
+  // Asked without mu_: a source may complete a Take() (which locks mu_) under its own lock.
+  if (ask_source) {
+    const std::optional<int64_t> available = source_.Available(scheduler_.Now());
+    stats.tokens_available = available.has_value() ? static_cast<double>(*available) : -1;
+  }
+  return stats;
+}
+
+FairLimiterStats FairLimiter::Core::StatsLocked(bool* ask_source) const {
   std::lock_guard<std::mutex> lock(mu_);
   const absl::Time now = scheduler_.Now();
   FairLimiterStats stats = stats_;
@@ -660,6 +674,11 @@ FairLimiterStats FairLimiter::Core::Stats() const {
   stats.paused = paused_until_ > now;
   stats.paused_until = paused_until_;
   stats.backoff = backoff_;
+  // Paused, or held back by the adaptive ceiling after 429s: nothing is grantable now. After
+  // Shutdown() the source may be gone: unknown (-1).
+  const bool held = stats.paused || (scale_ < 1.0 && ceiling_.NextAllowed() > now);
+  stats.tokens_available = shutdown_ ? -1 : 0;
+  *ask_source = !shutdown_ && !held;
   return stats;
 }
 

@@ -154,7 +154,10 @@ struct FairLimiterStats {
   int64_t configured_limit = 0;  // the TokenSource's spec
   absl::Duration window;
   double current_limit = 0;  // after adaptation: configured_limit * current fraction
-  size_t queued = 0;         // calls waiting
+  // Permits the source would grant now (0 while paused or past the adaptive ceiling); < 0 when
+  // the source cannot tell (Redis).
+  double tokens_available = -1;
+  size_t queued = 0;  // calls waiting
   size_t callers_waiting = 0;
   bool paused = false;
   absl::Time paused_until = absl::InfinitePast();

@@ -116,6 +116,17 @@ TEST_F(FairLimiterTest, AdmitsAtOnceWhenIdleButNeverInsideAcquire) {
   EXPECT_EQ(limiter_->Stats().admitted_without_wait, 1u);
 }
 
+TEST_F(FairLimiterTest, StatsTellThePermitsGrantableNow) {
+  Make();
+  EXPECT_EQ(limiter_->Stats().tokens_available, 1);
+  Acquire("a", "a1");
+  scheduler_.RunDue();
+  ASSERT_TRUE(log_.Get("a1").status.ok());
+  EXPECT_EQ(limiter_->Stats().tokens_available, 0);  // The next one is an interval away.
+  scheduler_.AdvanceBy(kInterval);
+  EXPECT_EQ(limiter_->Stats().tokens_available, 1);
+}
+
 TEST_F(FairLimiterTest, OneCallersCallsAreAdmittedInOrderOneIntervalApart) {
   Make();
   for (int i = 1; i <= 5; ++i) Acquire("a", absl::StrCat("a", i));

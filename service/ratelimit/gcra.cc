@@ -43,6 +43,15 @@ bool Gcra::TryTake(absl::Time now, absl::Time* retry_at) {
   return true;
 }
 
+int64_t Gcra::Available(absl::Time now) const {
+  if (now < NextAllowed()) return 0;
+  // Each take moves TAT to max(TAT, now) + interval; the k-th conforms while
+  // now >= max(TAT, now) + (k - 1) * interval - tolerance.
+  const absl::Time start = std::max(tat_, now);
+  absl::Duration remainder;
+  return 1 + absl::IDivDuration(now + tolerance_ - start, interval_, &remainder);
+}
+
 void Gcra::ForceTake(absl::Time now) { tat_ = std::max(tat_, now) + interval_; }
 
 void Gcra::SetInterval(absl::Duration interval) {

@@ -54,6 +54,9 @@ class Gcra {
   // `*retry_at` (if not null) is the earliest conforming time.
   bool TryTake(absl::Time now, absl::Time* retry_at = nullptr);
 
+  // How many requests would conform at `now` if taken back to back (0 when the next one must
+  // wait).
+  int64_t Available(absl::Time now) const;
   // Takes a request at `now` whether or not it conforms (for a ceiling that only records).
   void ForceTake(absl::Time now);
 

@@ -49,6 +49,23 @@ TEST(GcraTest, BurstLetsSeveralThroughBackToBack) {
   EXPECT_EQ(retry_at, kT0 + absl::Milliseconds(100));
 }
 
+TEST(GcraTest, AvailableCountsWhatWouldConformNow) {
+  Gcra single(absl::Milliseconds(100));
+  EXPECT_EQ(single.Available(kT0), 1);
+  ASSERT_TRUE(single.TryTake(kT0));
+  EXPECT_EQ(single.Available(kT0 + absl::Milliseconds(99)), 0);
+  EXPECT_EQ(single.Available(kT0 + absl::Milliseconds(100)), 1);
+  EXPECT_EQ(single.Available(kT0 + absl::Seconds(10)), 1);  // Idle time is not banked.
+  Gcra burst(absl::Milliseconds(100), /*burst=*/3);
+  EXPECT_EQ(burst.Available(kT0), 3);
+  ASSERT_TRUE(burst.TryTake(kT0));
+  EXPECT_EQ(burst.Available(kT0), 2);
+  ASSERT_TRUE(burst.TryTake(kT0));
+  ASSERT_TRUE(burst.TryTake(kT0));
+  EXPECT_EQ(burst.Available(kT0), 0);
+  EXPECT_EQ(burst.Available(kT0 + absl::Milliseconds(250)), 2);
+}
+
 // The property the header proves: for random arrival patterns, any window holds at most
 // `limit` granted requests, with and without burst, across slower interval changes.
 TEST(GcraTest, NeverMoreThanLimitInAnyWindowForRandomArrivals) {

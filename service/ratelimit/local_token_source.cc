@@ -59,6 +59,12 @@ TakeResult LocalTokenSource::TryTake(absl::Time now) {
   return result;
 }
 
+std::optional<int64_t> LocalTokenSource::Available(absl::Time now) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (now < paused_until_) return 0;
+  return gcra_.Available(now);
+}
+
 void LocalTokenSource::Take(absl::Time now, Done done) { std::move(done)(TryTake(now)); }
 
 void LocalTokenSource::PauseUntil(absl::Time until) {

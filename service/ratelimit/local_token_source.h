@@ -51,6 +51,7 @@ class LocalTokenSource final : public TokenSource {
   void Take(absl::Time now, Done done) override;
   void PauseUntil(absl::Time until) override;
   RateSpec spec() const override { return spec_; }
+  std::optional<int64_t> Available(absl::Time now) const override;
 
   // Take() without the callback.
   TakeResult TryTake(absl::Time now);

@@ -91,6 +91,17 @@ TEST(LocalTokenSourceTest, PauseStopsGrantsUntilItEndsWithoutACatchUpBurst) {
   EXPECT_EQ(refused.retry_at, kT0 + absl::Seconds(5) + absl::Milliseconds(100));
 }
 
+TEST(LocalTokenSourceTest, AvailableIsZeroWhilePausedOrSpaced) {
+  LocalTokenSource source(Spec(10, absl::Seconds(1)));
+  EXPECT_EQ(source.Available(kT0), 1);
+  ASSERT_TRUE(source.TryTake(kT0).granted);
+  EXPECT_EQ(source.Available(kT0), 0);
+  EXPECT_EQ(source.Available(kT0 + absl::Milliseconds(100)), 1);
+  source.PauseUntil(kT0 + absl::Seconds(5));
+  EXPECT_EQ(source.Available(kT0 + absl::Seconds(1)), 0);
+  EXPECT_EQ(source.Available(kT0 + absl::Seconds(5)), 1);
+}
+
 TEST(LocalTokenSourceTest, TimerSlackKeepsTheScheduleWhenTheAskerIsLate) {
   // A pump that always wakes up 5 ms after the time it was told. Without slack each lateness
   // is lost: grants come every 105 ms (191 in 20 s). With 10 ms of slack the 100 ms schedule

@@ -14,6 +14,7 @@
 #ifndef USERPILOT_GATEWAY_SERVICE_RATELIMIT_TOKEN_SOURCE_H_
 #define USERPILOT_GATEWAY_SERVICE_RATELIMIT_TOKEN_SOURCE_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
@@ -67,6 +68,10 @@ class TokenSource {
   // The spec currently enforced (adaptive rate control may lower `limit` below the configured
   // one after 429s, and raise it back).
   virtual RateSpec spec() const = 0;
+
+  // Permits a Take() at `now` would grant back to back, when the source can tell without a
+  // round trip (the local GCRA can; Redis cannot): for metrics. nullopt: unknown.
+  virtual std::optional<int64_t> Available(absl::Time now) const { return std::nullopt; }
 };
 
 }  // namespace userpilot::gateway

@@ -68,8 +68,6 @@ TIMEOUT = 5  # seconds, every call
 # checked for validity while they are absent; once one is exposed, remove it from here (the
 # test says so).
 NOT_YET_WIRED = {
-    # FairLimiterStats has no token count.
-    "userpilot_gateway_budget_tokens_available": "FairLimiterStats has no token count",
 }
 # Series Prometheus makes itself for every target.
 PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
