@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "service/common/text_scan.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -275,33 +276,11 @@ class Scanner {
 
   // A multi-byte UTF-8 sequence at pos_.
   bool Utf8(std::string* out) {
-    const auto c = static_cast<unsigned char>(in_[pos_]);
-    int extra = 0;
-    uint32_t cp = 0;
-    if ((c & 0xe0) == 0xc0) {
-      extra = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      extra = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return Fail("invalid UTF-8");
-    }
-    if (pos_ + static_cast<size_t>(extra) >= in_.size()) return Fail("invalid UTF-8");
-    for (int k = 1; k <= extra; ++k) {
-      const auto cc = static_cast<unsigned char>(in_[pos_ + static_cast<size_t>(k)]);
-      if ((cc & 0xc0) != 0x80) return Fail("invalid UTF-8");
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return Fail("invalid UTF-8");
-    }
-    if (out != nullptr) out->append(in_.data() + pos_, static_cast<size_t>(extra) + 1);
-    pos_ += static_cast<size_t>(extra) + 1;
+    char32_t code_point;
+    const size_t length = DecodeUtf8(in_, pos_, &code_point);
+    if (length == 0) return Fail("invalid UTF-8");
+    if (out != nullptr) out->append(in_.data() + pos_, length);
+    pos_ += length;
     return true;
   }
 

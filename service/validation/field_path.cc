@@ -3,7 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "service/validation/text_scan.h"
+#include "service/common/text_scan.h"
 
 namespace userpilot::gateway::validation_internal {
 namespace {

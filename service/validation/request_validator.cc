@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "service/common/text_scan.h"
 #include "service/validation/field_path.h"
-#include "service/validation/text_scan.h"
 #include "service/validation/violation_collector.h"
 
 namespace userpilot::gateway {
@@ -17,10 +17,7 @@ namespace {
 
 using google::protobuf::Struct;
 using google::protobuf::Value;
-using validation_internal::CodePointName;
 using validation_internal::FieldPath;
-using validation_internal::ScanText;
-using validation_internal::TextScan;
 using validation_internal::ViolationCollector;
 
 constexpr absl::string_view kPrimitives = "must be a string, number, boolean or null";

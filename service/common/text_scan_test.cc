@@ -1,10 +1,10 @@
-#include "service/validation/text_scan.h"
+#include "service/common/text_scan.h"
 
 #include <string>
 
 #include "gtest/gtest.h"
 
-namespace userpilot::gateway::validation_internal {
+namespace userpilot::gateway {
 namespace {
 
 // The length DecodeUtf8 finds at the start of `bytes`, or 0.
@@ -97,4 +97,4 @@ TEST(TextScanTest, CodePointName) {
 }
 
 }  // namespace
-}  // namespace userpilot::gateway::validation_internal
+}  // namespace userpilot::gateway

@@ -1,9 +1,10 @@
-// Internal to service/validation: one pass over a string that finds what the request rules care
-// about (UTF-8 validity, control characters, NUL, whitespace-only text).
+// One pass over a string that finds what the request rules care about (UTF-8 validity, control
+// characters, NUL, whitespace-only text), and the RFC 3629 UTF-8 decoder under it. Used by
+// request validation and by the import file checks (service/jobs).
 //
 // Thread-safety: pure functions; safe from any thread.
-#ifndef USERPILOT_GATEWAY_SERVICE_VALIDATION_TEXT_SCAN_H_
-#define USERPILOT_GATEWAY_SERVICE_VALIDATION_TEXT_SCAN_H_
+#ifndef USERPILOT_GATEWAY_SERVICE_COMMON_TEXT_SCAN_H_
+#define USERPILOT_GATEWAY_SERVICE_COMMON_TEXT_SCAN_H_
 
 #include <cstddef>
 #include <optional>
@@ -11,7 +12,7 @@
 
 #include "absl/strings/string_view.h"
 
-namespace userpilot::gateway::validation_internal {
+namespace userpilot::gateway {
 
 // Decodes the UTF-8 sequence that starts at `text[pos]` (pos < text.size()) as RFC 3629 defines
 // it (no overlong forms, no surrogates, nothing above U+10FFFF). Returns its length in bytes and
@@ -44,6 +45,6 @@ TextScan ScanText(absl::string_view text);
 // "U+0009": how descriptions name a code point.
 std::string CodePointName(char32_t c);
 
-}  // namespace userpilot::gateway::validation_internal
+}  // namespace userpilot::gateway
 
-#endif  // USERPILOT_GATEWAY_SERVICE_VALIDATION_TEXT_SCAN_H_
+#endif  // USERPILOT_GATEWAY_SERVICE_COMMON_TEXT_SCAN_H_

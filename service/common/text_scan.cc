@@ -1,10 +1,10 @@
-#include "service/validation/text_scan.h"
+#include "service/common/text_scan.h"
 
 #include <cstdint>
 
 #include "absl/strings/str_format.h"
 
-namespace userpilot::gateway::validation_internal {
+namespace userpilot::gateway {
 
 size_t DecodeUtf8(absl::string_view text, size_t pos, char32_t* code_point) {
   const auto byte = [&](size_t i) { return static_cast<uint8_t>(text[i]); };
@@ -80,4 +80,4 @@ std::string CodePointName(char32_t c) {
   return absl::StrFormat("U+%04X", static_cast<uint32_t>(c));
 }
 
-}  // namespace userpilot::gateway::validation_internal
+}  // namespace userpilot::gateway
