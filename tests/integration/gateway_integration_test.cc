@@ -17,11 +17,13 @@
 #include "service/metrics/metrics_registry.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "tests/emulator/emulator.h"
+#include "tests/integration/rpc_detail.h"
 #include "userpilot/gateway/v1/gateway.grpc.pb.h"
 
 namespace userpilot::gateway {
 namespace {
 
+using testing::Detail;
 using testing::Emulator;
 using testing::EmulatorOptions;
 using testing::FaultAction;
@@ -38,18 +40,6 @@ Message FromJson(const std::string& json) {
   auto status = google::protobuf::util::JsonStringToMessage(json, &message);
   EXPECT_TRUE(status.ok()) << status.ToString() << " in " << json;
   return message;
-}
-
-// The google.rpc detail of type T carried by a failed call, if any.
-template <typename T>
-std::optional<T> Detail(const grpc::Status& status) {
-  google::rpc::Status rpc_status;
-  if (!rpc_status.ParseFromString(status.error_details())) return std::nullopt;
-  for (const auto& any : rpc_status.details()) {
-    T detail;
-    if (any.UnpackTo(&detail)) return detail;
-  }
-  return std::nullopt;
 }
 
 class GatewayIntegrationTest : public ::testing::Test {

@@ -18,22 +18,12 @@
 #include "gtest/gtest.h"
 #include "tests/emulator/multipart.h"
 #include "tests/integration/jobs_test_env.h"
+#include "tests/integration/rpc_detail.h"
 
 namespace userpilot::gateway::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-template <typename T>
-std::optional<T> Detail(const grpc::Status& status) {
-  google::rpc::Status rpc_status;
-  if (!rpc_status.ParseFromString(status.error_details())) return std::nullopt;
-  for (const auto& any : rpc_status.details()) {
-    T detail;
-    if (any.UnpackTo(&detail)) return detail;
-  }
-  return std::nullopt;
-}
 
 // A fresh directory for spool files.
 class TempDir {
