@@ -234,6 +234,20 @@ ApiResponse AdminApi::Handle(const RecordedRequest& request) const {
     return Json(200, w.Release());
   }
 
+  if (seg.size() == 2 && what == "windows") {
+    if (m != "GET") return not_allowed();
+    absl::Duration window = emulator_->GetLimits().window;
+    const std::string window_param = QueryParam(request.query, "window_ms");
+    if (!window_param.empty()) {
+      double ms = 0;
+      if (!absl::SimpleAtod(window_param, &ms) || !(ms > 0)) {
+        return AdminError(400, "'window_ms' must be a positive number");
+      }
+      window = absl::Milliseconds(ms);
+    }
+    return Json(200, BudgetWindowsToJson(emulator_->Windows(window)));
+  }
+
   if (seg.size() == 2 && what == "stats") {
     if (m == "DELETE") {
       emulator_->ResetStats();

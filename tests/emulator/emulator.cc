@@ -22,7 +22,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "tests/emulator/admin_api.h"
+#include "tests/emulator/answer_shapes.h"
 #include "tests/emulator/http_util.h"
 #include "tests/emulator/userpilot_api.h"
 
@@ -64,21 +66,35 @@ std::string ReadBody(mg_connection* conn, long long content_length) {
   return body;
 }
 
-// The error body of a status chosen by fault injection.
-ApiResponse InjectedError(int status, std::optional<int> retry_after_seconds) {
+// The answer of a status chosen by fault injection: Userpilot's error body (its message and
+// details carrying `echo` when there is one), or the rule's own body or nest.
+ApiResponse InjectedAnswer(const FaultDecision& fault, const Route& route, absl::string_view echo) {
   ApiResponse r;
-  r.status = status;
-  if (status == 429) {
+  r.status = fault.status;
+  if (fault.nest_depth > 0) {
+    const std::string nest = NestedArrays(fault.nest_depth, fault.nest_bytes);
+    r.body = fault.status < 300 ? DeepJobBody(route.job_id.empty() ? "deep" : route.job_id, nest)
+                                : DeepErrorBody(nest);
+  } else if (fault.body) {
+    r.body = absl::StrReplaceAll(*fault.body, {{"{{echo}}", echo}});
+  } else if (fault.status == 429) {
     r.body = ErrorBody("too_many_requests", "rate_limit_exceeded",
-                       "Too many requests: rate limit exceeded", "injected by the emulator");
+                       echo.empty() ? "Too many requests: rate limit exceeded" : echo,
+                       echo.empty() ? "injected by the emulator" : echo);
   } else {
-    std::string error = absl::AsciiStrToLower(ReasonPhrase(status));
+    std::string error = absl::AsciiStrToLower(ReasonPhrase(fault.status));
     std::replace(error.begin(), error.end(), ' ', '_');
-    r.body = ErrorBody(error, error, absl::StrCat(status, " ", ReasonPhrase(status)),
-                       "injected by the emulator");
+    r.body = ErrorBody(error, error,
+                       echo.empty() ? absl::StrCat(fault.status, " ", ReasonPhrase(fault.status))
+                                    : std::string(echo),
+                       echo.empty() ? "injected by the emulator" : echo);
   }
-  if (retry_after_seconds)
-    r.headers.emplace_back("Retry-After", absl::StrCat(*retry_after_seconds));
+  if (fault.retry_after_seconds) {
+    r.headers.emplace_back("Retry-After", absl::StrCat(*fault.retry_after_seconds));
+  }
+  r.headers.insert(r.headers.end(), fault.headers.begin(), fault.headers.end());
+  r.content_type = fault.content_type;
+  r.status_line = fault.status_line;
   return r;
 }
 
@@ -153,6 +169,9 @@ Emulator::Emulator(EmulatorOptions options)
 
 absl::StatusOr<std::unique_ptr<Emulator>> Emulator::Start(EmulatorOptions options) {
   if (options.threads < 1) return absl::InvalidArgumentError("threads must be at least 1");
+  if (options.keep_alive_timeout < absl::Milliseconds(1)) {
+    return absl::InvalidArgumentError("keep_alive_timeout must be at least 1 ms");
+  }
   if (auto s = ValidateFaults(options.faults); !s.ok()) return s;
   if (options.api_key.empty()) return absl::InvalidArgumentError("api_key must not be empty");
   if (options.listen.find(':') == std::string::npos) {
@@ -166,10 +185,11 @@ absl::StatusOr<std::unique_ptr<Emulator>> Emulator::Start(EmulatorOptions option
   const EmulatorOptions& o = emulator->options_;
   const std::string threads = absl::StrCat(o.threads);
   const std::string queue = absl::StrCat(std::max(64, o.threads * 4));
+  const std::string keep_alive_ms = absl::StrCat(absl::ToInt64Milliseconds(o.keep_alive_timeout));
   const char* config[] = {"listening_ports", o.listen.c_str(), "num_threads", threads.c_str(),
                           "connection_queue", queue.c_str(), "listen_backlog", "1024",
-                          "enable_keep_alive", "yes", "keep_alive_timeout_ms", "30000",
-                          "request_timeout_ms", "30000", "tcp_nodelay", "1",
+                          "enable_keep_alive", "yes", "keep_alive_timeout_ms",
+                          keep_alive_ms.c_str(), "request_timeout_ms", "30000", "tcp_nodelay", "1",
                           // Paths reach the handler still percent-encoded (raw_path).
                           "decode_url", "no", "enable_directory_listing", "no", nullptr};
   mg_callbacks callbacks{};
@@ -281,15 +301,24 @@ int Emulator::ServeUserpilot(mg_connection* conn, RecordedRequest request) {
       SleepUnlessStopping(fault.max_hang);  // Bounded, and cut short by Stop().
       return DropConnection(conn);
     case FaultAction::kStatus: {
-      const ApiResponse response = InjectedError(fault.status, fault.retry_after_seconds);
+      const ApiResponse response =
+          InjectedAnswer(fault, route, KeyEcho(options_.api_key, fault.echo_key));
       log_.Finish(r->seq, endpoint, Outcome::kInjectedError, response.status, false);
       return Respond(conn, response);
     }
+    case FaultAction::kPass:
     case FaultAction::kNone:
     default:
       break;
   }
-  const ApiResponse response = api_->Handle(*r, route);
+  ApiResponse response = api_->Handle(*r, route);
+  if (fault.action == FaultAction::kPass) {
+    if (!fault.echo_key.empty()) {
+      response.body =
+          InsertIntoStringMembers(response.body, KeyEcho(options_.api_key, fault.echo_key));
+    }
+    response.headers.insert(response.headers.end(), fault.headers.begin(), fault.headers.end());
+  }
   // Counted before the answer leaves, so a client that reads the counters after its answer
   // always sees its own request.
   log_.Finish(r->seq, endpoint, Outcome::kAnswered, response.status, response.rate_limited);
@@ -300,8 +329,15 @@ int Emulator::Respond(mg_connection* conn, const ApiResponse& response) {
   const bool no_body = response.status == 204 || response.status == 304;
   std::string out;
   out.reserve(320 + response.body.size());
-  absl::StrAppend(&out, "HTTP/1.1 ", response.status, " ", ReasonPhrase(response.status),
-                  "\r\nContent-Type: application/json; charset=utf-8\r\n");
+  if (response.status_line.empty()) {
+    absl::StrAppend(&out, "HTTP/1.1 ", response.status, " ", ReasonPhrase(response.status));
+  } else {
+    out.append(response.status_line);
+  }
+  absl::StrAppend(
+      &out, "\r\nContent-Type: ",
+      response.content_type.empty() ? "application/json; charset=utf-8" : response.content_type,
+      "\r\n");
   if (!no_body) absl::StrAppend(&out, "Content-Length: ", response.body.size(), "\r\n");
   absl::StrAppendFormat(&out, "x-request-id: %s%012x\r\n", request_id_prefix_,
                         request_counter_.fetch_add(1, std::memory_order_relaxed) + 1);
@@ -319,6 +355,11 @@ int Emulator::Respond(mg_connection* conn, const ApiResponse& response) {
 
 std::vector<RecordedRequest> Emulator::Requests() const { return log_.Requests(); }
 void Emulator::ClearRequests() { log_.Clear(); }
+BudgetWindows Emulator::Windows(absl::Duration window) const {
+  BudgetWindows windows = AccountWindows(log_.Requests(), window);
+  windows.evicted = log_.Evicted();
+  return windows;
+}
 EmulatorStats Emulator::Stats() const { return log_.Stats(); }
 void Emulator::ResetStats() { log_.ResetStats(); }
 

@@ -6,8 +6,9 @@
 // status codes, error bodies, sliding-window rate limits, one-job-at-a-time rules and a job
 // lifecycle paced by the clock. Tests steer and observe it through this class (or through the
 // /_emulator/ admin HTTP API, see README.md): the record of every request received, counters,
-// fault injection (latency, 5xx, dropped connections, hangs, and an exact script) and job
-// control.
+// window accounting per rate budget (budget_windows.h), fault injection (latency, 5xx, dropped
+// connections, hangs, and an exact script whose answers can be hostile: any headers, garbage
+// status lines, any body, deep JSON, echoes of the key; faults.h) and job control.
 //
 //   auto emulator = Emulator::Start({});   // 127.0.0.1, a free port.
 //   // point the client under test at (*emulator)->base_url() with key "emulator-key" ...
@@ -32,6 +33,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "tests/emulator/budget_windows.h"
 #include "tests/emulator/faults.h"
 #include "tests/emulator/job_store.h"
 #include "tests/emulator/rate_limiter.h"
@@ -63,6 +65,8 @@ struct EmulatorOptions {
   // 202 answers of identify, company identify, track and deletes carry an empty body instead of
   // "{}" (Userpilot documents no body; both must be handled by clients).
   bool empty_accepted_body = false;
+  // How long an idle keep-alive connection stays open (civetweb's keep_alive_timeout_ms).
+  absl::Duration keep_alive_timeout = absl::Seconds(30);
   // The clock for receive times, rate-limit windows and job progress; null means absl::Now.
   // Latency and hang faults always use real time. Must be callable from any thread.
   std::function<absl::Time()> clock;
@@ -86,6 +90,10 @@ class Emulator {
   // The record of Userpilot-path requests (admin requests excluded), oldest first.
   std::vector<RecordedRequest> Requests() const;
   void ClearRequests();
+
+  // Per budget group: requests, the most within any sliding `window`, and 429s
+  // (budget_windows.h), over the retained record.
+  BudgetWindows Windows(absl::Duration window) const;
 
   // Counters by endpoint, by status, and of 429s and injected faults.
   EmulatorStats Stats() const;

@@ -43,6 +43,8 @@ ABSL_FLAG(std::string, faults, "",
           "Fault settings as JSON, the PUT /_emulator/faults form (for example "
           "'{\"script\":[{\"action\":\"drop\",\"count\":2}]}'), applied over the flags above");
 ABSL_FLAG(int64_t, request_log_capacity, 100000, "Requests kept in the record (newest); 0: none");
+ABSL_FLAG(absl::Duration, keep_alive_timeout, absl::Seconds(30),
+          "An idle keep-alive connection is closed after this");
 ABSL_FLAG(bool, empty_202_body, false,
           "Answer identify/track/delete 202s with an empty body instead of {}");
 
@@ -76,6 +78,7 @@ int main(int argc, char** argv) {
   options.faults.hang_ratio = absl::GetFlag(FLAGS_hang_ratio);
   options.faults.max_hang = absl::GetFlag(FLAGS_max_hang);
   options.empty_accepted_body = absl::GetFlag(FLAGS_empty_202_body);
+  options.keep_alive_timeout = absl::GetFlag(FLAGS_keep_alive_timeout);
   if (const std::string json = absl::GetFlag(FLAGS_faults); !json.empty()) {
     absl::StatusOr<google::protobuf::Value> value = userpilot::gateway::testing::ParseJson(json);
     absl::Status merged =

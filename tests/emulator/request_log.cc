@@ -32,12 +32,16 @@ std::shared_ptr<const RecordedRequest> RequestLog::Record(RecordedRequest reques
   absl::MutexLock lock(&mu_);
   shared->seq = ++last_seq_;
   ++stats_.requests;
-  if (capacity_ == 0) return shared;
+  if (capacity_ == 0) {
+    ++evicted_;
+    return shared;
+  }
   Slot slot;
   slot.request = shared;
   if (ring_.size() < capacity_) {
     ring_.push_back(std::move(slot));
   } else {
+    if (ring_[next_].request != nullptr) ++evicted_;
     ring_[next_] = std::move(slot);  // The old record is freed here, under the lock, cheaply.
   }
   next_ = (next_ + 1) % capacity_;
@@ -98,6 +102,12 @@ void RequestLog::Clear() {
   ring_.clear();
   next_ = 0;
   size_ = 0;
+  evicted_ = 0;
+}
+
+int64_t RequestLog::Evicted() const {
+  absl::MutexLock lock(&mu_);
+  return evicted_;
 }
 
 EmulatorStats RequestLog::Stats() const {

@@ -81,6 +81,9 @@ class RequestLog {
   std::vector<RecordedRequest> Requests(size_t limit = 0) const ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets the retained requests (sequence numbers keep counting). Thread-safe.
   void Clear() ABSL_LOCKS_EXCLUDED(mu_);
+  // Requests recorded since the last Clear() that the ring no longer holds (overwritten by
+  // newer ones, or never kept with capacity 0). Thread-safe.
+  int64_t Evicted() const ABSL_LOCKS_EXCLUDED(mu_);
 
   EmulatorStats Stats() const ABSL_LOCKS_EXCLUDED(mu_);
   void ResetStats() ABSL_LOCKS_EXCLUDED(mu_);
@@ -98,6 +101,7 @@ class RequestLog {
   size_t next_ ABSL_GUARDED_BY(mu_) = 0;         // Ring index of the next record.
   size_t size_ ABSL_GUARDED_BY(mu_) = 0;         // Live records in the ring.
   uint64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t evicted_ ABSL_GUARDED_BY(mu_) = 0;
   EmulatorStats stats_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -58,6 +58,10 @@ struct ApiResponse {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   bool rate_limited = false;  // A 429 from the limiter.
+  // Fault injection only: the Content-Type ("" means application/json; charset=utf-8), and a
+  // status line written instead of `HTTP/1.1 <status> <reason>` ("" for the normal one).
+  std::string content_type;
+  std::string status_line;
 };
 
 // Userpilot's error body: {"errors":[{"error":..,"error_code":..,"message":..,"details":..}]}.
