@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import unittest
@@ -18,22 +17,15 @@ import urllib.request
 
 import grpc
 from google.protobuf import struct_pb2
-from google.rpc import error_details_pb2, status_pb2
 from health_proto import health_pb2, health_pb2_grpc
-from userpilot.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from userpilot.gateway.v1 import gateway_pb2
 
-BUILD = os.environ.get("UPGW_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
-GATEWAY = os.path.join(BUILD, "service/userpilot-gateway")
-EMULATOR = os.path.join(BUILD, "tests/emulator/userpilot-emulator")
-CTL = os.path.join(BUILD, "clients/cli/userpilotctl")
+import upgw_harness as harness
+from upgw_harness import error_details
+
+CTL = harness.CTL_BIN
 API_KEY = "e2e-secret-key-3c91d"
 TIMEOUT = 5  # seconds, every call
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def struct(values):
@@ -43,76 +35,42 @@ def struct(values):
     return message
 
 
-def details(error):
-    """The google.rpc details of a failed call, keyed by message name."""
-    found = {}
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            for any_detail in status.details:
-                for cls in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo,
-                            error_details_pb2.RetryInfo, error_details_pb2.QuotaFailure):
-                    if any_detail.Is(cls.DESCRIPTOR):
-                        message = cls()
-                        any_detail.Unpack(message)
-                        found[cls.DESCRIPTOR.name] = message
-    return found
-
-
 class EndToEndTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.emulator = subprocess.Popen(
-            [EMULATOR, "--listen=127.0.0.1:0", f"--api_key={API_KEY}", "--job_step=100ms"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = cls.emulator.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        assert match, f"emulator said: {line!r}"
-        cls.emulator_url = match.group(0)
-        cls.port = free_port()
-        env = dict(os.environ, USERPILOT_API_KEY=API_KEY)
-        cls.gateway_log = open(os.path.join(BUILD, "tests/e2e/gateway.log"), "w+")
-        cls.gateway = subprocess.Popen(
-            [GATEWAY, f"--listen=127.0.0.1:{cls.port}", f"--upstream_url={cls.emulator_url}",
-             "--metrics_listen=127.0.0.1:0", "--shutdown_grace=5s",
-             # The emulator's jobs finish in a few hundred ms: let bulk calls follow each other,
-             # and watch them at that pace.
-             "--bulk_rate=600/1m", "--import_rate=600/1m", "--job_read_rate=6000/1m",
-             "--watch_min_poll_interval=50ms", "--watch_max_poll_interval=200ms"],
-            stdout=cls.gateway_log, stderr=subprocess.STDOUT, env=env)
-        cls.channel = grpc.insecure_channel(f"127.0.0.1:{cls.port}")
-        grpc.channel_ready_future(cls.channel).result(timeout=10)
-        cls.stub = gateway_pb2_grpc.UserpilotGatewayStub(cls.channel)
+        cls.emulator = harness.Emulator(["--job_step=100ms"], api_key=API_KEY)
+        try:
+            cls.gateway = harness.Gateway(
+                cls.emulator.url,
+                ["--shutdown_grace=5s",
+                 # The emulator's jobs finish in a few hundred ms: let bulk calls follow each
+                 # other, and watch them at that pace.
+                 "--bulk_rate=600/1m", "--import_rate=600/1m", "--job_read_rate=6000/1m",
+                 "--watch_min_poll_interval=50ms", "--watch_max_poll_interval=200ms"],
+                api_key=API_KEY, log_path=os.path.join(harness.BUILD, "tests/e2e/gateway.log"))
+        except BaseException:
+            cls.emulator.cleanup()
+            raise
+        cls.port = cls.gateway.port
+        cls.channel = cls.gateway.channel()
+        cls.stub = cls.gateway.stub(cls.channel)
 
     @classmethod
     def tearDownClass(cls):
-        cls.channel.close()
-        for process in (cls.gateway, cls.emulator):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        cls.gateway_log.close()
-        cls.emulator.stdout.close()
+        cls.gateway.stop()
+        cls.emulator.cleanup()
 
     def admin(self, method, path, body=None):
-        request = urllib.request.Request(f"{self.emulator_url}/_emulator/{path}", method=method,
-                                         data=None if body is None else json.dumps(body).encode())
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            text = response.read().decode()
-            return json.loads(text) if text else None
+        return self.emulator.admin(method, path, body)
 
     def setUp(self):
-        self.admin("POST", "reset")
+        self.emulator.reset()
 
     def gateway_log_text(self):
-        self.gateway_log.flush()
-        with open(self.gateway_log.name) as log:
-            return log.read()
+        return self.gateway.log()
 
     def metrics_port(self):
-        match = re.search(r"/metrics on port (\d+)", self.gateway_log_text())
-        self.assertIsNotNone(match, "the gateway did not say where /metrics is")
-        return int(match.group(1))
+        return self.gateway.metrics_port
 
     def call(self, method, request):
         return getattr(self.stub, method)(request, timeout=TIMEOUT,
@@ -171,7 +129,7 @@ class EndToEndTest(unittest.TestCase):
                 gateway_pb2.BulkUser(user_id="", metadata=struct({"plan": {"nested": 1}}))]))
         error = raised.exception
         self.assertEqual(error.code(), grpc.StatusCode.INVALID_ARGUMENT)
-        fields = {v.field for v in details(error)["BadRequest"].field_violations}
+        fields = {field for field, _ in error_details(error).field_violations}
         self.assertEqual(fields, {"users[1].user_id", "users[1].metadata.plan"})
         self.assertEqual(self.admin("GET", "requests"), [])
 
@@ -180,14 +138,13 @@ class EndToEndTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as raised:
             self.call("IdentifyUser", gateway_pb2.IdentifyUserRequest(user_id="u1"))
         self.assertEqual(raised.exception.code(), grpc.StatusCode.INTERNAL)
-        self.assertEqual(details(raised.exception)["ErrorInfo"].reason,
-                         "UPSTREAM_CREDENTIALS_REJECTED")
+        self.assertEqual(error_details(raised.exception).reason, "UPSTREAM_CREDENTIALS_REJECTED")
         self.admin("POST", "faults/script", {"action": "status", "status": 429,
                                              "retry_after": 7})
         with self.assertRaises(grpc.RpcError) as raised:
             self.call("TrackEvent", gateway_pb2.TrackEventRequest(user_id="u", event_name="e"))
         self.assertEqual(raised.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
-        self.assertEqual(details(raised.exception)["RetryInfo"].retry_delay.seconds, 7)
+        self.assertEqual(error_details(raised.exception).retry_delay, 7)
 
     def test_cli_round_trip(self):
         target = f"--target=127.0.0.1:{self.port}"
@@ -270,14 +227,14 @@ class EndToEndTest(unittest.TestCase):
         watch = self.stub.WatchJobs(gateway_pb2.WatchJobsRequest(include_existing=True),
                                     timeout=30)
         started = time.time()
-        self.gateway.send_signal(signal.SIGTERM)
+        self.gateway.signal(signal.SIGTERM)
         with self.assertRaises(grpc.RpcError) as ended:
             for _ in watch:
                 pass
         self.assertEqual(ended.exception.code(), grpc.StatusCode.UNAVAILABLE)
         self.assertIn("shutting down", ended.exception.details())
         self.assertLess(time.time() - started, 4, "the watch lasted until the grace period's end")
-        self.assertEqual(self.gateway.wait(timeout=15), 0)
+        self.assertEqual(self.gateway.wait(15), 0)
         log = self.gateway_log_text()
         self.assertIn("[redacted]", log)
         self.assertNotIn(API_KEY, log)
@@ -297,13 +254,13 @@ class MakeRunTest(unittest.TestCase):
     userpilotctl reaches every RPC, as the README's session shows."""
 
     def test_run_script_with_emulator_then_ctl_every_rpc(self):
-        port = free_port()
+        port = harness.free_port()
         env = {k: v for k, v in os.environ.items()
                if k not in ("USERPILOT_API_KEY", "USERPILOT_GATEWAY_API_KEY_FILE")}
         env["EMULATOR_PORT"] = "0"
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts/run.sh")
         run = subprocess.Popen(
-            ["bash", script, BUILD, f"--listen=127.0.0.1:{port}", "--metrics_listen=127.0.0.1:0"],
+            ["bash", script, harness.BUILD, f"--listen=127.0.0.1:{port}", "--metrics_listen=127.0.0.1:0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
             start_new_session=True)
         try:

@@ -24,39 +24,33 @@ needs a rare event (circuit open: `== 2`; alert conditions) are rules, which mus
 need not return anything.
 
 Environment: UPGW_BUILD (build folder), UPGW_SOURCE (repository), UPGW_GATEWAY (gateway binary,
-default <build>/service/userpilot-gateway), PYTHONPATH holding the e2e Python stubs.
+default: the harness's), and the shared Python harness's (tests/harness/CMakeLists.txt).
 """
 
 import json
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import grpc
-from userpilot.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from userpilot.gateway.v1 import gateway_pb2
 
 import expressions
+import upgw_harness as harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("UPGW_BUILD", os.path.join(HERE, "../../build"))
 SOURCE = os.environ.get("UPGW_SOURCE", os.path.join(HERE, "../.."))
-GATEWAY = os.environ.get("UPGW_GATEWAY") or os.path.join(BUILD, "service/userpilot-gateway")
-EMULATOR = os.path.join(BUILD, "tests/emulator/userpilot-emulator")
+GATEWAY = os.environ.get("UPGW_GATEWAY") or harness.GATEWAY_BIN
 CATALOG = os.path.join(BUILD, "service/metrics/upgw_metrics_catalog")
 DASHBOARD = os.path.join(SOURCE, "deploy/grafana/userpilot-gateway.json")
 RULES = os.path.join(SOURCE, "deploy/prometheus/userpilot-gateway.rules.yml")
-PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
 
 API_KEY = "prom-secret-key-7d1e4"
@@ -74,28 +68,13 @@ PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
                   "scrape_samples_post_metric_relabeling", "scrape_series_added"}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def wait_for(predicate, timeout, what):
+    return harness.wait_for(predicate, timeout, what, interval=0.2)
 
 
 def http_get(url, timeout=TIMEOUT):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.read().decode()
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception as e:  # noqa: BLE001 - retried until the deadline
-            last = e
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
 def base_family(name, declared):
@@ -109,8 +88,7 @@ def base_family(name, declared):
 class LivePrometheusTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="upgw-prometheus-")
-        cls.processes = []
+        cls.emulator = cls.gateway = cls.prometheus = cls.channel = None
         cls.stop_traffic = threading.Event()
         try:
             cls.start_servers()
@@ -120,36 +98,12 @@ class LivePrometheusTest(unittest.TestCase):
             raise
 
     @classmethod
-    def start(cls, args, log_name, **kwargs):
-        log = open(os.path.join(cls.tmp, log_name), "w+")
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, **kwargs)
-        cls.processes.append((process, log))
-        return process
-
-    @classmethod
-    def log_tail(cls, log_name, lines=20):
-        with open(os.path.join(cls.tmp, log_name)) as f:
-            return "".join(f.readlines()[-lines:])
-
-    @classmethod
     def start_servers(cls):
-        cls.emulator = subprocess.Popen(
-            [EMULATOR, "--listen=127.0.0.1:0", f"--api_key={API_KEY}", "--job_step=100ms"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        cls.processes.append((cls.emulator, cls.emulator.stdout))
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", cls.emulator.stdout.readline())
-        assert match, "the emulator did not say where it listens"
-        cls.emulator_url = match.group(0)
-
-        cls.port, cls.metrics_port = free_port(), free_port()
-        cls.gateway = cls.start(
-            [GATEWAY, f"--listen=127.0.0.1:{cls.port}", f"--upstream_url={cls.emulator_url}",
-             f"--metrics_listen=127.0.0.1:{cls.metrics_port}", "--shutdown_grace=2s"],
-            "gateway.log", env=dict(os.environ, USERPILOT_API_KEY=API_KEY))
-        cls.channel = grpc.insecure_channel(f"127.0.0.1:{cls.port}")
-        grpc.channel_ready_future(cls.channel).result(timeout=10)
-        cls.stub = gateway_pb2_grpc.UserpilotGatewayStub(cls.channel)
-        cls.metrics_url = f"http://127.0.0.1:{cls.metrics_port}/metrics"
+        cls.emulator = harness.Emulator(["--job_step=100ms"], api_key=API_KEY)
+        cls.gateway = harness.Gateway(cls.emulator.url, api_key=API_KEY, binary=GATEWAY)
+        cls.channel = cls.gateway.channel()
+        cls.stub = cls.gateway.stub(cls.channel)
+        cls.metrics_url = cls.gateway.metrics_url
         try:
             wait_for(lambda: "grpc_server_started_total" in http_get(cls.metrics_url), 10,
                      "the gateway's /metrics")
@@ -157,12 +111,9 @@ class LivePrometheusTest(unittest.TestCase):
             raise AssertionError(
                 f"{GATEWAY} does not serve Prometheus metrics on --metrics_listen: wire "
                 f"MetricsServer and the metric decorators into the gateway ({e}).\n"
-                f"gateway log:\n{cls.log_tail('gateway.log')}") from None
+                f"gateway log:\n{cls.gateway.log_tail(20)}") from None
 
-        cls.prometheus_url = f"http://127.0.0.1:{free_port()}"
-        config = os.path.join(cls.tmp, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write(f"""
+        cls.prometheus = harness.Prometheus(f"""
 global:
   scrape_interval: 1s
   scrape_timeout: 1s
@@ -172,24 +123,13 @@ rule_files:
 scrape_configs:
   - job_name: userpilot-gateway
     static_configs:
-      - targets: ["127.0.0.1:{cls.metrics_port}"]
+      - targets: ["127.0.0.1:{cls.gateway.metrics_port}"]
 """)
-        cls.start([PROMETHEUS, f"--config.file={config}",
-                   f"--web.listen-address={cls.prometheus_url[len('http://'):]}",
-                   f"--storage.tsdb.path={os.path.join(cls.tmp, 'data')}", "--log.level=warn"],
-                  "prometheus.log")
-        try:
-            wait_for(lambda: "Ready" in http_get(cls.prometheus_url + "/-/ready"), 30,
-                     "Prometheus to be ready")
-        except AssertionError:
-            raise AssertionError("Prometheus did not start:\n" + cls.log_tail("prometheus.log"))
+        cls.prometheus_url = cls.prometheus.url
 
     @classmethod
     def admin(cls, method, path, body=None):
-        request = urllib.request.Request(f"{cls.emulator_url}/_emulator/{path}", method=method,
-                                         data=None if body is None else json.dumps(body).encode())
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            response.read()
+        cls.emulator.admin(method, path, body)
 
     @classmethod
     def call(cls, method, request):
@@ -269,19 +209,9 @@ scrape_configs:
         cls.stop_traffic.set()
         if getattr(cls, "traffic", None) is not None:
             cls.traffic.join(timeout=10)
-        if getattr(cls, "channel", None) is not None:
-            cls.channel.close()
-        for process, log in reversed(cls.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if log is not None:
-                log.close()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        for server in (cls.prometheus, cls.gateway, cls.emulator):
+            if server is not None:
+                server.stop()
 
     # --- helpers -----------------------------------------------------------------------------
 

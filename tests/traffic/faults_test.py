@@ -15,7 +15,8 @@ import unittest
 import grpc
 
 sys.path.insert(0, os.path.dirname(__file__))
-import traffic_harness as h  # noqa: E402
+import traffic_load as tl  # noqa: E402
+import upgw_harness as harness  # noqa: E402
 from userpilot.gateway.v1 import gateway_pb2, gateway_pb2_grpc  # noqa: E402
 
 ATTEMPT_TIMEOUT = 0.5  # --upstream_timeout: a hung attempt is cut after this long
@@ -25,9 +26,9 @@ DEADLINE = 5.0         # every call's deadline, seconds
 class FaultsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.emulator = h.Emulator(["--max_hang=10s"])
+        cls.emulator = harness.Emulator(["--max_hang=10s"])
         try:
-            cls.gateway = h.Gateway(cls.emulator.url,
+            cls.gateway = harness.Gateway(cls.emulator.url,
                                     [f"--upstream_timeout={int(ATTEMPT_TIMEOUT * 1000)}ms",
                                      "--connect_timeout=250ms"])
         except BaseException:
@@ -96,7 +97,7 @@ class FaultsTest(unittest.TestCase):
             self.track()
         error = caught.exception
         self.assertEqual(error.code(), grpc.StatusCode.UNAVAILABLE, error.details())
-        info = h.decode_details(error)["ErrorInfo"]
+        info = harness.error_details(error)
         self.assertEqual(info.metadata["attempts"], "1")
         self.assertEqual(info.metadata["retry_stopped_because"], "not_idempotent")
         self.assertEqual(info.metadata["request_may_have_been_sent"], "true")

@@ -19,7 +19,8 @@ import unittest
 import grpc
 
 sys.path.insert(0, os.path.dirname(__file__))
-import traffic_harness as h  # noqa: E402
+import traffic_load as tl  # noqa: E402
+import upgw_harness as harness  # noqa: E402
 
 LIMIT = 400          # per WINDOW, identify and track each, in the emulator and the gateway
 WINDOW = 20.0        # seconds
@@ -61,16 +62,16 @@ class TrafficTestCase(unittest.TestCase):
     def assertRefusalsExplainThemselves(self, outcomes):
         refused = [o for o in outcomes if o.code == grpc.StatusCode.RESOURCE_EXHAUSTED]
         for o in refused:
-            self.assertIn("RetryInfo", o.details, o)
-            self.assertIn("QuotaFailure", o.details, o)
-            self.assertEqual(o.details["ErrorInfo"].reason, "BUDGET_EXHAUSTED", o)
-            self.assertTrue(o.details["QuotaFailure"].violations[0].subject, o)
+            self.assertIsNotNone(o.details.retry_info, o)
+            self.assertIsNotNone(o.details.quota_failure, o)
+            self.assertEqual(o.details.reason, "BUDGET_EXHAUSTED", o)
+            self.assertTrue(o.details.quota_failure.violations[0].subject, o)
 
     def assertUtilisation(self, emulator_records, path, t0, t1, rate, share=1.0, at_least=0.99):
         """Accepted requests to `path` received in [t0, t1] are >= at_least of the budget's
         allowance for the span (rate * share * (t1 - t0)), less the one request an edge of the
         span may cut off, and never more than the allowance plus that one."""
-        times = h.accepted_upstream(emulator_records, path)
+        times = harness.accepted_upstream(emulator_records, path)
         in_span = [t for t in times if t0 <= t <= t1]
         allowance = rate * share * (t1 - t0)
         utilisation = len(in_span) / allowance
@@ -87,11 +88,11 @@ class TrafficTestCase(unittest.TestCase):
 def caller_side_expiries(outcomes):
     """DEADLINE_EXCEEDED from the caller's own timer (no gateway details): the gateway was late."""
     return sum(1 for o in outcomes if o.code == grpc.StatusCode.DEADLINE_EXCEEDED
-               and "ErrorInfo" not in o.details)
+               and o.details.error_info is None)
 
 
 def report(name, outcomes):
-    counts = h.summarize(outcomes)
+    counts = tl.summarize(outcomes)
     client_side = caller_side_expiries(outcomes)
     ok = sorted(o.end - o.start for o in outcomes if o.code == grpc.StatusCode.OK)
     pct = (lambda q: ok[min(len(ok) - 1, int(q * len(ok)))] if ok else float("nan"))
@@ -103,9 +104,9 @@ def report(name, outcomes):
 class OverloadTest(TrafficTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.emulator = h.Emulator(emulator_limit_flags())
+        cls.emulator = harness.Emulator(emulator_limit_flags())
         try:
-            cls.gateway = h.Gateway(cls.emulator.url, gateway_budget_flags())
+            cls.gateway = harness.Gateway(cls.emulator.url, gateway_budget_flags())
         except BaseException:
             cls.emulator.stop()
             raise
@@ -122,14 +123,14 @@ class OverloadTest(TrafficTestCase):
 
     def test_five_times_overload_on_identify_and_track(self):
         duration = 15.0
-        streams = [h.Stream("IdentifyUser", rate=5 * RATE, caller="svc-identify", callers=8),
-                   h.Stream("TrackEvent", rate=5 * RATE, caller="svc-track", callers=8)]
+        streams = [tl.Stream("IdentifyUser", rate=5 * RATE, caller="svc-identify", callers=8),
+                   tl.Stream("TrackEvent", rate=5 * RATE, caller="svc-track", callers=8)]
         rss = {}
 
         def sample(elapsed):
             rss[elapsed] = self.gateway.rss_kib()
 
-        load = h.Load(self.gateway.target)
+        load = tl.Load(self.gateway.target)
         try:
             start, end = load.run(streams, duration, DEADLINES, on_tick=sample)
         finally:
@@ -143,8 +144,8 @@ class OverloadTest(TrafficTestCase):
         # Userpilot never saw more than its limit: no 429, no window over the limit.
         self.assertEqual(stats["rate_limited"], 0, stats)
         for path in ("/v1/identify", "/v1/track"):
-            times = h.accepted_upstream(records, path)
-            self.assertLessEqual(h.max_in_any_window(times, WINDOW), LIMIT)
+            times = harness.accepted_upstream(records, path)
+            self.assertLessEqual(harness.max_in_any_window(times, WINDOW), LIMIT)
         # ... and got at least 99% of it, over the span where callers kept the queue full.
         t0, t1 = start + WARMUP, end
         for path in ("/v1/identify", "/v1/track"):
@@ -152,7 +153,7 @@ class OverloadTest(TrafficTestCase):
 
         # Every caller: OK, or refused at once with the budget's details, or out of time; never
         # later than its deadline.
-        self.assertEqual(len(outcomes), 2 * round(5 * RATE * duration), h.summarize(outcomes))
+        self.assertEqual(len(outcomes), 2 * round(5 * RATE * duration), tl.summarize(outcomes))
         self.assertEveryCallerAnsweredInTime(outcomes)
         self.assertRefusalsExplainThemselves(outcomes)
         # Nothing is sent upstream for a caller who will have given up by the time it is
@@ -175,9 +176,9 @@ class OverloadTest(TrafficTestCase):
         # The flooder sends 10x the whole identify budget; the modest caller 2 calls/s, a fifth
         # of its fair share (half the budget with two callers waiting).
         duration = 10.0
-        streams = [h.Stream("IdentifyUser", rate=10 * RATE, caller="flooder"),
-                   h.Stream("IdentifyUser", rate=2, caller="modest")]
-        load = h.Load(self.gateway.target)
+        streams = [tl.Stream("IdentifyUser", rate=10 * RATE, caller="flooder"),
+                   tl.Stream("IdentifyUser", rate=2, caller="modest")]
+        load = tl.Load(self.gateway.target)
         try:
             start, end = load.run(streams, duration, [2.0])
         finally:
@@ -193,12 +194,12 @@ class OverloadTest(TrafficTestCase):
         # DEADLINE_EXCEEDED). Weighted fair queueing puts each of its calls at most one flooder
         # call behind (one interval, 50 ms), far inside its 2 s deadline.
         self.assertEqual(len(modest), round(2 * duration))
-        self.assertEqual(h.summarize(modest), {"OK": len(modest)})
+        self.assertEqual(tl.summarize(modest), {"OK": len(modest)})
         # The flooder gets the rest of the budget and the refusals.
         records = self.emulator.requests()
         self.assertEqual(self.emulator.admin("GET", "stats")["rate_limited"], 0)
         self.assertUtilisation(records, "/v1/identify", start + WARMUP, end, RATE)
-        flooder_counts = h.summarize(flooder)
+        flooder_counts = tl.summarize(flooder)
         self.assertGreater(flooder_counts.get("RESOURCE_EXHAUSTED", 0), 0.8 * len(flooder))
         self.assertGreater(flooder_counts.get("OK", 0), (RATE - 2) * (duration - WARMUP) * 0.98)
 

@@ -14,7 +14,8 @@ import unittest
 import grpc
 
 sys.path.insert(0, os.path.dirname(__file__))
-import traffic_harness as h  # noqa: E402
+import traffic_load as tl  # noqa: E402
+import upgw_harness as harness  # noqa: E402
 from overload_test import (DEADLINES, LIMIT, MAX_ORPHANS, RATE, WARMUP, WINDOW,  # noqa: E402
                            TrafficTestCase, caller_side_expiries, emulator_limit_flags,
                            gateway_budget_flags, report)
@@ -23,13 +24,13 @@ from overload_test import (DEADLINES, LIMIT, MAX_ORPHANS, RATE, WARMUP, WINDOW, 
 class TwoReplicasShareRedisTest(TrafficTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.redis = h.RedisServer()
+        cls.redis = harness.RedisServer()
         cls.emulator = None
         cls.gateways = []
         try:
-            cls.emulator = h.Emulator(emulator_limit_flags())
+            cls.emulator = harness.Emulator(emulator_limit_flags())
             for _ in range(2):
-                cls.gateways.append(h.Gateway(
+                cls.gateways.append(harness.Gateway(
                     cls.emulator.url,
                     gateway_budget_flags() + [f"--ratelimit_redis={cls.redis.url}",
                                               "--ratelimit_replicas=2"]))
@@ -47,9 +48,9 @@ class TwoReplicasShareRedisTest(TrafficTestCase):
 
     def test_two_replicas_under_five_times_overload_stay_within_one_budget(self):
         duration = 15.0
-        streams = [h.Stream("IdentifyUser", rate=5 * RATE, caller="svc-identify", callers=8),
-                   h.Stream("TrackEvent", rate=5 * RATE, caller="svc-track", callers=8)]
-        load = h.Load([g.target for g in self.gateways])  # Call i goes to replica i % 2.
+        streams = [tl.Stream("IdentifyUser", rate=5 * RATE, caller="svc-identify", callers=8),
+                   tl.Stream("TrackEvent", rate=5 * RATE, caller="svc-track", callers=8)]
+        load = tl.Load([g.target for g in self.gateways])  # Call i goes to replica i % 2.
         try:
             start, end = load.run(streams, duration, DEADLINES)
         finally:
@@ -62,7 +63,7 @@ class TwoReplicasShareRedisTest(TrafficTestCase):
         # Within ONE budget: no 429, no window of the emulator's over the limit ...
         self.assertEqual(stats["rate_limited"], 0, stats)
         for path in ("/v1/identify", "/v1/track"):
-            self.assertLessEqual(h.max_in_any_window(h.accepted_upstream(records, path), WINDOW),
+            self.assertLessEqual(harness.max_in_any_window(harness.accepted_upstream(records, path), WINDOW),
                                  LIMIT)
         # ... and the one budget used fully, by both replicas together.
         for path in ("/v1/identify", "/v1/track"):
@@ -76,7 +77,7 @@ class TwoReplicasShareRedisTest(TrafficTestCase):
         for target in (0, 1):
             self.assertGreater(ok.count(target), 0.3 * len(ok), f"replica {target}")
         for gateway in self.gateways:
-            self.assertIsNone(gateway.process.poll(), gateway.log())
+            self.assertIsNone(gateway.poll(), gateway.log())
 
 
 class RedisUnreachableTest(TrafficTestCase):
@@ -85,9 +86,9 @@ class RedisUnreachableTest(TrafficTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.emulator = h.Emulator(emulator_limit_flags())
+        cls.emulator = harness.Emulator(emulator_limit_flags())
         # A port where nothing listens: Redis is "down" from the start.
-        cls.dead_redis = f"redis://127.0.0.1:{h.free_port()}"
+        cls.dead_redis = f"redis://127.0.0.1:{harness.free_port()}"
 
     @classmethod
     def tearDownClass(cls):
@@ -97,12 +98,12 @@ class RedisUnreachableTest(TrafficTestCase):
         self.emulator.admin("POST", "reset")
 
     def test_local_fallback_spends_one_nth_of_the_budget(self):
-        gateway = h.Gateway(self.emulator.url, gateway_budget_flags() + [
+        gateway = harness.Gateway(self.emulator.url, gateway_budget_flags() + [
             f"--ratelimit_redis={self.dead_redis}", "--ratelimit_replicas=2"])
         try:
-            load = h.Load(gateway.target)
+            load = tl.Load(gateway.target)
             try:
-                start, end = load.run([h.Stream("IdentifyUser", rate=5 * RATE, caller="svc")],
+                start, end = load.run([tl.Stream("IdentifyUser", rate=5 * RATE, caller="svc")],
                                       8.0, [2.0])
             finally:
                 load.close()
@@ -118,19 +119,19 @@ class RedisUnreachableTest(TrafficTestCase):
                                at_least=0.97)
 
     def test_refuse_mode_answers_unavailable_and_sends_nothing(self):
-        gateway = h.Gateway(self.emulator.url, gateway_budget_flags() + [
+        gateway = harness.Gateway(self.emulator.url, gateway_budget_flags() + [
             f"--ratelimit_redis={self.dead_redis}", "--ratelimit_replicas=2",
             "--ratelimit_redis_fallback=refuse"])
         try:
-            load = h.Load(gateway.target)
+            load = tl.Load(gateway.target)
             try:
-                load.run([h.Stream("IdentifyUser", rate=RATE, caller="svc")], 3.0, [2.0])
+                load.run([tl.Stream("IdentifyUser", rate=RATE, caller="svc")], 3.0, [2.0])
             finally:
                 load.close()
         finally:
             gateway.stop()
         report("IdentifyUser (Redis down, refuse)", load.outcomes)
-        self.assertEqual(h.summarize(load.outcomes), {"UNAVAILABLE": len(load.outcomes)})
+        self.assertEqual(tl.summarize(load.outcomes), {"UNAVAILABLE": len(load.outcomes)})
         for o in load.outcomes:
             self.assertLess(o.end - o.start, 1.0, o)  # Refused promptly, not at the deadline.
         self.assertEqual(self.emulator.admin("GET", "stats")["requests"], 0)
