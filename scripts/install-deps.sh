@@ -2,9 +2,13 @@
 # Installs every build, run and test dependency of userpilot-gateway from Debian 12 packages.
 # Idempotent and quick when everything is present: it asks dpkg first and calls apt-get only
 # for what is missing. Runs as root, or through sudo when it is available.
+#
+#   install-deps.sh               everything `make run` and `make test` need
+#   install-deps.sh --build-only  only what compiling the gateway needs (the Dockerfile's build stage)
+#   install-deps.sh --image       the container image tools tests/image uses (ctest -L image)
 set -euo pipefail
 
-packages=(
+build_packages=(
   # Build toolchain.
   g++ cmake ninja-build pkg-config make git ca-certificates
   # Libraries the gateway links.
@@ -12,16 +16,30 @@ packages=(
   libcurl4-openssl-dev prometheus-cpp-dev libhiredis-dev libspdlog-dev
   # google/rpc/*.proto (Status, error details) and gRPC's own protos (health, reflection).
   golang-github-gogo-googleapis-dev grpc-proto
-  # Tests: GoogleTest/GoogleMock, Python's grpcio as a second-language client, real Redis
-  # and Prometheus servers, nghttp2's h2load for benchmarks.
-  libgtest-dev libgmock-dev python3 python3-grpcio python3-grpc-tools python3-protobuf
+  # GoogleTest/GoogleMock: the CMake configuration needs them even for the gateway alone.
+  libgtest-dev libgmock-dev
+)
+test_packages=(
+  # Tests: Python's grpcio as a second-language client, real Redis and Prometheus servers,
+  # nghttp2's h2load for benchmarks.
+  python3 python3-grpcio python3-grpc-tools python3-protobuf
   redis-server prometheus nghttp2-client
 )
+# Building and running the Dockerfile without a Docker engine or a registry: buildah (chroot
+# isolation, vfs storage) and mmdebstrap for the Debian base image.
+image_packages=(buildah mmdebstrap)
+
+case ${1:-} in
+  "") packages=("${build_packages[@]}" "${test_packages[@]}")
+      # Node.js (for offline Kubernetes manifest validation) may come from another repository
+      # that bundles npm; only ask Debian for it when there is no node at all.
+      command -v node >/dev/null || packages+=(nodejs npm) ;;
+  --build-only) packages=("${build_packages[@]}") ;;
+  --image) packages=("${image_packages[@]}") ;;
+  *) echo "usage: install-deps.sh [--build-only | --image]" >&2; exit 2 ;;
+esac
 
 missing=()
-# Node.js (for offline Kubernetes manifest validation) may come from another repository that
-# bundles npm; only ask Debian for it when there is no node at all.
-command -v node >/dev/null || packages+=(nodejs npm)
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
