@@ -6,6 +6,8 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")" && pwd)
 dest=${1:?usage: npm_install.sh DEST}
+mkdir -p "$dest"
+dest=$(cd "$dest" && pwd)
 command -v npm >/dev/null || { echo "npm_install: npm not found: run scripts/install-deps.sh" >&2; exit 1; }
 stamp="$dest/node_modules/.upgw-package-lock.sha256"
 want=$(sha256sum "$src/package-lock.json" | cut -d' ' -f1)
@@ -13,7 +15,6 @@ if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
   echo "npm_install: $dest is up to date"
   exit 0
 fi
-mkdir -p "$dest"
 cp "$src/package.json" "$src/package-lock.json" "$dest/"
 cd "$dest"
 npm ci --no-audit --no-fund --loglevel=error
