@@ -167,6 +167,8 @@ def build_image(version, revision, scratch):
     started = time.monotonic()
     buildah(*args, SOURCE, timeout=3600)
     seconds = time.monotonic() - started
+    # The image this tag named before is now untagged: drop it (vfs keeps full copies).
+    buildah("rmi", "--prune")
     report(f"built {IMAGE} ({'from source' if FROM_SOURCE else 'prebuilt binary'}) "
            f"in {seconds:.0f} s")
     return seconds
