@@ -36,21 +36,19 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import unittest
-import urllib.request
 
 import grpc
 from health_proto import health_pb2, health_pb2_grpc
 from userpilot.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from upgw_harness import Emulator, Process
 
 SOURCE = os.environ.get("UPGW_SOURCE", os.path.join(os.path.dirname(__file__), "../.."))
 BUILD = os.environ.get("UPGW_BUILD", os.path.join(SOURCE, "build"))
 GATEWAY = os.environ.get("UPGW_GATEWAY_BIN", os.path.join(BUILD, "service/userpilot-gateway"))
-EMULATOR = os.environ.get("UPGW_EMULATOR_BIN", os.path.join(BUILD, "tests/emulator/userpilot-emulator"))
 FROM_SOURCE = os.environ.get("UPGW_IMAGE_FROM_SOURCE", "") not in ("", "0")
 # buildah's storage for these tests only: vfs (no overlay mounts needed), under the build tree.
 STORE = os.path.join(BUILD, "tests/image/containers")
@@ -58,7 +56,6 @@ BASE_IMAGE = "localhost/upgw-debian:bookworm-minbase"
 IMAGE = "localhost/userpilot-gateway:" + ("from-source" if FROM_SOURCE else "test")
 SPOOL = "/var/spool/userpilot-gateway"  # the image's mount point for the import spool volume
 GATEWAY_SERVICE = "userpilot.gateway.v1.UserpilotGateway"
-API_KEY = "image-test-key-5b2e0"
 TIMEOUT = 10  # seconds, every gRPC call
 
 
@@ -74,12 +71,6 @@ def buildah(*args, timeout=600):
         raise AssertionError(f"buildah {' '.join(args)} failed ({done.returncode}):\n"
                              f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     return done.stdout
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # What the test measured (times, size, packages), also written to REPORT for CI's log.
@@ -282,37 +273,20 @@ class ImageTest(unittest.TestCase):
 
     @classmethod
     def start_servers(cls):
-        cls.emulator = subprocess.Popen(
-            [EMULATOR, "--listen=127.0.0.1:0", f"--api_key={API_KEY}", "--job_step=100ms"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = cls.emulator.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        assert match, f"emulator said: {line!r}"
-        cls.emulator_url = match.group(0)
-        cls.port, cls.metrics_port = free_port(), free_port()
+        cls.emulator = Emulator(["--job_step=100ms"])
+        # The gateway in the image shares the host's network: it binds ports of the kernel's
+        # choosing on loopback and says which, as on the host.
         entrypoint = cls.config["Entrypoint"]
-        cls.gateway_log = open(os.path.join(cls.scratch, "gateway.log"), "w+")
-        cls.gateway = subprocess.Popen(
-            cls.container.command(
-                [*entrypoint, f"--listen=127.0.0.1:{cls.port}",
-                 f"--metrics_listen=127.0.0.1:{cls.metrics_port}",
-                 f"--upstream_url={cls.emulator_url}", f"--import_spool_dir={SPOOL}",
-                 "--shutdown_grace=5s"],
-                env={"USERPILOT_API_KEY": API_KEY}),
-            stdout=cls.gateway_log, stderr=subprocess.STDOUT)
-        cls.channel = grpc.insecure_channel(f"127.0.0.1:{cls.port}")
-        try:
-            grpc.channel_ready_future(cls.channel).result(timeout=60)
-        except grpc.FutureTimeoutError:
-            raise AssertionError(f"the gateway in the image did not listen within 60 s:\n"
-                                 f"{cls.log_text()}")
+        cls.gateway = Process("image-gateway", cls.container.command(
+            [*entrypoint, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+             f"--upstream_url={cls.emulator.url}", f"--import_spool_dir={SPOOL}",
+             "--shutdown_grace=5s"],
+            env={"USERPILOT_API_KEY": cls.emulator.api_key}),
+            log_path=os.path.join(cls.scratch, "gateway.log"))
+        port = int(cls.gateway.wait_for_log(r"serving gRPC on port (\d+)", timeout=60).group(1))
+        cls.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        grpc.channel_ready_future(cls.channel).result(timeout=10)
         cls.stub = gateway_pb2_grpc.UserpilotGatewayStub(cls.channel)
-
-    @classmethod
-    def log_text(cls):
-        cls.gateway_log.flush()
-        with open(cls.gateway_log.name) as log:
-            return log.read()
 
     @classmethod
     def tearDownClass(cls):
@@ -320,21 +294,12 @@ class ImageTest(unittest.TestCase):
             cls.channel.close()
         for name in ("gateway", "emulator"):
             process = getattr(cls, name, None)
-            if process and process.poll() is None:
+            if process:
                 process.kill()
-                process.wait()
         if getattr(cls, "container", None):
             cls.container.remove()
-        if getattr(cls, "gateway_log", None):
-            cls.gateway_log.close()
         if getattr(cls, "scratch", None):
             shutil.rmtree(cls.scratch, ignore_errors=True)
-
-    def admin(self, method, path):
-        request = urllib.request.Request(f"{self.emulator_url}/_emulator/{path}", method=method)
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            text = response.read().decode()
-            return json.loads(text) if text else None
 
     def test_oci_labels(self):
         labels = self.config.get("Labels", {})
@@ -381,10 +346,10 @@ class ImageTest(unittest.TestCase):
         for service in ("", GATEWAY_SERVICE):
             response = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT)
             self.assertEqual(response.status, health_pb2.HealthCheckResponse.SERVING, service)
-        self.admin("POST", "reset")
+        self.emulator.reset()
         self.stub.IdentifyUser(gateway_pb2.IdentifyUserRequest(user_id="image-user"),
                                timeout=TIMEOUT, metadata=[("x-caller", "image-test")])
-        identifies = [r for r in self.admin("GET", "requests") if r["raw_path"] == "/v1/identify"]
+        identifies = self.emulator.requests_to("/v1/identify")
         self.assertEqual(len(identifies), 1)
         self.assertEqual(json.loads(identifies[0]["body"])["user_id"], "image-user")
 
@@ -422,9 +387,9 @@ class ImageTest(unittest.TestCase):
         pids = [p for p in descendants(self.gateway.pid) if executable(p) == "userpilot-gateway"]
         self.assertEqual(len(pids), 1, pids)
         os.kill(pids[0], signal.SIGTERM)
-        self.assertEqual(self.gateway.wait(timeout=30), 0, self.log_text())
-        self.assertIn('"msg":"call"', self.log_text())
-        self.assertNotIn(API_KEY, self.log_text())
+        self.assertEqual(self.gateway.wait(timeout=30), 0, self.gateway.log_tail())
+        self.assertIn('"msg":"call"', self.gateway.log())
+        self.assertNotIn(self.emulator.api_key, self.gateway.log())
 
 
 if __name__ == "__main__":
