@@ -14,6 +14,8 @@ build_packages=(
   # Libraries the gateway links.
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libcurl4-openssl-dev prometheus-cpp-dev libhiredis-dev libspdlog-dev
+  # CRC32C (crc32_iscsi) for the delivery log's record checksums.
+  libisal-dev
   # google/rpc/*.proto (Status, error details) and gRPC's own protos (health, reflection).
   golang-github-gogo-googleapis-dev grpc-proto
   # GoogleTest/GoogleMock: the CMake configuration needs them even for the gateway alone.
