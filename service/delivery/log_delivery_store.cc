@@ -427,10 +427,17 @@ void LogDeliveryStore::MaybeRetireOldest() {
       const Segment& oldest = segments_.begin()->second;
       first = oldest.first_seq;
       const uint64_t live = index_.LiveBytes(first);
-      // Worth it when it frees at least half the file, or when the queue is past half full
-      // and it frees anything at all.
-      const bool pressed = disk_bytes_ * 2 > options_.max_bytes;
-      if (live * 2 > oldest.size && !(pressed && live < oldest.size)) return;
+      const uint64_t total_live = index_.TotalLiveBytes();
+      const uint64_t garbage = disk_bytes_ > total_live ? disk_bytes_ - total_live : 0;
+      // Worth it when it frees at least half the file. Only the oldest can go, so a mostly-live
+      // oldest segment keeps everything behind it: it is carried anyway when the log holds
+      // more garbage than live bytes (and more than two segments' worth), since carrying at
+      // most all live bytes then frees more than that; and when the log is past half the size
+      // bound, if carrying it frees anything.
+      const bool cheap = live * 2 <= oldest.size;
+      const bool wasteful = garbage > std::max(total_live, 2 * options_.segment_bytes);
+      const bool pressed = disk_bytes_ * 2 > options_.max_bytes && live < oldest.size;
+      if (!cheap && !wasteful && !pressed) return;
       const std::vector<uint64_t> homed = index_.HomedIn(first);
       if (homed.empty()) {
         gone = std::move(segments_.begin()->second);

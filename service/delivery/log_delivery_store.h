@@ -14,14 +14,18 @@
 // `segment_bytes`. Acknowledgements of delivery are records in the same log; there is no
 // separate checkpoint file. Segments are deleted oldest first only: a segment may hold the
 // outcome of a record appended in an older one, so deleting it before the older one would
-// bring that record back. The oldest segment (never the newest) is deleted once what is still
-// live in it (pending and dead records with their payloads, delivered records within the
-// retention period as metadata only) is at most half its size: those are first rewritten at
-// the head as kCarry records (their full state, original id and place in the order), made
-// durable, and only then is the old file unlinked and the folder fsynced. A crash in between
-// leaves both copies; replay lets the later carry win. So a record stuck in retries or a dead
-// letter never pins the log, and the idempotency index (the keys of every record still
-// remembered) survives restarts and segment deletion.
+// bring that record back. What is still live in the oldest segment (never the newest) -
+// pending and dead records with their payloads, delivered records within the retention period
+// as metadata only (about 80 bytes plus keys) - is first rewritten at the head as kCarry
+// records (full state, original id and place in the order), made durable, and only then is
+// the old file unlinked and the folder fsynced. A crash in between leaves both copies; replay
+// lets the later carry win. This is done when the live part is at most half the file, or
+// when the log holds more garbage than live bytes (and over two segments' worth) so that a
+// mostly-live oldest segment cannot keep the garbage behind it, or when the log is past half
+// its size bound. So the folder stays within about twice the live bytes plus two segments; a
+// record stuck in retries or a dead letter never pins the log; and the idempotency index (the
+// keys of every record still remembered) survives restarts and segment deletion. Delivered
+// records' metadata counts toward the size bound for the retention period.
 //
 // Size bound. Appends are refused with RESOURCE_EXHAUSTED when the segment files plus what is
 // queued would exceed `max_bytes` (never a silent drop). Bookkeeping records (leases, outcomes,

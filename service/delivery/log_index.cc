@@ -156,7 +156,7 @@ void LogIndex::Insert(Entry entry) {
   }
   homed_[e.home.segment].insert(id);
   e.live_bytes = EstimateLiveBytes(e);
-  live_bytes_[e.home.segment] += e.live_bytes;
+  AddLive(e.home.segment, e.live_bytes);
 }
 
 void LogIndex::Remove(uint64_t id) {
@@ -185,7 +185,7 @@ void LogIndex::Remove(uint64_t id) {
     h->second.erase(id);
     if (h->second.empty()) homed_.erase(h);
   }
-  live_bytes_[e.home.segment] -= e.live_bytes;
+  SubLive(e.home.segment, e.live_bytes);
   entries_.erase(it);
 }
 
@@ -245,17 +245,30 @@ void LogIndex::SetHome(Entry& e, Location where) {
     h->second.erase(e.id);
     if (h->second.empty()) homed_.erase(h);
   }
-  live_bytes_[e.home.segment] -= e.live_bytes;
+  SubLive(e.home.segment, e.live_bytes);
   e.home = where;
   homed_[where.segment].insert(e.id);
-  live_bytes_[where.segment] += e.live_bytes;
+  AddLive(where.segment, e.live_bytes);
 }
 
 void LogIndex::UpdateLiveBytes(Entry& e) {
   const uint64_t now = EstimateLiveBytes(e);
-  live_bytes_[e.home.segment] += now;
-  live_bytes_[e.home.segment] -= e.live_bytes;
+  AddLive(e.home.segment, now);
+  SubLive(e.home.segment, e.live_bytes);
   e.live_bytes = now;
+}
+
+void LogIndex::AddLive(uint64_t segment, uint64_t bytes) {
+  live_bytes_[segment] += bytes;
+  total_live_bytes_ += bytes;
+}
+
+void LogIndex::SubLive(uint64_t segment, uint64_t bytes) {
+  auto it = live_bytes_.find(segment);
+  if (it == live_bytes_.end()) return;
+  it->second -= bytes;
+  total_live_bytes_ -= bytes;
+  if (it->second == 0) live_bytes_.erase(it);
 }
 
 uint64_t LogIndex::EstimateLiveBytes(const Entry& e) {

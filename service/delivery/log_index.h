@@ -91,6 +91,7 @@ class LogIndex {
   // `with_payload`: the carry holds the payload (false: delivered, or the payload was lost).
   void Rehome(uint64_t id, Location where, bool with_payload);
   uint64_t LiveBytes(uint64_t segment) const;
+  uint64_t TotalLiveBytes() const { return total_live_bytes_; }
 
   struct Counts {
     uint64_t pending = 0, leased = 0, dead = 0, delivered = 0;
@@ -140,7 +141,10 @@ class LogIndex {
   std::set<uint64_t> dead_;
   std::set<std::pair<absl::Time, uint64_t>> expiry_;  // Delivered: (forget at, id).
   absl::flat_hash_map<uint64_t, std::set<uint64_t>> homed_;
-  absl::flat_hash_map<uint64_t, uint64_t> live_bytes_;
+  void AddLive(uint64_t segment, uint64_t bytes);
+  void SubLive(uint64_t segment, uint64_t bytes);
+  absl::flat_hash_map<uint64_t, uint64_t> live_bytes_;  // Segments with live bytes only.
+  uint64_t total_live_bytes_ = 0;
   uint64_t leased_ = 0;
   std::map<uint32_t, uint64_t> pending_by_kind_;
 };
