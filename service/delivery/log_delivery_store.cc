@@ -140,9 +140,31 @@ absl::Status LogDeliveryStore::Replay() {
   if (ec) return ErrnoError("list", options_.dir, ec.value());
 
   std::lock_guard<std::mutex> lock(mu_);
+  // The folder's incarnation: the one most intact segment headers carry (a stray file copied
+  // in from another folder must not make this folder's own segments look foreign).
+  std::map<uint64_t, size_t> votes;
+  for (const auto& [first_seq, path] : files) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[delivery_log::kSegmentHeaderBytes];
+    const ssize_t n = ::pread(fd, buf, sizeof(buf), 0);
+    ::close(fd);
+    if (n != static_cast<ssize_t>(sizeof(buf))) continue;
+    if (auto h = delivery_log::DecodeSegmentHeader(absl::string_view(buf, sizeof(buf)))) {
+      ++votes[h->incarnation];
+    }
+  }
+  bool have_incarnation = false;
+  size_t best = 0;
+  for (const auto& [incarnation, count] : votes) {
+    if (count > best) {
+      best = count;
+      incarnation_ = incarnation;
+      have_incarnation = true;
+    }
+  }
   uint64_t after_seq = 0;
   uint64_t last_first = 0;
-  bool have_incarnation = false;
   size_t i = 0;
   for (const auto& [first_seq, path] : files) {
     const bool newest = ++i == files.size();
@@ -155,30 +177,28 @@ absl::Status LogDeliveryStore::Replay() {
       return data.status();
     }
     std::optional<delivery_log::SegmentHeader> header = delivery_log::DecodeSegmentHeader(*data);
-    if (header && have_incarnation && header->incarnation != incarnation_) {
-      header.reset();  // A file from another log: nothing in it belongs here.
-    }
-    if (!header) {
-      // A segment torn while it was being created (the newest), or a damaged or foreign one.
-      if (newest) {
-        counters_.torn_tail_bytes += data->size();
-        ::close(fd);
-        ::unlink(path.c_str());
-        continue;
-      }
+    if (header && header->incarnation != incarnation_) {
+      // A file from another log: nothing in it belongs here. Left alone (never read, never
+      // deleted) and counted as damage at every start, so that an operator notices.
       ++counters_.corrupt_regions;
       counters_.corrupt_bytes += data->size();
-      segments_[first_seq] = Segment{first_seq, path, fd, data->size()};
-      disk_bytes_ += data->size();
+      ::close(fd);
       continue;
     }
-    if (!have_incarnation) {
-      incarnation_ = header->incarnation;
-      have_incarnation = true;
+    if (!header && newest && data->size() < delivery_log::kSegmentHeaderBytes) {
+      // The newest segment, torn while it was being created: it never held a record.
+      counters_.torn_tail_bytes += data->size();
+      ::close(fd);
+      ::unlink(path.c_str());
+      continue;
     }
+    // A damaged header alone does not lose the records behind it: scan them with the header
+    // the file's name and the folder imply.
+    const delivery_log::SegmentHeader assumed{incarnation_, first_seq};
     uint64_t unparsable = 0;
-    const delivery_log::ScanResult scan =
-        delivery_log::ScanSegment(*data, after_seq, [&](const delivery_log::ScannedRecord& r) {
+    const delivery_log::ScanResult scan = delivery_log::ScanSegment(
+        *data, after_seq,
+        [&](const delivery_log::ScannedRecord& r) {
           const Location where{first_seq, r.offset, r.size};
           const void* p = r.body.data();
           const int n = static_cast<int>(r.body.size());
@@ -211,7 +231,8 @@ absl::Status LogDeliveryStore::Replay() {
             }
           }
           if (!ok) ++unparsable;
-        });
+        },
+        assumed);
     counters_.replayed_records += scan.records - unparsable;
     counters_.corrupt_regions += scan.corrupt_regions + unparsable;
     counters_.corrupt_bytes += scan.corrupt_bytes;

@@ -502,6 +502,27 @@ TEST_F(LogDeliveryStoreTest, FlippedBitsDropOnlyTheDamagedRecord) {
   EXPECT_EQ(GetSync(*s, ids[2]).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(LogDeliveryStoreTest, DamagedSegmentHeaderLosesNoRecords) {
+  {
+    auto s = Open();
+    for (int i = 0; i < 3; ++i) Append(*s, "old-" + std::to_string(i));
+  }
+  {
+    auto s = Open();  // A second segment.
+    Append(*s, "new");
+  }
+  ASSERT_EQ(SegmentFiles().size(), 2u);
+  {
+    std::fstream f(SegmentFiles().front(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(0);
+    f.put('X');  // The magic.
+  }
+  auto s = Open();
+  EXPECT_EQ(s->Stats().corrupt_regions, 1u);
+  EXPECT_EQ(s->Stats().corrupt_bytes, delivery_log::kSegmentHeaderBytes);
+  EXPECT_THAT(LeasePayloads(*s), ElementsAre("old-0", "old-1", "old-2", "new"));
+}
+
 TEST_F(LogDeliveryStoreTest, PayloadDamagedAfterOpenBecomesADeadLetterNotACrash) {
   auto s = Open();
   const std::string id = Append(*s, "will-rot");

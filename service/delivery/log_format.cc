@@ -119,16 +119,21 @@ std::optional<ScannedRecord> ParseRecordAt(absl::string_view bytes, uint64_t off
 }
 
 ScanResult ScanSegment(absl::string_view file, uint64_t after_seq,
-                       absl::FunctionRef<void(const ScannedRecord&)> on_record) {
+                       absl::FunctionRef<void(const ScannedRecord&)> on_record,
+                       std::optional<SegmentHeader> assumed) {
   ScanResult result;
   result.last_seq = after_seq;
   std::optional<SegmentHeader> header = DecodeSegmentHeader(file);
+  result.header_valid = header.has_value();
   if (!header) {
-    // Without a header nothing in the file can be trusted to belong to this log.
-    result.tail_bytes = file.size();
-    return result;
+    if (!assumed || file.size() < kSegmentHeaderBytes) {
+      result.tail_bytes = file.size();
+      return result;
+    }
+    header = assumed;
+    ++result.corrupt_regions;
+    result.corrupt_bytes += kSegmentHeaderBytes;
   }
-  result.header_valid = true;
   result.header = *header;
   uint64_t offset = kSegmentHeaderBytes;
   result.valid_end = offset;

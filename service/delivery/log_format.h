@@ -89,8 +89,11 @@ struct ScanResult {
 // Scans a whole segment file's bytes; calls `on_record` for each valid record, in order.
 // Records must have sequence numbers above `after_seq` (the last one of the previous segment)
 // and above each other. Never fails: damage is counted in the result.
+// With `assumed` set, a file whose header is damaged is scanned as if it had that header (the
+// 32 header bytes count as a corrupt region); otherwise such a file yields nothing.
 ScanResult ScanSegment(absl::string_view file, uint64_t after_seq,
-                       absl::FunctionRef<void(const ScannedRecord&)> on_record);
+                       absl::FunctionRef<void(const ScannedRecord&)> on_record,
+                       std::optional<SegmentHeader> assumed = std::nullopt);
 
 // Validates one frame at the start of `bytes` (used to re-read a record's body later).
 std::optional<ScannedRecord> ParseRecordAt(absl::string_view bytes, uint64_t offset_in_file);
