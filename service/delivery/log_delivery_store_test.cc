@@ -71,6 +71,15 @@ class LogDeliveryStoreTest : public ::testing::Test {
     if (out) *out = std::move(*r);
     return payloads;
   }
+  std::vector<std::string> Kinds(LogDeliveryStore& s, size_t max, std::vector<uint32_t> kinds) {
+    absl::StatusOr<std::vector<LeasedDelivery>> r = LeaseSync(s, max, std::move(kinds));
+    EXPECT_TRUE(r.ok()) << r.status();
+    std::vector<std::string> payloads;
+    if (r.ok()) {
+      for (const LeasedDelivery& d : *r) payloads.push_back(d.payload);
+    }
+    return payloads;
+  }
   std::vector<fs::path> SegmentFiles() {
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(Options().dir)) {
@@ -83,6 +92,25 @@ class LogDeliveryStoreTest : public ::testing::Test {
   TempFolder folder_;
   TestClock clock_;
 };
+
+TEST_F(LogDeliveryStoreTest, RecordsInARetryWaitOrOfOtherKindsDoNotHideReadyOnes) {
+  auto s = Open();
+  for (int i = 0; i < 50; ++i) Append(*s, "w" + std::to_string(i), {"user:" + std::to_string(i)});
+  std::vector<LeasedDelivery> l;
+  LeasePayloads(*s, 100, &l);
+  ASSERT_EQ(l.size(), 50u);
+  for (const LeasedDelivery& d : l) {
+    ASSERT_TRUE(CompleteSync(*s, d.info.delivery_id,
+                             DeliveryOutcome::Retry("429", clock_.Now() + absl::Hours(1)))
+                    .ok());
+  }
+  for (int i = 0; i < 50; ++i)
+    Append(*s, "t" + std::to_string(i), {"user:t" + std::to_string(i)}, "", 7);
+  Append(*s, "fresh", {"user:fresh"});
+  EXPECT_THAT(Kinds(*s, 1, {0}), ElementsAre("fresh"));
+  clock_.Advance(absl::Hours(2));
+  EXPECT_THAT(Kinds(*s, 2, {0}), ElementsAre("w0", "w1"));
+}
 
 TEST_F(LogDeliveryStoreTest, AppendsComeBackInOrderAfterRestart) {
   std::vector<std::string> ids;

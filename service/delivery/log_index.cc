@@ -55,7 +55,7 @@ void LogIndex::ApplyLease(const LeaseBody& body, bool live) {
   if (e.open_attempt) e.in_doubt = true;
   e.open_attempt = true;
   if (live && !e.leased) {
-    ready_.erase({e.order_seq, e.id});
+    Unready(e);
     e.leased = true;
     ++leased_;
   }
@@ -116,6 +116,7 @@ void LogIndex::ApplyCarry(const CarryBody& body, Location where) {
   e.kind = body.append().kind();
   e.attempts = body.attempts();
   e.in_doubt = body.in_doubt();
+  e.open_attempt = body.open_attempt();
   e.has_payload = e.state != DeliveryState::kDelivered && !body.append().payload().empty();
   e.last_error = body.last_error();
   e.enqueue_time = FromMicros(body.append().enqueue_unix_micros());
@@ -199,14 +200,17 @@ void LogIndex::EnterPending(Entry& e) {
     const OrderKey old_head = had_head ? *q.begin() : OrderKey{};
     q.insert(me);
     // A redriven record goes behind what is queued; a replayed one may land in front.
-    if (had_head && *q.begin() == me) ready_.erase(old_head);
+    if (had_head && *q.begin() == me) {
+      auto old = entries_.find(old_head.second);
+      if (old != entries_.end()) Unready(old->second);
+    }
   }
   MaybeReady(e);
 }
 
 void LogIndex::LeavePending(Entry& e) {
   const OrderKey me{e.order_seq, e.id};
-  ready_.erase(me);
+  Unready(e);
   pending_by_enqueue_.erase({e.enqueue_time, e.id});
   if (--pending_by_kind_[e.kind] == 0) pending_by_kind_.erase(e.kind);
   for (const std::string& k : e.ordering_keys) {
@@ -234,9 +238,20 @@ bool LogIndex::HeadOfAll(const Entry& e) const {
 }
 
 void LogIndex::MaybeReady(const Entry& e) {
-  if (e.state == DeliveryState::kPending && !e.leased && HeadOfAll(e)) {
-    ready_.insert({e.order_seq, e.id});
+  if (e.state != DeliveryState::kPending || e.leased || !HeadOfAll(e)) return;
+  if (e.not_before != absl::InfinitePast()) {
+    waiting_.insert({e.not_before, e.id});
+  } else {
+    ready_[e.kind].insert({e.order_seq, e.id});
   }
+}
+
+void LogIndex::Unready(const Entry& e) {
+  waiting_.erase({e.not_before, e.id});
+  auto r = ready_.find(e.kind);
+  if (r == ready_.end()) return;
+  r->second.erase({e.order_seq, e.id});
+  if (r->second.empty()) ready_.erase(r);
 }
 
 void LogIndex::SetHome(Entry& e, Location where) {
@@ -324,15 +339,36 @@ std::optional<Location> LogIndex::PayloadLocation(uint64_t id) const {
 }
 
 std::vector<uint64_t> LogIndex::PickReady(size_t max, const std::vector<uint32_t>& kinds,
-                                          absl::Time now) const {
-  std::vector<uint64_t> out;
-  for (const OrderKey& k : ready_) {
-    if (out.size() >= max) break;
-    const Entry& e = entries_.at(k.second);
-    if (e.not_before > now) continue;
-    if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), e.kind) == kinds.end()) continue;
-    out.push_back(e.id);
+                                          absl::Time now) {
+  while (!waiting_.empty() && waiting_.begin()->first <= now) {
+    const uint64_t id = waiting_.begin()->second;
+    waiting_.erase(waiting_.begin());
+    Entry& e = entries_.at(id);
+    e.not_before = absl::InfinitePast();
+    MaybeReady(e);
   }
+  // The first `max` of each kind asked for, merged by order.
+  std::vector<OrderKey> candidates;
+  auto take = [&](const std::set<OrderKey>& ready) {
+    size_t n = 0;
+    for (auto it = ready.begin(); it != ready.end() && n < max; ++it, ++n) {
+      candidates.push_back(*it);
+    }
+  };
+  if (kinds.empty()) {
+    for (const auto& [kind, ready] : ready_) take(ready);
+  } else {
+    for (uint32_t kind : kinds) {
+      auto r = ready_.find(kind);
+      if (r != ready_.end()) take(r->second);
+    }
+  }
+  std::sort(candidates.begin(), candidates.end());
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  if (candidates.size() > max) candidates.resize(max);
+  std::vector<uint64_t> out;
+  out.reserve(candidates.size());
+  for (const OrderKey& k : candidates) out.push_back(k.second);
   return out;
 }
 
@@ -370,7 +406,8 @@ std::optional<CarryBody> LogIndex::CarryOf(uint64_t id) const {
   a->set_enqueue_unix_micros(absl::ToUnixMicros(e.enqueue_time));
   c.set_state(StateToInt(e.state));
   c.set_attempts(e.attempts);
-  c.set_in_doubt(e.in_doubt || e.open_attempt);
+  c.set_in_doubt(e.in_doubt);
+  c.set_open_attempt(e.open_attempt);
   c.set_last_error(e.last_error);
   if (e.state != DeliveryState::kPending) {
     c.set_finish_unix_micros(absl::ToUnixMicros(e.finish_time));

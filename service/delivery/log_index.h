@@ -10,9 +10,11 @@
 // their size (about 200 bytes per pending or dead record plus its keys).
 //
 // Readiness: a pending record is ready when it is not leased and, for each of its ordering
-// keys, no pending record with that key comes before it. `ready_` holds exactly those, in log
-// order, so PickReady() is a walk from the front that skips only records in a retry wait or of
-// other kinds; a record leaving the backlog makes the next record of each of its keys ready.
+// keys, no pending record with that key comes before it. Ready records in a retry wait sit in
+// `waiting_` (by the time they may go); the others in `ready_`, one ordered set per kind. So
+// PickReady() promotes what is due, then merges the fronts of the kinds asked for: it never
+// walks past records it cannot lease. A record leaving the backlog makes the next record of
+// each of its keys ready.
 //
 // Segments: each entry is "homed" in the segment holding its payload record; the index keeps,
 // per segment, the ids homed there and the bytes carrying them forward would write, so the
@@ -24,6 +26,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -73,8 +76,9 @@ class LogIndex {
   std::optional<Location> PayloadLocation(uint64_t id) const;  // Pending or dead records.
 
   // Ready records in order, up to `max`, of `kinds` (empty: any), not waiting past `now`.
+  // Does not lease them (ApplyLease does).
   std::vector<uint64_t> PickReady(size_t max, const std::vector<uint32_t>& kinds,
-                                  absl::Time now) const;
+                                  absl::Time now);
 
   // Dead records with id > `after`, oldest first, up to `max`.
   std::vector<uint64_t> DeadAfter(uint64_t after, size_t max) const;
@@ -128,6 +132,7 @@ class LogIndex {
   void LeavePending(Entry& e);
   bool HeadOfAll(const Entry& e) const;
   void MaybeReady(const Entry& e);
+  void Unready(const Entry& e);
   void SetHome(Entry& e, Location where);
   void UpdateLiveBytes(Entry& e);
   static uint64_t EstimateLiveBytes(const Entry& e);
@@ -136,7 +141,8 @@ class LogIndex {
   absl::flat_hash_map<uint64_t, Entry> entries_;
   absl::flat_hash_map<std::string, uint64_t> by_idempotency_key_;
   absl::flat_hash_map<std::string, std::set<OrderKey>> by_ordering_key_;  // Pending only.
-  std::set<OrderKey> ready_;
+  absl::flat_hash_map<uint32_t, std::set<OrderKey>> ready_;  // By kind.
+  std::set<std::pair<absl::Time, uint64_t>> waiting_;         // (not before, id)
   std::set<std::pair<absl::Time, uint64_t>> pending_by_enqueue_;
   std::set<uint64_t> dead_;
   std::set<std::pair<absl::Time, uint64_t>> expiry_;  // Delivered: (forget at, id).

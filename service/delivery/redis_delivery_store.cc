@@ -22,15 +22,21 @@ local function keys_of(id)
   for i = 1, n do ks[i] = redis.call('HGET', H(id), 'k' .. i) end
   return ks
 end
--- Adds `id` to the ready set when it is pending, not leased, and heads all of its keys.
+-- When `id` is pending, not leased, and heads all of its keys: adds it to the ready set of its
+-- kind, or to the waiting set while a retry waits.
 local function maybe_ready(id)
   local h = H(id)
-  if redis.call('HGET', h, 'state') ~= 'pending' then return end
-  if redis.call('HEXISTS', h, 'owner') == 1 then return end
+  local f = redis.call('HMGET', h, 'state', 'owner', 'kind', 'ord', 'nb')
+  if f[1] ~= 'pending' or f[2] then return end
   for _, k in ipairs(keys_of(id)) do
     if redis.call('LINDEX', P .. ':order:' .. k, 0) ~= id then return end
   end
-  redis.call('ZADD', P .. ':ready', tonumber(redis.call('HGET', h, 'ord')), id)
+  local nb = tonumber(f[5] or '0')
+  if nb > 0 then
+    redis.call('ZADD', P .. ':waiting', nb, id)
+  else
+    redis.call('ZADD', P .. ':ready:' .. f[3], tonumber(f[4]), id)
+  end
 end
 -- Takes `id` out of its keys' lists; the next record of each key may become ready.
 local function leave_keys(id)
@@ -85,6 +91,7 @@ for i = 1, nk do redis.call('RPUSH', P .. ':order:' .. ARGV[7 + i], id) end
 if ikey ~= '' then redis.call('SET', P .. ':idem:' .. ikey, id) end
 redis.call('INCRBY', P .. ':bytes', #payload)
 redis.call('ZADD', P .. ':pending', now, id)
+redis.call('SADD', P .. ':kinds', kind)
 maybe_ready(id)
 return {0, id}
 )lua";
@@ -110,29 +117,42 @@ for _, id in ipairs(expired) do
 end
 -- Entries of consumers idle that long (dead replicas) move to this one.
 redis.call('XAUTOCLAIM', S, group, me, lease_ms, '0-0', 'COUNT', 1000, 'JUSTID')
+-- Retry waits that are over.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. ':waiting', '-inf', now, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', P .. ':waiting', id)
+  redis.call('HSET', H(id), 'nb', 0)
+  maybe_ready(id)
+end
+-- The first `max` ready records of each kind asked for, merged by order.
+if nkinds == 0 then
+  for _, k in ipairs(redis.call('SMEMBERS', P .. ':kinds')) do kinds[k] = true end
+end
+local candidates = {}
+for kind, _ in pairs(kinds) do
+  local r = redis.call('ZRANGE', P .. ':ready:' .. kind, 0, max - 1, 'WITHSCORES')
+  for i = 1, #r, 2 do candidates[#candidates + 1] = {tonumber(r[i + 1]), r[i], kind} end
+end
+table.sort(candidates, function(a, b) return a[1] < b[1] end)
 local out = {}
-local scan = math.min(10000, max * 4 + 100)
-for _, id in ipairs(redis.call('ZRANGE', P .. ':ready', 0, scan - 1)) do
-  if #out >= max then break end
+for i = 1, math.min(max, #candidates) do
+  local id, kind = candidates[i][2], candidates[i][3]
   local h = H(id)
-  local f = redis.call('HMGET', h, 'kind', 'nb', 'entry', 'open', 'doubt')
-  if (nkinds == 0 or kinds[f[1]]) and tonumber(f[2] or '0') <= now then
-    redis.call('ZREM', P .. ':ready', id)
-    local payload = payload_of(f[3])
-    if not payload then
-      -- Cannot happen unless the stream was edited by hand: a dead letter that says so.
-      redis.call('HSET', h, 'state', 'dead', 'fin', now, 'err', 'stream entry lost', 'payload', '')
-      redis.call('ZREM', P .. ':pending', id)
-      redis.call('ZADD', P .. ':dead', redis.call('INCR', P .. ':deadseq'), id)
-      leave_keys(id)
-    else
-      local doubt = (f[4] == '1' or f[5] == '1') and 1 or 0
-      redis.call('HSET', h, 'owner', me, 'open', 1, 'doubt', doubt)
-      redis.call('HINCRBY', h, 'att', 1)
-      redis.call('ZADD', P .. ':leased', now + lease_ms, id)
-      redis.call('XCLAIM', S, group, me, 0, f[3], 'JUSTID')
-      out[#out + 1] = {info(id), payload, doubt}
-    end
+  redis.call('ZREM', P .. ':ready:' .. kind, id)
+  local f = redis.call('HMGET', h, 'entry', 'open', 'doubt')
+  local payload = payload_of(f[1])
+  if not payload then
+    -- Cannot happen unless the stream was edited by hand: a dead letter that says so.
+    redis.call('HSET', h, 'state', 'dead', 'fin', now, 'err', 'stream entry lost', 'payload', '')
+    redis.call('ZREM', P .. ':pending', id)
+    redis.call('ZADD', P .. ':dead', redis.call('INCR', P .. ':deadseq'), id)
+    leave_keys(id)
+  else
+    local doubt = (f[2] == '1' or f[3] == '1') and 1 or 0
+    redis.call('HSET', h, 'owner', me, 'open', 1, 'doubt', doubt)
+    redis.call('HINCRBY', h, 'att', 1)
+    redis.call('ZADD', P .. ':leased', now + lease_ms, id)
+    redis.call('XCLAIM', S, group, me, 0, f[1], 'JUSTID')
+    out[#out + 1] = {info(id), payload, doubt}
   end
 end
 return out

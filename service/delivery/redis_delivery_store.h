@@ -13,8 +13,10 @@
 //                     once dead. Expires `retention` after delivery.
 //   {p}:idem:<key>    The first delivery id of an idempotency key; expires with its record.
 //   {p}:order:<key>   List of the pending ids with that ordering key, in order.
-//   {p}:ready         Sorted set of the pending ids at the head of all their keys and not
-//                     leased, by order: what Lease() takes from, oldest first.
+//   {p}:ready:<kind>  Sorted sets (one per kind; {p}:kinds lists the kinds) of the pending ids
+//                     at the head of all their keys, not leased and not in a retry wait, by
+//                     order: what Lease() takes from, oldest first, merging the kinds asked for.
+//   {p}:waiting       Sorted set of such ids in a retry wait, by the time they may go.
 //   {p}:leased        Sorted set of leased ids by lease expiry. A lease not completed by then
 //                     (its replica died or stalled) goes back to ready, in doubt.
 //   {p}:pending, {p}:dead   Sorted sets for the backlog (by enqueue time) and the dead letters.

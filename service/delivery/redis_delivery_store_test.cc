@@ -69,6 +69,23 @@ class RedisDeliveryStoreTest : public ::testing::Test {
   std::unique_ptr<RedisServer> server_;
 };
 
+TEST_F(RedisDeliveryStoreTest, RecordsInARetryWaitOrOfOtherKindsDoNotHideReadyOnes) {
+  auto s = Open(Options());
+  for (int i = 0; i < 50; ++i) Append(*s, "w" + std::to_string(i), {"user:" + std::to_string(i)});
+  std::vector<LeasedDelivery> l;
+  Payloads(*s, 100, &l);
+  ASSERT_EQ(l.size(), 50u);
+  for (const LeasedDelivery& d : l) {
+    ASSERT_TRUE(CompleteSync(*s, d.info.delivery_id,
+                             DeliveryOutcome::Retry("429", absl::Now() + absl::Hours(1)))
+                    .ok());
+  }
+  for (int i = 0; i < 50; ++i)
+    Append(*s, "t" + std::to_string(i), {"user:t" + std::to_string(i)}, "", 7);
+  Append(*s, "fresh", {"user:fresh"});
+  EXPECT_THAT(Payloads(*s, 1, nullptr, {0}), ElementsAre("fresh"));
+}
+
 TEST_F(RedisDeliveryStoreTest, OrderingKeysKindsAndOutcomes) {
   auto s = Open(Options());
   const std::string a1 = Append(*s, "a1", {"user:a"}, "", 1);
