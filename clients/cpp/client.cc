@@ -19,7 +19,8 @@ using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
 using Clock = std::chrono::system_clock;
 
-constexpr char kUserAgent[] = "userpilot-gateway-cpp-client/0.1";
+// UPGW_CLIENT_VERSION is the CMake project's version (clients/cpp/CMakeLists.txt).
+constexpr char kUserAgent[] = "userpilot-gateway-cpp-client/" UPGW_CLIENT_VERSION;
 
 // Same state apart from elapsed_time, which grows on every read: after a reconnection the first
 // state is skipped when it is the one delivered last.
@@ -60,7 +61,10 @@ grpc::Status Parse(const grpc::ByteBuffer& buffer, google::protobuf::Message* me
 
 Client Client::Connect(const std::string& target, ClientOptions options,
                        std::shared_ptr<grpc::ChannelCredentials> credentials) {
-  if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
+  if (credentials == nullptr) {
+    credentials = options.tls.has_value() ? ChannelCredentialsFor(*options.tls)
+                                          : grpc::InsecureChannelCredentials();
+  }
   auto channel = grpc::CreateCustomChannel(target, credentials, ChannelArgumentsFor(options));
   return Client(std::move(channel), std::move(options));
 }
@@ -73,6 +77,9 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
           v1::IdentifyUserRequest::descriptor()->file()->FindServiceByName("UserpilotGateway")),
       rng_(std::make_unique<Rng>()) {
   rng_->engine.seed(std::random_device()());
+  if (!options_.bearer_token.empty() && !options_.token_over_plaintext) {
+    token_credentials_ = grpc::AccessTokenCredentials(options_.bearer_token);
+  }
   if (!options_.sleep) {
     options_.sleep = [](nanoseconds d) { std::this_thread::sleep_for(d); };
   }
@@ -86,21 +93,23 @@ grpc::ChannelArguments Client::ChannelArgumentsFor(const ClientOptions& options)
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
     args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   }
+  if (options.tls.has_value() && !options.tls->server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls->server_name);
+  }
   return args;
 }
 
-Client::MethodPolicy Client::PolicyFor(const std::string& method) const {
-  const DefaultDeadlines& d = options_.deadlines;
-  if (method == "IdentifyUser" || method == "IdentifyCompany" || method == "DeleteUsers" ||
-      method == "DeleteCompanies") {
-    return {d.write, true};
-  }
-  if (method == "TrackEvent") return {d.write, false};
-  if (method == "BulkIdentifyUsers" || method == "BulkIdentifyCompanies") return {d.bulk, false};
-  if (method == "GetJob" || method == "ListJobs") return {d.read, true};
-  if (method == "ImportData") return {d.import, false};
-  if (method == "WatchJob" || method == "WatchJobs") return {d.watch, true};
-  return {d.write, false};
+Client::MethodPolicy Client::PolicyFor(const google::protobuf::MethodDescriptor& method,
+                                       const DefaultDeadlines& deadlines) {
+  using Options = google::protobuf::MethodOptions;
+  const Options::IdempotencyLevel level = method.options().idempotency_level();
+  const bool idempotent = level == Options::IDEMPOTENT || level == Options::NO_SIDE_EFFECTS;
+  if (method.client_streaming()) return {deadlines.import, idempotent};
+  if (method.server_streaming()) return {deadlines.watch, idempotent};
+  if (level == Options::NO_SIDE_EFFECTS) return {deadlines.read, idempotent};
+  // A unary call with side effects that answers a Job has started one.
+  if (method.output_type() == v1::Job::descriptor()) return {deadlines.bulk, idempotent};
+  return {deadlines.write, idempotent};
 }
 
 Clock::time_point Client::DeadlineFor(const CallOptions& options, milliseconds fallback) const {
@@ -112,6 +121,11 @@ void Client::Prepare(grpc::ClientContext& context, const CallOptions& options,
                      Clock::time_point deadline) const {
   context.set_deadline(deadline);
   if (!options_.caller.empty()) context.AddMetadata("x-caller", options_.caller);
+  if (token_credentials_ != nullptr) {
+    context.set_credentials(token_credentials_);
+  } else if (!options_.bearer_token.empty()) {
+    context.AddMetadata("authorization", "Bearer " + options_.bearer_token);
+  }
   for (const auto& [key, value] : options.metadata) context.AddMetadata(key, value);
 }
 
@@ -170,7 +184,7 @@ grpc::Status Client::Call(const google::protobuf::MethodDescriptor& method,
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                         method.name() + " is a streaming method; Call() is for unary methods");
   }
-  const MethodPolicy policy = PolicyFor(method.name());
+  const MethodPolicy policy = PolicyFor(method, options_.deadlines);
   const Clock::time_point deadline = DeadlineFor(options, policy.deadline);
   const int max_attempts = std::max(1, options.max_attempts.value_or(options_.retry.max_attempts));
   const std::string path = "/" + method.service()->full_name() + "/" + method.name();
@@ -270,7 +284,8 @@ grpc::Status Client::Watch(const char* method, const Request& request,
                            const std::function<bool(const v1::Job&)>& on_job,
                            const CallOptions& options, std::optional<v1::Job>* last,
                            int* attempts) {
-  const Clock::time_point deadline = DeadlineFor(options, PolicyFor(method).deadline);
+  const MethodPolicy policy = PolicyFor(*service_->FindMethodByName(method), options_.deadlines);
+  const Clock::time_point deadline = DeadlineFor(options, policy.deadline);
   const int max_attempts = std::max(1, options.max_attempts.value_or(options_.retry.max_attempts));
   nanoseconds backoff = options_.retry.initial_backoff;
   grpc::Status status;
@@ -308,16 +323,16 @@ grpc::Status Client::Watch(const char* method, const Request& request,
     status = reader->Finish();
     if (stopped) return grpc::Status::OK;
     if (status.ok()) return status;
-    // Streams are reads: reconnecting is always safe. Attempts count only consecutive failures,
-    // so a long watch survives any number of replica restarts that each left it progressing.
-    // The gateway caps a call's deadline (--max_deadline): a stream it ended while ours still
-    // runs is resumed like an UNAVAILABLE one.
+    // Watches have no side effects (NO_SIDE_EFFECTS): reconnecting is safe. Attempts count only
+    // consecutive failures, so a long watch survives any number of replica restarts that each left
+    // it progressing. The gateway caps a call's deadline (--max_deadline): a stream it ended while
+    // ours still runs is resumed like an UNAVAILABLE one.
     grpc::Status decision = status;
     if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
         Clock::now() + std::chrono::seconds(1) < deadline) {
       decision = grpc::Status(grpc::StatusCode::UNAVAILABLE, status.error_message());
     }
-    if (!WaitToRetry(decision, /*idempotent=*/true, failures, max_attempts, backoff, deadline)) {
+    if (!WaitToRetry(decision, policy.idempotent, failures, max_attempts, backoff, deadline)) {
       return status;
     }
   }
@@ -353,7 +368,9 @@ grpc::Status Client::WatchJobs(bool include_existing,
 Result<v1::Job> Client::ImportData(const v1::ImportHeader& header, std::istream& file,
                                    const CallOptions& options, size_t chunk_bytes) {
   grpc::ClientContext context;
-  Prepare(context, options, DeadlineFor(options, options_.deadlines.import));
+  const MethodPolicy policy =
+      PolicyFor(*service_->FindMethodByName("ImportData"), options_.deadlines);
+  Prepare(context, options, DeadlineFor(options, policy.deadline));
   v1::Job job;
   std::unique_ptr<grpc::ClientWriter<v1::ImportDataRequest>> writer =
       stub_->ImportData(&context, &job);

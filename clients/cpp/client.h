@@ -2,14 +2,18 @@
 //
 // A small synchronous layer over the generated stub of userpilot.gateway.v1.UserpilotGateway
 // that does what every caller would otherwise repeat:
-// - a deadline on every call: the caller's, or a default per kind of RPC (ClientOptions);
+// - a deadline on every call: the caller's, or a default per kind of RPC (DefaultDeadlines);
 // - the caller's name as `x-caller` metadata (the gateway's fair queuing and logs use it);
+// - TLS, a client certificate and a bearer token when the gateway asks for them
+//   (ClientOptions::tls, ClientOptions::bearer_token; credentials.h reads them from files);
 // - retries of UNAVAILABLE and RESOURCE_EXHAUSTED, after the server's RetryInfo delay when it
 //   sends one (else truncated exponential backoff with jitter), at most RetryOptions::max_attempts
-//   attempts and never past the deadline. Non-idempotent RPCs (TrackEvent, BulkIdentifyUsers,
-//   BulkIdentifyCompanies) are retried on UNAVAILABLE only when the gateway says the request
-//   certainly never reached Userpilot (ErrorInfo request_may_have_been_sent == "false");
-//   RESOURCE_EXHAUSTED means it was refused, so they are retried then as well;
+//   attempts and never past the deadline. Whether a method may be repeated is read from the
+//   contract: the `idempotency_level` option of each RPC in gateway.proto. IDEMPOTENT and
+//   NO_SIDE_EFFECTS methods are retried on both codes; the others (TrackEvent, the bulk
+//   identifies, ImportData) on UNAVAILABLE only when the gateway says the request certainly
+//   never reached Userpilot (ErrorInfo request_may_have_been_sent == "false"), and on
+//   RESOURCE_EXHAUSTED with details (a refusal, so nothing happened);
 // - typed error details (error_details.h);
 // - WatchJob that reconnects after UNAVAILABLE (a replica draining, a connection aged out) and
 //   does not repeat a state it already delivered.
@@ -37,6 +41,7 @@
 #include <utility>
 #include <vector>
 
+#include "clients/cpp/credentials.h"
 #include "clients/cpp/error_details.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -62,17 +67,20 @@ struct RetryOptions {
   std::chrono::milliseconds max_retry_delay{30000};
 };
 
-// Deadlines of calls that set none (CallOptions), by kind of RPC.
+// Deadlines of calls that set none (CallOptions), by kind of RPC. The kind comes from each
+// method's descriptor (Client::PolicyFor), so a method added to the contract gets one too.
 struct DefaultDeadlines {
-  // IdentifyUser, IdentifyCompany, TrackEvent, DeleteUsers, DeleteCompanies.
+  // Unary methods with side effects that answer anything but a Job: IdentifyUser,
+  // IdentifyCompany, TrackEvent, DeleteUsers, DeleteCompanies.
   std::chrono::milliseconds write{10000};
-  // BulkIdentifyUsers, BulkIdentifyCompanies (up to 10,000 rows).
+  // Unary methods with side effects that answer a Job, i.e. start one: BulkIdentifyUsers,
+  // BulkIdentifyCompanies (up to 10,000 rows, and perhaps a wait for the gateway's job lane).
   std::chrono::milliseconds bulk{60000};
-  // GetJob, ListJobs.
+  // Unary methods without side effects (NO_SIDE_EFFECTS): GetJob, ListJobs.
   std::chrono::milliseconds read{10000};
-  // ImportData (a whole file upload).
+  // Client-streaming methods: ImportData (a whole file upload).
   std::chrono::milliseconds import{600000};
-  // WatchJob and WatchJobs, reconnections included.
+  // Server-streaming methods: WatchJob and WatchJobs, reconnections included.
   std::chrono::milliseconds watch{1800000};
 };
 
@@ -85,6 +93,17 @@ struct ClientOptions {
   // connection (a replica gone without closing) during long WatchJob streams; the server must
   // allow the interval (see deploy/kubernetes/README.md), or it closes the connection.
   std::chrono::milliseconds keepalive_time{0};
+  // TLS towards the gateway, with a client certificate when the gateway requires one. Unset:
+  // plaintext. Used by Connect (a channel made elsewhere brings its own credentials; build it
+  // with ChannelCredentialsFor and ChannelArgumentsFor).
+  std::optional<TlsOptions> tls;
+  // Sent as `authorization: Bearer <token>` on every call when not empty (the gateway's
+  // --caller_tokens_file). As gRPC call credentials, which gRPC sends only over TLS: over
+  // plaintext a call fails with UNAUTHENTICATED and the token stays here, unless
+  // token_over_plaintext says the hop is protected otherwise (a service-mesh sidecar that
+  // encrypts it) or is local development. This library never logs or returns the token.
+  std::string bearer_token;
+  bool token_over_plaintext = false;
   // Replaces sleeping between attempts (for tests). Default: std::this_thread::sleep_for.
   std::function<void(std::chrono::nanoseconds)> sleep;
 };
@@ -137,8 +156,8 @@ namespace v1 = ::userpilot::gateway::v1;
 class Client {
  public:
   // A client of the gateway at `target` ("host:port", or any gRPC target such as
-  // "dns:///userpilot-gateway.userpilot-gateway.svc:50051"), over plaintext (the gateway's port
-  // has no TLS) unless `credentials` are given.
+  // "dns:///userpilot-gateway.userpilot-gateway.svc:50051"): over `credentials` when given,
+  // else over TLS when options.tls is set, else over plaintext.
   static Client Connect(const std::string& target, ClientOptions options = {},
                         std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
 
@@ -163,10 +182,9 @@ class Client {
   Result<v1::DeleteCompaniesResponse> DeleteCompanies(const v1::DeleteCompaniesRequest& request,
                                                       const CallOptions& options = {});
 
-  // Any unary method of the service by descriptor (what userpilotctl needs): the same deadlines,
-  // x-caller and retries as the typed methods, by method name; a method this client does not
-  // know is treated as non-idempotent with the `write` deadline. `response` must be of the
-  // method's output type. Returns the final status; `attempts` (optional) receives the count.
+  // Any unary method by descriptor (what userpilotctl needs): the same deadlines, metadata and
+  // retries as the typed methods, by the method's PolicyFor. `response` must be of the method's
+  // output type. Returns the final status; `attempts` (optional) receives the count.
   grpc::Status Call(const google::protobuf::MethodDescriptor& method,
                     const google::protobuf::Message& request, google::protobuf::Message* response,
                     const CallOptions& options = {}, int* attempts = nullptr);
@@ -194,8 +212,19 @@ class Client {
 
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
-  // The channel arguments Connect uses: the user agent, and keepalive when configured.
+  // The channel arguments Connect uses: the user agent, keepalive when configured, and the TLS
+  // server name when options.tls sets one.
   static grpc::ChannelArguments ChannelArgumentsFor(const ClientOptions& options);
+
+  // What a method's descriptor says about calling it: its default deadline (by kind, see
+  // DefaultDeadlines) and whether it may be repeated after a failure that may have reached
+  // Userpilot (its idempotency_level is IDEMPOTENT or NO_SIDE_EFFECTS). Exposed for tests.
+  struct MethodPolicy {
+    std::chrono::milliseconds deadline;
+    bool idempotent;
+  };
+  static MethodPolicy PolicyFor(const google::protobuf::MethodDescriptor& method,
+                                const DefaultDeadlines& deadlines);
 
   // How long to wait before retrying a call that failed with `status`, or nullopt when it must
   // not be retried (see the file comment for the rules). `backoff` is the current backoff
@@ -207,11 +236,6 @@ class Client {
                                                             const RetryOptions& options);
 
  private:
-  struct MethodPolicy {
-    std::chrono::milliseconds deadline;
-    bool idempotent;
-  };
-  MethodPolicy PolicyFor(const std::string& method) const;
   std::chrono::system_clock::time_point DeadlineFor(const CallOptions& options,
                                                     std::chrono::milliseconds fallback) const;
   void Prepare(grpc::ClientContext& context, const CallOptions& options,
@@ -233,6 +257,9 @@ class Client {
   ClientOptions options_;
   std::unique_ptr<v1::UserpilotGateway::Stub> stub_;
   const google::protobuf::ServiceDescriptor* service_;
+  // options_.bearer_token as gRPC call credentials; null without a token, or when it is sent
+  // as plain metadata (token_over_plaintext).
+  std::shared_ptr<grpc::CallCredentials> token_credentials_;
   struct Rng {
     std::mutex mu;
     std::minstd_rand engine;  // guarded by mu

@@ -4,11 +4,14 @@
 // gateway and the Userpilot emulator.
 #include "clients/cpp/client.h"
 
+#include <map>
 #include <mutex>
 #include <sstream>
 
 #include "clients/cpp/testing/scripted_gateway.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 
 namespace userpilot::gateway::client {
@@ -389,6 +392,80 @@ TEST(ErrorDetailsTest, StatusCodeNames) {
   EXPECT_EQ(StatusCodeName(grpc::StatusCode::RESOURCE_EXHAUSTED), "RESOURCE_EXHAUSTED");
   EXPECT_EQ(StatusCodeName(grpc::StatusCode::UNAUTHENTICATED), "UNAUTHENTICATED");
   EXPECT_EQ(StatusCodeName(static_cast<grpc::StatusCode>(99)), "CODE_99");
+}
+
+TEST(PolicyForTest, FollowsTheContractsIdempotencyLevels) {
+  const google::protobuf::ServiceDescriptor* service =
+      v1::Job::descriptor()->file()->FindServiceByName("UserpilotGateway");
+  DefaultDeadlines d;
+  d.write = milliseconds(1);
+  d.bulk = milliseconds(2);
+  d.read = milliseconds(3);
+  d.import = milliseconds(4);
+  d.watch = milliseconds(5);
+  const std::map<std::string, std::pair<milliseconds, bool>> expected = {
+      {"IdentifyUser", {d.write, true}},
+      {"IdentifyCompany", {d.write, true}},
+      {"BulkIdentifyUsers", {d.bulk, false}},
+      {"BulkIdentifyCompanies", {d.bulk, false}},
+      {"TrackEvent", {d.write, false}},
+      {"ListJobs", {d.read, true}},
+      {"GetJob", {d.read, true}},
+      {"DeleteUsers", {d.write, true}},
+      {"DeleteCompanies", {d.write, true}},
+      {"WatchJob", {d.watch, true}},
+      {"WatchJobs", {d.watch, true}},
+      {"ImportData", {d.import, false}},
+  };
+  ASSERT_EQ(service->method_count(), static_cast<int>(expected.size()))
+      << "a method was added to the contract: add it here";
+  for (int i = 0; i < service->method_count(); ++i) {
+    const google::protobuf::MethodDescriptor& method = *service->method(i);
+    ASSERT_EQ(expected.count(method.name()), 1u) << method.name();
+    Client::MethodPolicy policy = Client::PolicyFor(method, d);
+    EXPECT_EQ(policy.deadline, expected.at(method.name()).first) << method.name();
+    EXPECT_EQ(policy.idempotent, expected.at(method.name()).second) << method.name();
+  }
+}
+
+TEST(PolicyForTest, ReadsTheOptionNotTheName) {
+  // A contract where TrackEvent says it is idempotent and IdentifyUser says nothing: the client
+  // believes the descriptors, so a changed option needs no change here.
+  google::protobuf::FileDescriptorProto file;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        name: "policy_test.proto"
+        package: "policy_test"
+        syntax: "proto3"
+        message_type { name: "M" }
+        service {
+          name: "S"
+          method {
+            name: "TrackEvent"
+            input_type: ".policy_test.M"
+            output_type: ".policy_test.M"
+            options { idempotency_level: IDEMPOTENT }
+          }
+          method { name: "IdentifyUser" input_type: ".policy_test.M" output_type: ".policy_test.M" }
+          method {
+            name: "Peek"
+            input_type: ".policy_test.M"
+            output_type: ".policy_test.M"
+            server_streaming: true
+            options { idempotency_level: NO_SIDE_EFFECTS }
+          }
+        })pb",
+      &file));
+  google::protobuf::DescriptorPool pool;
+  const google::protobuf::FileDescriptor* built = pool.BuildFile(file);
+  ASSERT_NE(built, nullptr);
+  const google::protobuf::ServiceDescriptor* service = built->service(0);
+  DefaultDeadlines d;
+  EXPECT_TRUE(Client::PolicyFor(*service->FindMethodByName("TrackEvent"), d).idempotent);
+  EXPECT_FALSE(Client::PolicyFor(*service->FindMethodByName("IdentifyUser"), d).idempotent);
+  EXPECT_EQ(Client::PolicyFor(*service->FindMethodByName("IdentifyUser"), d).deadline, d.write);
+  EXPECT_TRUE(Client::PolicyFor(*service->FindMethodByName("Peek"), d).idempotent);
+  EXPECT_EQ(Client::PolicyFor(*service->FindMethodByName("Peek"), d).deadline, d.watch);
 }
 
 TEST(RetryDelayTest, Rules) {

@@ -143,13 +143,20 @@ grpc::Status ScriptedGateway::Replay(WatchScript& script, grpc::ServerWriter<v1:
 }
 
 void ScriptedGateway::Record(const std::string& method, grpc::ServerContext* c) {
-  std::string caller;
-  auto it = c->client_metadata().find("x-caller");
-  if (it != c->client_metadata().end()) caller = std::string(it->second.data(), it->second.size());
+  auto metadata = [c](const char* key) {
+    auto it = c->client_metadata().find(key);
+    return it == c->client_metadata().end() ? std::string()
+                                            : std::string(it->second.data(), it->second.size());
+  };
+  std::string identity;
+  for (const grpc::string_ref& name : c->auth_context()->GetPeerIdentity()) {
+    if (!identity.empty()) identity += ",";
+    identity.append(name.data(), name.size());
+  }
   double left =
       std::chrono::duration<double>(c->deadline() - std::chrono::system_clock::now()).count();
   std::lock_guard<std::mutex> lock(mu_);
-  seen_.push_back({method, caller, left});
+  seen_.push_back({method, metadata("x-caller"), metadata("authorization"), identity, left});
 }
 
 grpc::Status ScriptedGateway::Next(const std::string& method, grpc::ServerContext* c) {
@@ -162,10 +169,11 @@ grpc::Status ScriptedGateway::Next(const std::string& method, grpc::ServerContex
   return s;
 }
 
-ScriptedGatewayServer::ScriptedGatewayServer() {
+ScriptedGatewayServer::ScriptedGatewayServer(std::shared_ptr<grpc::ServerCredentials> credentials) {
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort("127.0.0.1:0",
+                           credentials ? credentials : grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&gateway_);
   server_ = builder.BuildAndStart();
   // Without a server every test of the fixture would fail obscurely: stop here instead.

@@ -1,7 +1,8 @@
 // A scripted in-process userpilot-gateway for unit tests of the client library and of
 // userpilotctl: each RPC answers with the next status its script holds (OK when the script is
 // empty), each watch plays the next scripted stream, and every call is recorded (method,
-// x-caller, deadline) so tests can check what the client sent.
+// x-caller, authorization, the peer's certificate identity, deadline) so tests can check what
+// the client sent. It serves plaintext, or TLS with the server credentials it is given.
 //
 // Thread-safety: the scripts and records are guarded by a mutex; tests may script and read
 // while calls run on gRPC's threads.
@@ -19,6 +20,7 @@
 
 #include "google/protobuf/message.h"
 #include "google/rpc/error_details.pb.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/support/status.h"
 #include "userpilot/gateway/v1/gateway.grpc.pb.h"
@@ -46,6 +48,10 @@ class ScriptedGateway final : public v1::UserpilotGateway::Service {
   struct Seen {
     std::string method;
     std::string caller;
+    std::string authorization;  // the `authorization` metadata, "" when absent
+    // The client certificate's identity (its SANs, else its CN, as gRPC's auth context gives
+    // them), "" without one.
+    std::string peer_identity;
     double deadline_seconds;  // from when the call arrived
   };
 
@@ -93,10 +99,11 @@ class ScriptedGateway final : public v1::UserpilotGateway::Service {
   std::vector<v1::ImportDataRequest> imported_;
 };
 
-// A ScriptedGateway served on 127.0.0.1 at a free port while this object lives.
+// A ScriptedGateway served on 127.0.0.1 at a free port while this object lives: plaintext, or
+// over `credentials` (grpc::SslServerCredentials for TLS tests).
 class ScriptedGatewayServer {
  public:
-  ScriptedGatewayServer();
+  explicit ScriptedGatewayServer(std::shared_ptr<grpc::ServerCredentials> credentials = nullptr);
   ~ScriptedGatewayServer();
 
   ScriptedGateway& gateway() { return gateway_; }
