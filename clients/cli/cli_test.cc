@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -260,6 +261,84 @@ TEST(CommandLineTest, UsageTextShowsFlagsAndMethods) {
   }
 }
 
+TEST(CommandLineTest, TlsAndTokenFlags) {
+  {
+    absl::FlagSaver saver;
+    auto inv = Parse({"ListJobs"});
+    ASSERT_TRUE(inv.ok()) << inv.status();
+    EXPECT_FALSE(inv->tls);
+  }
+  {
+    absl::FlagSaver saver;
+    auto inv =
+        Parse({"--tls_ca_file=ca.pem", "--tls_server_name=gw", "--token_file=t", "ListJobs"});
+    ASSERT_TRUE(inv.ok()) << inv.status();
+    EXPECT_TRUE(inv->tls);  // implied
+    EXPECT_EQ(inv->tls_ca_file, "ca.pem");
+    EXPECT_EQ(inv->tls_server_name, "gw");
+    EXPECT_EQ(inv->token_file, "t");
+    EXPECT_FALSE(inv->token_over_plaintext);
+  }
+  {
+    absl::FlagSaver saver;
+    auto inv = Parse({"--tls", "--token_over_plaintext", "ListJobs"});
+    ASSERT_TRUE(inv.ok()) << inv.status();
+    EXPECT_TRUE(inv->tls);
+    EXPECT_TRUE(inv->token_over_plaintext);
+  }
+  absl::FlagSaver saver;
+  auto inv = Parse({"--tls_cert_file=c.pem", "ListJobs"});
+  ASSERT_FALSE(inv.ok());
+  EXPECT_THAT(std::string(inv.status().message()),
+              HasSubstr("--tls_cert_file and --tls_key_file go together"));
+  EXPECT_THAT(UsageText(), HasSubstr("--tls_ca_file (default: )"));
+  EXPECT_THAT(UsageText(), HasSubstr("USERPILOT_GATEWAY_TOKEN"));
+}
+
+TEST(ClientOptionsForTest, ReadsTheTlsFilesAndTheTokenWithoutEverQuotingIt) {
+  const std::string dir = ::testing::TempDir() + "/cli_test_tls_" + std::to_string(getpid());
+  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+  const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  std::ofstream(dir + "/ca.pem") << pem;
+  std::ofstream(dir + "/token") << "s3cret-token\n";
+  Invocation inv;
+  inv.caller = "ops";
+  auto plain = ClientOptionsFor(inv, std::nullopt);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->tls.has_value());
+  EXPECT_EQ(plain->bearer_token, "");
+  EXPECT_EQ(plain->caller, "ops");
+
+  inv.tls = true;
+  inv.tls_ca_file = dir + "/ca.pem";
+  inv.tls_server_name = "gateway.test";
+  inv.token_file = dir + "/token";
+  auto secure = ClientOptionsFor(inv, std::string("from-env"));
+  ASSERT_TRUE(secure.ok()) << secure.status();
+  ASSERT_TRUE(secure->tls.has_value());
+  EXPECT_EQ(secure->tls->root_certs, pem);
+  EXPECT_EQ(secure->tls->server_name, "gateway.test");
+  EXPECT_EQ(secure->bearer_token, "s3cret-token");  // the file wins over the environment
+
+  inv.token_file.clear();
+  EXPECT_EQ(ClientOptionsFor(inv, std::string("from-env"))->bearer_token, "from-env");
+  auto bad_env = ClientOptionsFor(inv, std::string("bad token"));
+  ASSERT_FALSE(bad_env.ok());
+  EXPECT_THAT(std::string(bad_env.status().message()),
+              HasSubstr("USERPILOT_GATEWAY_TOKEN: the bearer token from USERPILOT_GATEWAY_TOKEN"));
+  EXPECT_THAT(std::string(bad_env.status().message()), Not(HasSubstr("bad token")));
+
+  inv.tls_ca_file = dir + "/missing.pem";
+  auto missing = ClientOptionsFor(inv, std::nullopt);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("cannot set up TLS: the CA file '" + dir + "/missing.pem' cannot be read"));
+  inv.tls_ca_file.clear();
+  inv.token_file = dir + "/missing-token";
+  EXPECT_THAT(std::string(ClientOptionsFor(inv, std::nullopt).status().message()),
+              HasSubstr("--token_file: the token file '" + dir + "/missing-token'"));
+}
+
 // ---- A call against an in-process fake gateway ----
 
 class FakeGateway final : public v1::UserpilotGateway::CallbackService {
@@ -303,9 +382,10 @@ class CallTest : public ::testing::Test {
     delete server_;
     delete service_;
   }
-  std::shared_ptr<grpc::Channel> Channel() {
-    return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
-                               grpc::InsecureChannelCredentials());
+  static Client MakeClient(const std::string& caller, const std::string& target = "") {
+    ClientOptions options;
+    options.caller = caller;
+    return Client::Connect(target.empty() ? absl::StrCat("127.0.0.1:", port_) : target, options);
   }
   static inline FakeGateway* service_ = nullptr;
   static inline grpc::Server* server_ = nullptr;
@@ -316,8 +396,8 @@ TEST_F(CallTest, UnaryCallSendsCallerAndDeadline) {
   const auto* method = *FindMethod("ListJobs");
   auto request = *ParseRequest(*method, "{}");
   auto response = NewResponse(*method);
-  grpc::Status status =
-      CallUnary(Channel(), *method, *request, *response, absl::Seconds(7), "tests");
+  Client client = MakeClient("tests");
+  grpc::Status status = CallUnary(client, *method, *request, *response, absl::Seconds(7));
   ASSERT_TRUE(status.ok()) << status.error_message();
   const auto& jobs = static_cast<const v1::ListJobsResponse&>(*response);
   ASSERT_EQ(jobs.jobs_size(), 1);
@@ -331,7 +411,8 @@ TEST_F(CallTest, ErrorDetailsSurviveTheWire) {
   const auto* method = *FindMethod("IdentifyUser");
   auto request = *ParseRequest(*method, R"({"user_id":"u1"})");
   auto response = NewResponse(*method);
-  grpc::Status status = CallUnary(Channel(), *method, *request, *response, absl::Seconds(5), "t");
+  Client client = MakeClient("t");
+  grpc::Status status = CallUnary(client, *method, *request, *response, absl::Seconds(5));
   ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(
       ErrorToJson(status, false),
@@ -342,8 +423,8 @@ TEST_F(CallTest, UnreachableGatewayIsAnRpcError) {
   const auto* method = *FindMethod("ListJobs");
   auto request = *ParseRequest(*method, "{}");
   auto response = NewResponse(*method);
-  auto channel = grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials());
-  grpc::Status status = CallUnary(channel, *method, *request, *response, absl::Seconds(2), "t");
+  Client client = MakeClient("t", "127.0.0.1:1");
+  grpc::Status status = CallUnary(client, *method, *request, *response, absl::Seconds(2));
   EXPECT_FALSE(status.ok());
   EXPECT_THAT(ErrorToJson(status, false), HasSubstr(R"({"code":"UNAVAILABLE")"));
 }

@@ -10,7 +10,8 @@
 
 ABSL_FLAG(std::string, target, "localhost:50051",
           "The gateway's address, as a gRPC target (host:port, dns:///host:port, "
-          "unix:/path). Environment: USERPILOT_GATEWAY_TARGET. Plaintext (no TLS).");
+          "unix:/path). Environment: USERPILOT_GATEWAY_TARGET. Plaintext unless --tls or a "
+          "--tls_* flag is given.");
 ABSL_FLAG(absl::Duration, deadline, absl::Seconds(30),
           "How long to wait for the answer (e.g. 5s, 2m); 'inf' for no deadline.");
 ABSL_FLAG(std::string, caller, "userpilotctl",
@@ -30,11 +31,39 @@ ABSL_FLAG(std::string, file, "",
           "argument is then the ImportHeader (target, format, filename, ...); filename, format "
           "(from the extension) and size_bytes are filled in from the file.");
 
+ABSL_FLAG(bool, tls, false,
+          "Connect with TLS, verifying the gateway's certificate against the system's CAs (or "
+          "--tls_ca_file). Implied by every --tls_* flag.");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "PEM file of the CAs that sign the gateway's certificate (the gateway's "
+          "--tls_cert_file). Empty: the system's CAs.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM file of this caller's client certificate, for a gateway that requires one "
+          "(its --tls_client_ca_file); with --tls_key_file. The gateway names the caller by the "
+          "certificate's first DNS SAN (else its CN).");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM file of the client certificate's private key.");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "The name the gateway's certificate must carry, when it is not the host of --target "
+          "(an IP address, a port-forward to localhost).");
+ABSL_FLAG(std::string, token_file, "",
+          "File holding the bearer token sent as `authorization: Bearer <token>` (the gateway's "
+          "--caller_tokens_file); surrounding whitespace is ignored. Without it the token comes "
+          "from the environment variable USERPILOT_GATEWAY_TOKEN, if set. Never printed. Sent "
+          "only over TLS unless --token_over_plaintext.");
+ABSL_FLAG(bool, token_over_plaintext, false,
+          "Send the bearer token over a plaintext connection too: only where something else "
+          "protects the hop (a service-mesh sidecar) or for local development.");
+
 namespace userpilot::gateway::cli {
 namespace {
 
-constexpr const char* kFlagNames[] = {"target", "deadline",     "caller", "pretty",
-                                      "watch",  "max_attempts", "file"};
+constexpr const char* kFlagNames[] = {"target",       "deadline",
+                                      "caller",       "pretty",
+                                      "watch",        "max_attempts",
+                                      "file",         "tls",
+                                      "tls_ca_file",  "tls_cert_file",
+                                      "tls_key_file", "tls_server_name",
+                                      "token_file",   "token_over_plaintext"};
 
 absl::CommandLineFlag* OurFlag(absl::string_view name) {
   for (const char* ours : kFlagNames) {
@@ -86,9 +115,10 @@ absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& args
       }
     }
     if (flag == nullptr) {
-      return UsageError(absl::StrCat("unknown flag '", arg,
-                                     "'; the flags are --target, --deadline, --caller, --pretty, "
-                                     "--watch, --max_attempts, --file"));
+      std::string names;
+      for (const char* ours : kFlagNames)
+        absl::StrAppend(&names, names.empty() ? "" : ", ", "--", ours);
+      return UsageError(absl::StrCat("unknown flag '", arg, "'; the flags are ", names));
     }
     if (!value.has_value() && flag->IsOfType<bool>()) value = "true";
     if (!value.has_value()) {
@@ -107,7 +137,18 @@ absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& args
   inv.watch = absl::GetFlag(FLAGS_watch);
   inv.file = absl::GetFlag(FLAGS_file);
   inv.max_attempts = absl::GetFlag(FLAGS_max_attempts);
+  inv.tls_ca_file = absl::GetFlag(FLAGS_tls_ca_file);
+  inv.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  inv.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  inv.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  inv.tls = absl::GetFlag(FLAGS_tls) || !inv.tls_ca_file.empty() || !inv.tls_cert_file.empty() ||
+            !inv.tls_key_file.empty() || !inv.tls_server_name.empty();
+  inv.token_file = absl::GetFlag(FLAGS_token_file);
+  inv.token_over_plaintext = absl::GetFlag(FLAGS_token_over_plaintext);
   if (inv.action == Invocation::Action::kHelp) return inv;
+  if (inv.tls_cert_file.empty() != inv.tls_key_file.empty()) {
+    return UsageError("--tls_cert_file and --tls_key_file go together: give both or neither");
+  }
   if (inv.target.empty()) return UsageError("--target must not be empty");
   if (inv.caller.empty()) return UsageError("--caller must not be empty");
   if (inv.max_attempts < 1) {
@@ -199,6 +240,10 @@ std::string UsageText() {
       "'{\"target\":\"IMPORT_TARGET_HISTORICAL_IMPORT\",\"wait_for_running_job\":true}'\n"
       "  userpilotctl --target=gateway.internal:50051 --deadline=5s DeleteUsers "
       "'{\"user_ids\":[\"u1\"]}'\n"
+      "  userpilotctl --tls_ca_file=ca.crt --token_file=/var/run/secrets/gateway/token \\\n"
+      "      --target=userpilot-gateway.userpilot-gateway.svc:50051 ListJobs\n"
+      "  userpilotctl --tls_ca_file=ca.crt --tls_cert_file=tls.crt --tls_key_file=tls.key \\\n"
+      "      --tls_server_name=userpilot-gateway --target=127.0.0.1:50051 ListJobs\n"
       "\n"
       "Flags:\n",
       flags, "\nMethods (Method -> response, then the request shape):\n", MethodListing());

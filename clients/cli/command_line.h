@@ -25,6 +25,8 @@ namespace userpilot::gateway::cli {
 
 // The environment variable that sets --target (the command line wins).
 inline constexpr char kTargetEnvVar[] = "USERPILOT_GATEWAY_TARGET";
+// The environment variable that holds the bearer token when --token_file is not given.
+inline constexpr char kTokenEnvVar[] = "USERPILOT_GATEWAY_TOKEN";
 
 // What the command line asks for.
 struct Invocation {
@@ -41,6 +43,15 @@ struct Invocation {
   bool watch = false;           // --watch: follow the returned job until it ends.
   int max_attempts = 4;         // --max_attempts: of a unary call, retries included.
   std::string file;             // --file: the file ImportData uploads.
+
+  // TLS: on with --tls or with any of the --tls_* flags below.
+  bool tls = false;
+  std::string tls_ca_file;    // --tls_ca_file: the CAs that sign the gateway's certificate.
+  std::string tls_cert_file;  // --tls_cert_file, --tls_key_file: a client certificate (mTLS).
+  std::string tls_key_file;
+  std::string tls_server_name;  // --tls_server_name: the name the gateway's certificate carries.
+  std::string token_file;       // --token_file: the bearer token (else $USERPILOT_GATEWAY_TOKEN).
+  bool token_over_plaintext = false;  // --token_over_plaintext
 };
 
 // Methods whose answer is a job that --watch can follow.
@@ -49,7 +60,8 @@ bool CanWatch(const std::string& method);
 // Parses `args` (argv without the program name). `env_target` is the value of
 // USERPILOT_GATEWAY_TARGET, if set. INVALID_ARGUMENT for any usage error: unknown flag, bad
 // value, missing method, too many arguments, --file without ImportData (or ImportData without
-// --file), --watch on a method that returns no job.
+// --file), --watch on a method that returns no job, only one of --tls_cert_file and
+// --tls_key_file. (Files are read later, by ClientOptionsFor in call.h.)
 absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& args,
                                             const std::optional<std::string>& env_target);
 

@@ -27,8 +27,10 @@ using ::testing::ElementsAre;
 
 class LibraryCallsTest : public ::testing::Test {
  protected:
-  std::shared_ptr<grpc::Channel> Channel() {
-    return grpc::CreateChannel(server_.target(), grpc::InsecureChannelCredentials());
+  Client MakeClient(const std::string& caller = "ctl-test") {
+    ClientOptions options;
+    options.caller = caller;
+    return Client::Connect(server_.target(), options);
   }
   client::testing::ScriptedGatewayServer server_;
   client::testing::ScriptedGateway& gateway_ = server_.gateway();
@@ -39,8 +41,8 @@ TEST_F(LibraryCallsTest, UnaryCallsAreRetriedByTheLibrary) {
   const auto* method = *FindMethod("GetJob");
   auto request = *ParseRequest(*method, R"({"job_id":"bulk:jobs:7"})");
   auto response = NewResponse(*method);
-  grpc::Status status =
-      CallUnary(Channel(), *method, *request, *response, absl::Seconds(20), "ctl-test");
+  Client client = MakeClient();
+  grpc::Status status = CallUnary(client, *method, *request, *response, absl::Seconds(20));
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(static_cast<const v1::Job&>(*response).job_id(), "bulk:jobs:7");
   std::vector<client::testing::ScriptedGateway::Seen> seen = gateway_.seen();
@@ -53,8 +55,9 @@ TEST_F(LibraryCallsTest, MaxAttemptsOneTurnsRetriesOff) {
   const auto* method = *FindMethod("GetJob");
   auto request = *ParseRequest(*method, R"({"job_id":"j"})");
   auto response = NewResponse(*method);
-  grpc::Status status = CallUnary(Channel(), *method, *request, *response, absl::Seconds(20),
-                                  "ctl-test", /*max_attempts=*/1);
+  Client client = MakeClient();
+  grpc::Status status =
+      CallUnary(client, *method, *request, *response, absl::Seconds(20), /*max_attempts=*/1);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(gateway_.calls("GetJob"), 1);
 }
@@ -84,8 +87,8 @@ TEST_F(LibraryCallsTest, InfiniteDeadlineSendsNone) {
   const auto* method = *FindMethod("ListJobs");
   auto request = *ParseRequest(*method, "{}");
   auto response = NewResponse(*method);
-  ASSERT_TRUE(
-      CallUnary(Channel(), *method, *request, *response, absl::InfiniteDuration(), "t").ok());
+  Client client = MakeClient("t");
+  ASSERT_TRUE(CallUnary(client, *method, *request, *response, absl::InfiniteDuration()).ok());
   ASSERT_EQ(gateway_.seen().size(), 1u);
   EXPECT_GT(gateway_.seen()[0].deadline_seconds, 365 * 24 * 3600.0);
 }
@@ -97,7 +100,8 @@ TEST_F(LibraryCallsTest, WatchJobReconnectsAfterADrainWithoutRepeatingAState) {
       {MakeJob(v1::JOB_STATUS_PROCESSING, 2), MakeJob(v1::JOB_STATUS_COMPLETED, 3)},
       grpc::Status::OK);
   std::vector<v1::JobStatus> seen;
-  grpc::Status status = WatchJob(Channel(), "bulk:jobs:1", absl::InfiniteFuture(), "ctl-test",
+  Client client = MakeClient();
+  grpc::Status status = WatchJob(client, "bulk:jobs:1", absl::InfiniteFuture(),
                                  [&](const v1::Job& job) { seen.push_back(job.status()); });
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_THAT(seen, ElementsAre(v1::JOB_STATUS_QUEUED, v1::JOB_STATUS_PROCESSING,
@@ -116,8 +120,9 @@ TEST_F(LibraryCallsTest, WatchJobIsMorePatientThanTheLibraryDefault) {
   gateway_.ScriptWatch({MakeJob(v1::JOB_STATUS_COMPLETED, 9)}, grpc::Status::OK);
   ASSERT_GT(kWatchAttempts, ClientOptions().retry.max_attempts + 1);
   v1::Job last;
-  grpc::Status status = WatchJob(Channel(), "bulk:jobs:1", absl::Now() + absl::Minutes(2),
-                                 "ctl-test", [&](const v1::Job& job) { last = job; });
+  Client client = MakeClient();
+  grpc::Status status = WatchJob(client, "bulk:jobs:1", absl::Now() + absl::Minutes(2),
+                                 [&](const v1::Job& job) { last = job; });
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(last.status(), v1::JOB_STATUS_COMPLETED);
   EXPECT_EQ(gateway_.calls("WatchJob"), 6);
@@ -131,8 +136,9 @@ TEST_F(LibraryCallsTest, ImportFileStreamsTheFileInChunks) {
   auto complete = CompleteImportHeader(header, path);
   ASSERT_TRUE(complete.ok()) << complete.status();
   v1::Job job;
-  grpc::Status status = ImportFile(Channel(), *complete, path, absl::Now() + absl::Seconds(20),
-                                   "ctl-test", &job, /*chunk_bytes=*/4);
+  Client client = MakeClient();
+  grpc::Status status = ImportFile(client, *complete, path, absl::Now() + absl::Seconds(20), &job,
+                                   /*chunk_bytes=*/4);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(job.job_id(), "import:jobs:1");
   std::vector<v1::ImportDataRequest> got = gateway_.imported();
@@ -143,10 +149,9 @@ TEST_F(LibraryCallsTest, ImportFileStreamsTheFileInChunks) {
   EXPECT_EQ(bytes, "user_id\nu1\nu2\n");
   EXPECT_EQ(gateway_.seen()[0].caller, "ctl-test");
 
-  EXPECT_EQ(
-      ImportFile(Channel(), *complete, "/nonexistent/x.csv", absl::InfiniteFuture(), "t", &job)
-          .error_code(),
-      grpc::StatusCode::UNKNOWN);
+  EXPECT_EQ(ImportFile(client, *complete, "/nonexistent/x.csv", absl::InfiniteFuture(), &job)
+                .error_code(),
+            grpc::StatusCode::UNKNOWN);
 }
 
 }  // namespace

@@ -9,8 +9,6 @@
 #include "clients/cli/command_line.h"
 #include "clients/cli/streams.h"
 #include "google/protobuf/util/json_util.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 
 namespace {
 
@@ -47,12 +45,12 @@ absl::Time Deadline(const cli::Invocation& inv, absl::Duration fallback) {
 }
 
 // --watch: a progress line per state on stderr, the last state on stdout.
-int Follow(const std::shared_ptr<grpc::Channel>& channel, const cli::Invocation& inv,
-           const v1::Job& job, absl::Time deadline) {
+int Follow(cli::Client& client, const cli::Invocation& inv, const v1::Job& job,
+           absl::Time deadline) {
   v1::Job last = job;
   std::cerr << cli::ProgressLine(job) << std::endl;
   grpc::Status status =
-      cli::WatchJob(channel, job.job_id(), deadline, inv.caller, [&last](const v1::Job& state) {
+      cli::WatchJob(client, job.job_id(), deadline, [&last](const v1::Job& state) {
         last = state;
         std::cerr << cli::ProgressLine(state) << std::endl;
       });
@@ -82,10 +80,13 @@ int main(int argc, char** argv) {
   if (!method.ok()) return UsageError(method.status().message());
   absl::StatusOr<std::string> text = cli::ReadRequestText(inv->request_arg, std::cin);
   if (!text.ok()) return UsageError(text.status().message());
-  // One channel for the whole run, with the client library's channel arguments (user agent).
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      inv->target, grpc::InsecureChannelCredentials(),
-      userpilot::gateway::client::Client::ChannelArgumentsFor(cli::CliClientOptions(inv->caller)));
+  const char* env_token = std::getenv(cli::kTokenEnvVar);
+  absl::StatusOr<cli::ClientOptions> options = cli::ClientOptionsFor(
+      *inv, env_token != nullptr && *env_token != '\0' ? std::optional<std::string>(env_token)
+                                                       : std::nullopt);
+  if (!options.ok()) return UsageError(options.status().message());
+  // One client (one channel) for the whole run.
+  cli::Client client = cli::Client::Connect(inv->target, *std::move(options));
   // Watches last until the job ends unless --deadline says otherwise.
   const absl::Time watch_deadline = Deadline(*inv, absl::InfiniteDuration());
 
@@ -101,11 +102,11 @@ int main(int argc, char** argv) {
     absl::StatusOr<v1::ImportHeader> complete = cli::CompleteImportHeader(header, inv->file);
     if (!complete.ok()) return UsageError(complete.status().message());
     v1::Job job;
-    grpc::Status status = cli::ImportFile(
-        channel, *complete, inv->file, Deadline(*inv, kDefaultImportDeadline), inv->caller, &job);
+    grpc::Status status =
+        cli::ImportFile(client, *complete, inv->file, Deadline(*inv, kDefaultImportDeadline), &job);
     if (!status.ok()) return RpcError(status, inv->pretty);
     PrintJson(job, inv->pretty);
-    return inv->watch ? Follow(channel, *inv, job, watch_deadline) : 0;
+    return inv->watch ? Follow(client, *inv, job, watch_deadline) : 0;
   }
 
   absl::StatusOr<std::unique_ptr<google::protobuf::Message>> request =
@@ -120,11 +121,11 @@ int main(int argc, char** argv) {
     };
     grpc::Status status =
         inv->method == "WatchJob"
-            ? cli::WatchJob(channel, static_cast<const v1::WatchJobRequest&>(**request).job_id(),
-                            watch_deadline, inv->caller, print)
-            : cli::WatchJobs(channel,
+            ? cli::WatchJob(client, static_cast<const v1::WatchJobRequest&>(**request).job_id(),
+                            watch_deadline, print)
+            : cli::WatchJobs(client,
                              static_cast<const v1::WatchJobsRequest&>(**request).include_existing(),
-                             watch_deadline, inv->caller, print);
+                             watch_deadline, print);
     if (!status.ok()) return RpcError(status, inv->pretty);
     return last.status() == v1::JOB_STATUS_FAILED ? kExitJobFailed : 0;
   }
@@ -132,9 +133,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<google::protobuf::Message> response = cli::NewResponse(**method);
   const absl::Time deadline = Deadline(*inv, inv->deadline);
   grpc::Status status = cli::CallUnary(
-      channel, **method, **request, *response,
+      client, **method, **request, *response,
       deadline == absl::InfiniteFuture() ? absl::InfiniteDuration() : deadline - absl::Now(),
-      inv->caller, inv->max_attempts);
+      inv->max_attempts);
   if (!status.ok()) return RpcError(status, inv->pretty);
   absl::StatusOr<std::string> json = cli::MessageToJson(*response, inv->pretty);
   if (!json.ok()) {
@@ -143,6 +144,6 @@ int main(int argc, char** argv) {
   }
   std::cout << *json << "\n";
   if (inv->watch)
-    return Follow(channel, *inv, static_cast<const v1::Job&>(*response), watch_deadline);
+    return Follow(client, *inv, static_cast<const v1::Job&>(*response), watch_deadline);
   return 0;
 }

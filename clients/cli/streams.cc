@@ -28,17 +28,14 @@ CallOptions WatchOptions(absl::Time deadline) {
 
 }  // namespace
 
-grpc::Status WatchJob(const std::shared_ptr<grpc::Channel>& channel, const std::string& job_id,
-                      absl::Time deadline, const std::string& caller, const JobCallback& on_job) {
-  return MakeClient(channel, caller)
-      .WatchJob(job_id, Always(on_job), WatchOptions(deadline))
-      .status();
+grpc::Status WatchJob(Client& client, const std::string& job_id, absl::Time deadline,
+                      const JobCallback& on_job) {
+  return client.WatchJob(job_id, Always(on_job), WatchOptions(deadline)).status();
 }
 
-grpc::Status WatchJobs(const std::shared_ptr<grpc::Channel>& channel, bool include_existing,
-                       absl::Time deadline, const std::string& caller, const JobCallback& on_job) {
-  return MakeClient(channel, caller)
-      .WatchJobs(include_existing, Always(on_job), WatchOptions(deadline));
+grpc::Status WatchJobs(Client& client, bool include_existing, absl::Time deadline,
+                       const JobCallback& on_job) {
+  return client.WatchJobs(include_existing, Always(on_job), WatchOptions(deadline));
 }
 
 absl::StatusOr<v1::ImportHeader> CompleteImportHeader(v1::ImportHeader header,
@@ -67,16 +64,13 @@ absl::StatusOr<v1::ImportHeader> CompleteImportHeader(v1::ImportHeader header,
   return header;
 }
 
-grpc::Status ImportFile(const std::shared_ptr<grpc::Channel>& channel,
-                        const v1::ImportHeader& header, const std::string& path,
-                        absl::Time deadline, const std::string& caller, v1::Job* job,
-                        size_t chunk_bytes) {
+grpc::Status ImportFile(Client& client, const v1::ImportHeader& header, const std::string& path,
+                        absl::Time deadline, v1::Job* job, size_t chunk_bytes) {
   std::ifstream file(path, std::ios::binary);
   if (!file) {
     return grpc::Status(grpc::StatusCode::UNKNOWN, absl::StrCat("cannot read '", path, "'"));
   }
-  Result<v1::Job> result =
-      MakeClient(channel, caller).ImportData(header, file, CallOptionsFor(deadline), chunk_bytes);
+  Result<v1::Job> result = client.ImportData(header, file, CallOptionsFor(deadline), chunk_bytes);
   // The library cancels the upload when the stream fails to read; name the file.
   if (file.bad()) {
     return grpc::Status(grpc::StatusCode::UNKNOWN,

@@ -1,9 +1,10 @@
 // userpilotctl's streaming calls: WatchJob and WatchJobs (print every state as it arrives) and
 // ImportData (stream a local file to the gateway in chunks, never reading it whole).
 //
-// They are made through the C++ client library (clients/cpp), which sets the deadline, sends
-// `x-caller` and reconnects a watch the gateway ended early; here they take userpilotctl's
-// shapes (a file path, absl::Time deadlines, callbacks that always go on).
+// They are made through the C++ client library (clients/cpp), which connects, sets the
+// deadline, sends `x-caller` (and the bearer token) and reconnects a watch the gateway ended
+// early; here they take userpilotctl's shapes (a file path, absl::Time deadlines, callbacks
+// that always go on).
 //
 // Thread-safety: each function blocks until its call ends; callbacks run on the calling
 // thread. Safe to call from several threads at once.
@@ -17,7 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "grpcpp/channel.h"
+#include "clients/cpp/client.h"
 #include "grpcpp/support/status.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
 
@@ -36,13 +37,13 @@ inline constexpr int kWatchAttempts = 11;
 // gateway's own deadline cap, the watch reconnects, up to kWatchAttempts attempts in a row
 // that bring nothing new, and skips the state it already delivered. The status is OK after a
 // terminal state, else the last attempt's.
-grpc::Status WatchJob(const std::shared_ptr<grpc::Channel>& channel, const std::string& job_id,
-                      absl::Time deadline, const std::string& caller, const JobCallback& on_job);
+grpc::Status WatchJob(client::Client& client, const std::string& job_id, absl::Time deadline,
+                      const JobCallback& on_job);
 
 // Streams WatchJobs until it ends (cancel with the deadline, or Ctrl-C); reconnects as WatchJob
 // does.
-grpc::Status WatchJobs(const std::shared_ptr<grpc::Channel>& channel, bool include_existing,
-                       absl::Time deadline, const std::string& caller, const JobCallback& on_job);
+grpc::Status WatchJobs(client::Client& client, bool include_existing, absl::Time deadline,
+                       const JobCallback& on_job);
 
 // The header to send for the file at `path`: `header` as given, with filename defaulting to
 // the path's last component, format (when unset) from the extension (.csv -> CSV; .ndjson,
@@ -55,9 +56,8 @@ absl::StatusOr<v1::ImportHeader> CompleteImportHeader(v1::ImportHeader header,
 // gateway answered with in `job`. The file is read chunk by chunk as the stream accepts it
 // (gRPC flow control), so memory stays at one chunk. Never retried (the file is consumed). A
 // local read error cancels the call (UNKNOWN status naming the file).
-grpc::Status ImportFile(const std::shared_ptr<grpc::Channel>& channel,
-                        const v1::ImportHeader& header, const std::string& path,
-                        absl::Time deadline, const std::string& caller, v1::Job* job,
+grpc::Status ImportFile(client::Client& client, const v1::ImportHeader& header,
+                        const std::string& path, absl::Time deadline, v1::Job* job,
                         size_t chunk_bytes = 256 * 1024);
 
 // One human line about `job`: "bulk:jobs:...  processing  120/500 rows  12s".
