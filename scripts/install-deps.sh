@@ -26,6 +26,10 @@ test_packages=(
   # nghttp2's h2load for benchmarks.
   python3 python3-grpcio python3-grpc-tools python3-protobuf
   redis-server prometheus nghttp2-client
+  # The client libraries' packaging and TLS tests: the Python wheel built offline with Debian's
+  # setuptools and installed into a fresh venv, mypy over its typed API, certificates made with
+  # openssl at test time.
+  python3-setuptools python3-wheel python3-pip python3-venv python3-mypy openssl
 )
 # Building and running the Dockerfile without a Docker engine or a registry: buildah (chroot
 # isolation, vfs storage) and mmdebstrap for the Debian base image.

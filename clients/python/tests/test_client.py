@@ -1,131 +1,53 @@
-"""Unit tests of userpilot_gateway against a scripted in-process gRPC server: deadlines, x-caller,
-the retry rules, error details, watch_job's reconnection, import_data's chunks. The package
-against the real gateway is tested in tests/clients/python_client_test.py."""
+"""Unit tests of userpilot_gateway.Client against a scripted in-process gRPC server (scripted.py):
+deadlines, x-caller, the retry rules read from the contract, error details, watch_job's
+reconnection, import_data's chunks. The grpc.aio client is tested in test_aio.py, TLS and
+tokens in test_tls.py, the package against the real gateway in tests/clients/."""
 
-import collections
-import threading
+import io
 import unittest
-from concurrent import futures
 
 import grpc
-from google.protobuf import duration_pb2
-from google.rpc import error_details_pb2, status_pb2
-from userpilot.gateway.v1 import gateway_pb2_grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
 
 import userpilot_gateway as upg
+from scripted import ScriptedServer, error_info, job, retry_info
 from userpilot_gateway import pb
-
-
-def details_trailer(code, message, *details):
-    status = status_pb2.Status(code=code.value[0], message=message)
-    for d in details:
-        status.details.add().Pack(d)
-    return ("grpc-status-details-bin", status.SerializeToString())
-
-
-def error_info(reason, may_have_been_sent=None):
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=upg.DOMAIN)
-    if may_have_been_sent is not None:
-        info.metadata["request_may_have_been_sent"] = may_have_been_sent
-    return info
-
-
-def retry_info(seconds):
-    return error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(
-        seconds=int(seconds), nanos=int(round((seconds % 1) * 1e9))))
-
-
-class Scripted(gateway_pb2_grpc.UserpilotGatewayServicer):
-    """Answers each RPC with the next scripted failure (success when none is left)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.script = collections.defaultdict(collections.deque)
-        self.watches = collections.deque()
-        self.seen = []      # (method, x-caller, seconds left until the deadline)
-        self.imported = []
-
-    def fail(self, method, code, message="scripted", *details):
-        self.script[method].append((code, message, details))
-
-    def _answer(self, method, context, response):
-        caller = dict(context.invocation_metadata()).get("x-caller")
-        with self.lock:
-            self.seen.append((method, caller, context.time_remaining()))
-            scripted = self.script[method].popleft() if self.script[method] else None
-        if scripted is None:
-            return response
-        code, message, details = scripted
-        if details:
-            context.set_trailing_metadata([details_trailer(code, message, *details)])
-        context.abort(code, message)
-
-    def calls(self, method):
-        with self.lock:
-            return sum(1 for m, _, _ in self.seen if m == method)
-
-    def IdentifyUser(self, request, context):
-        return self._answer("IdentifyUser", context, pb.IdentifyUserResponse(upstream_request_id="r1"))
-
-    def TrackEvent(self, request, context):
-        return self._answer("TrackEvent", context, pb.TrackEventResponse(upstream_request_id="r2"))
-
-    def BulkIdentifyUsers(self, request, context):
-        return self._answer("BulkIdentifyUsers", context,
-                            pb.Job(job_id="bulk:jobs:1", total_rows=len(request.users)))
-
-    def GetJob(self, request, context):
-        return self._answer("GetJob", context, pb.Job(job_id=request.job_id))
-
-    def ListJobs(self, request, context):
-        return self._answer("ListJobs", context, pb.ListJobsResponse(jobs=[pb.Job(job_id="a")]))
-
-    def WatchJob(self, request, context):
-        self._answer("WatchJob", context, None)
-        with self.lock:
-            jobs, end = self.watches.popleft()
-        for job in jobs:
-            yield job
-        if end is not None:
-            context.abort(end, "scripted end")
-
-    def ImportData(self, request_iterator, context):
-        self._answer("ImportData", context, None)
-        messages = list(request_iterator)
-        with self.lock:
-            self.imported.extend(messages)
-        return pb.Job(job_id="import:jobs:1")
-
-
-def job(status, elapsed):
-    return pb.Job(job_id="bulk:jobs:1", status=status, elapsed_time=elapsed)
 
 
 class ClientTest(unittest.TestCase):
     def setUp(self):
-        self.servicer = Scripted()
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        gateway_pb2_grpc.add_UserpilotGatewayServicer_to_server(self.servicer, self.server)
-        port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
+        self.server = ScriptedServer()
+        self.servicer = self.server.servicer
         self.sleeps = []
-        self.client = upg.Client(f"127.0.0.1:{port}", caller="unit-test",
+        self.client = upg.Client(self.server.target, caller="unit-test",
                                  retry=upg.RetryPolicy(initial_backoff=0.1),
                                  sleep=self.sleeps.append)
 
     def tearDown(self):
         self.client.close()
-        self.server.stop(None)
+        self.server.stop()
 
     def test_caller_and_default_deadlines(self):
         self.client.identify_user("u1", {"plan": "pro"}, {"company_id": "c1"})
         self.client.bulk_identify_users([{"user_id": "a"}, pb.BulkUser(user_id="b")])
         self.assertEqual(self.client.get_job("j", timeout=2.5).job_id, "j")
         seen = self.servicer.seen
-        self.assertEqual([s[1] for s in seen], ["unit-test"] * 3)
-        self.assertAlmostEqual(seen[0][2], 10, delta=1)
-        self.assertAlmostEqual(seen[1][2], 60, delta=1)
-        self.assertAlmostEqual(seen[2][2], 2.5, delta=1)
+        self.assertEqual([s.caller for s in seen], ["unit-test"] * 3)
+        self.assertEqual([s.authorization for s in seen], [None] * 3)
+        self.assertAlmostEqual(seen[0].time_remaining, 10, delta=1)
+        self.assertAlmostEqual(seen[1].time_remaining, 60, delta=1)
+        self.assertAlmostEqual(seen[2].time_remaining, 2.5, delta=1)
+
+    def test_extra_call_metadata(self):
+        self.client.identify_user("u1", {"plan": "pro"}, call_metadata=[("x-request-tag", "t1")])
+        self.assertEqual(self.client.call("GetJob", pb.GetJobRequest(job_id="j")).job_id, "j")
+        self.assertEqual(self.servicer.seen[0].metadata["x-request-tag"], "t1")
+        self.assertNotIn("x-request-tag", self.servicer.seen[1].metadata)
+        with self.assertRaisesRegex(ValueError, "unknown method 'Nope'; the methods of "
+                                    "userpilot.gateway.v1.UserpilotGateway are: IdentifyUser, "):
+            self.client.call("Nope", pb.GetJobRequest())
+        with self.assertRaisesRegex(ValueError, "WatchJob is a streaming method"):
+            self.client.call("WatchJob", pb.WatchJobRequest())
 
     def test_retries_unavailable_with_backoff(self):
         self.servicer.fail("IdentifyUser", grpc.StatusCode.UNAVAILABLE)
@@ -188,9 +110,9 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(self.servicer.calls("BulkIdentifyUsers"), 1)
 
     def test_other_errors_not_retried_with_typed_details(self):
-        bad = error_details_pb2.BadRequest()
+        bad = upg.rpc.BadRequest()
         bad.field_violations.add(field="user_id", description="is required")
-        quota = error_details_pb2.QuotaFailure()
+        quota = upg.rpc.QuotaFailure()
         quota.violations.add(subject="budget:identify")
         self.servicer.fail("IdentifyUser", grpc.StatusCode.INVALID_ARGUMENT, "invalid", bad, quota,
                            error_info("JOB_IN_PROGRESS"))
@@ -206,6 +128,8 @@ class ClientTest(unittest.TestCase):
         self.assertIn("{user_id: is required}", e.describe())
         self.assertIsInstance(e.cause, grpc.RpcError)
         self.assertEqual(upg.ErrorDetails.from_rpc_error(e.cause).reason, "JOB_IN_PROGRESS")
+        self.assertEqual([d.type_url.rsplit(".", 1)[1] for d in e.details.all],
+                         ["BadRequest", "QuotaFailure", "ErrorInfo"])
         with self.assertRaises(upg.GatewayError) as raised:
             self.client.identify_user("u1")
         self.assertEqual(raised.exception.attempts, 1)
@@ -250,7 +174,6 @@ class ClientTest(unittest.TestCase):
         self.assertTrue(all(len(m.chunk) <= 8 for m in messages[1:]))
 
     def test_import_data_from_a_file_object(self):
-        import io
         stream = io.BytesIO(b"skip\n" + b'{"user_id":"a"}\n')
         stream.read(5)
         self.client.import_data(pb.IMPORT_TARGET_USERS_BULK, stream, chunk_size=4)
@@ -270,6 +193,50 @@ class ClientTest(unittest.TestCase):
         unavailable = upg.GatewayError(grpc.StatusCode.UNAVAILABLE, "x")
         self.assertEqual(upg.retry_delay(unavailable, True, 0.4, 0.0, policy), 0.2)
         self.assertIsNone(upg.retry_delay(unavailable, False, 0.4, 0.0, policy))
+
+    def test_undecodable_details_are_empty(self):
+        details = upg.ErrorDetails.from_trailing_metadata(
+            [("grpc-status-details-bin", b"\xff\xff"), ("other", "x")])
+        self.assertIsNone(details.error_info)
+        self.assertEqual(details.all, [])
+
+
+class MethodPolicyTest(unittest.TestCase):
+    def test_follows_the_contracts_idempotency_levels(self):
+        d = upg.Deadlines(write=1, bulk=2, read=3, import_=4, watch=5)
+        expected = {
+            "IdentifyUser": (1, True), "IdentifyCompany": (1, True),
+            "BulkIdentifyUsers": (2, False), "BulkIdentifyCompanies": (2, False),
+            "TrackEvent": (1, False), "ListJobs": (3, True), "GetJob": (3, True),
+            "DeleteUsers": (1, True), "DeleteCompanies": (1, True), "WatchJob": (5, True),
+            "WatchJobs": (5, True), "ImportData": (4, False),
+        }
+        service = pb.DESCRIPTOR.services_by_name["UserpilotGateway"]
+        self.assertEqual(sorted(m.name for m in service.methods), sorted(expected),
+                         "a method was added to the contract: add it here")
+        for method in service.methods:
+            policy = upg.method_policy(method, d)
+            self.assertEqual((policy.deadline, policy.idempotent), expected[method.name],
+                             method.name)
+
+    def test_reads_the_option_not_the_name(self):
+        # TrackEvent marked IDEMPOTENT, IdentifyUser unmarked: the client believes the contract.
+        file = descriptor_pb2.FileDescriptorProto(name="policy_test.proto", package="policy_test",
+                                                  syntax="proto3")
+        file.message_type.add(name="M")
+        service = file.service.add(name="S")
+        track = service.method.add(name="TrackEvent", input_type=".policy_test.M",
+                                   output_type=".policy_test.M")
+        track.options.idempotency_level = descriptor_pb2.MethodOptions.IDEMPOTENT
+        service.method.add(name="IdentifyUser", input_type=".policy_test.M",
+                           output_type=".policy_test.M")
+        pool = descriptor_pool.DescriptorPool()
+        pool.Add(file)
+        methods = pool.FindServiceByName("policy_test.S").methods_by_name
+        d = upg.Deadlines()
+        self.assertTrue(upg.method_policy(methods["TrackEvent"], d).idempotent)
+        self.assertFalse(upg.method_policy(methods["IdentifyUser"], d).idempotent)
+        self.assertEqual(upg.method_policy(methods["IdentifyUser"], d).deadline, d.write)
 
 
 if __name__ == "__main__":
