@@ -30,16 +30,19 @@ TEST(JobsCliTest, ImportsAFileAndWatchesItsJobToTheEnd) {
   header.set_target(v1::IMPORT_TARGET_COMPANIES_BULK);
   auto complete = cli::CompleteImportHeader(header, path);
   ASSERT_TRUE(complete.ok()) << complete.status();
+  client::ClientOptions client_options;
+  client_options.caller = "cli-test";
+  client::Client client(env.Channel(), client_options);
   v1::Job job;
-  const grpc::Status imported = cli::ImportFile(env.Channel(), *complete, path,
-                                                absl::Now() + absl::Seconds(10), "cli-test", &job,
-                                                /*chunk_bytes=*/4096);
+  const grpc::Status imported =
+      cli::ImportFile(client, *complete, path, absl::Now() + absl::Seconds(10), &job,
+                      /*chunk_bytes=*/4096);
   ASSERT_TRUE(imported.ok()) << imported.error_message();
   EXPECT_EQ(job.filename(), "companies.ndjson");
 
   std::vector<std::string> statuses;
   const grpc::Status watched =
-      cli::WatchJob(env.Channel(), job.job_id(), absl::Now() + absl::Seconds(10), "cli-test",
+      cli::WatchJob(client, job.job_id(), absl::Now() + absl::Seconds(10),
                     [&](const v1::Job& state) { statuses.push_back(state.raw_status()); });
   ASSERT_TRUE(watched.ok()) << watched.error_message();
   ASSERT_FALSE(statuses.empty());
