@@ -25,7 +25,7 @@ def error_code(result):
 def userpilotctl(*args, env=None):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("USERPILOT_GATEWAY_")}
     environment.update(env or {})
-    return subprocess.run([CTL, "--nopretty", "--deadline=10s", "--max_attempts=1", *args],
+    return subprocess.run([CTL, "--nopretty", "--deadline=30s", "--max_attempts=1", *args],
                           env=environment, capture_output=True, text=True, timeout=60)
 
 
