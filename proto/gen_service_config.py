@@ -14,9 +14,12 @@ copied table. What each method gets follows from its descriptor alone:
     policy. RESOURCE_EXHAUSTED is not retried: gRPC's retry ignores google.rpc.RetryInfo, so it
     would call again long before the budget the gateway names has room, and gRPC's own "message
     too large" shares the code and never succeeds on a retry.
-  - `timeout` from its class: a unary read (NO_SIDE_EFFECTS), any other unary call, a client
-    stream (upload), a server stream (watch, no timeout: it ends by itself or by the caller).
-    A service config timeout caps the call's own deadline; it does not replace a shorter one.
+  - `timeout` from its class, the same classes and values as the client libraries' default
+    deadlines (clients/cpp/client.h DefaultDeadlines, clients/python's Deadlines): a unary read
+    (NO_SIDE_EFFECTS), a unary call that starts a job (it answers a Job), any other unary call,
+    a client stream (upload), a server stream (watch: no timeout, since a cap on one stream
+    would end a healthy long watch; it ends by itself or by the caller). A service config
+    timeout caps the call's own deadline; it does not replace a shorter one.
   - `waitForReady` true for all: a call made while no gateway is reachable waits for one, within
     its deadline, instead of failing at once; nothing has been sent, so this is safe for every
     level.
@@ -53,11 +56,15 @@ RETRY_THROTTLING = {"maxTokens": 10, "tokenRatio": 0.1}
 
 # Timeout per method class; None: no timeout.
 TIMEOUTS = {
-    "read": "30s",     # unary, NO_SIDE_EFFECTS: the gateway's own --default_deadline
-    "write": "60s",    # other unary calls: room for a bulk call's turn in its one-at-a-time lane
+    "read": "10s",     # unary, NO_SIDE_EFFECTS: one job read
+    "bulk": "60s",     # unary with side effects answering a Job: up to 10,000 rows, and perhaps
+                       # a wait for the job's one-at-a-time lane
+    "write": "10s",    # other unary calls: identify, track, delete
     "upload": "600s",  # client (or bidirectional) streams: a 50 MB file, or a wait for a running job
     "watch": None,     # server streams: a watch lasts as long as the job, or until cancelled
 }
+# The message a method that starts a job answers with.
+JOB = ".userpilot.gateway.v1.Job"
 
 
 def method_class(method):
@@ -68,6 +75,8 @@ def method_class(method):
         return "watch"
     if method.options.idempotency_level == _LEVELS.Value("NO_SIDE_EFFECTS"):
         return "read"
+    if method.output_type == JOB:
+        return "bulk"
     return "write"
 
 

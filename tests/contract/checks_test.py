@@ -67,7 +67,7 @@ class ServiceConfigTest(unittest.TestCase):
         self.assertEqual(named, declared)
         self.assertGreaterEqual(len(declared), 12)
 
-    def test_retries_follow_levels(self):
+    def test_retries_and_timeouts_as_documented(self):
         # Spot checks of what the levels in gateway.proto imply.
         self.assertEqual(entry(self.config, "GetJob")["retryPolicy"]["retryableStatusCodes"],
                          ["UNAVAILABLE"])
@@ -75,6 +75,10 @@ class ServiceConfigTest(unittest.TestCase):
         for method in ("TrackEvent", "BulkIdentifyUsers", "BulkIdentifyCompanies", "ImportData"):
             self.assertNotIn("retryPolicy", entry(self.config, method), method)
         self.assertNotIn("timeout", entry(self.config, "WatchJobs"))
+        # The documented timeouts (docs/contract.md), one method per class.
+        for method, timeout in (("GetJob", "10s"), ("BulkIdentifyUsers", "60s"),
+                                ("TrackEvent", "10s"), ("ImportData", "600s")):
+            self.assertEqual(entry(self.config, method)["timeout"], timeout, method)
 
     def test_schema_check_catches_mistakes(self):
         for broken in (self.text.replace('"waitForReady"', '"waitForReadyy"'),
