@@ -11,13 +11,10 @@
 #include "service/metrics/component_exports.h"
 #include "service/metrics/metered_http_client.h"
 #include "service/metrics/metrics_server.h"
-#include "service/metrics/metrics_stub.h"
 #include "service/metrics/process_metrics.h"
-#include "service/ratelimit/rate_limited_stub.h"
 #include "service/retry/retrying_stub.h"
 #include "service/server/gateway_server.h"
 #include "service/server/gateway_service.h"
-#include "service/upstream/http_userpilot_stub.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -38,24 +35,14 @@ BudgetMetricsOptions BudgetMetricsFor(const GatewayConfig& config) {
 
 }  // namespace
 
-UpstreamStack MakeUpstreamStack(const GatewayConfig& config, HttpClient& http, Scheduler& scheduler,
-                                const Budgets& budgets, UpstreamMetrics* metrics) {
-  UpstreamOptions options;
-  options.base_url = config.upstream_url;
-  options.api_key = config.api_key.Reveal();
-  options.request_timeout = config.upstream_timeout;
-  options.upload_timeout = config.jobs.upload_timeout;
-  std::shared_ptr<UserpilotStub> rest =
-      std::make_shared<HttpUserpilotStub>(http, std::move(options));
-  if (metrics != nullptr) rest = std::make_shared<MetricsStub>(std::move(rest), *metrics);
-  auto limited = std::make_shared<RateLimitedStub>(std::move(rest), budgets);
-  RetryOptions retry = config.traffic.retry;
-  retry.upstream_host = config.upstream_url;
-  auto retrying = std::make_shared<RetryingStub>(std::move(limited), scheduler, std::move(retry));
-  UpstreamStack stack;
-  stack.retrying = retrying.get();
-  stack.stub = std::move(retrying);
-  return stack;
+UpstreamStackOptions UpstreamStackOptionsFrom(const GatewayConfig& config) {
+  UpstreamStackOptions options;
+  options.upstream.base_url = config.upstream_url;
+  options.upstream.api_key = config.api_key.Reveal();
+  options.upstream.request_timeout = config.upstream_timeout;
+  options.upstream.upload_timeout = config.jobs.upload_timeout;
+  options.retry = config.traffic.retry;
+  return options;
 }
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& config,
@@ -98,8 +85,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
       MakeBudgets(config.traffic.rate_limits, scheduler, std::move(sources), &g.metrics_->budgets);
   if (!budgets.ok()) return budgets.status();
   g.budgets_ = *std::move(budgets);
-  g.stack_ =
-      MakeUpstreamStack(config, *g.metered_http_, scheduler, g.budgets_, &g.metrics_->upstream);
+  g.stack_ = MakeUpstreamStack(UpstreamStackOptionsFrom(config), *g.metered_http_, scheduler,
+                               &g.budgets_, &g.metrics_->upstream);
   g.metric_hooks_.push_back(ExportBudgets(*g.metrics_registry_, g.metrics_->budgets, g.budgets_));
   g.metric_hooks_.push_back(
       ExportRetries(*g.metrics_registry_, g.metrics_->retries, *g.stack_.retrying));

@@ -3,7 +3,8 @@
 //
 // This is the composition root. main() parses the configuration, builds a Gateway and waits
 // for a signal; integration tests build one on port 0 in-process against the emulator. The
-// order in which upstream decorators wrap each other is visible in MakeUpstreamStack() alone.
+// order in which upstream decorators wrap each other is stated once, in MakeUpstreamStack()
+// (upstream_stack.h).
 //
 // Thread-safety: Start() and Shutdown() from one thread; the components it owns are
 // thread-safe.
@@ -17,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "service/app/upstream_stack.h"
 #include "service/common/scheduler.h"
 #include "service/config/config.h"
 #include "service/http/http_client.h"
@@ -38,22 +40,9 @@ class JobWatchRegistry;
 class Logger;
 class MeteredHttpClient;
 class MetricsServer;
-class RetryingStub;
 
-// The upstream stack, outermost first (the order a call passes through them):
-//   RetryingStub       retry policy, backoff, retry budget, circuit breaker (service/retry)
-//   RateLimitedStub    one admission per attempt from the right budget (service/ratelimit)
-//   MetricsStub        counts and times every attempt that reaches HTTP (service/metrics),
-//                      only when `metrics` is given
-//   HttpUserpilotStub  REST mapping over the HTTP client (service/upstream)
-// so every attempt, retries included, is admitted by a budget and never exceeds Userpilot's
-// limits, and the upstream metrics count exactly what Userpilot receives.
-struct UpstreamStack {
-  std::shared_ptr<UserpilotStub> stub;  // The outermost layer: what callers use.
-  RetryingStub* retrying = nullptr;     // Inside `stub`, for its statistics.
-};
-UpstreamStack MakeUpstreamStack(const GatewayConfig& config, HttpClient& http, Scheduler& scheduler,
-                                const Budgets& budgets, UpstreamMetrics* metrics = nullptr);
+// The options of the upstream stack (app/upstream_stack.h), from the configuration.
+UpstreamStackOptions UpstreamStackOptionsFrom(const GatewayConfig& config);
 
 // What the gateway needs besides its configuration.
 struct GatewayEnvironment {

@@ -1,10 +1,12 @@
 #include "service/config/flags.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <map>
 #include <mutex>
 
+#include "absl/algorithm/container.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
@@ -13,7 +15,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "service/upstream/upstream_rpcs.h"
 
 // Defaults come from ConfigInput, so flags and tests share one definition of each default.
 using userpilot::gateway::ConfigInput;
@@ -83,7 +87,7 @@ ABSL_FLAG(int64_t, max_bulk_request_bytes, ValidationLimits().max_bulk_request_b
           "Largest bulk identify request accepted, in bytes of its protobuf encoding (at most "
           "Userpilot's 50 MB); the gRPC receive limit follows it.");
 ABSL_FLAG(int64_t, max_delete_ids, ValidationLimits().max_delete_ids,
-          "Most ids accepted in one DeleteUsers or DeleteCompanies request.");
+          "Most ids accepted in one delete request.");
 ABSL_FLAG(int64_t, max_job_id_bytes, ValidationLimits().max_job_id_bytes,
           "Longest job_id accepted, in UTF-8 bytes.");
 ABSL_FLAG(int64_t, max_violations, ValidationLimits().max_violations,
@@ -94,19 +98,19 @@ ABSL_FLAG(int64_t, max_violations, ValidationLimits().max_violations,
 using userpilot::gateway::JobsInput;
 using userpilot::gateway::TrafficInput;
 ABSL_FLAG(std::string, identify_rate, TrafficInput().identify_rate,
-          "Identify budget (IdentifyUser and IdentifyCompany share it), COUNT/WINDOW: never more "
-          "than COUNT upstream requests in any WINDOW. Userpilot allows 600/1m per API key.");
+          "Identify budget, COUNT/WINDOW: never more than COUNT upstream requests in any WINDOW. "
+          "Userpilot allows 600/1m per API key. (Which calls spend each budget: see above.)");
 ABSL_FLAG(std::string, track_rate, TrafficInput().track_rate,
           "Track budget, COUNT/WINDOW (Userpilot: 600/1m per API key).");
 ABSL_FLAG(std::string, delete_rate, TrafficInput().delete_rate,
-          "Delete budget (DeleteUsers and DeleteCompanies), COUNT/WINDOW (Userpilot: 1/2s).");
+          "Delete budget, COUNT/WINDOW (Userpilot: 1/2s).");
 ABSL_FLAG(std::string, job_read_rate, TrafficInput().job_read_rate,
-          "Job-read budget (GetJob, ListJobs, job watching), COUNT/WINDOW (Userpilot documents "
+          "Job-read budget (job watching polls spend it too), COUNT/WINDOW (Userpilot documents "
           "no limit).");
 ABSL_FLAG(std::string, bulk_rate, TrafficInput().bulk_rate,
-          "Bulk budget (BulkIdentifyUsers, BulkIdentifyCompanies, imports), COUNT/WINDOW.");
+          "Bulk budget (bulk identifies, as requests or uploaded files), COUNT/WINDOW.");
 ABSL_FLAG(std::string, import_rate, TrafficInput().import_rate,
-          "Historical-import budget (ImportData to /v1/imports), COUNT/WINDOW.");
+          "Historical-import budget (uploads to /v1/imports), COUNT/WINDOW.");
 ABSL_FLAG(absl::Duration, ratelimit_spacing_margin, TrafficInput().ratelimit_spacing_margin,
           "Slack added to every budget window against network jitter, so Userpilot never sees "
           "more than COUNT in its own WINDOW.");
@@ -154,16 +158,16 @@ ABSL_FLAG(absl::Duration, watch_min_poll_interval, JobsInput().watch_min_poll_in
 ABSL_FLAG(absl::Duration, watch_max_poll_interval, JobsInput().watch_max_poll_interval,
           "Slowest poll of a watched job (the interval grows to it while the job is unchanged).");
 ABSL_FLAG(int64_t, max_watches, JobsInput().max_watches,
-          "Open WatchJob/WatchJobs streams at once; beyond: RESOURCE_EXHAUSTED.");
+          "Open job watch streams at once; beyond: RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int64_t, max_watched_jobs, JobsInput().max_watched_jobs,
           "Distinct jobs polled at once, however many watch each; beyond: RESOURCE_EXHAUSTED.");
 ABSL_FLAG(std::string, import_spool_dir, JobsInput().import_spool_dir,
-          "Directory where ImportData spools files (needs room for --max_concurrent_imports x "
+          "Directory where imports spool files (needs room for --max_concurrent_imports x "
           "--import_max_file_bytes). Empty: $TMPDIR, else /tmp.");
 ABSL_FLAG(int64_t, import_max_file_bytes, JobsInput().import_max_file_bytes,
           "Largest import file accepted, in bytes (Userpilot's limit, 50 MiB, is the maximum).");
 ABSL_FLAG(int64_t, max_concurrent_imports, JobsInput().max_concurrent_imports,
-          "ImportData calls carried at once; beyond: RESOURCE_EXHAUSTED.");
+          "Import calls carried at once; beyond: RESOURCE_EXHAUSTED.");
 ABSL_FLAG(absl::Duration, upload_timeout, JobsInput().upload_timeout,
           "Cap on one upload of an import file to Userpilot.");
 
@@ -180,6 +184,27 @@ constexpr absl::string_view kUsage =
     "the command line wins over the environment. The Userpilot API key is read from\n"
     "--api_key_file, else from the environment variable USERPILOT_API_KEY; it is never logged.";
 
+// The usage text's list of budgets, each with the RPCs that spend it (gateway.proto names),
+// from the table of upstream RPCs.
+std::string BudgetUsage() {
+  std::string text =
+      "Upstream budgets (rates: --identify_rate, --track_rate, --delete_rate,\n"
+      "--job_read_rate, --bulk_rate, --import_rate) and the RPCs that spend them:";
+  for (size_t b = 0; b < kBudgetCount; ++b) {
+    const auto budget = static_cast<BudgetId>(b);
+    std::vector<absl::string_view> rpcs;
+    for (const RpcInfo& rpc : AllRpcs()) {
+      const bool spends =
+          absl::c_any_of(rpc.routes, [&](const Route& r) { return r.budget == budget; });
+      if (spends && !absl::c_linear_search(rpcs, rpc.proto_method))
+        rpcs.push_back(rpc.proto_method);
+    }
+    absl::StrAppend(&text, "\n  ", absl::StrFormat("%-9s", BudgetName(budget)), " ",
+                    absl::StrJoin(rpcs, ", "));
+  }
+  return text;
+}
+
 // True for the files whose flags --help lists: the gateway's own.
 bool IsGatewayFlagFile(absl::string_view filename) {
   return absl::StrContains(filename, "service/");
@@ -188,7 +213,7 @@ bool IsGatewayFlagFile(absl::string_view filename) {
 void ConfigureUsage(absl::string_view version) {
   static std::once_flag once;
   std::call_once(once, [version] {
-    absl::SetProgramUsageMessage(kUsage);
+    absl::SetProgramUsageMessage(absl::StrCat(kUsage, "\n\n", BudgetUsage()));
     absl::FlagsUsageConfig usage;
     usage.contains_help_flags = IsGatewayFlagFile;
     usage.contains_helpshort_flags = IsGatewayFlagFile;
@@ -208,68 +233,16 @@ void ConfigureUsage(absl::string_view version) {
 }  // namespace
 
 const std::vector<absl::string_view>& GatewayFlagNames() {
-  static const auto* const kNames = new std::vector<absl::string_view>{
-      "listen",
-      "metrics_listen",
-      "upstream_url",
-      "region",
-      "api_key_file",
-      "upstream_ca_file",
-      "upstream_timeout",
-      "default_deadline",
-      "max_deadline",
-      "connect_timeout",
-      "shutdown_grace",
-      "max_connection_age",
-      "max_connection_age_grace",
-      "keepalive_time",
-      "keepalive_timeout",
-      "min_client_ping_interval",
-      "max_inflight_upstream",
-      "reflection",
-      "log_level",
-      "access_log",
-      "max_id_bytes",
-      "max_event_name_bytes",
-      "max_metadata_keys",
-      "max_metadata_key_bytes",
-      "max_string_value_bytes",
-      "max_bulk_rows",
-      "max_bulk_request_bytes",
-      "max_delete_ids",
-      "max_job_id_bytes",
-      "max_violations",
-      "identify_rate",
-      "track_rate",
-      "delete_rate",
-      "job_read_rate",
-      "bulk_rate",
-      "import_rate",
-      "ratelimit_spacing_margin",
-      "admission_headroom",
-      "budget_queues",
-      "caller_weights",
-      "caller_max_queued",
-      "default_caller_max_queued",
-      "ratelimit_redis",
-      "ratelimit_redis_fallback",
-      "ratelimit_replicas",
-      "retry_max_attempts",
-      "retry_initial_backoff",
-      "retry_max_backoff",
-      "retry_budget_ratio",
-      "circuit_breaker",
-      "circuit_consecutive_failures",
-      "circuit_open_duration",
-      "watch_min_poll_interval",
-      "watch_max_poll_interval",
-      "max_watches",
-      "max_watched_jobs",
-      "import_spool_dir",
-      "import_max_file_bytes",
-      "max_concurrent_imports",
-      "upload_timeout",
-  };
+  // Every flag defined in a gateway source file (IsGatewayFlagFile), from Abseil's registry:
+  // defining an ABSL_FLAG is all it takes for a setting to get its environment variable.
+  static const auto* const kNames = [] {
+    auto* names = new std::vector<absl::string_view>();
+    for (const auto& [name, flag] : absl::GetAllFlags()) {
+      if (IsGatewayFlagFile(flag->Filename())) names->push_back(flag->Name());
+    }
+    std::sort(names->begin(), names->end());
+    return names;
+  }();
   return *kNames;
 }
 

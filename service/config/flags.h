@@ -31,7 +31,8 @@ namespace userpilot::gateway {
 // Prefix of the environment variable that sets a flag.
 inline constexpr absl::string_view kFlagEnvPrefix = "USERPILOT_GATEWAY_";
 
-// The names of the gateway's flags (without `--`).
+// The names of the gateway's flags (without `--`), sorted: every ABSL_FLAG defined in a gateway
+// source file, as Abseil's registry lists them (absl::GetAllFlags), so no list is kept by hand.
 const std::vector<absl::string_view>& GatewayFlagNames();
 
 // The environment variable for a flag: "listen" -> "USERPILOT_GATEWAY_LISTEN".

@@ -14,8 +14,7 @@
 
 #include "absl/time/time.h"
 #include "service/config/traffic_config.h"
-#include "service/jobs/importer.h"
-#include "service/jobs/job_watch_registry.h"
+#include "service/jobs/jobs_options.h"
 
 namespace userpilot::gateway {
 
@@ -23,7 +22,7 @@ namespace userpilot::gateway {
 struct JobsInput {
   absl::Duration watch_min_poll_interval = JobWatchOptions().min_poll_interval;
   absl::Duration watch_max_poll_interval = JobWatchOptions().max_poll_interval;
-  // Open WatchJob/WatchJobs streams at once (ImportData waits count too).
+  // Open job watch streams at once (imports waiting for a running job count too).
   int64_t max_watches = static_cast<int64_t>(JobWatchOptions().max_subscribers);
   // Distinct jobs polled at once: each costs one job read per poll interval.
   int64_t max_watched_jobs = static_cast<int64_t>(JobWatchOptions().max_watched_jobs);

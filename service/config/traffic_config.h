@@ -17,9 +17,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "service/ratelimit/budgets.h"
+#include "service/ratelimit/rate_limit_options.h"
 #include "service/ratelimit/redis_token_source_factory.h"
-#include "service/retry/retrying_stub.h"
+#include "service/retry/retry_options.h"
 
 namespace userpilot::gateway {
 

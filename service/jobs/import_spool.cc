@@ -59,8 +59,8 @@ ImportSpool::ImportSpool(int fd, const v1::ImportHeader& header, const ImportLim
 
 ImportSpool::~ImportSpool() { ::close(fd_); }
 
-absl::Status ImportSpool::Append(absl::string_view chunk) {
-  if (absl::Status valid = validator_.Feed(chunk); !valid.ok()) return valid;
+CallStatus ImportSpool::Append(absl::string_view chunk) {
+  if (CallStatus valid = validator_.Feed(chunk); !valid.ok()) return valid;
   while (!chunk.empty()) {
     const ssize_t n = ::write(fd_, chunk.data(), chunk.size());
     if (n < 0) {
@@ -74,7 +74,7 @@ absl::Status ImportSpool::Append(absl::string_view chunk) {
   return absl::OkStatus();
 }
 
-absl::Status ImportSpool::Finish() { return validator_.Finish(); }
+CallStatus ImportSpool::Finish() { return validator_.Finish(); }
 
 absl::StatusOr<std::shared_ptr<const HttpBodySource>> ImportSpool::Contents() const {
   const int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);

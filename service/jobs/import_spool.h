@@ -46,10 +46,10 @@ class ImportSpool {
 
   // Validates `chunk`, then writes it. The validator's INVALID_ARGUMENT, or INTERNAL when the
   // write fails (say, the disk is full).
-  absl::Status Append(absl::string_view chunk);
+  CallStatus Append(absl::string_view chunk);
 
   // The file is complete: the validator's end-of-file checks.
-  absl::Status Finish();
+  CallStatus Finish();
 
   // A body source reading the file as written so far (call after Finish()).
   absl::StatusOr<std::shared_ptr<const HttpBodySource>> Contents() const;

@@ -76,7 +76,7 @@ TEST(ImportSpoolTest, InvalidChunkIsNotWritten) {
       dir.path(), Header(v1::IMPORT_TARGET_COMPANIES_BULK, v1::IMPORT_FORMAT_NDJSON), {});
   ASSERT_TRUE(spool.ok());
   ASSERT_TRUE((*spool)->Append("{\"company_id\":\"c\"}\n").ok());
-  const absl::Status bad = (*spool)->Append("{\"user_id\":\"u\"}\n");
+  const CallStatus bad = (*spool)->Append("{\"user_id\":\"u\"}\n");
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.message(), HasSubstr("file line 2"));
   EXPECT_EQ((*spool)->size(), 19);

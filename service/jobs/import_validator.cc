@@ -7,7 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "service/common/status_details.h"
+#include "service/common/call_result.h"
 #include "service/common/text_scan.h"
 
 namespace userpilot::gateway {
@@ -16,11 +16,11 @@ namespace {
 constexpr size_t kMaxFilenameBytes = 255;
 constexpr char kBom[] = "\xEF\xBB\xBF";
 
-absl::Status LineError(int64_t line, std::string description) {
+CallStatus LineError(int64_t line, std::string description) {
   return InvalidArgumentError({{absl::StrCat("file line ", line), std::move(description)}});
 }
 
-absl::Status FileError(std::string description) {
+CallStatus FileError(std::string description) {
   return InvalidArgumentError({{"file", std::move(description)}});
 }
 
@@ -38,8 +38,7 @@ bool IsCleanText(absl::string_view s) {
 }
 
 // A required id: a non-empty string.
-absl::Status RequireId(const ScannedObject& row, absl::string_view key, int64_t line,
-                       bool required) {
+CallStatus RequireId(const ScannedObject& row, absl::string_view key, int64_t line, bool required) {
   const ScannedMember* v = row.Find(key);
   if (v == nullptr || v->kind == JsonKind::kNull) {
     if (!required) return absl::OkStatus();
@@ -53,7 +52,7 @@ absl::Status RequireId(const ScannedObject& row, absl::string_view key, int64_t 
   return absl::OkStatus();
 }
 
-absl::Status OptionalString(const ScannedObject& row, absl::string_view key, int64_t line) {
+CallStatus OptionalString(const ScannedObject& row, absl::string_view key, int64_t line) {
   const ScannedMember* v = row.Find(key);
   if (v == nullptr || v->kind == JsonKind::kNull || v->kind == JsonKind::kString) {
     return absl::OkStatus();
@@ -61,7 +60,7 @@ absl::Status OptionalString(const ScannedObject& row, absl::string_view key, int
   return LineError(line, absl::StrCat("'", key, "' must be a string, not ", JsonKindName(v->kind)));
 }
 
-absl::Status CheckMetadata(const ScannedObject& row, int64_t line) {
+CallStatus CheckMetadata(const ScannedObject& row, int64_t line) {
   const ScannedMember* metadata = row.Find("metadata");
   if (metadata == nullptr || metadata->kind == JsonKind::kNull) return absl::OkStatus();
   if (metadata->kind != JsonKind::kObject) {
@@ -80,7 +79,7 @@ absl::Status CheckMetadata(const ScannedObject& row, int64_t line) {
 
 }  // namespace
 
-absl::Status ValidateImportHeader(const v1::ImportHeader& header) {
+CallStatus ValidateImportHeader(const v1::ImportHeader& header) {
   std::vector<FieldViolation> violations;
   const bool bulk = header.target() == v1::IMPORT_TARGET_USERS_BULK ||
                     header.target() == v1::IMPORT_TARGET_COMPANIES_BULK;
@@ -121,14 +120,14 @@ ImportFileValidator::ImportFileValidator(v1::ImportTarget target, v1::ImportForm
                                          ImportLimits limits)
     : target_(target), format_(format), limits_(limits) {}
 
-absl::Status ImportFileValidator::Fail(absl::Status status) {
+CallStatus ImportFileValidator::Fail(CallStatus status) {
   error_ = status;
   partial_.clear();
   partial_.shrink_to_fit();
   return status;
 }
 
-absl::Status ImportFileValidator::Feed(absl::string_view bytes) {
+CallStatus ImportFileValidator::Feed(absl::string_view bytes) {
   if (!error_.ok()) return error_;
   if (static_cast<int64_t>(bytes.size()) > limits_.max_file_bytes - bytes_) {
     return Fail(FileError(absl::StrCat("the file is larger than the gateway accepts: the limit is ",
@@ -145,23 +144,23 @@ absl::Status ImportFileValidator::Feed(absl::string_view bytes) {
     bom_done_ = true;
     // Not a BOM after all: what matched so far is content.
     const std::string held(kBom, bom_matched_);
-    if (absl::Status s = format_ == v1::IMPORT_FORMAT_CSV ? FeedCsv(held) : FeedNdjson(held);
+    if (CallStatus s = format_ == v1::IMPORT_FORMAT_CSV ? FeedCsv(held) : FeedNdjson(held);
         !s.ok()) {
       return Fail(s);
     }
   }
   if (bytes.empty()) return absl::OkStatus();
-  absl::Status status = format_ == v1::IMPORT_FORMAT_CSV ? FeedCsv(bytes) : FeedNdjson(bytes);
+  CallStatus status = format_ == v1::IMPORT_FORMAT_CSV ? FeedCsv(bytes) : FeedNdjson(bytes);
   if (!status.ok()) return Fail(status);
   return absl::OkStatus();
 }
 
-absl::Status ImportFileValidator::Finish() {
+CallStatus ImportFileValidator::Finish() {
   if (!error_.ok()) return error_;
   if (!bom_done_ && bom_matched_ > 0) {
     bom_done_ = true;
     const std::string held(kBom, bom_matched_);
-    absl::Status s = format_ == v1::IMPORT_FORMAT_CSV ? FeedCsv(held) : FeedNdjson(held);
+    CallStatus s = format_ == v1::IMPORT_FORMAT_CSV ? FeedCsv(held) : FeedNdjson(held);
     if (!s.ok()) return Fail(s);
   }
   if (format_ == v1::IMPORT_FORMAT_CSV) {
@@ -170,13 +169,13 @@ absl::Status ImportFileValidator::Finish() {
           LineError(record_line_, "a quoted field is not closed before the end of the file"));
     }
     if (!record_blank_ || record_fields_ > 0) {
-      if (absl::Status s = EndCsvRecord(); !s.ok()) return Fail(s);
+      if (CallStatus s = EndCsvRecord(); !s.ok()) return Fail(s);
     }
     if (header_columns_ == 0) return Fail(FileError("the file is empty: no header row"));
   } else if (!partial_.empty()) {
     std::string last = std::move(partial_);
     partial_.clear();
-    if (absl::Status s = NdjsonLine(last, line_); !s.ok()) return Fail(s);
+    if (CallStatus s = NdjsonLine(last, line_); !s.ok()) return Fail(s);
   }
   if (rows_ == 0) {
     return Fail(FileError(format_ == v1::IMPORT_FORMAT_CSV
@@ -186,7 +185,7 @@ absl::Status ImportFileValidator::Finish() {
   return absl::OkStatus();
 }
 
-absl::Status ImportFileValidator::CountRow(int64_t line_number) {
+CallStatus ImportFileValidator::CountRow(int64_t line_number) {
   ++rows_;
   const bool bulk = target_ != v1::IMPORT_TARGET_HISTORICAL_IMPORT;
   if (bulk && rows_ > limits_.max_bulk_rows) {
@@ -198,7 +197,7 @@ absl::Status ImportFileValidator::CountRow(int64_t line_number) {
 
 // ----- NDJSON -----
 
-absl::Status ImportFileValidator::FeedNdjson(absl::string_view bytes) {
+CallStatus ImportFileValidator::FeedNdjson(absl::string_view bytes) {
   while (!bytes.empty()) {
     const size_t newline = bytes.find('\n');
     const absl::string_view piece =
@@ -211,7 +210,7 @@ absl::Status ImportFileValidator::FeedNdjson(absl::string_view bytes) {
       partial_.append(piece.data(), piece.size());
       return absl::OkStatus();
     }
-    absl::Status status;
+    CallStatus status;
     if (partial_.empty()) {
       status = NdjsonLine(piece, line_);
     } else {
@@ -226,10 +225,10 @@ absl::Status ImportFileValidator::FeedNdjson(absl::string_view bytes) {
   return absl::OkStatus();
 }
 
-absl::Status ImportFileValidator::NdjsonLine(absl::string_view line, int64_t line_number) {
+CallStatus ImportFileValidator::NdjsonLine(absl::string_view line, int64_t line_number) {
   absl::ConsumeSuffix(&line, "\r");
   if (IsBlank(line)) return absl::OkStatus();
-  if (absl::Status s = CountRow(line_number); !s.ok()) return s;
+  if (CallStatus s = CountRow(line_number); !s.ok()) return s;
   const absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(line);
   if (trimmed.front() != '{') {
     return LineError(line_number, "must be one JSON object (NDJSON: one object a line)");
@@ -239,7 +238,7 @@ absl::Status ImportFileValidator::NdjsonLine(absl::string_view line, int64_t lin
     return LineError(line_number, absl::StrCat("is not a valid JSON object: ", why));
   }
   const ScannedObject& row = row_;
-  absl::Status status;
+  CallStatus status;
   switch (target_) {
     case v1::IMPORT_TARGET_USERS_BULK:
       status = RequireId(row, "user_id", line_number, true);
@@ -275,7 +274,7 @@ absl::Status ImportFileValidator::NdjsonLine(absl::string_view line, int64_t lin
 
 // ----- CSV -----
 
-absl::Status ImportFileValidator::EndCsvRecord() {
+CallStatus ImportFileValidator::EndCsvRecord() {
   const size_t columns = record_fields_ + 1;
   const int64_t line = record_line_;
   const bool blank = record_blank_ && record_fields_ == 0;
@@ -301,7 +300,7 @@ absl::Status ImportFileValidator::EndCsvRecord() {
   return CountRow(line);
 }
 
-absl::Status ImportFileValidator::FeedCsv(absl::string_view bytes) {
+CallStatus ImportFileValidator::FeedCsv(absl::string_view bytes) {
   for (const char c : bytes) {
     if (record_blank_ && record_fields_ == 0 && csv_state_ == CsvState::kFieldStart &&
         record_bytes_ == 0) {
@@ -331,7 +330,7 @@ absl::Status ImportFileValidator::FeedCsv(absl::string_view bytes) {
     }
     if (c == '\n') {
       ++line_;
-      if (absl::Status s = EndCsvRecord(); !s.ok()) return s;
+      if (CallStatus s = EndCsvRecord(); !s.ok()) return s;
       continue;
     }
     if (c == '\r') continue;  // Part of a line ending (or stray: ignored).

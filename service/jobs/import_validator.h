@@ -35,23 +35,16 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "service/common/call_result.h"
+#include "service/jobs/jobs_options.h"
 #include "service/jobs/json_scan.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
 
 namespace userpilot::gateway {
 
-struct ImportLimits {
-  // Userpilot's documented limit for bulk and import files.
-  int64_t max_file_bytes = int64_t{50} * 1024 * 1024;
-  // Userpilot's documented limit of rows per bulk request.
-  int64_t max_bulk_rows = 10000;
-  // Longest line (CSV: record) accepted, which is also the most the validator buffers.
-  size_t max_line_bytes = 1024 * 1024;
-};
-
 // Checks an ImportData header: target and format set, CSV only for historical imports, and
 // the filename rules of ImportHeader.filename. INVALID_ARGUMENT naming `header.<field>`.
-absl::Status ValidateImportHeader(const v1::ImportHeader& header);
+CallStatus ValidateImportHeader(const v1::ImportHeader& header);
 
 // The filename sent for `header`: its own, or `import.csv` / `import.ndjson`.
 std::string ImportFilename(const v1::ImportHeader& header);
@@ -65,28 +58,28 @@ class ImportFileValidator {
   ImportFileValidator& operator=(const ImportFileValidator&) = delete;
 
   // Checks the next bytes of the file. After the first error, every call returns it again.
-  absl::Status Feed(absl::string_view bytes);
+  CallStatus Feed(absl::string_view bytes);
 
   // The file is complete: checks its last line and the row count.
-  absl::Status Finish();
+  CallStatus Finish();
 
   int64_t bytes() const { return bytes_; }
   // Data rows seen so far (a CSV header is not a row; blank lines are not rows).
   int64_t rows() const { return rows_; }
 
  private:
-  absl::Status FeedNdjson(absl::string_view bytes);
-  absl::Status NdjsonLine(absl::string_view line, int64_t line_number);
-  absl::Status FeedCsv(absl::string_view bytes);
-  absl::Status EndCsvRecord();
-  absl::Status CountRow(int64_t line_number);
-  absl::Status Fail(absl::Status status);
+  CallStatus FeedNdjson(absl::string_view bytes);
+  CallStatus NdjsonLine(absl::string_view line, int64_t line_number);
+  CallStatus FeedCsv(absl::string_view bytes);
+  CallStatus EndCsvRecord();
+  CallStatus CountRow(int64_t line_number);
+  CallStatus Fail(CallStatus status);
 
   const v1::ImportTarget target_;
   const v1::ImportFormat format_;
   const ImportLimits limits_;
 
-  absl::Status error_;
+  CallStatus error_;
   int64_t bytes_ = 0;
   int64_t rows_ = 0;
   int64_t line_ = 1;        // The physical line the next byte belongs to.

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "service/common/status_details.h"
+#include "tests/util/wire_details.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -21,19 +21,19 @@ constexpr auto kNdjson = v1::IMPORT_FORMAT_NDJSON;
 constexpr auto kCsv = v1::IMPORT_FORMAT_CSV;
 
 // Feeds `file` in pieces of `piece` bytes, then finishes.
-absl::Status Validate(v1::ImportTarget target, v1::ImportFormat format, const std::string& file,
-                      size_t piece = 0, ImportLimits limits = {}) {
+CallStatus Validate(v1::ImportTarget target, v1::ImportFormat format, const std::string& file,
+                    size_t piece = 0, ImportLimits limits = {}) {
   ImportFileValidator validator(target, format, limits);
   if (piece == 0) piece = file.size() + 1;
   for (size_t i = 0; i < file.size(); i += piece) {
-    if (absl::Status s = validator.Feed(file.substr(i, piece)); !s.ok()) return s;
+    if (CallStatus s = validator.Feed(file.substr(i, piece)); !s.ok()) return s;
   }
   return validator.Finish();
 }
 
 // The BadRequest field of an error ("" when none).
-std::string Field(const absl::Status& status) {
-  auto bad = GetDetail<google::rpc::BadRequest>(status);
+std::string Field(const CallStatus& status) {
+  auto bad = wire::Detail<google::rpc::BadRequest>(status);
   return bad && bad->field_violations_size() > 0 ? bad->field_violations(0).field() : "";
 }
 
@@ -53,7 +53,7 @@ TEST_P(ImportValidatorTableTest, AnySplitGivesTheSameVerdict) {
   // Every chunk size from 1 byte to the whole file: lines and BOMs span chunks.
   for (size_t piece : {size_t{1}, size_t{2}, size_t{3}, size_t{7}, size_t{0}}) {
     SCOPED_TRACE(absl::StrCat("piece ", piece));
-    const absl::Status status = Validate(c.target, c.format, c.file, piece);
+    const CallStatus status = Validate(c.target, c.format, c.file, piece);
     if (c.field.empty()) {
       EXPECT_TRUE(status.ok()) << status;
     } else {
@@ -143,7 +143,7 @@ TEST(ImportValidatorTest, SizeLimitRefusesTheChunkThatCrossesIt) {
   ImportFileValidator validator(kUsers, kNdjson, limits);
   const std::string row = "{\"user_id\":\"u0000001\"}\n";  // 23 bytes.
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(validator.Feed(row).ok());
-  const absl::Status over = validator.Feed(row);
+  const CallStatus over = validator.Feed(row);
   EXPECT_EQ(over.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Field(over), "file");
   EXPECT_THAT(over.message(), HasSubstr("the limit is 100 bytes"));
@@ -154,7 +154,7 @@ TEST(ImportValidatorTest, SizeLimitRefusesTheChunkThatCrossesIt) {
 
 TEST(ImportValidatorTest, DefaultLimitIsFiftyMiBAndSaysSo) {
   ImportFileValidator validator(kImport, kCsv, ImportLimits());
-  const absl::Status over = validator.Feed(std::string(50 * 1024 * 1024 + 1, 'a'));
+  const CallStatus over = validator.Feed(std::string(50 * 1024 * 1024 + 1, 'a'));
   EXPECT_THAT(over.message(), HasSubstr("52428800 bytes (50 MiB)"));
 }
 
@@ -163,7 +163,7 @@ TEST(ImportValidatorTest, BulkRowLimitNamesTheFirstRowOver) {
   limits.max_bulk_rows = 3;
   std::string file;
   for (int i = 0; i < 4; ++i) absl::StrAppend(&file, "\n{\"company_id\":\"c", i, "\"}\n");
-  const absl::Status status = Validate(kCompanies, kNdjson, file, 5, limits);
+  const CallStatus status = Validate(kCompanies, kNdjson, file, 5, limits);
   EXPECT_EQ(Field(status), "file line 8");
   EXPECT_THAT(status.message(), HasSubstr("more than 3 rows"));
   // Historical imports have no row limit.
@@ -178,10 +178,10 @@ TEST(ImportValidatorTest, LongLinesAreRefusedWithoutBufferingThem) {
   limits.max_line_bytes = 1024;
   const std::string file =
       absl::StrCat("{\"user_id\":\"u\"}\n{\"user_id\":\"", std::string(2000, 'x'), "\"}\n");
-  const absl::Status status = Validate(kUsers, kNdjson, file, 100, limits);
+  const CallStatus status = Validate(kUsers, kNdjson, file, 100, limits);
   EXPECT_EQ(Field(status), "file line 2");
   EXPECT_THAT(status.message(), HasSubstr("longer than the gateway accepts (1024 bytes)"));
-  const absl::Status csv =
+  const CallStatus csv =
       Validate(kImport, kCsv, absl::StrCat("a\n\"", std::string(2000, 'y'), "\"\n"), 64, limits);
   EXPECT_EQ(Field(csv), "file line 2");
 }
@@ -195,8 +195,8 @@ TEST(ImportValidatorTest, CountsRows) {
 
 TEST(ImportHeaderTest, RequiresTargetAndFormatAndAllowsCsvOnlyForImports) {
   v1::ImportHeader header;
-  absl::Status status = ValidateImportHeader(header);
-  auto bad = GetDetail<google::rpc::BadRequest>(status);
+  CallStatus status = ValidateImportHeader(header);
+  auto bad = wire::Detail<google::rpc::BadRequest>(status);
   ASSERT_TRUE(bad.has_value());
   ASSERT_EQ(bad->field_violations_size(), 2);
   EXPECT_EQ(bad->field_violations(0).field(), "header.target");

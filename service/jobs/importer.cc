@@ -8,39 +8,33 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "service/common/status_details.h"
 #include "service/jobs/job_state.h"
-#include "service/upstream/error_mapping.h"
 
 namespace userpilot::gateway {
 namespace {
 
 constexpr absl::Duration kRetryRefusedAfter = absl::Seconds(5);
 
-bool HasReason(const absl::Status& status, absl::string_view reason) {
-  auto info = GetDetail<google::rpc::ErrorInfo>(status);
-  return info.has_value() && info->reason() == reason;
-}
-
-bool IsJobInProgress(const absl::Status& status) {
-  return absl::IsFailedPrecondition(status) && HasReason(status, kReasonJobInProgress);
+bool IsJobInProgress(const CallStatus& status) {
+  return absl::IsFailedPrecondition(status.status()) &&
+         status.facts().reason == ErrorReason::kJobInProgress;
 }
 
 // Failures after which Userpilot certainly created nothing: its 429, or a request that never
 // left the gateway.
-bool CertainlyCreatedNothing(const absl::Status& status) {
-  if (absl::IsResourceExhausted(status) && HasReason(status, kReasonUpstreamRateLimited)) {
+bool CertainlyCreatedNothing(const CallStatus& status) {
+  if (absl::IsResourceExhausted(status.status()) &&
+      status.facts().reason == ErrorReason::kUpstreamRateLimited) {
     return true;
   }
-  return RequestCertainlyNotSent(status);
+  return status.facts().upstream.transport != TransportFailure::kNone &&
+         status.facts().upstream.reach == Reach::kNever;
 }
 
-absl::Duration RetryDelay(const absl::Status& status, absl::Duration fallback) {
-  auto info = GetDetail<google::rpc::RetryInfo>(status);
-  if (!info.has_value()) return fallback;
-  const absl::Duration delay =
-      absl::Seconds(info->retry_delay().seconds()) + absl::Nanoseconds(info->retry_delay().nanos());
-  return delay > absl::ZeroDuration() ? delay : fallback;
+absl::Duration RetryDelayOf(const CallStatus& status, absl::Duration fallback) {
+  const std::optional<RetryDelay>& delay = status.facts().retry_delay;
+  if (!delay.has_value()) return fallback;
+  return delay->delay > absl::ZeroDuration() ? delay->delay : fallback;
 }
 
 // Whether `job` belongs to the family that blocks an upload to `target` (Userpilot runs one
@@ -96,7 +90,7 @@ Importer::Importer(UserpilotStub& stub, JobWatchRegistry& registry, Scheduler& s
 
 Importer::~Importer() { Shutdown(); }
 
-absl::StatusOr<Importer::Permit> Importer::Admit() {
+Result<Importer::Permit> Importer::Admit() {
   if (shut_down_.load()) {
     return absl::UnavailableError(
         "this gateway replica is shutting down: send the import to another replica");
@@ -105,11 +99,13 @@ absl::StatusOr<Importer::Permit> Importer::Admit() {
   while (true) {
     if (running >= options_.max_concurrent_imports) {
       refused_.fetch_add(1);
-      absl::Status status = absl::ResourceExhaustedError(
-          absl::StrCat("the gateway already runs its maximum of ", options_.max_concurrent_imports,
-                       " concurrent imports; try again later or on another replica"));
-      SetDetail(status, MakeRetryInfo(kRetryRefusedAfter));
-      return status;
+      CallFacts facts;
+      facts.retry_delay = RetryDelay{kRetryRefusedAfter, RetryDelaySource::kGateway};
+      return CallStatus(
+          absl::ResourceExhaustedError(absl::StrCat(
+              "the gateway already runs its maximum of ", options_.max_concurrent_imports,
+              " concurrent imports; try again later or on another replica")),
+          std::move(facts));
     }
     if (running_.compare_exchange_weak(running, running + 1)) break;
   }
@@ -222,22 +218,21 @@ void ImportSubmission::Send() {
     return;
   }
   importer_.uploads_.fetch_add(1);
-  importer_.stub_.ImportFile(options_, request_,
-                             [self = shared_from_this()](absl::StatusOr<v1::Job> answer) {
-                               self->OnAnswer(std::move(answer));
-                             });
+  importer_.stub_.ImportFile(
+      options_, request_,
+      [self = shared_from_this()](Result<v1::Job> answer) { self->OnAnswer(std::move(answer)); });
 }
 
-void ImportSubmission::OnAnswer(absl::StatusOr<v1::Job> answer) {
+void ImportSubmission::OnAnswer(Result<v1::Job> answer) {
   bool list = false;
   std::optional<absl::Duration> retry_after;
   {
     std::lock_guard<std::mutex> lock(mu_);
     in_flight_ = false;
     if (!answer.ok() && !cancelled_) {
-      const absl::Status& error = answer.status();
+      const CallStatus error = answer.error();
       if (CertainlyCreatedNothing(error) && attempts_ < importer_.options_.max_upload_attempts) {
-        const absl::Duration delay = RetryDelay(error, importer_.options_.retry_delay);
+        const absl::Duration delay = RetryDelayOf(error, importer_.options_.retry_delay);
         if (importer_.scheduler_.Now() + delay < options_.deadline) retry_after = delay;
       } else if (IsJobInProgress(error) && wait_) {
         list = true;
@@ -250,7 +245,7 @@ void ImportSubmission::OnAnswer(absl::StatusOr<v1::Job> answer) {
   } else if (list) {
     importer_.conflict_waits_.fetch_add(1);
     importer_.stub_.ListJobs(options_, v1::ListJobsRequest(),
-                             [self = shared_from_this()](absl::StatusOr<v1::ListJobsResponse> r) {
+                             [self = shared_from_this()](Result<v1::ListJobsResponse> r) {
                                self->OnList(std::move(r));
                              });
   } else {
@@ -258,7 +253,7 @@ void ImportSubmission::OnAnswer(absl::StatusOr<v1::Job> answer) {
   }
 }
 
-void ImportSubmission::OnList(absl::StatusOr<v1::ListJobsResponse> list) {
+void ImportSubmission::OnList(Result<v1::ListJobsResponse> list) {
   std::string running;
   if (list.ok()) {
     for (const v1::Job& job : list->jobs()) {  // Newest first.
@@ -269,7 +264,7 @@ void ImportSubmission::OnList(absl::StatusOr<v1::ListJobsResponse> list) {
     }
   }
   std::shared_ptr<JobSubscription> subscription;
-  absl::Status refused;
+  CallStatus refused;
   {
     std::lock_guard<std::mutex> lock(mu_);
     in_flight_ = false;
@@ -285,13 +280,13 @@ void ImportSubmission::OnList(absl::StatusOr<v1::ListJobsResponse> list) {
       }
       if (!running.empty()) {
         sink_ = new Sink(weak_from_this());
-        absl::StatusOr<std::shared_ptr<JobSubscription>> watch =
+        Result<std::shared_ptr<JobSubscription>> watch =
             importer_.registry_.WatchJob(running, sink_);
         if (watch.ok()) {
           subscription_ = *watch;
           subscription = *watch;
         } else if (absl::IsUnavailable(watch.status())) {
-          refused = watch.status();  // Shutting down.
+          refused = watch.error();  // Shutting down.
         }
         // At a bound (RESOURCE_EXHAUSTED): fall back to waiting a fixed interval.
       }
@@ -314,7 +309,7 @@ void ImportSubmission::OnWatchReady() {
   }
   if (subscription == nullptr) return;
   bool resubmit = false;
-  absl::Status failed;
+  CallStatus failed;
   while (true) {
     JobSubscription::Next next = subscription->TakeNext();
     if (next.job != nullptr) {
@@ -322,9 +317,9 @@ void ImportSubmission::OnWatchReady() {
       continue;  // The end follows a terminal state.
     }
     if (next.end.has_value()) {
-      if (next.end->ok() || absl::IsNotFound(*next.end)) {
+      if (next.end->ok() || absl::IsNotFound(next.end->status())) {
         resubmit = true;  // The job ended, or vanished from Userpilot's records.
-      } else if (!absl::IsCancelled(*next.end)) {
+      } else if (!absl::IsCancelled(next.end->status())) {
         failed = *next.end;
       }
     }
@@ -375,14 +370,15 @@ void ImportSubmission::OnDeadline() {
     job_id = waiting_for_;
   }
   waits.Release(importer_.scheduler_);
-  absl::Status status = absl::DeadlineExceededError(absl::StrCat(
-      "Userpilot still runs ",
-      job_id.empty() ? std::string("another job of this kind") : absl::StrCat("job ", job_id),
-      " (one at a time), and the call's deadline came before it ended; nothing was uploaded"));
-  std::vector<std::pair<std::string, std::string>> metadata;
-  if (!job_id.empty()) metadata.emplace_back("job_id", job_id);
-  SetDetail(status, MakeErrorInfo(kReasonJobInProgress, std::move(metadata)));
-  Finish(status);
+  CallFacts facts;
+  facts.reason = ErrorReason::kJobInProgress;
+  facts.job_id = job_id;
+  Finish(CallStatus(
+      absl::DeadlineExceededError(absl::StrCat(
+          "Userpilot still runs ",
+          job_id.empty() ? std::string("another job of this kind") : absl::StrCat("job ", job_id),
+          " (one at a time), and the call's deadline came before it ended; nothing was uploaded")),
+      std::move(facts)));
 }
 
 void ImportSubmission::Cancel() {
@@ -399,7 +395,7 @@ void ImportSubmission::Cancel() {
   if (idle) Finish(absl::CancelledError("the import was cancelled by its caller"));
 }
 
-void ImportSubmission::Finish(absl::StatusOr<v1::Job> result) {
+void ImportSubmission::Finish(Result<v1::Job> result) {
   StubCallback<v1::Job> done;
   Waits waits;
   {

@@ -5,9 +5,9 @@
 // Submission (Submit):
 //  1. UserpilotStub::ImportFile with the caller's deadline.
 //  2. Userpilot answered 429 (RESOURCE_EXHAUSTED / UPSTREAM_RATE_LIMITED), or the request
-//     certainly never reached it (error_mapping.h RequestCertainlyNotSent): nothing was
-//     created, so it is sent again, up to `max_upload_attempts` in all, after the RetryInfo
-//     delay (else `retry_delay`), within the deadline. Any other failure is final: an upload
+//     certainly never reached it (its facts say so): nothing was created, so it is sent again,
+//     up to `max_upload_attempts` in all, after the answer's retry delay (else `retry_delay`),
+//     within the deadline. Any other failure is final: an upload
 //     that may have reached Userpilot may have started a job, and sending it twice would
 //     start two (or hit 409 on our own job).
 //  3. 409 (FAILED_PRECONDITION / JOB_IN_PROGRESS) is final unless the caller asked to wait.
@@ -41,38 +41,10 @@
 #include "service/jobs/blocking_executor.h"
 #include "service/jobs/import_validator.h"
 #include "service/jobs/job_watch_registry.h"
+#include "service/jobs/jobs_options.h"
 #include "service/upstream/userpilot_stub.h"
 
 namespace userpilot::gateway {
-
-struct ImportOptions {
-  // File checks: size (50 MiB), bulk rows (10,000), longest line (1 MiB).
-  ImportLimits limits;
-  // Where files are spooled; "" means $TMPDIR, else /tmp. Must be on local disk with room for
-  // max_concurrent_imports * limits.max_file_bytes.
-  std::string spool_dir;
-  // Imports running at once; beyond this, ImportData answers RESOURCE_EXHAUSTED.
-  size_t max_concurrent_imports = 8;
-  // Worker threads that spool and validate chunks (CPU-bound for NDJSON: one JSON parse a
-  // line).
-  int worker_threads = 2;
-  // The deadline of an ImportData call whose caller set none, and the longest one accepted
-  // (longer ones are cut): imports carry large files and may wait for a running job.
-  absl::Duration default_deadline = absl::Minutes(10);
-  absl::Duration max_deadline = absl::Hours(1);
-  // Attempts per upload, the first included, for failures that certainly created nothing
-  // (429, request never sent). 1 turns these retries off (do so when a retrying decorator in
-  // the upstream stack retries ImportFile itself).
-  int max_upload_attempts = 3;
-  // Wait before such a retry when Userpilot gave no RetryInfo delay.
-  absl::Duration retry_delay = absl::Seconds(1);
-  // After a 409 with wait_for_running_job, when the running job cannot be identified from
-  // the job list: how long to wait before submitting again.
-  absl::Duration conflict_retry_interval = absl::Seconds(10);
-
-  // INVALID_ARGUMENT naming the first bad field, else OK. For start-up configuration checks.
-  absl::Status Validate() const;
-};
 
 struct ImportStats {
   size_t running = 0;          // Admitted imports not yet finished.
@@ -114,7 +86,7 @@ class Importer {
 
   // A slot for one import. RESOURCE_EXHAUSTED (with RetryInfo) when all are taken,
   // UNAVAILABLE after Shutdown().
-  absl::StatusOr<Permit> Admit();
+  Result<Permit> Admit();
 
   // Runs `task` on a worker thread: the place for spool writes and validation.
   void RunBlocking(BlockingExecutor::Task task) { executor_.Post(std::move(task)); }
@@ -169,13 +141,13 @@ class ImportSubmission : public std::enable_shared_from_this<ImportSubmission> {
                    bool wait, StubCallback<v1::Job> done);
 
   void Send();
-  void OnAnswer(absl::StatusOr<v1::Job> answer);
-  void OnList(absl::StatusOr<v1::ListJobsResponse> list);
+  void OnAnswer(Result<v1::Job> answer);
+  void OnList(Result<v1::ListJobsResponse> list);
   void OnWatchReady();
   void AfterDelay(absl::Duration delay);
   void OnDeadline();
   // Ends the submission with `result` (once), after releasing every wait.
-  void Finish(absl::StatusOr<v1::Job> result);
+  void Finish(Result<v1::Job> result);
   // Takes every wait (watch, timers) out of the submission, to release without the lock.
   Waits TakeWaitsLocked();
 

@@ -9,10 +9,10 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "service/common/status_details.h"
 #include "service/http/body_source.h"
 #include "tests/mocks/fake_scheduler.h"
 #include "tests/mocks/mock_userpilot_stub.h"
+#include "tests/util/wire_details.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -29,17 +29,17 @@ v1::Job MakeJob(const std::string& id, v1::JobStatus status, const std::string& 
   return job;
 }
 
-absl::Status Conflict() {
-  absl::Status status = absl::FailedPreconditionError("409: job_in_progress");
-  SetDetail(status, MakeErrorInfo(kReasonJobInProgress));
-  return status;
+CallStatus Conflict() {
+  CallFacts facts;
+  facts.reason = ErrorReason::kJobInProgress;
+  return CallStatus(absl::FailedPreconditionError("409: job_in_progress"), std::move(facts));
 }
 
-absl::Status RateLimited(absl::Duration retry_after) {
-  absl::Status status = absl::ResourceExhaustedError("429");
-  SetDetail(status, MakeErrorInfo(kReasonUpstreamRateLimited));
-  SetDetail(status, MakeRetryInfo(retry_after));
-  return status;
+CallStatus RateLimited(absl::Duration retry_after) {
+  CallFacts facts;
+  facts.reason = ErrorReason::kUpstreamRateLimited;
+  facts.retry_delay = RetryDelay{retry_after, RetryDelaySource::kRetryAfter};
+  return CallStatus(absl::ResourceExhaustedError("429"), std::move(facts));
 }
 
 class ImporterTest : public ::testing::Test {
@@ -86,11 +86,10 @@ class ImporterTest : public ::testing::Test {
     request.format = v1::IMPORT_FORMAT_CSV;
     request.filename = "a.csv";
     request.file = std::make_shared<StringBodySource>("a\n1\n");
-    return importer_->Submit(options, std::move(request), wait,
-                             [this](absl::StatusOr<v1::Job> job) {
-                               EXPECT_FALSE(result_.has_value()) << "done ran twice";
-                               result_ = std::move(job);
-                             });
+    return importer_->Submit(options, std::move(request), wait, [this](Result<v1::Job> job) {
+      EXPECT_FALSE(result_.has_value()) << "done ran twice";
+      result_ = std::move(job);
+    });
   }
 
   template <typename T>
@@ -98,8 +97,7 @@ class ImporterTest : public ::testing::Test {
     using type = T;
   };
   template <typename T>
-  static void Answer(std::deque<StubCallback<T>>& calls,
-                     typename Same<absl::StatusOr<T>>::type answer) {
+  static void Answer(std::deque<StubCallback<T>>& calls, typename Same<Result<T>>::type answer) {
     ASSERT_FALSE(calls.empty());
     StubCallback<T> done = std::move(calls.front());
     calls.pop_front();
@@ -119,7 +117,7 @@ class ImporterTest : public ::testing::Test {
   std::deque<StubCallback<v1::ListJobsResponse>> lists_;
   std::deque<StubCallback<v1::Job>> gets_;
   std::vector<std::string> get_ids_;
-  std::optional<absl::StatusOr<v1::Job>> result_;
+  std::optional<Result<v1::Job>> result_;
   std::unique_ptr<JobWatchRegistry> registry_;
   std::unique_ptr<Importer> importer_;
 };
@@ -132,7 +130,7 @@ TEST_F(ImporterTest, AdmitsUpToTheBoundThenRefusesWithRetryInfo) {
   auto c = importer_->Admit();
   EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(c.status().message(), HasSubstr("2 concurrent imports"));
-  EXPECT_TRUE(GetDetail<google::rpc::RetryInfo>(c.status()).has_value());
+  EXPECT_TRUE(wire::RetryDelay(c.error()).has_value());
   EXPECT_EQ(importer_->Stats().running, 2u);
   { Importer::Permit released = *std::move(a); }
   EXPECT_EQ(importer_->Stats().running, 1u);
@@ -212,7 +210,7 @@ TEST_F(ImporterTest, WaitThatReachesTheDeadlineIsDeadlineExceededNamingTheJob) {
   ASSERT_TRUE(result_.has_value());
   EXPECT_EQ(result_->status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(result_->status().message(), HasSubstr("job import:jobs:2"));
-  auto info = GetDetail<google::rpc::ErrorInfo>(result_->status());
+  auto info = wire::Info(result_->error());
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->reason(), "JOB_IN_PROGRESS");
   EXPECT_EQ(info->metadata().at("job_id"), "import:jobs:2");

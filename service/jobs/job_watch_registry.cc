@@ -8,7 +8,6 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "service/common/status_details.h"
 #include "service/jobs/job_state.h"
 
 // Locking: std::mutex, not absl::Mutex (Debian's Abseil lacks ThreadSanitizer annotations).
@@ -53,10 +52,8 @@ class RegistryCore : public std::enable_shared_from_this<RegistryCore> {
     pace_.growth = options.poll_interval_growth;
   }
 
-  absl::StatusOr<std::shared_ptr<JobSubscription>> Subscribe(Poller::Kind kind,
-                                                             absl::string_view job_id,
-                                                             JobWatchSink* sink,
-                                                             bool include_existing) {
+  Result<std::shared_ptr<JobSubscription>> Subscribe(Poller::Kind kind, absl::string_view job_id,
+                                                     JobWatchSink* sink, bool include_existing) {
     std::shared_ptr<Poller> start;
     std::shared_ptr<JobSubscription> sub;
     {
@@ -156,12 +153,13 @@ class RegistryCore : public std::enable_shared_from_this<RegistryCore> {
         "this gateway replica is shutting down: watch on another replica");
   }
 
-  absl::Status Refuse(absl::string_view why) {
+  CallStatus Refuse(absl::string_view why) {
     ++counters_.refused;
-    absl::Status status =
-        absl::ResourceExhaustedError(absl::StrCat(why, "; try again later or on another replica"));
-    SetDetail(status, MakeRetryInfo(kRetryRefusedAfter));
-    return status;
+    CallFacts facts;
+    facts.retry_delay = RetryDelay{kRetryRefusedAfter, RetryDelaySource::kGateway};
+    return CallStatus(
+        absl::ResourceExhaustedError(absl::StrCat(why, "; try again later or on another replica")),
+        std::move(facts));
   }
 
   // Marks a poll as started (its answer is awaited); the caller sends it after unlocking, then
@@ -192,18 +190,18 @@ class RegistryCore : public std::enable_shared_from_this<RegistryCore> {
     if (poller->kind == Poller::Kind::kJob) {
       v1::GetJobRequest request;
       request.set_job_id(poller->job_id);
-      stub_.GetJob(options, request, [weak, poller](absl::StatusOr<v1::Job> job) {
+      stub_.GetJob(options, request, [weak, poller](Result<v1::Job> job) {
         if (auto core = weak.lock()) core->OnJob(poller, std::move(job));
       });
     } else {
       stub_.ListJobs(options, v1::ListJobsRequest(),
-                     [weak, poller](absl::StatusOr<v1::ListJobsResponse> list) {
+                     [weak, poller](Result<v1::ListJobsResponse> list) {
                        if (auto core = weak.lock()) core->OnList(poller, std::move(list));
                      });
     }
   }
 
-  void OnJob(const std::shared_ptr<Poller>& poller, absl::StatusOr<v1::Job> answer) {
+  void OnJob(const std::shared_ptr<Poller>& poller, Result<v1::Job> answer) {
     NotifyList notify;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -226,7 +224,7 @@ class RegistryCore : public std::enable_shared_from_this<RegistryCore> {
           ScheduleLocked(poller, changed);
         }
       } else if (absl::IsNotFound(answer.status())) {
-        EndAllLocked(*poller, answer.status(), notify);
+        EndAllLocked(*poller, answer.error(), notify);
         StopLocked(*poller);
       } else {
         FailedReadLocked(poller, answer.status(), notify);
@@ -235,7 +233,7 @@ class RegistryCore : public std::enable_shared_from_this<RegistryCore> {
     for (auto& sub : notify) sub->Notify();
   }
 
-  void OnList(const std::shared_ptr<Poller>& poller, absl::StatusOr<v1::ListJobsResponse> answer) {
+  void OnList(const std::shared_ptr<Poller>& poller, Result<v1::ListJobsResponse> answer) {
     NotifyList notify;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -331,7 +329,7 @@ class RegistryCore : public std::enable_shared_from_this<RegistryCore> {
     for (JobSubscription* sub : poller.subscribers) Collect(sub, sub->Offer(job), notify);
   }
 
-  void EndAllLocked(Poller& poller, const absl::Status& status, NotifyList& notify) {
+  void EndAllLocked(Poller& poller, const CallStatus& status, NotifyList& notify) {
     for (JobSubscription* sub : poller.subscribers) Collect(sub, sub->End(status), notify);
     poller.subscribers.clear();
   }
@@ -434,7 +432,7 @@ bool JobSubscription::Offer(std::shared_ptr<const v1::Job> job) {
   return notify;
 }
 
-bool JobSubscription::End(absl::Status status) {
+bool JobSubscription::End(CallStatus status) {
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_ || end_.has_value()) return false;
   end_ = std::move(status);
@@ -491,14 +489,14 @@ JobWatchRegistry::JobWatchRegistry(UserpilotStub& stub, Scheduler& scheduler,
 
 JobWatchRegistry::~JobWatchRegistry() { Shutdown(); }
 
-absl::StatusOr<std::shared_ptr<JobSubscription>> JobWatchRegistry::WatchJob(
-    absl::string_view job_id, JobWatchSink* sink) {
+Result<std::shared_ptr<JobSubscription>> JobWatchRegistry::WatchJob(absl::string_view job_id,
+                                                                    JobWatchSink* sink) {
   return core_->Subscribe(jobs_internal::Poller::Kind::kJob, job_id, sink,
                           /*include_existing=*/false);
 }
 
-absl::StatusOr<std::shared_ptr<JobSubscription>> JobWatchRegistry::WatchAllJobs(
-    JobWatchSink* sink, bool include_existing) {
+Result<std::shared_ptr<JobSubscription>> JobWatchRegistry::WatchAllJobs(JobWatchSink* sink,
+                                                                        bool include_existing) {
   return core_->Subscribe(jobs_internal::Poller::Kind::kList, "", sink, include_existing);
 }
 

@@ -51,31 +51,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/common/scheduler.h"
+#include "service/jobs/jobs_options.h"
 #include "service/upstream/userpilot_stub.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
 
 namespace userpilot::gateway {
-
-struct JobWatchOptions {
-  // Poll pace bounds (job_state.h PollPace): fastest while a job changes, slowest while not.
-  absl::Duration min_poll_interval = absl::Seconds(1);
-  absl::Duration max_poll_interval = absl::Seconds(15);
-  // Interval multiplier per poll that saw no change. > 1.
-  double poll_interval_growth = 2.0;
-  // Deadline of one upstream read (it may wait for the job-read budget within it).
-  absl::Duration poll_timeout = absl::Seconds(10);
-  // A job (or the list) that cannot be read for this long ends its watches with UNAVAILABLE.
-  absl::Duration unreadable_timeout = absl::Minutes(1);
-  // Concurrent subscriptions, all jobs and WatchJobs together; beyond: RESOURCE_EXHAUSTED.
-  size_t max_subscribers = 20000;
-  // Distinct jobs watched at once (each costs one upstream read per interval).
-  size_t max_watched_jobs = 1000;
-  // CallOptions.caller of polls: the fairness key the job-read budget sees.
-  std::string poll_caller = "job-watch";
-
-  // INVALID_ARGUMENT naming the first bad field, else OK. For start-up configuration checks.
-  absl::Status Validate() const;
-};
 
 // Counters and gauges, for metrics and tests.
 struct JobWatchStats {
@@ -121,7 +101,7 @@ class JobSubscription : public std::enable_shared_from_this<JobSubscription> {
     std::shared_ptr<const v1::Job> job;
     // The watch is over: finish with this status (OK after a terminal state). Only once every
     // state has been taken.
-    std::optional<absl::Status> end;
+    std::optional<CallStatus> end;
   };
 
   ~JobSubscription();
@@ -145,7 +125,7 @@ class JobSubscription : public std::enable_shared_from_this<JobSubscription> {
   // Registry side, with the registry's lock held. Each returns true when the sink must be
   // notified (the caller does so after releasing its lock, through Notify()).
   bool Offer(std::shared_ptr<const v1::Job> job);
-  bool End(absl::Status status);
+  bool End(CallStatus status);
   // Calls the sink's OnJobsReady() if the subscription is still open.
   void Notify();
 
@@ -162,7 +142,7 @@ class JobSubscription : public std::enable_shared_from_this<JobSubscription> {
   std::map<uint64_t, std::shared_ptr<const v1::Job>> pending_;
   absl::flat_hash_map<std::string, uint64_t> slot_of_job_;
   uint64_t next_seq_ = 0;
-  std::optional<absl::Status> end_;  // Guarded by mu_.
+  std::optional<CallStatus> end_;  // Guarded by mu_.
 };
 
 class JobWatchRegistry {
@@ -181,13 +161,11 @@ class JobWatchRegistry {
   // read, if any, is ready to take at once. `sink` must stay valid (see JobWatchSink::Ref)
   // until the subscription is closed. RESOURCE_EXHAUSTED (with RetryInfo) at a bound,
   // UNAVAILABLE after Shutdown().
-  absl::StatusOr<std::shared_ptr<JobSubscription>> WatchJob(absl::string_view job_id,
-                                                            JobWatchSink* sink);
+  Result<std::shared_ptr<JobSubscription>> WatchJob(absl::string_view job_id, JobWatchSink* sink);
 
   // Subscribes `sink` to every job of the account (the list poller). With `include_existing`
   // the whole list as last read is ready to take first (or as soon as the first read arrives).
-  absl::StatusOr<std::shared_ptr<JobSubscription>> WatchAllJobs(JobWatchSink* sink,
-                                                                bool include_existing);
+  Result<std::shared_ptr<JobSubscription>> WatchAllJobs(JobWatchSink* sink, bool include_existing);
 
   // Ends every subscription with UNAVAILABLE ("shutting down: reconnect"), stops every poller
   // and refuses new subscriptions. Idempotent. Call at the start of a drain, before the gRPC

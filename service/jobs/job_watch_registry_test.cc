@@ -9,9 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "service/common/status_details.h"
 #include "tests/mocks/fake_scheduler.h"
 #include "tests/mocks/mock_userpilot_stub.h"
+#include "tests/util/wire_details.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -52,7 +52,7 @@ v1::Job MakeJob(const std::string& id, v1::JobStatus status, int64_t completed =
 // "status/completed_rows" of each state taken, then "end:CODE".
 struct Drained {
   std::vector<std::string> states;
-  std::optional<absl::Status> end;
+  std::optional<CallStatus> end;
 };
 
 Drained Drain(JobSubscription& sub) {
@@ -110,7 +110,7 @@ class JobWatchRegistryTest : public ::testing::Test {
   }
 
   // Answers the oldest outstanding GetJob.
-  void AnswerGet(absl::StatusOr<v1::Job> answer) {
+  void AnswerGet(Result<v1::Job> answer) {
     ASSERT_FALSE(pending_gets_.empty());
     StubCallback<v1::Job> done = std::move(pending_gets_.front());
     pending_gets_.pop_front();
@@ -358,7 +358,7 @@ TEST_F(JobWatchRegistryTest, BoundsAreResourceExhaustedWithRetryInfo) {
   auto c1 = registry_->WatchJob("c", &sinks[2]);  // A third job.
   EXPECT_EQ(c1.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(c1.status().message(), HasSubstr("2 distinct jobs"));
-  EXPECT_TRUE(GetDetail<google::rpc::RetryInfo>(c1.status()).has_value());
+  EXPECT_TRUE(wire::RetryDelay(c1.error()).has_value());
   auto a2 = Watch("a", sinks[3]);  // Same job: fine.
   auto a3 = registry_->WatchJob("a", &sinks[4]);
   EXPECT_EQ(a3.status().code(), absl::StatusCode::kResourceExhausted);
@@ -402,8 +402,9 @@ TEST_F(JobWatchRegistryTest, UnknownJobEndsNotFoundWithTheUpstreamDetails) {
   auto a = Watch("nope", a_sink);
   auto b = Watch("nope", b_sink);
   a->TakeNext();
-  absl::Status not_found = absl::NotFoundError("no job nope");
-  SetDetail(not_found, MakeErrorInfo("UPSTREAM_NOT_FOUND"));
+  CallFacts facts;
+  facts.reason = ErrorReason::kUpstreamNotFound;
+  const CallStatus not_found(absl::NotFoundError("no job nope"), facts);
   AnswerGet(not_found);
   EXPECT_EQ(a_sink.ready(), 1);
   for (auto* sub : {a.get(), b.get()}) {
@@ -411,7 +412,7 @@ TEST_F(JobWatchRegistryTest, UnknownJobEndsNotFoundWithTheUpstreamDetails) {
     EXPECT_TRUE(d.states.empty());
     ASSERT_TRUE(d.end.has_value());
     EXPECT_EQ(d.end->code(), absl::StatusCode::kNotFound);
-    EXPECT_TRUE(GetDetail<google::rpc::ErrorInfo>(*d.end).has_value());
+    EXPECT_EQ(wire::Reason(*d.end), "UPSTREAM_NOT_FOUND");
   }
   EXPECT_EQ(scheduler_.pending(), 0u);
 }

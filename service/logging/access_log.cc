@@ -26,19 +26,19 @@ double Milliseconds(absl::Duration d) { return absl::ToDoubleMicroseconds(d) / 1
 
 }  // namespace
 
-void AccessLog::Record(const CallTrace& trace, absl::string_view caller, const grpc::Status& status,
-                       absl::Duration latency) {
+void AccessLog::Record(absl::string_view method, absl::string_view caller,
+                       const grpc::Status& status, const CallFacts& facts, absl::Duration latency) {
   if (!logger_.Enabled(LogSeverity::kInfo)) return;
-  std::vector<LogField> fields = {{"method", trace.method},
+  std::vector<LogField> fields = {{"method", method},
                                   {"caller", caller},
                                   {"grpc_code", CodeName(status.error_code())},
-                                  {"upstream_status", trace.last_http_status},
-                                  {"attempts", trace.attempts},
-                                  {"queue_wait_ms", Milliseconds(trace.queue_wait)},
+                                  {"upstream_status", facts.upstream.http_status},
+                                  {"attempts", facts.http_attempts},
+                                  {"queue_wait_ms", Milliseconds(facts.budget_wait)},
                                   {"latency_ms", Milliseconds(latency)},
-                                  {"upstream_request_id", trace.upstream_request_id}};
-  if (!trace.retry_stopped_because.empty()) {
-    fields.emplace_back("retry_stopped_because", trace.retry_stopped_because);
+                                  {"upstream_request_id", facts.upstream.request_id}};
+  if (facts.retry.stopped.has_value()) {
+    fields.emplace_back("retry_stopped_because", StopReasonName(*facts.retry.stopped));
   }
   if (!status.ok()) {
     fields.emplace_back("error", Truncate(status.error_message(), kMaxErrorBytes));

@@ -1,18 +1,19 @@
 // AccessLog: one structured line per finished call, at info.
 //
-//   {"time":"...","level":"info","msg":"call","method":"IdentifyUser","caller":"billing",
+//   {"time":"...","level":"info","msg":"call","method":"<RPC>","caller":"billing",
 //    "grpc_code":"UNAVAILABLE","upstream_status":503,"attempts":3,"queue_wait_ms":12.5,
 //    "latency_ms":845.2,"upstream_request_id":"QHQTu0Re000000000001",
 //    "retry_stopped_because":"retry_policy_exhausted","error":"..."}
 //
 // Members: method (the RPC), caller (x-caller as GatewayService sanitises it: "unknown" when
-// absent), grpc_code (the status code's name), upstream_status (the last HTTP status from
-// Userpilot; 0 when none arrived: validation refusal, budget refusal, transport failure),
-// attempts (upstream HTTP attempts), queue_wait_ms (time waiting for a budget), latency_ms
-// (the whole call, as the server saw it), upstream_request_id (Userpilot's x-request-id of the
-// last answer, "" when none). Only when set: retry_stopped_because; and error, the status
-// message of a failed call (at most 512 bytes), which is what the caller was told. Never
-// request content: ids, event names and properties stay out of the log.
+// absent), grpc_code (the status code's name), and from the call's facts
+// (common/call_facts.h): upstream_status (the last HTTP status from Userpilot; 0 when none
+// arrived: validation refusal, budget refusal, transport failure), attempts (upstream HTTP
+// attempts), queue_wait_ms (time waiting for budgets), upstream_request_id (Userpilot's
+// x-request-id of the last answer, "" when none); latency_ms (the whole call, as the server saw
+// it). Only when set: retry_stopped_because; and error, the status message of a failed call (at
+// most 512 bytes), which is what the caller was told. Never request content: ids, event names
+// and properties stay out of the log.
 //
 // Thread-safety: Record() may be called from any thread (it is the Logger's).
 #ifndef USERPILOT_GATEWAY_SERVICE_LOGGING_ACCESS_LOG_H_
@@ -21,8 +22,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
+#include "service/common/call_facts.h"
 #include "service/logging/logger.h"
-#include "service/upstream/userpilot_stub.h"
 
 namespace userpilot::gateway {
 
@@ -31,10 +32,10 @@ class AccessLog {
   // `logger` must outlive this object.
   explicit AccessLog(Logger& logger) : logger_(logger) {}
 
-  // Logs the call that ended with `status` after `latency`. `trace` is what the upstream
-  // layers recorded (its `method` names the RPC); `caller` is CallOptions.caller.
-  void Record(const CallTrace& trace, absl::string_view caller, const grpc::Status& status,
-              absl::Duration latency);
+  // Logs the call of RPC `method` from `caller` (CallOptions.caller) that ended with `status`
+  // and `facts` after `latency`.
+  void Record(absl::string_view method, absl::string_view caller, const grpc::Status& status,
+              const CallFacts& facts, absl::Duration latency);
 
   // The longest `error` member, in bytes (longer messages are cut at a UTF-8 boundary).
   static constexpr size_t kMaxErrorBytes = 512;

@@ -28,13 +28,12 @@ class AccessLogTest : public ::testing::Test {
 };
 
 TEST_F(AccessLogTest, SuccessfulCallHasEveryFieldInOrder) {
-  CallTrace trace;
-  trace.method = "IdentifyUser";
-  trace.attempts = 1;
-  trace.queue_wait = absl::Microseconds(12500);
-  trace.last_http_status = 200;
-  trace.upstream_request_id = "QHQTu0Re000000000001";
-  log_.Record(trace, "billing", grpc::Status::OK, absl::Microseconds(84520));
+  CallFacts facts;
+  facts.http_attempts = 1;
+  facts.budget_wait = absl::Microseconds(12500);
+  facts.upstream.http_status = 200;
+  facts.upstream.request_id = "QHQTu0Re000000000001";
+  log_.Record("IdentifyUser", "billing", grpc::Status::OK, facts, absl::Microseconds(84520));
   EXPECT_THAT(out_.str(),
               EndsWith(R"("level":"info","msg":"call","method":"IdentifyUser","caller":"billing",)"
                        R"("grpc_code":"OK","upstream_status":200,"attempts":1,)"
@@ -44,14 +43,13 @@ TEST_F(AccessLogTest, SuccessfulCallHasEveryFieldInOrder) {
 }
 
 TEST_F(AccessLogTest, FailedCallAddsWhyRetryingStoppedAndTheRedactedError) {
-  CallTrace trace;
-  trace.method = "TrackEvent";
-  trace.attempts = 3;
-  trace.last_http_status = 503;
-  trace.retry_stopped_because = "retry_policy_exhausted";
-  log_.Record(trace, "unknown",
+  CallFacts facts;
+  facts.http_attempts = 3;
+  facts.upstream.http_status = 503;
+  facts.retry.stopped = StopReason::kRetryPolicyExhausted;
+  log_.Record("TrackEvent", "unknown",
               grpc::Status(grpc::StatusCode::UNAVAILABLE, "Userpilot is unavailable (key-5f2a)"),
-              absl::Milliseconds(900));
+              facts, absl::Milliseconds(900));
   const std::string line = out_.str();
   EXPECT_THAT(line, HasSubstr(R"("grpc_code":"UNAVAILABLE","upstream_status":503,"attempts":3,)"));
   EXPECT_THAT(line, HasSubstr(R"j("retry_stopped_because":"retry_policy_exhausted",)j"
@@ -60,21 +58,18 @@ TEST_F(AccessLogTest, FailedCallAddsWhyRetryingStoppedAndTheRedactedError) {
 }
 
 TEST_F(AccessLogTest, ValidationRefusalHasNoUpstreamPart) {
-  CallTrace trace;
-  trace.method = "GetJob";
-  log_.Record(trace, "invalid", grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "job_id: bad"),
-              absl::Microseconds(40));
+  log_.Record("GetJob", "invalid", grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "job_id: bad"),
+              CallFacts(), absl::Microseconds(40));
   EXPECT_THAT(out_.str(), HasSubstr(R"("grpc_code":"INVALID_ARGUMENT","upstream_status":0,)"
                                     R"("attempts":0,"queue_wait_ms":0,"latency_ms":0.04,)"
                                     R"("upstream_request_id":"","error":"job_id: bad"})"));
 }
 
 TEST_F(AccessLogTest, LongErrorsAreCutAtACharacterBoundary) {
-  CallTrace trace;
-  trace.method = "IdentifyUser";
   std::string message = "x";
   while (message.size() < 700) message += "\xC3\xA9";  // é
-  log_.Record(trace, "c", grpc::Status(grpc::StatusCode::INTERNAL, message), absl::ZeroDuration());
+  log_.Record("IdentifyUser", "c", grpc::Status(grpc::StatusCode::INTERNAL, message), CallFacts(),
+              absl::ZeroDuration());
   const std::string line = out_.str();
   const size_t start = line.find(R"("error":")") + 9;
   const size_t end = line.rfind('"');
@@ -89,7 +84,7 @@ TEST_F(AccessLogTest, NothingBelowTheLevel) {
   Logger logger(LoggerOptions{LogSeverity::kWarning, ""},
                 std::make_shared<spdlog::sinks::ostream_sink_mt>(quiet));
   AccessLog log(logger);
-  log.Record(CallTrace(), "c", grpc::Status::OK, absl::Seconds(1));
+  log.Record("IdentifyUser", "c", grpc::Status::OK, CallFacts(), absl::Seconds(1));
   EXPECT_EQ(quiet.str(), "");
 }
 

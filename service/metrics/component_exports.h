@@ -42,7 +42,7 @@ RetrySnapshot ToRetrySnapshot(const RetryStats& stats);
                                                          const RetryingStub& stub);
 
 // --- upgw_metrics_jobs ---
-// `imports` may be null (no ImportData): the import metrics then stay at zero.
+// `imports` may be null (no imports served): the import metrics then stay at zero.
 JobSnapshot ToJobSnapshot(const JobWatchStats& watches, const ImportStats* imports);
 [[nodiscard]] MetricsRegistry::CollectHook ExportJobs(MetricsRegistry& registry,
                                                       JobMetrics& metrics,

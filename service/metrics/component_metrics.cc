@@ -185,7 +185,7 @@ void RetryMetrics::Update(const RetrySnapshot& s) {
 JobMetrics::JobMetrics(prometheus::Registry& registry)
     : watchers(prometheus::BuildGauge()
                    .Name("userpilot_gateway_job_watchers")
-                   .Help("WatchJob streams open.")
+                   .Help("Job watch streams open.")
                    .Register(registry)),
       pollers(prometheus::BuildGauge()
                   .Name("userpilot_gateway_job_pollers")
@@ -203,7 +203,7 @@ JobMetrics::JobMetrics(prometheus::Registry& registry)
               .Register(registry)),
       imports_in_flight(prometheus::BuildGauge()
                             .Name("userpilot_gateway_imports_in_flight")
-                            .Help("ImportData calls in progress.")
+                            .Help("Import calls in progress.")
                             .Register(registry)),
       import_bytes(prometheus::BuildCounter()
                        .Name("userpilot_gateway_import_bytes_total")
@@ -216,8 +216,8 @@ JobMetrics::JobMetrics(prometheus::Registry& registry)
                 .Register(registry)),
       refused(prometheus::BuildCounter()
                   .Name("userpilot_gateway_job_refused_total")
-                  .Help("WatchJob/WatchJobs (kind=watch) and ImportData (kind=import) calls "
-                        "refused with RESOURCE_EXHAUSTED at a bound.")
+                  .Help("Job watch streams (kind=watch) and import calls (kind=import) refused "
+                        "with RESOURCE_EXHAUSTED at a bound.")
                   .Register(registry)) {}
 
 void JobMetrics::Update(const JobSnapshot& s) {

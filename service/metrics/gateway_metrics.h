@@ -43,7 +43,8 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
-#include "service/metrics/budget_observer.h"
+#include "service/common/call_facts.h"
+#include "service/ratelimit/budget_observer.h"
 
 namespace google::protobuf {
 class ServiceDescriptor;
@@ -136,11 +137,12 @@ absl::string_view GrpcCodeName(int code);
 //   userpilot_gateway_upstream_http_max_in_flight                           gauge
 //   userpilot_gateway_upstream_http_queue_full_total                        counter
 // endpoint: Userpilot's method and path template, as in ErrorInfo metadata
-// ("POST /v1/identify", "GET /v1/background_jobs/{job_id}"; never a job id).
+// ("POST /v1/identify", "GET /v1/background_jobs/{job_id}"; never a job id): the routes of
+// upstream/upstream_rpcs.h (AllEndpoints()).
 // status_class: 2xx, 4xx, 5xx, other (1xx, 3xx, > 599), or transport (no HTTP answer: connect
 // failure, timeout, full HTTP queue). reason: the ErrorInfo reason of the error
-// (UPSTREAM_CREDENTIALS_REJECTED for 401/403, UPSTREAM_RATE_LIMITED for 429, ...), OTHER when
-// it has none or one not in kUpstreamErrorReasons.
+// (UPSTREAM_CREDENTIALS_REJECTED for 401/403, UPSTREAM_RATE_LIMITED for 429, ...: the
+// ErrorReason names of common/call_facts.h), OTHER when it has none.
 class UpstreamMetrics {
  public:
   explicit UpstreamMetrics(prometheus::Registry& registry);
@@ -148,9 +150,9 @@ class UpstreamMetrics {
   // Creates the requests (status_class="2xx") and duration series of every endpoint at zero.
   void PrecreateEndpoints();
 
-  // Counts one finished attempt at `endpoint` with outcome `status` (OK or the mapped error,
-  // with its ErrorInfo) that took `elapsed`.
-  void RecordAttempt(absl::string_view endpoint, const absl::Status& status,
+  // Counts one finished attempt at `endpoint` with outcome `status` and its `facts` that took
+  // `elapsed`.
+  void RecordAttempt(absl::string_view endpoint, const absl::Status& status, const CallFacts& facts,
                      absl::Duration elapsed);
 
   // 1 ms .. 30 s.
@@ -169,39 +171,11 @@ class UpstreamMetrics {
   prometheus::Family<prometheus::Counter>& http_queue_full;
 };
 
-// Every Userpilot endpoint the gateway calls (the endpoint label's values).
-inline constexpr absl::string_view kUpstreamEndpoints[] = {
-    "POST /v1/identify",
-    "POST /v1/companies/identify",
-    "POST /v1/users/bulk_identify",
-    "POST /v1/companies/bulk_identify",
-    "POST /v1/track",
-    "GET /v1/background_jobs",
-    "GET /v1/background_jobs/{job_id}",
-    "DELETE /v1/users",
-    "DELETE /v1/companies",
-    "POST /v1/imports",
-};
-
-// ErrorInfo reasons kept as values of the `reason` label; others become "OTHER".
-inline constexpr absl::string_view kUpstreamErrorReasons[] = {
-    "UPSTREAM_CREDENTIALS_REJECTED",
-    "UPSTREAM_RATE_LIMITED",
-    "UPSTREAM_UNAVAILABLE",
-    "UPSTREAM_BAD_RESPONSE",
-    "UPSTREAM_REJECTED_REQUEST",
-    "UPSTREAM_NOT_FOUND",
-    "JOB_IN_PROGRESS",
-    "GATEWAY_INTERNAL_ERROR",
-    "BUDGET_EXHAUSTED",
-    "CIRCUIT_OPEN",
-};
-
-// The status_class of an attempt's outcome: "2xx" for OK; else from the ErrorInfo
-// `http_status` metadata; "transport" when no HTTP status arrived.
-absl::string_view UpstreamStatusClass(const absl::Status& status);
-// The reason label of an error: its ErrorInfo reason if listed above, else "OTHER".
-absl::string_view UpstreamErrorReason(const absl::Status& status);
+// The status_class of an attempt's outcome: "2xx" for OK; else from the HTTP status of its
+// facts; "transport" when no HTTP status arrived.
+absl::string_view UpstreamStatusClass(const absl::Status& status, const CallFacts& facts);
+// The reason label of an error: its reason's name (ErrorReasonName), or "OTHER" when it has none.
+absl::string_view UpstreamErrorReason(const CallFacts& facts);
 
 // ---------------------------------------------------------------------------------------------
 // Budgets: one FairLimiter per Userpilot limit (budget = identify, track, delete, job_read,
@@ -328,12 +302,12 @@ class RetryMetrics {
 
 // ---------------------------------------------------------------------------------------------
 // Job streaming and imports.
-//   userpilot_gateway_job_watchers                      gauge    WatchJob streams open
+//   userpilot_gateway_job_watchers                      gauge    job watch streams open
 //   userpilot_gateway_job_pollers                       gauge    jobs being polled (one each)
 //   userpilot_gateway_job_polls_total{result}           counter  ok | error
 //   userpilot_gateway_job_updates_fanned_out_total      counter  job changes fanned out to
 //                                                                watchers (once per change)
-//   userpilot_gateway_imports_in_flight                 gauge    ImportData calls in progress
+//   userpilot_gateway_imports_in_flight                 gauge    import calls in progress
 //   userpilot_gateway_import_bytes_total                counter  import file bytes received and
 //   spooled userpilot_gateway_job_bound{bound}                  gauge    configured maximum:
 //   watchers

@@ -4,7 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "service/common/status_details.h"
+#include "service/common/call_result.h"
 #include "service/metrics/metrics_registry.h"
 
 namespace userpilot::gateway {
@@ -30,11 +30,13 @@ double GaugeValue(const MetricsRegistry& registry, const std::string& name,
   return !metric.has_value() ? -1 : metric->gauge.value;
 }
 
-absl::Status ErrorWith(absl::StatusCode code, absl::string_view reason,
-                       std::vector<std::pair<std::string, std::string>> metadata) {
-  absl::Status status(code, "failed");
-  SetDetail(status, MakeErrorInfo(reason, std::move(metadata)));
-  return status;
+// An attempt's error with its reason and HTTP status (0: none arrived), as the error mapping
+// would report it.
+CallStatus ErrorWith(absl::StatusCode code, ErrorReason reason, int http_status) {
+  CallFacts facts;
+  facts.reason = reason;
+  facts.upstream.http_status = http_status;
+  return CallStatus(absl::Status(code, "failed"), std::move(facts));
 }
 
 // --- gRPC server -----------------------------------------------------------------------------
@@ -170,45 +172,38 @@ TEST(GrpcCodeNameTest, MatchesGrpcNames) {
 // --- upstream --------------------------------------------------------------------------------
 
 TEST(UpstreamStatusClassTest, FromTheOutcome) {
+  using C = absl::StatusCode;
+  using R = ErrorReason;
   struct Case {
-    absl::Status status;
+    CallStatus status;
     absl::string_view want;
   };
   const Case cases[] = {
       {absl::OkStatus(), "2xx"},
-      {ErrorWith(absl::StatusCode::kInvalidArgument, "UPSTREAM_REJECTED_REQUEST",
-                 {{"http_status", "400"}}),
-       "4xx"},
-      {ErrorWith(absl::StatusCode::kInternal, "UPSTREAM_CREDENTIALS_REJECTED",
-                 {{"http_status", "401"}}),
-       "4xx"},
-      {ErrorWith(absl::StatusCode::kResourceExhausted, "UPSTREAM_RATE_LIMITED",
-                 {{"http_status", "429"}}),
-       "4xx"},
-      {ErrorWith(absl::StatusCode::kUnavailable, "UPSTREAM_UNAVAILABLE", {{"http_status", "503"}}),
-       "5xx"},
-      {ErrorWith(absl::StatusCode::kInternal, "UPSTREAM_BAD_RESPONSE", {{"http_status", "200"}}),
-       "2xx"},
-      {ErrorWith(absl::StatusCode::kInternal, "UPSTREAM_BAD_RESPONSE", {{"http_status", "302"}}),
-       "other"},
-      {ErrorWith(absl::StatusCode::kInternal, "UPSTREAM_BAD_RESPONSE", {{"http_status", "x"}}),
-       "other"},
-      {ErrorWith(absl::StatusCode::kUnavailable, "UPSTREAM_UNAVAILABLE",
-                 {{"request_may_have_been_sent", "false"}}),
-       "transport"},
-      {absl::DeadlineExceededError("no ErrorInfo at all"), "transport"},
+      {ErrorWith(C::kInvalidArgument, R::kUpstreamRejectedRequest, 400), "4xx"},
+      {ErrorWith(C::kInternal, R::kUpstreamCredentialsRejected, 401), "4xx"},
+      {ErrorWith(C::kResourceExhausted, R::kUpstreamRateLimited, 429), "4xx"},
+      {ErrorWith(C::kUnavailable, R::kUpstreamUnavailable, 503), "5xx"},
+      {ErrorWith(C::kInternal, R::kUpstreamBadResponse, 200), "2xx"},
+      {ErrorWith(C::kInternal, R::kUpstreamBadResponse, 302), "other"},
+      {ErrorWith(C::kInternal, R::kUpstreamBadResponse, 600), "other"},
+      {ErrorWith(C::kUnavailable, R::kUpstreamUnavailable, 0), "transport"},
+      {absl::DeadlineExceededError("no facts at all"), "transport"},
   };
   for (const Case& c : cases) {
-    EXPECT_EQ(UpstreamStatusClass(c.status), c.want) << c.status;
+    EXPECT_EQ(UpstreamStatusClass(c.status.status(), c.status.facts()), c.want) << c.status;
   }
 }
 
-TEST(UpstreamErrorReasonTest, KnownReasonsOnlyOthersAreOther) {
-  EXPECT_EQ(UpstreamErrorReason(
-                ErrorWith(absl::StatusCode::kInternal, "UPSTREAM_CREDENTIALS_REJECTED", {})),
+TEST(UpstreamErrorReasonTest, TheReasonsNameOrOther) {
+  EXPECT_EQ(UpstreamErrorReason(ErrorWith(absl::StatusCode::kInternal,
+                                          ErrorReason::kUpstreamCredentialsRejected, 401)
+                                    .facts()),
             "UPSTREAM_CREDENTIALS_REJECTED");
-  EXPECT_EQ(UpstreamErrorReason(ErrorWith(absl::StatusCode::kInternal, "user-4711", {})), "OTHER");
-  EXPECT_EQ(UpstreamErrorReason(absl::InternalError("bare")), "OTHER");
+  EXPECT_EQ(UpstreamErrorReason(
+                ErrorWith(absl::StatusCode::kUnavailable, ErrorReason::kCircuitOpen, 0).facts()),
+            "CIRCUIT_OPEN");
+  EXPECT_EQ(UpstreamErrorReason(CallFacts()), "OTHER");
 }
 
 TEST(UpstreamMetricsTest, RecordAttemptCountsRequestsLatencyAndErrors) {
@@ -219,10 +214,10 @@ TEST(UpstreamMetricsTest, RecordAttemptCountsRequestsLatencyAndErrors) {
       CounterValue(registry, "userpilot_gateway_upstream_requests_total",
                    {{"endpoint", "GET /v1/background_jobs/{job_id}"}, {"status_class", "2xx"}}),
       0);
-  metrics.RecordAttempt("POST /v1/track", absl::OkStatus(), absl::Milliseconds(40));
-  metrics.RecordAttempt("POST /v1/track",
-                        ErrorWith(absl::StatusCode::kInternal, "UPSTREAM_CREDENTIALS_REJECTED",
-                                  {{"http_status", "403"}}),
+  metrics.RecordAttempt("POST /v1/track", absl::OkStatus(), CallFacts(), absl::Milliseconds(40));
+  const CallStatus rejected =
+      ErrorWith(absl::StatusCode::kInternal, ErrorReason::kUpstreamCredentialsRejected, 403);
+  metrics.RecordAttempt("POST /v1/track", rejected.status(), rejected.facts(),
                         absl::Milliseconds(5));
   EXPECT_EQ(CounterValue(registry, "userpilot_gateway_upstream_requests_total",
                          {{"endpoint", "POST /v1/track"}, {"status_class", "2xx"}}),
@@ -429,7 +424,8 @@ TEST(GatewayMetricsTest, AllFamiliesOnOneRegistryWithoutClashes) {
   // A registry drops families without series: give each component one update.
   metrics.grpc_server.AddService(UserpilotGatewayDescriptor());
   metrics.upstream.PrecreateEndpoints();
-  metrics.upstream.RecordAttempt("POST /v1/track", absl::InternalError("x"), absl::Seconds(1));
+  metrics.upstream.RecordAttempt("POST /v1/track", absl::InternalError("x"), CallFacts(),
+                                 absl::Seconds(1));
   metrics.budgets.Update(Snapshot());
   metrics.budgets.OnAdmitted("track", "", absl::ZeroDuration());
   metrics.retries.Update({});

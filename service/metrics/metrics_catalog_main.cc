@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "absl/status/status.h"
-#include "service/common/status_details.h"
+#include "google/protobuf/descriptor.h"
 #include "service/metrics/gateway_metrics.h"
 #include "service/metrics/metered_http_client.h"
 #include "service/metrics/metrics_registry.h"
@@ -21,16 +21,19 @@ int main() {
 
   GrpcServerMetrics& grpc = metrics.grpc_server;
   grpc.AddService(UserpilotGatewayDescriptor());
-  auto& identify = grpc.SeriesFor("/userpilot.gateway.v1.UserpilotGateway/IdentifyUser");
-  identify.started->Increment();
-  identify.msg_received->Increment();
-  identify.msg_sent->Increment();
-  grpc.RecordHandled(identify, 3, 0.0002);
+  const google::protobuf::ServiceDescriptor& service = UserpilotGatewayDescriptor();
+  auto& first = grpc.SeriesFor("/" + service.full_name() + "/" + service.method(0)->name());
+  first.started->Increment();
+  first.msg_received->Increment();
+  first.msg_sent->Increment();
+  grpc.RecordHandled(first, 3, 0.0002);
 
   metrics.upstream.PrecreateEndpoints();
-  absl::Status rejected = absl::InternalError("key rejected");
-  SetDetail(rejected, MakeErrorInfo("UPSTREAM_CREDENTIALS_REJECTED", {{"http_status", "401"}}));
-  metrics.upstream.RecordAttempt("POST /v1/identify", rejected, absl::Milliseconds(20));
+  CallFacts rejected;
+  rejected.reason = ErrorReason::kUpstreamCredentialsRejected;
+  rejected.upstream.http_status = 401;
+  metrics.upstream.RecordAttempt(AllEndpoints()[0], absl::InternalError("key rejected"), rejected,
+                                 absl::Milliseconds(20));
   metrics.upstream.sent_bytes.Add({}).Increment(100);
   metrics.upstream.received_bytes.Add({}).Increment(20);
   auto load = ExportHttpClientLoad(

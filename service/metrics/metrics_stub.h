@@ -6,8 +6,8 @@
 //     RetryingStub -> RateLimitedStub -> MetricsStub -> HttpUserpilotStub
 // so that each HTTP attempt (retries included) is one request, its latency is the attempt's,
 // and the gateway's own refusals (budget, circuit breaker) never count as upstream traffic.
-// The status class comes from the outcome itself (OK, or the ErrorInfo `http_status` the
-// error mapping sets), not from CallTrace, which the retry layer shares between attempts.
+// The status class and error reason come from the attempt's own facts (its HTTP status and
+// reason, as the error mapping set them).
 //
 // Lifetimes: `inner` is shared with calls in flight; `metrics` must outlive the stub and every
 // call it started.
@@ -17,53 +17,35 @@
 #ifndef USERPILOT_GATEWAY_SERVICE_METRICS_METRICS_STUB_H_
 #define USERPILOT_GATEWAY_SERVICE_METRICS_METRICS_STUB_H_
 
+#include <functional>
 #include <memory>
 
-#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "service/metrics/gateway_metrics.h"
-#include "service/upstream/userpilot_stub.h"
+#include "service/upstream/forwarding_stub.h"
 
 namespace userpilot::gateway {
 
-class MetricsStub final : public UserpilotStub {
+class MetricsStub final : public ForwardingStub<MetricsStub> {
  public:
-  // Creates every endpoint's series at zero (UpstreamMetrics::PrecreateEndpoints).
-  MetricsStub(std::shared_ptr<UserpilotStub> inner, UpstreamMetrics& metrics);
+  // Creates every endpoint's series at zero (UpstreamMetrics::PrecreateEndpoints). `clock`
+  // times the attempts.
+  MetricsStub(std::shared_ptr<UserpilotStub> inner, UpstreamMetrics& metrics,
+              std::function<absl::Time()> clock = absl::Now);
 
-  void IdentifyUser(const CallOptions& options, const v1::IdentifyUserRequest& request,
-                    StubCallback<v1::IdentifyUserResponse> done) override;
-  void IdentifyCompany(const CallOptions& options, const v1::IdentifyCompanyRequest& request,
-                       StubCallback<v1::IdentifyCompanyResponse> done) override;
-  void BulkIdentifyUsers(const CallOptions& options, const v1::BulkIdentifyUsersRequest& request,
-                         StubCallback<v1::Job> done) override;
-  void BulkIdentifyCompanies(const CallOptions& options,
-                             const v1::BulkIdentifyCompaniesRequest& request,
-                             StubCallback<v1::Job> done) override;
-  void TrackEvent(const CallOptions& options, const v1::TrackEventRequest& request,
-                  StubCallback<v1::TrackEventResponse> done) override;
-  void ListJobs(const CallOptions& options, const v1::ListJobsRequest& request,
-                StubCallback<v1::ListJobsResponse> done) override;
-  void GetJob(const CallOptions& options, const v1::GetJobRequest& request,
-              StubCallback<v1::Job> done) override;
-  void DeleteUsers(const CallOptions& options, const v1::DeleteUsersRequest& request,
-                   StubCallback<v1::DeleteUsersResponse> done) override;
-  void DeleteCompanies(const CallOptions& options, const v1::DeleteCompaniesRequest& request,
-                       StubCallback<v1::DeleteCompaniesResponse> done) override;
-  // Counted under the endpoint of the request's target ("POST /v1/imports", or the bulk
-  // identify endpoint the file goes to).
-  void ImportFile(const CallOptions& options, const ImportFileRequest& request,
-                  StubCallback<v1::Job> done) override;
+  // Every RPC (ForwardingStub's hook): counted under the endpoint of the call's route.
+  template <typename Rpc>
+  void Call(const CallOptions& options, const typename Rpc::Request& request,
+            StubCallback<typename Rpc::Response> done);
 
  private:
-  template <typename Request, typename Response>
-  void Call(absl::string_view endpoint,
-            void (UserpilotStub::*method)(const CallOptions&, const Request&,
-                                          StubCallback<Response>),
-            const CallOptions& options, const Request& request, StubCallback<Response> done);
-
-  const std::shared_ptr<UserpilotStub> inner_;
   UpstreamMetrics& metrics_;
+  const std::function<absl::Time()> clock_;
 };
+
+// Instantiated in the .cc file, where Call<Rpc> is defined.
+extern template class RpcDispatcher<MetricsStub>;
 
 }  // namespace userpilot::gateway
 

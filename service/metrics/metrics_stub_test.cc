@@ -6,9 +6,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "service/common/status_details.h"
 #include "service/metrics/metrics_registry.h"
 #include "tests/mocks/mock_userpilot_stub.h"
+#include "tests/util/wire_details.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -42,7 +42,7 @@ class MetricsStubTest : public ::testing::Test {
 };
 
 TEST_F(MetricsStubTest, EveryEndpointStartsAtZero) {
-  for (absl::string_view endpoint : kUpstreamEndpoints) {
+  for (absl::string_view endpoint : AllEndpoints()) {
     EXPECT_EQ(Requests(std::string(endpoint), "2xx"), 0) << endpoint;
   }
 }
@@ -55,9 +55,9 @@ TEST_F(MetricsStubTest, SuccessPassesThroughAndCountsAs2xx) {
         response.set_upstream_request_id("r-1");
         std::move(done)(response);
       });
-  std::optional<absl::StatusOr<v1::TrackEventResponse>> got;
+  std::optional<Result<v1::TrackEventResponse>> got;
   stub_.TrackEvent({}, v1::TrackEventRequest(),
-                   [&](absl::StatusOr<v1::TrackEventResponse> result) { got = std::move(result); });
+                   [&](Result<v1::TrackEventResponse> result) { got = std::move(result); });
   ASSERT_TRUE(got.has_value());
   ASSERT_TRUE(got->ok());
   EXPECT_EQ((*got)->upstream_request_id(), "r-1");
@@ -66,8 +66,10 @@ TEST_F(MetricsStubTest, SuccessPassesThroughAndCountsAs2xx) {
 }
 
 TEST_F(MetricsStubTest, ErrorsCountByClassAndReasonAndPassThroughUnchanged) {
-  absl::Status rate_limited = absl::ResourceExhaustedError("429");
-  SetDetail(rate_limited, MakeErrorInfo("UPSTREAM_RATE_LIMITED", {{"http_status", "429"}}));
+  CallFacts facts;
+  facts.reason = ErrorReason::kUpstreamRateLimited;
+  facts.upstream.http_status = 429;
+  const CallStatus rate_limited(absl::ResourceExhaustedError("429"), facts);
   EXPECT_CALL(*mock_, GetJob(_, _, _))
       .WillOnce([&](const CallOptions&, const v1::GetJobRequest&, StubCallback<v1::Job> done) {
         std::move(done)(rate_limited);
@@ -75,13 +77,14 @@ TEST_F(MetricsStubTest, ErrorsCountByClassAndReasonAndPassThroughUnchanged) {
       .WillOnce([](const CallOptions&, const v1::GetJobRequest&, StubCallback<v1::Job> done) {
         std::move(done)(absl::UnavailableError("connection refused"));
       });
-  absl::Status first, second;
+  CallStatus first, second;
   v1::GetJobRequest request;
   request.set_job_id("bulk:jobs:secret-job-id");
-  stub_.GetJob({}, request, [&](absl::StatusOr<v1::Job> r) { first = r.status(); });
-  stub_.GetJob({}, request, [&](absl::StatusOr<v1::Job> r) { second = r.status(); });
-  EXPECT_EQ(first, rate_limited);
-  EXPECT_TRUE(absl::IsUnavailable(second));
+  stub_.GetJob({}, request, [&](Result<v1::Job> r) { first = std::move(r).error(); });
+  stub_.GetJob({}, request, [&](Result<v1::Job> r) { second = std::move(r).error(); });
+  EXPECT_EQ(first.status(), rate_limited.status());
+  EXPECT_EQ(wire::Metadata(first), wire::Metadata(rate_limited));
+  EXPECT_TRUE(absl::IsUnavailable(second.status()));
   EXPECT_EQ(Requests("GET /v1/background_jobs/{job_id}", "4xx"), 1);
   EXPECT_EQ(Requests("GET /v1/background_jobs/{job_id}", "transport"), 1);
   const auto families = registry_.Collect();
@@ -128,7 +131,7 @@ TEST_F(MetricsStubTest, ImportsCountUnderTheirTargetsEndpoint) {
   for (v1::ImportTarget target : {v1::IMPORT_TARGET_HISTORICAL_IMPORT, v1::IMPORT_TARGET_USERS_BULK,
                                   v1::IMPORT_TARGET_COMPANIES_BULK}) {
     request.target = target;
-    stub_.ImportFile({}, request, [](absl::StatusOr<v1::Job> job) { EXPECT_TRUE(job.ok()); });
+    stub_.ImportFile({}, request, [](Result<v1::Job> job) { EXPECT_TRUE(job.ok()); });
   }
   EXPECT_EQ(Requests("POST /v1/imports", "2xx"), 1);
   EXPECT_EQ(Requests("POST /v1/users/bulk_identify", "2xx"), 1);

@@ -1,15 +1,10 @@
 // UpstreamMetrics (gateway_metrics.h): families, status classes and error reasons.
 #include <string>
 
-#include "absl/strings/numbers.h"
-#include "google/rpc/error_details.pb.h"
-#include "service/common/status_details.h"
 #include "service/metrics/gateway_metrics.h"
-#include "service/upstream/error_mapping.h"
+#include "service/upstream/upstream_rpcs.h"
 
 namespace userpilot::gateway {
-namespace {}  // namespace
-
 const std::vector<double>& UpstreamMetrics::DurationBuckets() {
   static const auto* const kBuckets = new std::vector<double>{
       0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
@@ -60,49 +55,40 @@ UpstreamMetrics::UpstreamMetrics(prometheus::Registry& registry)
                           .Register(registry)) {}
 
 void UpstreamMetrics::PrecreateEndpoints() {
-  for (absl::string_view endpoint : kUpstreamEndpoints) {
+  for (absl::string_view endpoint : AllEndpoints()) {
     requests.Add({{"endpoint", std::string(endpoint)}, {"status_class", "2xx"}});
     request_duration_seconds.Add({{"endpoint", std::string(endpoint)}}, DurationBuckets());
   }
 }
 
 void UpstreamMetrics::RecordAttempt(absl::string_view endpoint, const absl::Status& status,
-                                    absl::Duration elapsed) {
+                                    const CallFacts& facts, absl::Duration elapsed) {
   const std::string endpoint_label(endpoint);
   requests
       .Add({{"endpoint", endpoint_label},
-            {"status_class", std::string(UpstreamStatusClass(status))}})
+            {"status_class", std::string(UpstreamStatusClass(status, facts))}})
       .Increment();
   request_duration_seconds.Add({{"endpoint", endpoint_label}}, DurationBuckets())
       .Observe(absl::ToDoubleSeconds(elapsed));
   if (!status.ok()) {
-    errors.Add({{"endpoint", endpoint_label}, {"reason", std::string(UpstreamErrorReason(status))}})
+    errors.Add({{"endpoint", endpoint_label}, {"reason", std::string(UpstreamErrorReason(facts))}})
         .Increment();
   }
 }
 
-absl::string_view UpstreamStatusClass(const absl::Status& status) {
+absl::string_view UpstreamStatusClass(const absl::Status& status, const CallFacts& facts) {
   if (status.ok()) return "2xx";
-  std::optional<google::rpc::ErrorInfo> info = GetDetail<google::rpc::ErrorInfo>(status);
-  if (!info.has_value()) return "transport";
-  auto it = info->metadata().find(std::string(kMetadataHttpStatus));
-  if (it == info->metadata().end()) return "transport";
-  int code = 0;
-  if (!absl::SimpleAtoi(it->second, &code)) return "other";
+  const int code = facts.upstream.http_status;
+  if (code == 0) return "transport";
   if (code >= 200 && code <= 299) return "2xx";
   if (code >= 400 && code <= 499) return "4xx";
   if (code >= 500 && code <= 599) return "5xx";
   return "other";
 }
 
-absl::string_view UpstreamErrorReason(const absl::Status& status) {
-  std::optional<google::rpc::ErrorInfo> info = GetDetail<google::rpc::ErrorInfo>(status);
-  if (info.has_value()) {
-    for (absl::string_view reason : kUpstreamErrorReasons) {
-      if (info->reason() == reason) return reason;
-    }
-  }
-  return "OTHER";
+absl::string_view UpstreamErrorReason(const CallFacts& facts) {
+  if (facts.reason == ErrorReason::kNone) return "OTHER";
+  return ErrorReasonName(facts.reason);
 }
 
 }  // namespace userpilot::gateway

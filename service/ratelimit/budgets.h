@@ -1,22 +1,19 @@
 // The gateway's upstream budgets, one FairLimiter per Userpilot limit, and their options.
+// Which calls spend which budget is the Budget column of upstream/upstream_rpcs.h (BudgetId);
+// the defaults here are Userpilot's documented limits:
 //
-//   budget     methods                                  default (Userpilot's documented limit)
-//   identify   IdentifyUser, IdentifyCompany            600 / 1 min (shared: Userpilot does not
-//                                                       say company identify is separate)
-//   track      TrackEvent                               600 / 1 min
-//   delete     DeleteUsers, DeleteCompanies             1 / 2 s ("one request every 2 seconds")
-//   job_read   GetJob, ListJobs                         120 / 1 min (Userpilot documents none;
-//                                                       a guard, so pollers cannot flood)
-//   bulk       BulkIdentifyUsers, BulkIdentifyCompanies 6 / 1 min (Userpilot runs one bulk job
-//                                                       at a time and processes ~1,200 rows a
-//                                                       minute; a rate cannot express "one at a
-//                                                       time", so this only keeps submissions
-//                                                       rare; a second job still gets 409,
-//                                                       JOB_IN_PROGRESS, from Userpilot)
-//              ImportFile to USERS_BULK / COMPANIES_BULK
-//   imports    ImportFile to HISTORICAL_IMPORT          6 / 1 min (Userpilot documents no rate,
-//                                                       only one import job at a time (409);
-//                                                       same reasoning as bulk)
+//   budget     default (Userpilot's documented limit)
+//   identify   600 / 1 min (user and company identify share it: Userpilot does not say company
+//              identify is separate)
+//   track      600 / 1 min
+//   delete     1 / 2 s ("one request every 2 seconds")
+//   job_read   120 / 1 min (Userpilot documents none; a guard, so pollers cannot flood)
+//   bulk       6 / 1 min (Userpilot runs one bulk job at a time and processes ~1,200 rows a
+//              minute; a rate cannot express "one at a time", so this only keeps submissions
+//              rare; a second job still gets 409, JOB_IN_PROGRESS, from Userpilot). Bulk
+//              identify files uploaded as imports spend it too.
+//   imports    6 / 1 min (Userpilot documents no rate, only one import job at a time (409);
+//              same reasoning as bulk)
 //
 // spacing_margin: each budget enforces `limit` per (window + spacing_margin), so admissions
 // keep at least `spacing_margin` of slack against network jitter between the gateway and
@@ -42,55 +39,11 @@
 #include "service/common/scheduler.h"
 #include "service/ratelimit/fair_limiter.h"
 #include "service/ratelimit/local_token_source.h"
+#include "service/ratelimit/rate_limit_options.h"
 #include "service/ratelimit/token_source.h"
+#include "service/upstream/upstream_rpcs.h"
 
 namespace userpilot::gateway {
-
-// The gateway's fairness/feedback defaults: FairLimiterOptions' own, except that a call must be
-// admitted at least kDefaultAdmissionHeadroom before its deadline. A call admitted at the very
-// end of its deadline would be sent to Userpilot just as its caller gives up: the request
-// spends budget and may take effect (a TrackEvent recorded) while the caller sees
-// DEADLINE_EXCEEDED from its own timer. 100 ms covers a typical Userpilot answer; a call that
-// cannot be admitted that early is refused at once, or answered DEADLINE_EXCEEDED by the gateway
-// 100 ms before its deadline, while the caller still listens.
-inline constexpr absl::Duration kDefaultAdmissionHeadroom = absl::Milliseconds(100);
-inline FairLimiterOptions DefaultBudgetLimiterOptions() {
-  FairLimiterOptions options;
-  options.admission_headroom = kDefaultAdmissionHeadroom;
-  return options;
-}
-
-// The most timer slack a budget takes from its spacing margin: above the stalls a loaded 2-core
-// host gives a timer thread (usually well under 1 ms, now and then several), far below the
-// margin's default, which keeps 90 ms for the network.
-inline constexpr absl::Duration kMaxTimerTolerance = absl::Milliseconds(10);
-
-// One budget: its rate and how many calls may wait for it.
-struct BudgetOptions {
-  RateSpec rate;
-  size_t max_queue = 1000;
-};
-
-struct RateLimitOptions {
-  // Requests per window, and the queue bound. Queue bounds also bound memory: each waiting
-  // call holds a copy of its request (a bulk request may be megabytes, hence 4).
-  BudgetOptions identify = {{"identify", 600, absl::Minutes(1)}, 1000};
-  BudgetOptions track = {{"track", 600, absl::Minutes(1)}, 1000};
-  BudgetOptions deletes = {{"delete", 1, absl::Seconds(2)}, 30};
-  BudgetOptions job_reads = {{"job_read", 120, absl::Minutes(1)}, 240};
-  BudgetOptions bulk = {{"bulk", 6, absl::Minutes(1)}, 4};
-  BudgetOptions imports = {{"imports", 6, absl::Minutes(1)}, 4};
-
-  // Slack added to every window (see the file comment); >= 0.
-  absl::Duration spacing_margin = absl::Milliseconds(100);
-
-  // Fairness, caller weights and caps, 429 backoff, adaptive rate, admission headroom: the
-  // same for every budget. Its max_queue is ignored: each BudgetOptions has its own.
-  FairLimiterOptions limiter = DefaultBudgetLimiterOptions();
-
-  // InvalidArgument naming the first bad field.
-  absl::Status Validate() const;
-};
 
 // Makes the TokenSource of one budget; `spec` already includes spacing_margin in its window.
 using TokenSourceFactory = std::function<std::unique_ptr<TokenSource>(const RateSpec& spec)>;
@@ -111,6 +64,24 @@ struct Budgets {
 
   // All six, in the order above (for metrics).
   std::vector<std::shared_ptr<FairLimiter>> All() const;
+  // The limiter of `budget` (upstream_rpcs.h names each call's).
+  const std::shared_ptr<FairLimiter>& For(BudgetId budget) const {
+    switch (budget) {
+      case BudgetId::kIdentify:
+        return identify;
+      case BudgetId::kTrack:
+        return track;
+      case BudgetId::kDelete:
+        return deletes;
+      case BudgetId::kJobRead:
+        return job_reads;
+      case BudgetId::kBulk:
+        return bulk;
+      case BudgetId::kImports:
+        break;
+    }
+    return imports;
+  }
   // Shuts every budget down: waiting calls are answered UNAVAILABLE ("gateway shutting down").
   void Shutdown() const;
 };

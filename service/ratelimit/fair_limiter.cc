@@ -11,7 +11,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "service/common/status_details.h"
 #include "service/ratelimit/gcra.h"
 
 namespace userpilot::gateway {
@@ -31,7 +30,7 @@ using Done = FairLimiter::Done;
 // An answer to deliver outside the lock, and what to tell the BudgetObserver about it.
 struct Answer {
   Done done;
-  absl::Status status;
+  CallStatus status;
   std::string caller;
   absl::string_view cause;  // A kCause* value; empty for an admission.
   absl::Duration wait;      // Admissions: from Acquire() to the permit.
@@ -59,22 +58,14 @@ std::string Describe(const RateSpec& spec) {
                       " to Userpilot");
 }
 
-absl::Status BudgetError(absl::StatusCode code, const RateSpec& spec, absl::string_view cause,
-                         std::string message, std::optional<absl::Duration> retry,
-                         absl::string_view quota_description) {
-  absl::Status status(code, message);
-  SetDetail(status, MakeErrorInfo(kReasonBudgetExhausted,
-                                  {{std::string(kMetadataBudget), spec.name},
-                                   {std::string(kMetadataBudgetCause), std::string(cause)}}));
-  if (retry.has_value()) SetDetail(status, MakeRetryInfo(*retry));
-  if (!quota_description.empty()) {
-    google::rpc::QuotaFailure quota;
-    auto* violation = quota.add_violations();
-    violation->set_subject(spec.name);
-    violation->set_description(std::string(quota_description));
-    SetDetail(status, quota);
-  }
-  return status;
+CallStatus BudgetError(absl::StatusCode code, const RateSpec& spec, absl::string_view cause,
+                       std::string message, std::optional<absl::Duration> retry,
+                       std::string quota_description) {
+  CallFacts facts;
+  facts.reason = ErrorReason::kBudgetExhausted;
+  facts.budget_refusal = BudgetRefusal{spec.name, cause, std::move(quota_description)};
+  if (retry.has_value()) facts.retry_delay = RetryDelay{*retry, RetryDelaySource::kGateway};
+  return CallStatus(absl::Status(code, message), std::move(facts));
 }
 
 }  // namespace
@@ -189,7 +180,7 @@ class FairLimiter::Core : public std::enable_shared_from_this<FairLimiter::Core>
   // Removes a waiting call (served: it was its queue's head and got a permit).
   Done RemoveLocked(Location location, bool served) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SchedulePumpLocked(absl::Time when) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status DeadlineWhileWaitingLocked(const Waiter& waiter, absl::Time now) const
+  CallStatus DeadlineWhileWaitingLocked(const Waiter& waiter, absl::Time now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Pushes out the newest call of the caller with the largest share, if `caller` (with
   // `waiting` calls and `weight`) would have a smaller one. True when it made room.
@@ -244,7 +235,7 @@ class FairLimiter::Core : public std::enable_shared_from_this<FairLimiter::Core>
 };
 
 void FairLimiter::Core::Acquire(absl::string_view caller, absl::Time deadline, Done done) {
-  absl::Status refusal;
+  CallStatus refusal;
   absl::string_view cause;  // The refusal's.
   Answers pushed_out;       // At most one.
   {
@@ -387,7 +378,7 @@ std::optional<FairLimiter::Core::Location> FairLimiter::Core::SelectLocked(absl:
     Location location{best, best->waiters.begin()};
     if (!ExpiredLocked(*location.it, now)) return location;
     ++stats_.deadline_exceeded;
-    absl::Status status = DeadlineWhileWaitingLocked(*location.it, now);
+    CallStatus status = DeadlineWhileWaitingLocked(*location.it, now);
     if (location.it->timer != 0) scheduler_.Cancel(location.it->timer);
     std::string caller = best->name;  // RemoveLocked may erase the queue.
     answers.push_back({RemoveLocked(location, /*served=*/false), std::move(status),
@@ -449,8 +440,8 @@ bool FairLimiter::Core::PushOutLocked(absl::string_view caller, size_t waiting, 
   return true;
 }
 
-absl::Status FairLimiter::Core::DeadlineWhileWaitingLocked(const Waiter& waiter,
-                                                           absl::Time now) const {
+CallStatus FairLimiter::Core::DeadlineWhileWaitingLocked(const Waiter& waiter,
+                                                         absl::Time now) const {
   return BudgetError(absl::StatusCode::kDeadlineExceeded, spec_, kCauseDeadlineReached,
                      absl::StrCat("deadline reached after waiting ",
                                   absl::FormatDuration(now - waiter.enqueued_at), " for budget '",
@@ -568,7 +559,7 @@ void FairLimiter::Core::Expire(uint64_t id) {
     if (it == index_.end()) return;
     const Location location = it->second;
     ++stats_.deadline_exceeded;
-    absl::Status status = DeadlineWhileWaitingLocked(*location.it, scheduler_.Now());
+    CallStatus status = DeadlineWhileWaitingLocked(*location.it, scheduler_.Now());
     std::string caller = location.queue->name;
     answers.push_back({RemoveLocked(location, /*served=*/false), std::move(status),
                        std::move(caller), kCauseDeadlineReached, absl::ZeroDuration()});

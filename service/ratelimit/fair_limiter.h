@@ -3,10 +3,12 @@
 //
 // A call asks Acquire(caller, deadline, done). `done` later receives exactly one of:
 //  - OK: send the request upstream now (one permit of the budget was taken for it);
-//  - RESOURCE_EXHAUSTED + ErrorInfo BUDGET_EXHAUSTED + RetryInfo (estimated wait) +
-//    QuotaFailure (subject = budget name): refused at once because the queue is full, the
-//    caller's own cap is reached, or the estimated wait would outlast the caller's deadline;
-//    or pushed out of a full queue by a caller with a smaller share of it (see "Queue bound");
+//  - RESOURCE_EXHAUSTED, reason BUDGET_EXHAUSTED, with the facts (common/call_facts.h) of the
+//    refusal - the budget, the cause, the estimated wait as retry delay, and a quota
+//    description (callers see ErrorInfo, RetryInfo and QuotaFailure): refused at once because
+//    the queue is full, the caller's own cap is reached, or the estimated wait would outlast
+//    the caller's deadline; or pushed out of a full queue by a caller with a smaller share of it
+//    (see "Queue bound");
 //  - DEADLINE_EXCEEDED: the deadline (minus `admission_headroom`) arrived while the call was
 //    waiting; it is never admitted afterwards;
 //  - UNAVAILABLE: the TokenSource could not decide (Redis down and no fallback), or the limiter
@@ -79,16 +81,15 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "service/common/call_result.h"
 #include "service/common/scheduler.h"
-#include "service/metrics/budget_observer.h"
+#include "service/ratelimit/budget_observer.h"
+#include "service/ratelimit/rate_limit_options.h"
 #include "service/ratelimit/token_source.h"
 
 namespace userpilot::gateway {
 
-// ErrorInfo metadata keys on the limiter's refusals.
-inline constexpr absl::string_view kMetadataBudget = "budget";  // "identify"
-// Why the call was refused: one of the kCause* values below.
-inline constexpr absl::string_view kMetadataBudgetCause = "cause";
+// Why a call was refused (BudgetRefusal::cause, the ErrorInfo metadata `cause`).
 inline constexpr absl::string_view kCauseQueueFull = "queue_full";
 inline constexpr absl::string_view kCauseCallerQueueFull = "caller_queue_full";
 inline constexpr absl::string_view kCauseWaitExceedsDeadline = "wait_exceeds_deadline";
@@ -99,54 +100,6 @@ inline constexpr absl::string_view kCauseDeadlineReached = "deadline_reached";
 // the TokenSource could not decide, or the limiter shut down.
 inline constexpr absl::string_view kCauseSourceError = "source_error";
 inline constexpr absl::string_view kCauseShutdown = "shutdown";
-
-// How much of a budget one caller deserves while calls wait.
-struct CallerPolicy {
-  // The caller's share of admissions relative to other waiting callers; > 0. Default 1.
-  double weight = 1.0;
-  // At most this many of the caller's calls wait in one budget; 0 = no cap of its own (only
-  // the budget's max_queue).
-  size_t max_queued = 0;
-};
-
-struct FairLimiterOptions {
-  // Calls waiting in this budget, all callers together; >= 1.
-  size_t max_queue = 1000;
-  // Policy for callers not named in `callers`.
-  CallerPolicy default_caller;
-  // Per-caller policies by caller name (x-caller).
-  absl::flat_hash_map<std::string, CallerPolicy> callers;
-
-  // 429 without Retry-After: pause for the backoff, which starts here and doubles per 429
-  // (reset by a success), up to `max_backoff`. 0 < initial_backoff <= max_backoff.
-  absl::Duration initial_backoff = absl::Seconds(1);
-  absl::Duration max_backoff = absl::Seconds(30);
-
-  // Adaptive rate: each (non-echo) 429 multiplies the effective limit by decrease_factor, in
-  // (0, 1]; never below min_rate_fraction of the configured limit, in (0, 1]. Successes give
-  // back recovery_per_window of the configured limit per window of successful traffic, > 0.
-  double decrease_factor = 0.7;
-  double min_rate_fraction = 0.1;
-  double recovery_per_window = 0.1;
-
-  // A call must be admitted at least this long before its deadline (time the upstream request
-  // needs); a call that would be admitted later is refused or expires. >= 0. Default 0: admit
-  // until the deadline itself.
-  absl::Duration admission_headroom = absl::ZeroDuration();
-
-  // Told of every answer as it is decided, for metrics that need every observation (the wait
-  // histogram, outcomes per caller): OnAdmitted(budget, caller, wait from Acquire() to the
-  // permit) for each admission, OnRejected(budget, caller, cause) for each error answer, with
-  // one of the kCause* values above. Called without the limiter's lock, just before `done`
-  // runs (a refusal inside Acquire() is reported there, its `done` posted). Null: none. Not
-  // owned; must outlive the limiter.
-  BudgetObserver* observer = nullptr;
-
-  // The policy of `caller`.
-  const CallerPolicy& PolicyFor(absl::string_view caller) const;
-  // InvalidArgument naming the first bad field.
-  absl::Status Validate() const;
-};
 
 // A snapshot for metrics and tests.
 struct FairLimiterStats {
@@ -183,7 +136,7 @@ struct FairLimiterStats {
 class FairLimiter {
  public:
   // `done`'s argument: OK to send now, or why not (see the file comment).
-  using Done = absl::AnyInvocable<void(absl::Status) &&>;
+  using Done = absl::AnyInvocable<void(CallStatus) &&>;
 
   // Aborts on invalid `options` (call options.Validate() at start-up for a clear error).
   FairLimiter(std::unique_ptr<TokenSource> source, Scheduler& scheduler,

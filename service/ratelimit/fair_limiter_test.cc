@@ -13,8 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "service/ratelimit/local_token_source.h"
-#include "service/ratelimit/ratelimit_test_util.h"
 #include "tests/mocks/fake_scheduler.h"
+#include "tests/util/ratelimit_test_util.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -147,19 +147,19 @@ TEST_F(FairLimiterTest, FullQueueRefusesAtOnceWithRetryInfoAndQuotaFailure) {
   Make(options);
   for (int i = 1; i <= 4; ++i) Acquire("a", absl::StrCat("a", i));
   scheduler_.RunDue();
-  const absl::Status refused = log_.Get("a4").status;
+  const CallStatus refused = log_.Get("a4").status;
   EXPECT_EQ(log_.Get("a4").at, t0_);  // At once.
-  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
-  EXPECT_EQ(Reason(refused), kReasonBudgetExhausted);
+  EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused;
+  EXPECT_EQ(Reason(refused), "BUDGET_EXHAUSTED");
   EXPECT_EQ(Cause(refused), kCauseQueueFull);
   EXPECT_EQ(RetryDelay(refused), 3 * kInterval);  // Three calls ahead of it.
-  auto quota = GetDetail<google::rpc::QuotaFailure>(refused);
+  auto quota = wire::Detail<google::rpc::QuotaFailure>(refused);
   ASSERT_TRUE(quota.has_value());
   ASSERT_EQ(quota->violations_size(), 1);
   EXPECT_EQ(quota->violations(0).subject(), "identify");
   EXPECT_TRUE(absl::StrContains(quota->violations(0).description(), "10 requests per 1s"))
       << quota->violations(0).description();
-  auto info = GetDetail<google::rpc::ErrorInfo>(refused);
+  auto info = wire::Detail<google::rpc::ErrorInfo>(refused);
   EXPECT_EQ(info->domain(), kErrorDomain);
   EXPECT_EQ(info->metadata().at("budget"), "identify");
   EXPECT_TRUE(absl::StrContains(refused.message(), "identify"));
@@ -174,11 +174,11 @@ TEST_F(FairLimiterTest, RefusesAtOnceWhenTheEstimatedWaitOutlastsTheDeadline) {
   Acquire("a", "late", T(absl::Milliseconds(500)));
   Acquire("a", "fits", T(absl::Seconds(2)));
   scheduler_.RunDue();
-  const absl::Status late = log_.Get("late").status;
-  EXPECT_TRUE(absl::IsResourceExhausted(late)) << late;
+  const CallStatus late = log_.Get("late").status;
+  EXPECT_TRUE(absl::IsResourceExhausted(late.status())) << late;
   EXPECT_EQ(Cause(late), kCauseWaitExceedsDeadline);
   EXPECT_EQ(RetryDelay(late), absl::Seconds(1));  // Ten calls ahead.
-  EXPECT_TRUE(GetDetail<google::rpc::QuotaFailure>(late).has_value());
+  EXPECT_TRUE(wire::Detail<google::rpc::QuotaFailure>(late).has_value());
   scheduler_.AdvanceBy(absl::Seconds(2));
   EXPECT_TRUE(log_.Get("fits").status.ok());
   EXPECT_EQ(log_.Get("fits").at, T(absl::Seconds(1)));
@@ -189,7 +189,7 @@ TEST_F(FairLimiterTest, DeadlinePassedOnArrivalIsDeadlineExceeded) {
   Make();
   Acquire("a", "a1", t0_);
   scheduler_.RunDue();
-  EXPECT_TRUE(absl::IsDeadlineExceeded(log_.Get("a1").status));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(log_.Get("a1").status.status()));
 }
 
 TEST_F(FairLimiterTest, QueuedCallWhoseDeadlineArrivesIsAnsweredAndNeverAdmittedLater) {
@@ -203,7 +203,7 @@ TEST_F(FairLimiterTest, QueuedCallWhoseDeadlineArrivesIsAnsweredAndNeverAdmitted
   EXPECT_FALSE(log_.Has("b1"));
   scheduler_.AdvanceTo(T(absl::Seconds(1)));
   const AnswerLog::Entry b1 = log_.Get("b1");
-  EXPECT_TRUE(absl::IsDeadlineExceeded(b1.status)) << b1.status;
+  EXPECT_TRUE(absl::IsDeadlineExceeded(b1.status.status())) << b1.status;
   EXPECT_EQ(b1.at, T(absl::Seconds(1)));
   EXPECT_EQ(Cause(b1.status), kCauseDeadlineReached);
   scheduler_.AdvanceBy(absl::Seconds(10));
@@ -225,7 +225,7 @@ TEST_F(FairLimiterTest, AdmissionHeadroomRefusesAndExpiresEarly) {
   limiter_->OnUpstreamRateLimited(absl::Seconds(5), t0_);
   scheduler_.AdvanceBy(absl::Seconds(10));
   const AnswerLog::Entry a3 = log_.Get("a3");
-  EXPECT_TRUE(absl::IsDeadlineExceeded(a3.status)) << a3.status;
+  EXPECT_TRUE(absl::IsDeadlineExceeded(a3.status.status())) << a3.status;
   EXPECT_EQ(a3.at, T(absl::Milliseconds(800)));
 }
 
@@ -297,10 +297,10 @@ TEST_F(FairLimiterTest, PerCallerCapRefusesOnlyThatCaller) {
   Acquire("other", "o2");
   Acquire("other", "o3");
   scheduler_.RunDue();
-  const absl::Status refused = log_.Get("c3").status;
-  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  const CallStatus refused = log_.Get("c3").status;
+  EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused;
   EXPECT_EQ(Cause(refused), kCauseCallerQueueFull);
-  EXPECT_EQ(GetDetail<google::rpc::QuotaFailure>(refused)->violations(0).subject(), "identify");
+  EXPECT_EQ(wire::Detail<google::rpc::QuotaFailure>(refused)->violations(0).subject(), "identify");
   scheduler_.AdvanceBy(absl::Seconds(1));
   EXPECT_EQ(log_.Admitted().size(), 5u);
   EXPECT_EQ(limiter_->Stats().rejected_caller_cap, 1u);
@@ -314,8 +314,8 @@ TEST_F(FairLimiterTest, FullQueuePushesOutTheLargestShareForASmallerOne) {
   Acquire("modest", "b1");
   Acquire("flood", "a11");  // The flood is still the largest share: refused itself.
   scheduler_.RunDue();
-  const absl::Status pushed = log_.Get("a10").status;
-  EXPECT_TRUE(absl::IsResourceExhausted(pushed)) << pushed;
+  const CallStatus pushed = log_.Get("a10").status;
+  EXPECT_TRUE(absl::IsResourceExhausted(pushed.status())) << pushed;
   EXPECT_EQ(Cause(pushed), kCausePushedOut);
   EXPECT_GT(RetryDelay(pushed), absl::ZeroDuration());
   EXPECT_EQ(Cause(log_.Get("a11").status), kCauseQueueFull);
@@ -446,13 +446,13 @@ TEST_F(FairLimiterTest, ShutdownAnswersEveryWaitingCallUnavailable) {
   scheduler_.RunDue();  // a1 admitted.
   limiter_->Shutdown();
   for (int i = 2; i <= 3; ++i) {  // Answered on this thread, without the scheduler.
-    const absl::Status status = log_.Get(absl::StrCat("a", i)).status;
-    EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+    const CallStatus status = log_.Get(absl::StrCat("a", i)).status;
+    EXPECT_TRUE(absl::IsUnavailable(status.status())) << status;
     EXPECT_EQ(status.message(), "gateway shutting down");
   }
   Acquire("a", "late");
   scheduler_.AdvanceBy(absl::Minutes(1));
-  EXPECT_TRUE(absl::IsUnavailable(log_.Get("late").status));
+  EXPECT_TRUE(absl::IsUnavailable(log_.Get("late").status.status()));
   EXPECT_EQ(log_.Get("a2").count, 1);
   EXPECT_EQ(limiter_->Stats().cancelled_by_shutdown, 2u);
   EXPECT_EQ(scheduler_.pending(), 0u);  // Deadline and pump timers cancelled.
@@ -464,8 +464,8 @@ TEST_F(FairLimiterTest, DestructionAnswersWaitingCalls) {
   Acquire("a", "a1");
   Acquire("a", "a2");
   limiter_.reset();
-  EXPECT_TRUE(absl::IsUnavailable(log_.Get("a1").status));
-  EXPECT_TRUE(absl::IsUnavailable(log_.Get("a2").status));
+  EXPECT_TRUE(absl::IsUnavailable(log_.Get("a1").status.status()));
+  EXPECT_TRUE(absl::IsUnavailable(log_.Get("a2").status.status()));
   scheduler_.AdvanceBy(absl::Minutes(1));  // Leftover timers (none, or no-ops) are harmless.
 }
 
@@ -480,8 +480,8 @@ TEST_F(FairLimiterTest, SourceErrorsAnswerUnavailableAndAsyncCompletionsAreHandl
   scheduler_.RunDue();
   ASSERT_EQ(pending->size(), 1u);  // One Take() at a time.
   ASSERT_TRUE(pending->Complete(absl::UnavailableError("redis down")));
-  const absl::Status a1 = log_.Get("a1").status;
-  EXPECT_TRUE(absl::IsUnavailable(a1)) << a1;
+  const CallStatus a1 = log_.Get("a1").status;
+  EXPECT_TRUE(absl::IsUnavailable(a1.status())) << a1;
   EXPECT_TRUE(absl::StrContains(a1.message(), "redis down"));
   scheduler_.RunDue();
   ASSERT_TRUE(pending->Complete(TakeResult{true, absl::InfinitePast()}));
@@ -497,7 +497,7 @@ TEST_F(FairLimiterTest, SourceErrorsAnswerUnavailableAndAsyncCompletionsAreHandl
   EXPECT_EQ(limiter_->Stats().source_errors, 1u);
   // Destroyed with a Take() outstanding: the late completion is ignored.
   limiter_.reset();
-  EXPECT_TRUE(absl::IsUnavailable(log_.Get("a3").status));
+  EXPECT_TRUE(absl::IsUnavailable(log_.Get("a3").status.status()));
   EXPECT_TRUE(pending->Complete(TakeResult{true, absl::InfinitePast()}));
   EXPECT_EQ(log_.Get("a3").count, 1);
 }
@@ -561,7 +561,7 @@ TEST_F(FairLimiterTest, ObserverHearsOfExpiriesAndSourceErrors) {
   scheduler_.AdvanceTo(T(absl::Seconds(2)));  // y1 expires while waiting.
   EXPECT_EQ(observer.events(),
             (std::vector<std::string>{"async/x/source_error", "async/y/deadline_reached"}));
-  EXPECT_TRUE(absl::IsDeadlineExceeded(log_.Get("y1").status));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(log_.Get("y1").status.status()));
 }
 
 // One budget shared by two limiters, as two replicas share one through Redis.
@@ -593,8 +593,8 @@ TEST_F(FairLimiterTest, EstimatesUseTheSpacingThisLimiterActuallyGetsFromAShared
   a.Acquire("a", T(absl::Seconds(5)), log_.Callback("late"));
   scheduler_.RunDue();
   ASSERT_TRUE(log_.Has("late"));
-  const absl::Status late = log_.Get("late").status;
-  EXPECT_TRUE(absl::IsResourceExhausted(late)) << late;
+  const CallStatus late = log_.Get("late").status;
+  EXPECT_TRUE(absl::IsResourceExhausted(late.status())) << late;
   EXPECT_EQ(Cause(late), kCauseWaitExceedsDeadline);
   EXPECT_GT(RetryDelay(late), absl::Milliseconds(3500));
   EXPECT_LT(RetryDelay(late), absl::Milliseconds(4500));
@@ -651,7 +651,7 @@ TEST(FairLimiterThreadsTest, ConcurrentCallersFeedbackAndShutdown) {
       for (int i = 0; i < kCalls; ++i) {
         const absl::Time deadline = absl::Now() + absl::Seconds(20);
         limiter->Acquire(absl::StrCat("caller", t), deadline,
-                         [&, weak = std::weak_ptr<FairLimiter>(limiter)](absl::Status status) {
+                         [&, weak = std::weak_ptr<FairLimiter>(limiter)](CallStatus status) {
                            if (auto l = weak.lock()) {
                              if (status.ok()) {
                                l->OnUpstreamSuccess(l->Now());
@@ -674,8 +674,8 @@ TEST(FairLimiterThreadsTest, ConcurrentCallersFeedbackAndShutdown) {
   // Now some that will wait, then shut down from another thread while they do.
   limiter->OnUpstreamRateLimited(absl::Seconds(30), absl::InfiniteFuture());
   for (int i = 0; i < 20; ++i) {
-    limiter->Acquire("late", absl::Now() + absl::Minutes(5), [&](absl::Status status) {
-      EXPECT_TRUE(absl::IsUnavailable(status));
+    limiter->Acquire("late", absl::Now() + absl::Minutes(5), [&](CallStatus status) {
+      EXPECT_TRUE(absl::IsUnavailable(status.status()));
       answered.fetch_add(1);
     });
   }

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "service/ratelimit/ratelimit_test_util.h"
+#include "tests/util/ratelimit_test_util.h"
 
 namespace userpilot::gateway {
 namespace {

@@ -15,9 +15,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/ratelimit/rate_limited_stub.h"
-#include "service/ratelimit/ratelimit_test_util.h"
 #include "tests/mocks/fake_scheduler.h"
 #include "tests/mocks/mock_userpilot_stub.h"
+#include "tests/util/ratelimit_test_util.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -32,7 +32,7 @@ struct Call {
   absl::Time deadline;
   int answers = 0;
   absl::Time answered_at;
-  absl::Status status;
+  CallStatus status;
 };
 
 struct Traffic {
@@ -89,13 +89,12 @@ Outcome Simulate(const std::vector<Traffic>& traffic, absl::Duration duration, u
       call_options.deadline = call.deadline;
       v1::IdentifyUserRequest request;
       request.set_user_id(absl::StrCat("u", i));
-      stub.IdentifyUser(call_options, request,
-                        [&, i](absl::StatusOr<v1::IdentifyUserResponse> result) {
-                          Call& answered = outcome.calls[i];
-                          ++answered.answers;
-                          answered.answered_at = scheduler.Now();
-                          answered.status = result.status();
-                        });
+      stub.IdentifyUser(call_options, request, [&, i](Result<v1::IdentifyUserResponse> result) {
+        Call& answered = outcome.calls[i];
+        ++answered.answers;
+        answered.answered_at = scheduler.Now();
+        answered.status = std::move(result).error();
+      });
     });
   }
   // Sample the queue depth every 100 ms.
@@ -115,9 +114,10 @@ void ExpectEveryCallAnsweredInTime(const Outcome& outcome) {
     EXPECT_LE(call.answered_at, call.deadline) << call.caller;
     EXPECT_GE(call.answered_at, call.arrival);
     if (!call.status.ok()) {
-      EXPECT_TRUE(absl::IsResourceExhausted(call.status) || absl::IsDeadlineExceeded(call.status))
+      EXPECT_TRUE(absl::IsResourceExhausted(call.status.status()) ||
+                  absl::IsDeadlineExceeded(call.status.status()))
           << call.status;
-      EXPECT_EQ(Reason(call.status), kReasonBudgetExhausted) << call.status;
+      EXPECT_EQ(Reason(call.status), "BUDGET_EXHAUSTED") << call.status;
     }
   }
 }

@@ -10,11 +10,11 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "service/ratelimit/ratelimit_test_util.h"
 #include "service/upstream/error_mapping.h"
 #include "tests/mocks/fake_http_client.h"
 #include "tests/mocks/fake_scheduler.h"
 #include "tests/mocks/mock_userpilot_stub.h"
+#include "tests/util/ratelimit_test_util.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -25,6 +25,11 @@ using ::userpilot::gateway::testing::Cause;
 using ::userpilot::gateway::testing::Reason;
 
 // Answers a mocked call at once with a default response of the callback's type.
+// The feedback of an answer, read from its code and facts.
+UpstreamFeedback Classify(const CallStatus& answer) {
+  return ClassifyUpstreamAnswer(answer.status(), answer.facts());
+}
+
 struct AnswerOk {
   template <typename Request, typename Response>
   void operator()(const CallOptions&, const Request&, StubCallback<Response> done) const {
@@ -34,7 +39,7 @@ struct AnswerOk {
 
 // Answers a mocked call at once with `status`.
 struct AnswerError {
-  absl::Status status;
+  CallStatus status;
   template <typename Request, typename Response>
   void operator()(const CallOptions&, const Request&, StubCallback<Response> done) const {
     std::move(done)(status);
@@ -66,8 +71,8 @@ class RateLimitedStubTest : public ::testing::Test {
 
   // Records the answer of one call.
   template <typename Response>
-  StubCallback<Response> Record(std::optional<absl::Status>* out) {
-    return [out](absl::StatusOr<Response> result) { *out = result.status(); };
+  StubCallback<Response> Record(std::optional<CallStatus>* out) {
+    return [out](Result<Response> result) { *out = std::move(result).error(); };
   }
 
   uint64_t Admitted(const std::shared_ptr<FairLimiter>& budget) const {
@@ -86,7 +91,7 @@ TEST_F(RateLimitedStubTest, RoutesEachMethodToItsBudget) {
   struct Route {
     std::string method;
     std::function<void()> expect;
-    std::function<void(std::optional<absl::Status>*)> call;
+    std::function<void(std::optional<CallStatus>*)> call;
     std::shared_ptr<FairLimiter> budget;
   };
   const CallOptions options;
@@ -150,7 +155,7 @@ TEST_F(RateLimitedStubTest, RoutesEachMethodToItsBudget) {
     std::vector<uint64_t> before;
     for (const auto& budget : budgets_.All()) before.push_back(Admitted(budget));
     route.expect();
-    std::optional<absl::Status> answer;
+    std::optional<CallStatus> answer;
     route.call(&answer);
     EXPECT_FALSE(answer.has_value());  // Never inside the call.
     scheduler_.RunDue();
@@ -169,7 +174,7 @@ TEST_F(RateLimitedStubTest, RoutesEachMethodToItsBudget) {
 TEST_F(RateLimitedStubTest, ForwardsAnIntactCopyOfTheRequestWithTheCallOptions) {
   // A first call takes the permit, so the second waits after its caller's request is gone.
   EXPECT_CALL(*mock_, TrackEvent(_, _, _)).WillOnce(AnswerOk());
-  std::optional<absl::Status> first;
+  std::optional<CallStatus> first;
   stub_->TrackEvent(CallOptions(), {}, Record<v1::TrackEventResponse>(&first));
   scheduler_.RunDue();
 
@@ -190,7 +195,7 @@ TEST_F(RateLimitedStubTest, ForwardsAnIntactCopyOfTheRequestWithTheCallOptions) 
         forwarded_options = o;
         std::move(done)(v1::TrackEventResponse());
       });
-  std::optional<absl::Status> second;
+  std::optional<CallStatus> second;
   {
     auto request = std::make_unique<v1::TrackEventRequest>(expected);
     stub_->TrackEvent(options, *request, Record<v1::TrackEventResponse>(&second));
@@ -209,25 +214,29 @@ TEST_F(RateLimitedStubTest, RefusalReachesTheCallerAndNothingIsSent) {
   EXPECT_CALL(*mock_, IdentifyUser(_, _, _)).Times(0);
   CallOptions options;
   options.deadline = scheduler_.Now();  // Already over.
-  std::optional<absl::Status> answer;
+  std::optional<CallStatus> answer;
   stub_->IdentifyUser(options, {}, Record<v1::IdentifyUserResponse>(&answer));
   EXPECT_FALSE(answer.has_value());
   scheduler_.RunDue();
   ASSERT_TRUE(answer.has_value());
-  EXPECT_TRUE(absl::IsDeadlineExceeded(*answer)) << *answer;
-  EXPECT_EQ(Reason(*answer), kReasonBudgetExhausted);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(answer->status())) << *answer;
+  EXPECT_EQ(Reason(*answer), "BUDGET_EXHAUSTED");
 }
 
 TEST_F(RateLimitedStubTest, Upstream429WithRetryAfterPausesTheBudgetAndPassesThrough) {
   const absl::Time now = scheduler_.Now();
-  const absl::Status limited = MapHttpResult(
+  const CallStatus limited = MapHttpResult(
       FakeHttpClient::Response(429, "", {{"Retry-After", "7"}}), "POST /v1/identify", now);
   EXPECT_CALL(*mock_, IdentifyCompany(_, _, _)).WillOnce(AnswerError{limited});
-  std::optional<absl::Status> answer;
+  std::optional<CallStatus> answer;
   stub_->IdentifyCompany(CallOptions(), {}, Record<v1::IdentifyCompanyResponse>(&answer));
   scheduler_.RunDue();
   ASSERT_TRUE(answer.has_value());
-  EXPECT_EQ(*answer, limited);  // Unchanged.
+  // Unchanged, but for the budget wait (none here).
+  EXPECT_EQ(answer->status(), limited.status());
+  EXPECT_EQ(wire::Metadata(*answer), wire::Metadata(limited));
+  EXPECT_EQ(wire::RetryDelay(*answer), absl::Seconds(7));
+  EXPECT_EQ(answer->facts().budget_wait, absl::ZeroDuration());
   const FairLimiterStats stats = budgets_.identify->Stats();
   EXPECT_EQ(stats.upstream_rate_limited, 1u);
   EXPECT_EQ(stats.paused_until, now + absl::Seconds(7));
@@ -237,7 +246,7 @@ TEST_F(RateLimitedStubTest, Upstream429WithRetryAfterPausesTheBudgetAndPassesThr
 
   // The next identify call waits out the pause.
   EXPECT_CALL(*mock_, IdentifyUser(_, _, _)).WillOnce(AnswerOk());
-  std::optional<absl::Status> next;
+  std::optional<CallStatus> next;
   stub_->IdentifyUser(CallOptions(), {}, Record<v1::IdentifyUserResponse>(&next));
   scheduler_.AdvanceTo(now + absl::Seconds(7) - absl::Nanoseconds(1));
   EXPECT_FALSE(next.has_value());
@@ -247,10 +256,10 @@ TEST_F(RateLimitedStubTest, Upstream429WithRetryAfterPausesTheBudgetAndPassesThr
 }
 
 TEST_F(RateLimitedStubTest, Upstream429WithoutRetryAfterBacksOffExponentially) {
-  const absl::Status limited =
+  const CallStatus limited =
       MapHttpResult(FakeHttpClient::Response(429), "POST /v1/track", scheduler_.Now());
   EXPECT_CALL(*mock_, TrackEvent(_, _, _)).WillOnce(AnswerError{limited});
-  std::optional<absl::Status> answer;
+  std::optional<CallStatus> answer;
   stub_->TrackEvent(CallOptions(), {}, Record<v1::TrackEventResponse>(&answer));
   scheduler_.RunDue();
   const FairLimiterStats stats = budgets_.track->Stats();
@@ -261,11 +270,11 @@ TEST_F(RateLimitedStubTest, Upstream429WithoutRetryAfterBacksOffExponentially) {
 
 TEST_F(RateLimitedStubTest, Upstream429WithRetryAfterOfOneSecondPausesWithoutBackingOff) {
   // Equal to the gateway's default delay, yet Userpilot's own: a pause, not a backoff step.
-  const absl::Status limited =
+  const CallStatus limited =
       MapHttpResult(FakeHttpClient::Response(429, "", {{"Retry-After", "1"}}), "POST /v1/track",
                     scheduler_.Now());
   EXPECT_CALL(*mock_, TrackEvent(_, _, _)).WillOnce(AnswerError{limited});
-  std::optional<absl::Status> answer;
+  std::optional<CallStatus> answer;
   stub_->TrackEvent(CallOptions(), {}, Record<v1::TrackEventResponse>(&answer));
   scheduler_.RunDue();
   const FairLimiterStats stats = budgets_.track->Stats();
@@ -277,37 +286,35 @@ TEST_F(RateLimitedStubTest, Upstream429WithRetryAfterOfOneSecondPausesWithoutBac
 TEST(ClassifyUpstreamStatusTest, TellsUpstream429sFromEverythingElse) {
   const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
   using Kind = UpstreamFeedback::Kind;
-  UpstreamFeedback ok = ClassifyUpstreamStatus(absl::OkStatus());
+  UpstreamFeedback ok = Classify(absl::OkStatus());
   EXPECT_EQ(ok.kind, Kind::kSuccess);
 
-  UpstreamFeedback with = ClassifyUpstreamStatus(
-      MapHttpResult(FakeHttpClient::Response(429, "", {{"Retry-After", "30"}}), "x", now));
+  UpstreamFeedback with =
+      Classify(MapHttpResult(FakeHttpClient::Response(429, "", {{"Retry-After", "30"}}), "x", now));
   EXPECT_EQ(with.kind, Kind::kRateLimited);
   EXPECT_EQ(with.retry_after, absl::Seconds(30));
 
-  UpstreamFeedback without =
-      ClassifyUpstreamStatus(MapHttpResult(FakeHttpClient::Response(429), "x", now));
+  UpstreamFeedback without = Classify(MapHttpResult(FakeHttpClient::Response(429), "x", now));
   EXPECT_EQ(without.kind, Kind::kRateLimited);
   EXPECT_EQ(without.retry_after, std::nullopt);
 
   // "Retry-After: 1" is Userpilot's word even though it equals the gateway's default delay.
-  UpstreamFeedback one_second = ClassifyUpstreamStatus(
-      MapHttpResult(FakeHttpClient::Response(429, "", {{"Retry-After", "1"}}), "x", now));
+  UpstreamFeedback one_second =
+      Classify(MapHttpResult(FakeHttpClient::Response(429, "", {{"Retry-After", "1"}}), "x", now));
   EXPECT_EQ(one_second.kind, Kind::kRateLimited);
   EXPECT_EQ(one_second.retry_after, absl::Seconds(1));
-  UpstreamFeedback reset = ClassifyUpstreamStatus(
+  UpstreamFeedback reset = Classify(
       MapHttpResult(FakeHttpClient::Response(429, "", {{"X-RateLimit-Reset", "4"}}), "x", now));
   EXPECT_EQ(reset.retry_after, absl::Seconds(4));
 
   // The gateway's own RESOURCE_EXHAUSTED (a budget refusal) is not Userpilot's 429.
-  absl::Status own = absl::ResourceExhaustedError("budget");
-  SetDetail(own, MakeErrorInfo(kReasonBudgetExhausted));
-  EXPECT_EQ(ClassifyUpstreamStatus(own).kind, Kind::kNone);
-  EXPECT_EQ(ClassifyUpstreamStatus(absl::ResourceExhaustedError("bare")).kind, Kind::kNone);
-  EXPECT_EQ(ClassifyUpstreamStatus(MapHttpResult(FakeHttpClient::Response(503), "x", now)).kind,
-            Kind::kNone);
-  EXPECT_EQ(ClassifyUpstreamStatus(MapHttpResult(FakeHttpClient::Response(400), "x", now)).kind,
-            Kind::kNone);
+  CallFacts budget;
+  budget.reason = ErrorReason::kBudgetExhausted;
+  const CallStatus own(absl::ResourceExhaustedError("budget"), budget);
+  EXPECT_EQ(Classify(own).kind, Kind::kNone);
+  EXPECT_EQ(Classify(absl::ResourceExhaustedError("bare")).kind, Kind::kNone);
+  EXPECT_EQ(Classify(MapHttpResult(FakeHttpClient::Response(503), "x", now)).kind, Kind::kNone);
+  EXPECT_EQ(Classify(MapHttpResult(FakeHttpClient::Response(400), "x", now)).kind, Kind::kNone);
 }
 
 TEST(BudgetsTest, DefaultsAreUserpilotsDocumentedLimits) {
@@ -388,8 +395,8 @@ TEST(BudgetsTest, ShutdownAnswersEveryBudgetsWaitingCalls) {
   int unavailable = 0;
   for (const auto& budget : budgets->All()) {
     for (int i = 0; i < 2; ++i) {
-      budget->Acquire("a", absl::InfiniteFuture(), [&](absl::Status status) {
-        if (absl::IsUnavailable(status)) ++unavailable;
+      budget->Acquire("a", absl::InfiniteFuture(), [&](CallStatus status) {
+        if (absl::IsUnavailable(status.status())) ++unavailable;
       });
     }
   }

@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "service/common/status_details.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -178,14 +177,17 @@ CircuitBreaker::Snapshot CircuitBreaker::GetSnapshot(absl::Time now) const {
   return snapshot;
 }
 
-absl::Status CircuitBreaker::RefusedError(const Permit& permit) const {
-  absl::Status status = absl::UnavailableError(absl::StrCat(
-      "Userpilot (", upstream_,
-      ") failed repeatedly, so the gateway's circuit breaker is failing calls fast; retry in ",
-      absl::FormatDuration(permit.retry_after)));
-  SetDetail(status, MakeErrorInfo(kReasonCircuitOpen, {{"upstream", upstream_}}));
-  SetDetail(status, MakeRetryInfo(permit.retry_after));
-  return status;
+CallStatus CircuitBreaker::RefusedError(const Permit& permit) const {
+  CallFacts facts;
+  facts.reason = ErrorReason::kCircuitOpen;
+  facts.circuit_upstream = upstream_;
+  facts.retry_delay = RetryDelay{permit.retry_after, RetryDelaySource::kGateway};
+  return CallStatus(absl::UnavailableError(absl::StrCat(
+                        "Userpilot (", upstream_,
+                        ") failed repeatedly, so the gateway's circuit breaker is failing calls "
+                        "fast; retry in ",
+                        absl::FormatDuration(permit.retry_after))),
+                    std::move(facts));
 }
 
 }  // namespace userpilot::gateway

@@ -9,8 +9,8 @@
 // failures, no answer in time: retry_decision.h). Any answer from Userpilot, 4xx and 429
 // included, is a success: Userpilot is up, it just did not like the request. The gateway's own
 // refusals (budget, breaker) are neither. While open, and while the one half-open probe is in
-// flight, calls are refused with UNAVAILABLE, ErrorInfo reason CIRCUIT_OPEN and a RetryInfo
-// (the time until the next probe may go); they never reach the rate limiter or Userpilot.
+// flight, calls are refused with UNAVAILABLE, reason CIRCUIT_OPEN and a retry delay (the time
+// until the next probe may go); they never reach the rate limiter or Userpilot.
 //
 // The state moves from open to half-open lazily, when a call arrives after the open duration,
 // so no timer is needed; State() reports half-open as soon as the open duration has passed.
@@ -33,6 +33,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/retry/retry_decision.h"
+#include "service/retry/retry_options.h"
 #include "service/retry/rolling_counter.h"
 
 namespace userpilot::gateway {
@@ -40,26 +41,6 @@ namespace userpilot::gateway {
 enum class CircuitState { kClosed = 0, kOpen = 1, kHalfOpen = 2 };
 // "closed", "open", "half_open".
 absl::string_view CircuitStateName(CircuitState state);
-
-struct CircuitBreakerOptions {
-  // False: every attempt is allowed and nothing is counted.
-  bool enabled = true;
-  // Opens after this many failed attempts in a row, >= 1.
-  int consecutive_failures = 5;
-  // Opens when failures / outcomes over `window` reach this ratio, in (0, 1] ...
-  double failure_ratio = 0.5;
-  // ... once at least this many outcomes were seen in the window, >= 1.
-  int64_t min_outcomes_in_window = 20;
-  absl::Duration window = absl::Seconds(10);  // >= 1 s
-  // How long the first opening lasts; each failed probe multiplies it, up to the maximum. A
-  // successful probe resets it.
-  absl::Duration initial_open_duration = absl::Seconds(5);
-  absl::Duration max_open_duration = absl::Seconds(60);
-  double open_duration_multiplier = 2.0;  // >= 1
-
-  // INVALID_ARGUMENT naming the first bad field, else OK.
-  absl::Status Validate() const;
-};
 
 class CircuitBreaker {
  public:
@@ -94,9 +75,9 @@ class CircuitBreaker {
   CircuitState State(absl::Time now) const;
   Snapshot GetSnapshot(absl::Time now) const;
 
-  // The fail-fast error for a refused `permit`: UNAVAILABLE, ErrorInfo CIRCUIT_OPEN (metadata
-  // `upstream`), RetryInfo `permit.retry_after`.
-  absl::Status RefusedError(const Permit& permit) const;
+  // The fail-fast error for a refused `permit`: UNAVAILABLE, reason CIRCUIT_OPEN, the upstream
+  // host (ErrorInfo metadata `upstream`), retry delay `permit.retry_after`.
+  CallStatus RefusedError(const Permit& permit) const;
 
  private:
   void OpenLocked(absl::Time now, absl::Duration duration);

@@ -1,7 +1,7 @@
 #include "service/retry/circuit_breaker.h"
 
 #include "gtest/gtest.h"
-#include "service/retry/retry_test_util.h"
+#include "tests/util/retry_test_util.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -76,14 +76,14 @@ TEST_F(CircuitBreakerTest, OpenRefusesWithTheTimeUntilTheProbe) {
   const CircuitBreaker::Permit permit = breaker_.TryAcquire(kT0 + absl::Seconds(2));
   EXPECT_FALSE(permit.allowed);
   EXPECT_EQ(permit.retry_after, absl::Seconds(3));
-  const absl::Status error = breaker_.RefusedError(permit);
+  const CallStatus error = breaker_.RefusedError(permit);
   EXPECT_EQ(error.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(error.message(),
             "Userpilot (api.userpilot.test) failed repeatedly, so the gateway's circuit breaker "
             "is failing calls fast; retry in 3s");
   EXPECT_EQ(Reason(error), "CIRCUIT_OPEN");
   EXPECT_EQ(Metadata(error)["upstream"], "api.userpilot.test");
-  EXPECT_EQ(RetryDelay(error), absl::Seconds(3));
+  EXPECT_EQ(wire::RetryDelay(error), absl::Seconds(3));
 }
 
 TEST_F(CircuitBreakerTest, HalfOpenLetsOneProbeThroughAndItsSuccessCloses) {

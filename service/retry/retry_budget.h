@@ -30,21 +30,10 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "service/retry/retry_options.h"
 #include "service/retry/rolling_counter.h"
 
 namespace userpilot::gateway {
-
-struct RetryBudgetOptions {
-  // Retries allowed per call started in the window. 0 disables retries beyond the reserve.
-  double retry_ratio = 0.2;
-  // Retries allowed per second regardless of traffic (the reserve), >= 0.
-  double min_retries_per_second = 1;
-  // How far back "recent" reaches, >= 1 s.
-  absl::Duration window = absl::Seconds(10);
-
-  // INVALID_ARGUMENT naming the first bad field, else OK.
-  absl::Status Validate() const;
-};
 
 class RetryBudget {
  public:

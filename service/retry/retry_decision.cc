@@ -5,27 +5,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "google/rpc/error_details.pb.h"
-#include "service/common/status_details.h"
-#include "service/upstream/error_mapping.h"
 
 namespace userpilot::gateway {
-namespace {
-
-// The gateway's ErrorInfo reason of `status`, or "" when it has none (or another domain's).
-std::string GatewayReason(const absl::Status& status) {
-  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
-  if (!info || info->domain() != kErrorDomain) return "";
-  return info->reason();
-}
-
-bool HasHttpStatus(const absl::Status& status) {
-  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
-  return info && info->metadata().count(std::string(kMetadataHttpStatus)) > 0;
-}
-
-}  // namespace
-
 absl::string_view RetryCauseName(RetryCause cause) {
   switch (cause) {
     case RetryCause::kUpstreamRateLimited:
@@ -38,22 +19,24 @@ absl::string_view RetryCauseName(RetryCause cause) {
   return "unknown";
 }
 
-FailureClassification ClassifyFailure(const absl::Status& status, Idempotency idempotency) {
+FailureClassification ClassifyFailure(const CallStatus& status, Idempotency idempotency) {
   using C = FailureClassification;
-  const std::string reason = GatewayReason(status);
+  const CallFacts& facts = status.facts();
   switch (status.code()) {
     case absl::StatusCode::kResourceExhausted:
       // Only Userpilot's own 429: it refused the request without recording it. The gateway's
       // budget refusal (BUDGET_EXHAUSTED) already accounts for the caller's deadline.
-      if (reason == kReasonUpstreamRateLimited) {
+      if (facts.reason == ErrorReason::kUpstreamRateLimited) {
         return {C::kRetryable, RetryCause::kUpstreamRateLimited};
       }
       return {C::kNonRetryable, RetryCause::kTransportFailure};
     case absl::StatusCode::kUnavailable: {
-      if (reason == kReasonCircuitOpen) return {C::kNonRetryable, RetryCause::kTransportFailure};
-      const RetryCause cause =
-          HasHttpStatus(status) ? RetryCause::kUpstreamUnavailable : RetryCause::kTransportFailure;
-      if (idempotency == Idempotency::kIdempotent || RequestCertainlyNotSent(status)) {
+      if (facts.reason == ErrorReason::kCircuitOpen) {
+        return {C::kNonRetryable, RetryCause::kTransportFailure};
+      }
+      const RetryCause cause = facts.upstream.http_status != 0 ? RetryCause::kUpstreamUnavailable
+                                                               : RetryCause::kTransportFailure;
+      if (MayRepeat(idempotency) || facts.upstream.reach == Reach::kNever) {
         return {C::kRetryable, cause};
       }
       return {C::kMayHaveReachedUpstream, cause};
@@ -63,39 +46,17 @@ FailureClassification ClassifyFailure(const absl::Status& status, Idempotency id
   }
 }
 
-std::optional<absl::Duration> RequestedRetryDelay(const absl::Status& status) {
-  const auto info = GetDetail<google::rpc::RetryInfo>(status);
-  if (!info || !info->has_retry_delay()) return std::nullopt;
-  const absl::Duration delay =
-      absl::Seconds(info->retry_delay().seconds()) + absl::Nanoseconds(info->retry_delay().nanos());
-  return std::max(delay, absl::ZeroDuration());
+std::optional<absl::Duration> RequestedRetryDelay(const CallStatus& status) {
+  const std::optional<RetryDelay>& delay = status.facts().retry_delay;
+  if (!delay.has_value()) return std::nullopt;
+  return std::max(delay->delay, absl::ZeroDuration());
 }
 
-UpstreamHealth ClassifyHealth(const absl::Status& status) {
+UpstreamHealth ClassifyHealth(const CallStatus& status) {
   if (status.ok()) return UpstreamHealth::kHealthy;
-  if (GatewayReason(status) == kReasonUpstreamUnavailable) return UpstreamHealth::kUnhealthy;
-  if (HasHttpStatus(status)) return UpstreamHealth::kHealthy;
+  if (status.facts().reason == ErrorReason::kUpstreamUnavailable) return UpstreamHealth::kUnhealthy;
+  if (status.facts().upstream.http_status != 0) return UpstreamHealth::kHealthy;
   return UpstreamHealth::kUnknown;
-}
-
-absl::string_view StopReasonName(StopReason reason) {
-  switch (reason) {
-    case StopReason::kRetryPolicyExhausted:
-      return "retry_policy_exhausted";
-    case StopReason::kDeadline:
-      return "deadline";
-    case StopReason::kRetryBudgetExhausted:
-      return "retry_budget_exhausted";
-    case StopReason::kNotIdempotent:
-      return "not_idempotent";
-    case StopReason::kNonRetryable:
-      return "non_retryable";
-    case StopReason::kCircuitOpen:
-      return "circuit_open";
-    case StopReason::kShutdown:
-      return "shutdown";
-  }
-  return "unknown";
 }
 
 absl::string_view StopReasonText(StopReason reason) {
@@ -118,23 +79,15 @@ absl::string_view StopReasonText(StopReason reason) {
   return "unknown";
 }
 
-absl::Status AnnotateFinalError(const absl::Status& last, UpstreamMethod method, int attempts,
-                                StopReason reason) {
+CallStatus AnnotateFinalError(CallStatus last, absl::string_view method, int attempts,
+                              StopReason reason) {
   if (last.ok()) return last;
-  absl::Status annotated(
-      last.code(),
-      absl::StrCat(last.message(), " (", UpstreamMethodName(method), " gave up after ", attempts,
+  last.set_message(
+      absl::StrCat(last.message(), " (", method, " gave up after ", attempts,
                    attempts == 1 ? " attempt: " : " attempts: ", StopReasonText(reason), ")"));
-  last.ForEachPayload([&annotated](absl::string_view type_url, const absl::Cord& payload) {
-    annotated.SetPayload(type_url, payload);
-  });
-  if (auto info = GetDetail<google::rpc::ErrorInfo>(last)) {
-    auto& metadata = *info->mutable_metadata();
-    metadata[std::string(kMetadataAttempts)] = absl::StrCat(attempts);
-    metadata[std::string(kMetadataRetryStoppedBecause)] = std::string(StopReasonName(reason));
-    SetDetail(annotated, *info);
-  }
-  return annotated;
+  last.facts().retry.attempts = attempts;
+  last.facts().retry.stopped = reason;
+  return last;
 }
 
 }  // namespace userpilot::gateway

@@ -2,10 +2,14 @@
 // to wait, what it says about Userpilot's health, and how the final error reports why retrying
 // stopped.
 //
-// Retry decision (by the status that upstream/error_mapping.h and the layers below produce):
+// Retry decision (by the status that upstream/error_mapping.h and the layers below produce, and
+// the RPC's idempotency: the `idempotency_level` gateway.proto declares, upstream_rpcs.h
+// IdempotencyOf):
 //
-//   status (ErrorInfo reason)                     idempotent call    TrackEvent, ImportFile
-//                                                                    (not idempotent)
+//   status (ErrorInfo reason)                     may repeat         default level
+//                                                 (IDEMPOTENT,       (every request that
+//                                                 NO_SIDE_EFFECTS)   reaches Userpilot may
+//                                                                    have an effect)
 //   RESOURCE_EXHAUSTED (UPSTREAM_RATE_LIMITED)    retry              retry  (429: refused, not
 //     = HTTP 429                                                              recorded)
 //   UNAVAILABLE, transport failure whose          retry              retry  (never reached
@@ -26,16 +30,16 @@
 //     UPSTREAM_CREDENTIALS_REJECTED), and every
 //     other code
 //
-// TrackEvent and libcurl's own re-send. libcurl 7.88 re-sends a request once, by itself, when it
-// went out on a REUSED keep-alive connection that closed before any byte of a response arrived
-// (Curl_retry_request in lib/transfer.c: the idle-connection race, where the server closes an
-// idle connection just as the client reuses it). The re-send goes on a fresh connection, so it
+// Default-level calls and libcurl's own re-send. libcurl 7.88 re-sends a request once, by itself,
+// when it went out on a REUSED keep-alive connection that closed before any byte of a response
+// arrived (Curl_retry_request in lib/transfer.c: the idle-connection race, where the server closes
+// an idle connection just as the client reuses it). The re-send goes on a fresh connection, so it
 // happens at most once per attempt, and libcurl 7.88 has no option to turn it off. In that race
 // the server almost always closed the connection without reading the request, but not
-// certainly, so a TrackEvent can, rarely, be recorded twice even though this layer never
-// repeats a possibly-sent TrackEvent. HttpClient reports such a transfer as possibly sent
+// certainly, so an event can, rarely, be recorded twice even though this layer never
+// repeats a possibly-sent default-level call. HttpClient reports such a transfer as possibly sent
 // (libcurl's REQUEST_SIZE counts the bytes of both writes), so this layer never adds another.
-// The only way to exclude it would be a fresh connection per TrackEvent (CURLOPT_FRESH_CONNECT,
+// The only way to exclude it would be a fresh connection per such call (CURLOPT_FRESH_CONNECT,
 // a TCP and TLS handshake per event), which the HTTP layer does not do.
 //
 // Thread-safety: pure functions over values.
@@ -48,7 +52,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "service/retry/idempotency.h"
+#include "service/common/call_result.h"
+#include "service/retry/retry_options.h"
+#include "service/upstream/upstream_rpcs.h"
 
 namespace userpilot::gateway {
 
@@ -66,57 +72,40 @@ struct FailureClassification {
   enum Kind {
     kRetryable,
     kNonRetryable,            // Retrying cannot help (or the gateway itself refused).
-    kMayHaveReachedUpstream,  // Retryable for an idempotent call, but this one is not.
+    kMayHaveReachedUpstream,  // Retryable for a call that may repeat, but this one may not.
   };
   Kind kind = kNonRetryable;
   RetryCause cause = RetryCause::kTransportFailure;  // Meaningful for kRetryable.
 };
 
-// The decision table above, for the failed attempt `status` (not OK).
-FailureClassification ClassifyFailure(const absl::Status& status, Idempotency idempotency);
+// The decision table above, for the failed attempt `status` (not OK), read from its code and
+// facts.
+FailureClassification ClassifyFailure(const CallStatus& status, Idempotency idempotency);
 
-// The delay `status` asks for in its google.rpc.RetryInfo, if any (never negative).
-std::optional<absl::Duration> RequestedRetryDelay(const absl::Status& status);
+// The delay `status` asks for (its facts' retry_delay), if any (never negative).
+std::optional<absl::Duration> RequestedRetryDelay(const CallStatus& status);
 
 // What an attempt's outcome says about Userpilot's health, for the circuit breaker.
 enum class UpstreamHealth {
   kHealthy,    // OK, or Userpilot answered (4xx including 429, an unreadable 2xx).
-  kUnhealthy,  // ErrorInfo reason UPSTREAM_UNAVAILABLE: 5xx, 408, 425, transport failure, or
-               // no answer before the deadline (a hanging Userpilot is a failing one).
+  kUnhealthy,  // Reason UPSTREAM_UNAVAILABLE: 5xx, 408, 425, transport failure, or no answer
+               // before the deadline (a hanging Userpilot is a failing one).
   kUnknown,    // The request was never judged by Userpilot: the gateway's own refusals
-               // (BUDGET_EXHAUSTED, CIRCUIT_OPEN, a limiter's UNAVAILABLE), or a status
-               // without the gateway's ErrorInfo.
+               // (BUDGET_EXHAUSTED, CIRCUIT_OPEN, a limiter's UNAVAILABLE), or an error
+               // without facts.
 };
-UpstreamHealth ClassifyHealth(const absl::Status& status);
+UpstreamHealth ClassifyHealth(const CallStatus& status);
 
-// Why the retry layer stopped trying; the error's `retry_stopped_because` metadata and a
-// metric label.
-enum class StopReason {
-  kRetryPolicyExhausted,  // "retry_policy_exhausted": attempt (or time) limit reached.
-  kDeadline,              // "deadline": the next attempt would start at or after the deadline.
-  kRetryBudgetExhausted,  // "retry_budget_exhausted": too many retries recently.
-  kNotIdempotent,         // "not_idempotent": may have reached Userpilot, not repeatable.
-  kNonRetryable,          // "non_retryable": retrying cannot help.
-  kCircuitOpen,           // "circuit_open": the breaker refused the (next) attempt.
-  kShutdown,              // "shutdown": the retry layer was destroyed while the call waited.
-};
-inline constexpr size_t kStopReasonCount = 7;
-// The metadata value above, e.g. "retry_budget_exhausted".
-absl::string_view StopReasonName(StopReason reason);
+// Why retrying stopped is StopReason (common/call_facts.h), a fact of the final error.
 // Human words for messages, e.g. "retry budget exhausted".
 absl::string_view StopReasonText(StopReason reason);
 
-// ErrorInfo metadata keys that the retry layer adds to the final error.
-inline constexpr absl::string_view kMetadataAttempts = "attempts";
-inline constexpr absl::string_view kMetadataRetryStoppedBecause = "retry_stopped_because";
-
-// `last` (not OK) with the same code and details, its message extended with
-// " (<Method> gave up after <n> attempt(s): <StopReasonText>)", and `attempts` and
-// `retry_stopped_because` added to its ErrorInfo metadata (the reason and the other entries
-// stay). A status without an ErrorInfo gets only the message: the retry layer does not invent
-// a reason.
-absl::Status AnnotateFinalError(const absl::Status& last, UpstreamMethod method, int attempts,
-                                StopReason reason);
+// `last` (not OK) with the same code and facts, its message extended with
+// " (<method> gave up after <n> attempt(s): <StopReasonText>)", and the retry facts (attempts,
+// why it stopped) set. Callers see those in the ErrorInfo metadata (`attempts`,
+// `retry_stopped_because`) when the error has a reason; the retry layer does not invent one.
+CallStatus AnnotateFinalError(CallStatus last, absl::string_view method, int attempts,
+                              StopReason reason);
 
 }  // namespace userpilot::gateway
 

@@ -5,8 +5,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "service/retry/idempotency.h"
-#include "service/retry/retry_test_util.h"
+#include "service/retry/retrying_stub.h"
+#include "tests/util/retry_test_util.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -16,25 +16,23 @@ using Kind = FailureClassification::Kind;
 using ::testing::ElementsAre;
 using ::testing::Pair;
 
-TEST(IdempotencyTest, OnlyTrackEventAndImportFileAreNotIdempotent) {
-  for (UpstreamMethod method : kAllUpstreamMethods) {
-    SCOPED_TRACE(UpstreamMethodName(method));
-    const bool non_idempotent =
-        method == UpstreamMethod::kTrackEvent || method == UpstreamMethod::kImportFile;
-    EXPECT_EQ(DefaultIdempotency(method),
-              non_idempotent ? Idempotency::kNonIdempotent : Idempotency::kIdempotent);
+TEST(IdempotencyTest, TheGatewaysPolicyIsTheProtosLevel) {
+  EXPECT_EQ(RetryOptions().idempotency, &IdempotencyOf);
+  for (const RpcInfo& rpc : AllRpcs()) {
+    SCOPED_TRACE(std::string(rpc.name));
+    const bool may_repeat = rpc.name != "TrackEvent" && rpc.name != "ImportFile" &&
+                            rpc.name != "BulkIdentifyUsers" && rpc.name != "BulkIdentifyCompanies";
+    EXPECT_EQ(MayRepeat(IdempotencyOf(rpc.id)), may_repeat);
   }
-  EXPECT_EQ(std::size(kAllUpstreamMethods), 10u);
-  EXPECT_EQ(UpstreamMethodName(UpstreamMethod::kBulkIdentifyCompanies), "BulkIdentifyCompanies");
 }
 
 // ----- The retry decision table: error x idempotency -----
 
 struct DecisionCase {
   std::string name;
-  absl::Status status;
-  Kind idempotent;      // IdentifyUser, GetJob, DeleteUsers, ...
-  Kind non_idempotent;  // TrackEvent
+  CallStatus status;
+  Kind idempotent;      // May repeat: IdentifyUser, GetJob, DeleteUsers, ...
+  Kind non_idempotent;  // Default level: TrackEvent, the bulk identifies, ImportFile
   RetryCause cause;     // When retryable.
 };
 
@@ -75,11 +73,11 @@ std::vector<DecisionCase> DecisionCases() {
 
 TEST(RetryDecisionTest, EveryMethodTimesEveryError) {
   for (const DecisionCase& c : DecisionCases()) {
-    for (UpstreamMethod method : kAllUpstreamMethods) {
-      SCOPED_TRACE(c.name + " / " + std::string(UpstreamMethodName(method)));
-      const Idempotency idempotency = DefaultIdempotency(method);
+    for (const RpcInfo& rpc : AllRpcs()) {
+      SCOPED_TRACE(c.name + " / " + std::string(rpc.name));
+      const Idempotency idempotency = IdempotencyOf(rpc.id);
       const FailureClassification got = ClassifyFailure(c.status, idempotency);
-      const Kind want = idempotency == Idempotency::kIdempotent ? c.idempotent : c.non_idempotent;
+      const Kind want = MayRepeat(idempotency) ? c.idempotent : c.non_idempotent;
       EXPECT_EQ(got.kind, want);
       if (want == Kind::kRetryable) {
         EXPECT_EQ(got.cause, c.cause);
@@ -100,28 +98,28 @@ TEST(RetryDecisionTest, RequestedDelayComesFromRetryInfo) {
 
 TEST(RetryDecisionTest, HealthForTheCircuitBreaker) {
   EXPECT_EQ(ClassifyHealth(absl::OkStatus()), UpstreamHealth::kHealthy);
-  for (const absl::Status& s : {HttpError(500), HttpError(503), HttpError(408), NotSentError(),
-                                MaybeSentError(), TransportDeadlineError()}) {
+  for (const CallStatus& s :
+       std::vector<CallStatus>{HttpError(500), HttpError(503), HttpError(408), NotSentError(),
+                               MaybeSentError(), TransportDeadlineError()}) {
     SCOPED_TRACE(s.ToString());
     EXPECT_EQ(ClassifyHealth(s), UpstreamHealth::kUnhealthy);
   }
-  for (const absl::Status& s :
-       {HttpError(429), HttpError(400), HttpError(401), HttpError(404), HttpError(409)}) {
+  for (const CallStatus& s : std::vector<CallStatus>{HttpError(429), HttpError(400), HttpError(401),
+                                                     HttpError(404), HttpError(409)}) {
     SCOPED_TRACE(s.ToString());
     EXPECT_EQ(ClassifyHealth(s), UpstreamHealth::kHealthy);
   }
-  for (const absl::Status& s :
-       {BudgetExhaustedError(), CircuitOpenError(), absl::UnavailableError("limiter"),
-        absl::DeadlineExceededError("x"), absl::CancelledError("x")}) {
+  for (const CallStatus& s : std::vector<CallStatus>{
+           BudgetExhaustedError(), CircuitOpenError(), absl::UnavailableError("limiter"),
+           absl::DeadlineExceededError("x"), absl::CancelledError("x")}) {
     SCOPED_TRACE(s.ToString());
     EXPECT_EQ(ClassifyHealth(s), UpstreamHealth::kUnknown);
   }
 }
 
 TEST(AnnotateFinalErrorTest, KeepsCodeReasonAndDetailsAndSaysWhy) {
-  const absl::Status last = HttpError(429, {{"retry-after", "3"}, {"x-request-id", "r9"}});
-  const absl::Status got =
-      AnnotateFinalError(last, UpstreamMethod::kTrackEvent, 3, StopReason::kDeadline);
+  const CallStatus last = HttpError(429, {{"retry-after", "3"}, {"x-request-id", "r9"}});
+  const CallStatus got = AnnotateFinalError(last, "TrackEvent", 3, StopReason::kDeadline);
   EXPECT_EQ(got.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(got.message(),
             "Userpilot's rate limit was reached (HTTP 429 on POST /v1/identify); retry in 3s "
@@ -133,12 +131,12 @@ TEST(AnnotateFinalErrorTest, KeepsCodeReasonAndDetailsAndSaysWhy) {
       ElementsAre(Pair("attempts", "3"), Pair("endpoint", "POST /v1/identify"),
                   Pair("http_status", "429"), Pair("retry_delay_source", "retry-after"),
                   Pair("retry_stopped_because", "deadline"), Pair("upstream_request_id", "r9")));
-  EXPECT_EQ(RetryDelay(got), absl::Seconds(3));
+  EXPECT_EQ(wire::RetryDelay(got), absl::Seconds(3));
 }
 
 TEST(AnnotateFinalErrorTest, OneAttemptIsSingular) {
-  const absl::Status got = AnnotateFinalError(HttpError(400), UpstreamMethod::kIdentifyUser, 1,
-                                              StopReason::kNonRetryable);
+  const CallStatus got =
+      AnnotateFinalError(HttpError(400), "IdentifyUser", 1, StopReason::kNonRetryable);
   EXPECT_EQ(got.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(got.message(),
             "Userpilot rejected the request (HTTP 400 on POST /v1/identify) (IdentifyUser gave up "
@@ -147,9 +145,8 @@ TEST(AnnotateFinalErrorTest, OneAttemptIsSingular) {
 }
 
 TEST(AnnotateFinalErrorTest, WithoutErrorInfoOnlyTheMessageChanges) {
-  const absl::Status got =
-      AnnotateFinalError(absl::UnavailableError("down"), UpstreamMethod::kGetJob, 2,
-                         StopReason::kRetryBudgetExhausted);
+  const CallStatus got = AnnotateFinalError(absl::UnavailableError("down"), "GetJob", 2,
+                                            StopReason::kRetryBudgetExhausted);
   EXPECT_EQ(got.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(got.message(), "down (GetJob gave up after 2 attempts: retry budget exhausted)");
   EXPECT_FALSE(Info(got).has_value());

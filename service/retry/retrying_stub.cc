@@ -14,9 +14,10 @@
 namespace userpilot::gateway {
 
 struct RetryingStub::Shared {
-  Shared(std::shared_ptr<UserpilotStub> inner_stub, Scheduler& timer, RetryOptions retry_options,
-         std::unique_ptr<RetryPolicy> retry, std::unique_ptr<BackoffPolicy> backoff)
-      : inner(std::move(inner_stub)),
+  Shared(const std::shared_ptr<UserpilotStub>& inner_stub, Scheduler& timer,
+         RetryOptions retry_options, std::unique_ptr<RetryPolicy> retry,
+         std::unique_ptr<BackoffPolicy> backoff)
+      : inner(inner_stub),
         scheduler(timer),
         options(std::move(retry_options)),
         retry_prototype(std::move(retry)),
@@ -53,16 +54,15 @@ using Shared = RetryingStub::Shared;
 // one after another (attempt, its completion, the timer, the next attempt), each on whichever
 // thread delivers it, so the loop needs no lock of its own; the wrapped stub and the scheduler
 // order the hand-offs.
-template <typename Request, typename Response>
-class RetryLoop : public std::enable_shared_from_this<RetryLoop<Request, Response>> {
+template <typename Rpc>
+class RetryLoop : public std::enable_shared_from_this<RetryLoop<Rpc>> {
  public:
-  using Call = void (UserpilotStub::*)(const CallOptions&, const Request&, StubCallback<Response>);
+  using Request = typename Rpc::Request;
+  using Response = typename Rpc::Response;
 
-  RetryLoop(std::shared_ptr<Shared> shared, UpstreamMethod method, Call call,
-            const CallOptions& options, const Request& request, StubCallback<Response> done)
+  RetryLoop(std::shared_ptr<Shared> shared, const CallOptions& options, const Request& request,
+            StubCallback<Response> done)
       : shared_(std::move(shared)),
-        method_(method),
-        call_(call),
         options_(options),
         request_(request),
         done_(std::move(done)),
@@ -101,25 +101,31 @@ class RetryLoop : public std::enable_shared_from_this<RetryLoop<Request, Respons
     ++shared_->attempts;
     // Nothing of the loop may be touched after this call: the answer may already be running
     // on another thread.
-    ((*shared_->inner).*call_)(options_, request_,
-                               [self = this->shared_from_this()](absl::StatusOr<Response> result) {
-                                 self->OnAttemptDone(std::move(result));
-                               });
+    InvokeRpc<Rpc>(*shared_->inner, options_, request_,
+                   [self = this->shared_from_this()](Result<Response> result) {
+                     self->OnAttemptDone(std::move(result));
+                   });
   }
 
-  void OnAttemptDone(absl::StatusOr<Response> result) {
+  void OnAttemptDone(Result<Response> result) {
     const absl::Time now = shared_->scheduler.Now();
-    shared_->breaker.Record(permit_, ClassifyHealth(result.status()), now);
+    // What the whole call spent so far, on every attempt's facts.
+    http_attempts_ += result.facts().http_attempts;
+    budget_wait_ += result.facts().budget_wait;
+    result.facts().http_attempts = http_attempts_;
+    result.facts().budget_wait = budget_wait_;
     if (result.ok()) {
+      shared_->breaker.Record(permit_, UpstreamHealth::kHealthy, now);
       if (attempts_ > 1) ++shared_->recovered;
       StubCallback<Response> done = std::move(done_);
       done_ = nullptr;
       std::move(done)(std::move(result));
       return;
     }
-    last_error_ = std::move(result).status();
+    last_error_ = std::move(result).error();
+    shared_->breaker.Record(permit_, ClassifyHealth(last_error_), now);
     const FailureClassification failure =
-        ClassifyFailure(last_error_, shared_->options.idempotency(method_));
+        ClassifyFailure(last_error_, shared_->options.idempotency(Rpc::kId));
     if (failure.kind == FailureClassification::kNonRetryable) {
       return Finish(StopReason::kNonRetryable);
     }
@@ -158,24 +164,21 @@ class RetryLoop : public std::enable_shared_from_this<RetryLoop<Request, Respons
 
   void Finish(StopReason reason) {
     ++shared_->failed_by_stop_reason[static_cast<size_t>(reason)];
-    if (options_.trace != nullptr) {
-      options_.trace->retry_stopped_because = std::string(StopReasonName(reason));
-    }
     StubCallback<Response> done = std::move(done_);
     done_ = nullptr;
-    std::move(done)(AnnotateFinalError(last_error_, method_, attempts_, reason));
+    std::move(done)(AnnotateFinalError(last_error_, Rpc::kName, attempts_, reason));
   }
 
   const std::shared_ptr<Shared> shared_;
-  const UpstreamMethod method_;
-  const Call call_;
   const CallOptions options_;
   const Request request_;
   StubCallback<Response> done_;  // Empty once the caller has its answer.
   const std::unique_ptr<RetryPolicy> retry_;
   const std::unique_ptr<BackoffPolicy> backoff_;
   int attempts_ = 0;
-  absl::Status last_error_;
+  int http_attempts_ = 0;       // Summed over the attempts' facts.
+  absl::Duration budget_wait_;  // Summed over the attempts' facts.
+  CallStatus last_error_;
   CircuitBreaker::Permit permit_;
   Scheduler::TimerId timer_id_ = 0;  // guarded by shared_->mu
 };
@@ -237,13 +240,14 @@ RetryingStub::RetryingStub(std::shared_ptr<UserpilotStub> inner, Scheduler& sche
 
 RetryingStub::RetryingStub(std::shared_ptr<UserpilotStub> inner, Scheduler& scheduler,
                            RetryOptions options, std::unique_ptr<RetryPolicy> retry_policy,
-                           std::unique_ptr<BackoffPolicy> backoff_policy) {
+                           std::unique_ptr<BackoffPolicy> backoff_policy)
+    : ForwardingStub(std::move(inner)) {
   ValidOrDie(options);
-  if (inner == nullptr || retry_policy == nullptr || backoff_policy == nullptr) {
-    std::fprintf(stderr, "RetryingStub: null wrapped stub or policy\n");
+  if (retry_policy == nullptr || backoff_policy == nullptr) {
+    std::fprintf(stderr, "RetryingStub: null policy\n");
     std::abort();
   }
-  shared_ = std::make_shared<Shared>(std::move(inner), scheduler, std::move(options),
+  shared_ = std::make_shared<Shared>(this->inner(), scheduler, std::move(options),
                                      std::move(retry_policy), std::move(backoff_policy));
 }
 
@@ -258,75 +262,10 @@ RetryingStub::~RetryingStub() {
   for (Scheduler::TimerId id : timers) shared_->scheduler.Cancel(id);
 }
 
-template <typename Request, typename Response>
-void RetryingStub::Start(UpstreamMethod method,
-                         void (UserpilotStub::*call)(const CallOptions&, const Request&,
-                                                     StubCallback<Response>),
-                         const CallOptions& options, const Request& request,
-                         StubCallback<Response> done) {
-  std::make_shared<RetryLoop<Request, Response>>(shared_, method, call, options, request,
-                                                 std::move(done))
-      ->Start();
-}
-
-void RetryingStub::IdentifyUser(const CallOptions& options, const v1::IdentifyUserRequest& request,
-                                StubCallback<v1::IdentifyUserResponse> done) {
-  Start(UpstreamMethod::kIdentifyUser, &UserpilotStub::IdentifyUser, options, request,
-        std::move(done));
-}
-
-void RetryingStub::IdentifyCompany(const CallOptions& options,
-                                   const v1::IdentifyCompanyRequest& request,
-                                   StubCallback<v1::IdentifyCompanyResponse> done) {
-  Start(UpstreamMethod::kIdentifyCompany, &UserpilotStub::IdentifyCompany, options, request,
-        std::move(done));
-}
-
-void RetryingStub::BulkIdentifyUsers(const CallOptions& options,
-                                     const v1::BulkIdentifyUsersRequest& request,
-                                     StubCallback<v1::Job> done) {
-  Start(UpstreamMethod::kBulkIdentifyUsers, &UserpilotStub::BulkIdentifyUsers, options, request,
-        std::move(done));
-}
-
-void RetryingStub::BulkIdentifyCompanies(const CallOptions& options,
-                                         const v1::BulkIdentifyCompaniesRequest& request,
-                                         StubCallback<v1::Job> done) {
-  Start(UpstreamMethod::kBulkIdentifyCompanies, &UserpilotStub::BulkIdentifyCompanies, options,
-        request, std::move(done));
-}
-
-void RetryingStub::TrackEvent(const CallOptions& options, const v1::TrackEventRequest& request,
-                              StubCallback<v1::TrackEventResponse> done) {
-  Start(UpstreamMethod::kTrackEvent, &UserpilotStub::TrackEvent, options, request, std::move(done));
-}
-
-void RetryingStub::ListJobs(const CallOptions& options, const v1::ListJobsRequest& request,
-                            StubCallback<v1::ListJobsResponse> done) {
-  Start(UpstreamMethod::kListJobs, &UserpilotStub::ListJobs, options, request, std::move(done));
-}
-
-void RetryingStub::GetJob(const CallOptions& options, const v1::GetJobRequest& request,
-                          StubCallback<v1::Job> done) {
-  Start(UpstreamMethod::kGetJob, &UserpilotStub::GetJob, options, request, std::move(done));
-}
-
-void RetryingStub::DeleteUsers(const CallOptions& options, const v1::DeleteUsersRequest& request,
-                               StubCallback<v1::DeleteUsersResponse> done) {
-  Start(UpstreamMethod::kDeleteUsers, &UserpilotStub::DeleteUsers, options, request,
-        std::move(done));
-}
-
-void RetryingStub::DeleteCompanies(const CallOptions& options,
-                                   const v1::DeleteCompaniesRequest& request,
-                                   StubCallback<v1::DeleteCompaniesResponse> done) {
-  Start(UpstreamMethod::kDeleteCompanies, &UserpilotStub::DeleteCompanies, options, request,
-        std::move(done));
-}
-
-void RetryingStub::ImportFile(const CallOptions& options, const ImportFileRequest& request,
-                              StubCallback<v1::Job> done) {
-  Start(UpstreamMethod::kImportFile, &UserpilotStub::ImportFile, options, request, std::move(done));
+template <typename Rpc>
+void RetryingStub::Call(const CallOptions& options, const typename Rpc::Request& request,
+                        StubCallback<typename Rpc::Response> done) {
+  std::make_shared<RetryLoop<Rpc>>(shared_, options, request, std::move(done))->Start();
 }
 
 RetryStats RetryingStub::stats() const {
@@ -345,5 +284,8 @@ RetryStats RetryingStub::stats() const {
 }
 
 const CircuitBreaker& RetryingStub::circuit_breaker() const { return shared_->breaker; }
+
+// Every method of the interface, each calling its row's Call (declared extern in the header).
+template class RpcDispatcher<RetryingStub>;
 
 }  // namespace userpilot::gateway

@@ -11,19 +11,21 @@
 //     before the first attempt with its UNAVAILABLE/CIRCUIT_OPEN error, later with the last
 //     upstream error.
 //  2. The attempt goes to the wrapped stub with the caller's CallOptions (same deadline).
-//  3. A failure is classified (retry_decision.h) by code, ErrorInfo reason and the method's
-//     idempotency (idempotency.h): retryable, non-retryable, or not idempotent and possibly
-//     recorded by Userpilot. Only retryable failures go on.
+//  3. A failure is classified (retry_decision.h) by code, facts (reason, whether the request
+//     reached Userpilot) and the RPC's
+//     idempotency (RetryOptions::idempotency: gateway.proto's `idempotency_level`): retryable,
+//     non-retryable, or not repeatable and possibly recorded by Userpilot. Only retryable
+//     failures go on.
 //  4. The retry policy (retry_policy.h, cloned per call) must allow another attempt.
-//  5. The delay is max(backoff (backoff_policy.h, full jitter), the error's RetryInfo delay,
+//  5. The delay is max(backoff (backoff_policy.h, full jitter), the error's retry delay,
 //     e.g. a 429's Retry-After). If now + delay >= the caller's deadline, the call ends now
 //     with the last error rather than waking up to no time.
 //  6. The retry budget (retry_budget.h) must have room for one more retry.
 //  7. A Scheduler timer runs the next attempt after the delay; no thread sleeps.
-// The final error keeps the last attempt's code and details (a 429's RESOURCE_EXHAUSTED and
-// RetryInfo, a 503's UNAVAILABLE) and says why retrying stopped: see AnnotateFinalError. The
-// same StopReasonName goes into CallOptions::trace->retry_stopped_because (when a trace is
-// present) before the callback runs; CallTrace::attempts is the HTTP layer's to count.
+// The final error keeps the last attempt's code and facts (a 429's RESOURCE_EXHAUSTED and
+// retry delay, a 503's UNAVAILABLE) and says why retrying stopped: see AnnotateFinalError. Every
+// answer, success or error, carries the facts of its last attempt, with `http_attempts` and
+// `budget_wait` summed over all attempts.
 //
 // Lifetimes: the request and options are copied per call. The wrapped stub is shared with
 // every call in flight, so it lives as long as they do. The Scheduler must outlive this stub
@@ -46,46 +48,13 @@
 #include "service/common/scheduler.h"
 #include "service/retry/backoff_policy.h"
 #include "service/retry/circuit_breaker.h"
-#include "service/retry/idempotency.h"
 #include "service/retry/retry_budget.h"
 #include "service/retry/retry_decision.h"
+#include "service/retry/retry_options.h"
 #include "service/retry/retry_policy.h"
-#include "service/upstream/userpilot_stub.h"
+#include "service/upstream/forwarding_stub.h"
 
 namespace userpilot::gateway {
-
-// Everything configurable about retries; defaults are the gateway's defaults.
-struct RetryOptions {
-  // Attempts per call, the first included (1 = never retry). 1..100.
-  int max_attempts = 4;
-  // No retry once this long has passed since the call started; infinite = only the caller's
-  // deadline and max_attempts bound a call.
-  absl::Duration max_retry_duration = absl::InfiniteDuration();
-
-  // Full-jitter truncated exponential backoff: retry n waits U[0, min(max, initial * mult^n)).
-  absl::Duration initial_backoff = absl::Milliseconds(100);
-  absl::Duration max_backoff = absl::Seconds(5);
-  double backoff_multiplier = 2.0;
-
-  // Retries at most 20% of recent calls plus 1 a second (over 10 s).
-  RetryBudgetOptions budget;
-
-  // Opens after 5 consecutive failures, or >= 50% failures over >= 20 outcomes in 10 s; open
-  // for 5 s, doubling per failed probe up to 60 s.
-  CircuitBreakerOptions circuit_breaker;
-
-  // The upstream host, for breaker messages and metadata ("api.userpilot.io").
-  std::string upstream_host = "userpilot";
-
-  // Which methods are idempotent (TrackEvent is not).
-  IdempotencyPolicy idempotency = &DefaultIdempotency;
-
-  // Randomness for jitter; null = MakeRandomJitterSource().
-  std::shared_ptr<JitterSource> jitter;
-
-  // INVALID_ARGUMENT naming the first bad field, else OK. For start-up configuration checks.
-  absl::Status Validate() const;
-};
 
 // Counters for metrics (monotonic, except `circuit`'s state).
 struct RetryStats {
@@ -104,7 +73,7 @@ struct RetryStats {
 std::unique_ptr<RetryPolicy> MakeRetryPolicy(const RetryOptions& options);
 std::unique_ptr<BackoffPolicy> MakeBackoffPolicy(const RetryOptions& options);
 
-class RetryingStub final : public UserpilotStub {
+class RetryingStub final : public ForwardingStub<RetryingStub> {
  public:
   // Policies built from `options`, which must pass Validate() (the constructor aborts the
   // process with its message otherwise: configuration is validated at start-up).
@@ -118,29 +87,11 @@ class RetryingStub final : public UserpilotStub {
   RetryingStub(const RetryingStub&) = delete;
   RetryingStub& operator=(const RetryingStub&) = delete;
 
-  void IdentifyUser(const CallOptions& options, const v1::IdentifyUserRequest& request,
-                    StubCallback<v1::IdentifyUserResponse> done) override;
-  void IdentifyCompany(const CallOptions& options, const v1::IdentifyCompanyRequest& request,
-                       StubCallback<v1::IdentifyCompanyResponse> done) override;
-  void BulkIdentifyUsers(const CallOptions& options, const v1::BulkIdentifyUsersRequest& request,
-                         StubCallback<v1::Job> done) override;
-  void BulkIdentifyCompanies(const CallOptions& options,
-                             const v1::BulkIdentifyCompaniesRequest& request,
-                             StubCallback<v1::Job> done) override;
-  void TrackEvent(const CallOptions& options, const v1::TrackEventRequest& request,
-                  StubCallback<v1::TrackEventResponse> done) override;
-  void ListJobs(const CallOptions& options, const v1::ListJobsRequest& request,
-                StubCallback<v1::ListJobsResponse> done) override;
-  void GetJob(const CallOptions& options, const v1::GetJobRequest& request,
-              StubCallback<v1::Job> done) override;
-  void DeleteUsers(const CallOptions& options, const v1::DeleteUsersRequest& request,
-                   StubCallback<v1::DeleteUsersResponse> done) override;
-  void DeleteCompanies(const CallOptions& options, const v1::DeleteCompaniesRequest& request,
-                       StubCallback<v1::DeleteCompaniesResponse> done) override;
-  // Not idempotent: retried only after a 429 or a failure that certainly never sent it. Every
-  // attempt passes the same request on (its file source is re-read from offset 0).
-  void ImportFile(const CallOptions& options, const ImportFileRequest& request,
-                  StubCallback<v1::Job> done) override;
+  // Every RPC (ForwardingStub's hook): the retry loop above. Every attempt passes the same
+  // request on (a file upload's source is re-read from offset 0).
+  template <typename Rpc>
+  void Call(const CallOptions& options, const typename Rpc::Request& request,
+            StubCallback<typename Rpc::Response> done);
 
   // A snapshot of the counters and the breaker. Thread-safe.
   RetryStats stats() const;
@@ -151,14 +102,11 @@ class RetryingStub final : public UserpilotStub {
   struct Shared;
 
  private:
-  template <typename Request, typename Response>
-  void Start(UpstreamMethod method,
-             void (UserpilotStub::*call)(const CallOptions&, const Request&,
-                                         StubCallback<Response>),
-             const CallOptions& options, const Request& request, StubCallback<Response> done);
-
   std::shared_ptr<Shared> shared_;
 };
+
+// Instantiated in the .cc file, where Call<Rpc> is defined.
+extern template class RpcDispatcher<RetryingStub>;
 
 }  // namespace userpilot::gateway
 

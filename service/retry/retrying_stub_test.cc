@@ -14,9 +14,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "service/retry/retry_test_util.h"
 #include "tests/mocks/fake_scheduler.h"
 #include "tests/mocks/mock_userpilot_stub.h"
+#include "tests/util/retry_test_util.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -44,7 +44,7 @@ class Upstream {
   explicit Upstream(FakeScheduler& scheduler) : scheduler_(scheduler) {}
 
   // Queues answers; when they run out, every further attempt gets `otherwise`.
-  void Script(std::vector<absl::Status> answers, absl::Status otherwise = absl::OkStatus()) {
+  void Script(std::vector<CallStatus> answers, CallStatus otherwise = absl::OkStatus()) {
     std::lock_guard<std::mutex> lock(mu_);
     script_.assign(answers.begin(), answers.end());
     otherwise_ = std::move(otherwise);
@@ -54,7 +54,7 @@ class Upstream {
   template <typename Response>
   auto Answer() {
     return [this](const CallOptions& options, const auto& request, StubCallback<Response> done) {
-      absl::Status status;
+      CallStatus status;
       {
         std::lock_guard<std::mutex> lock(mu_);
         attempt_times_.push_back(scheduler_.Now());
@@ -100,8 +100,8 @@ class Upstream {
  private:
   FakeScheduler& scheduler_;
   std::mutex mu_;
-  std::deque<absl::Status> script_;
-  absl::Status otherwise_;
+  std::deque<CallStatus> script_;
+  CallStatus otherwise_;
   std::vector<absl::Time> attempt_times_;
   std::vector<absl::Time> deadlines_;
   std::vector<std::string> requests_;
@@ -110,14 +110,14 @@ class Upstream {
 // Where a call's single answer lands.
 struct Outcome {
   int answers = 0;
-  absl::Status status;
+  CallStatus status;
 };
 
 template <typename Response>
 StubCallback<Response> Capture(Outcome& outcome) {
-  return [&outcome](absl::StatusOr<Response> result) {
+  return [&outcome](Result<Response> result) {
     ++outcome.answers;
-    outcome.status = result.status();
+    outcome.status = std::move(result).error();
   };
 }
 
@@ -134,73 +134,73 @@ class RetryingStubTest : public ::testing::Test {
   }
 
   // Expects any number of calls of `method` on the mock, answered by upstream_.
-  void ExpectUpstream(UpstreamMethod method) { ExpectUpstreamWith(method, upstream_); }
+  void ExpectUpstream(RpcId method) { ExpectUpstreamWith(method, upstream_); }
 
   // Expects any number of calls of `method` on the mock, answered by `upstream`.
-  void ExpectUpstreamWith(UpstreamMethod method, Upstream& upstream) {
+  void ExpectUpstreamWith(RpcId method, Upstream& upstream) {
     switch (method) {
-      case UpstreamMethod::kIdentifyUser:
+      case RpcId::kIdentifyUser:
         EXPECT_CALL(*mock_, IdentifyUser(_, _, _))
             .WillRepeatedly(upstream.Answer<v1::IdentifyUserResponse>());
         break;
-      case UpstreamMethod::kIdentifyCompany:
+      case RpcId::kIdentifyCompany:
         EXPECT_CALL(*mock_, IdentifyCompany(_, _, _))
             .WillRepeatedly(upstream.Answer<v1::IdentifyCompanyResponse>());
         break;
-      case UpstreamMethod::kBulkIdentifyUsers:
+      case RpcId::kBulkIdentifyUsers:
         EXPECT_CALL(*mock_, BulkIdentifyUsers(_, _, _)).WillRepeatedly(upstream.Answer<v1::Job>());
         break;
-      case UpstreamMethod::kBulkIdentifyCompanies:
+      case RpcId::kBulkIdentifyCompanies:
         EXPECT_CALL(*mock_, BulkIdentifyCompanies(_, _, _))
             .WillRepeatedly(upstream.Answer<v1::Job>());
         break;
-      case UpstreamMethod::kTrackEvent:
+      case RpcId::kTrackEvent:
         EXPECT_CALL(*mock_, TrackEvent(_, _, _))
             .WillRepeatedly(upstream.Answer<v1::TrackEventResponse>());
         break;
-      case UpstreamMethod::kListJobs:
+      case RpcId::kListJobs:
         EXPECT_CALL(*mock_, ListJobs(_, _, _))
             .WillRepeatedly(upstream.Answer<v1::ListJobsResponse>());
         break;
-      case UpstreamMethod::kGetJob:
+      case RpcId::kGetJob:
         EXPECT_CALL(*mock_, GetJob(_, _, _)).WillRepeatedly(upstream.Answer<v1::Job>());
         break;
-      case UpstreamMethod::kDeleteUsers:
+      case RpcId::kDeleteUsers:
         EXPECT_CALL(*mock_, DeleteUsers(_, _, _))
             .WillRepeatedly(upstream.Answer<v1::DeleteUsersResponse>());
         break;
-      case UpstreamMethod::kDeleteCompanies:
+      case RpcId::kDeleteCompanies:
         EXPECT_CALL(*mock_, DeleteCompanies(_, _, _))
             .WillRepeatedly(upstream.Answer<v1::DeleteCompaniesResponse>());
         break;
-      case UpstreamMethod::kImportFile:
+      case RpcId::kImportFile:
         EXPECT_CALL(*mock_, ImportFile(_, _, _)).WillRepeatedly(upstream.Answer<v1::Job>());
         break;
     }
   }
 
   // Calls `method` on the retrying stub with a default request.
-  void Invoke(UpstreamMethod method, const CallOptions& options, Outcome& outcome) {
+  void Invoke(RpcId method, const CallOptions& options, Outcome& outcome) {
     switch (method) {
-      case UpstreamMethod::kIdentifyUser:
+      case RpcId::kIdentifyUser:
         return stub().IdentifyUser(options, {}, Capture<v1::IdentifyUserResponse>(outcome));
-      case UpstreamMethod::kIdentifyCompany:
+      case RpcId::kIdentifyCompany:
         return stub().IdentifyCompany(options, {}, Capture<v1::IdentifyCompanyResponse>(outcome));
-      case UpstreamMethod::kBulkIdentifyUsers:
+      case RpcId::kBulkIdentifyUsers:
         return stub().BulkIdentifyUsers(options, {}, Capture<v1::Job>(outcome));
-      case UpstreamMethod::kBulkIdentifyCompanies:
+      case RpcId::kBulkIdentifyCompanies:
         return stub().BulkIdentifyCompanies(options, {}, Capture<v1::Job>(outcome));
-      case UpstreamMethod::kTrackEvent:
+      case RpcId::kTrackEvent:
         return stub().TrackEvent(options, {}, Capture<v1::TrackEventResponse>(outcome));
-      case UpstreamMethod::kListJobs:
+      case RpcId::kListJobs:
         return stub().ListJobs(options, {}, Capture<v1::ListJobsResponse>(outcome));
-      case UpstreamMethod::kGetJob:
+      case RpcId::kGetJob:
         return stub().GetJob(options, {}, Capture<v1::Job>(outcome));
-      case UpstreamMethod::kDeleteUsers:
+      case RpcId::kDeleteUsers:
         return stub().DeleteUsers(options, {}, Capture<v1::DeleteUsersResponse>(outcome));
-      case UpstreamMethod::kDeleteCompanies:
+      case RpcId::kDeleteCompanies:
         return stub().DeleteCompanies(options, {}, Capture<v1::DeleteCompaniesResponse>(outcome));
-      case UpstreamMethod::kImportFile: {
+      case RpcId::kImportFile: {
         ImportFileRequest request;
         request.filename = "users.csv";
         return stub().ImportFile(options, request, Capture<v1::Job>(outcome));
@@ -235,9 +235,9 @@ class RetryingStubTest : public ::testing::Test {
 
 struct StubCase {
   std::string name;
-  absl::Status first;
-  bool idempotent_retried;
-  bool track_retried;
+  CallStatus first;
+  bool idempotent_retried;  // Calls that may repeat.
+  bool track_retried;       // Default-level calls (TrackEvent, bulk identifies, ImportFile).
 };
 
 TEST_F(RetryingStubTest, RetriesPerMethodAndError) {
@@ -255,9 +255,10 @@ TEST_F(RetryingStubTest, RetriesPerMethodAndError) {
       {"401", HttpError(401), false, false},
       {"budget exhausted", BudgetExhaustedError(), false, false},
   };
-  for (UpstreamMethod method : kAllUpstreamMethods) {
+  for (const RpcInfo& rpc : AllRpcs()) {
+    const RpcId method = rpc.id;
     for (const StubCase& c : cases) {
-      SCOPED_TRACE(std::string(UpstreamMethodName(method)) + " / " + c.name);
+      SCOPED_TRACE(std::string(RpcInfoOf(method).name) + " / " + c.name);
       mock_ = std::make_shared<StrictMock<MockUserpilotStub>>();
       stub_ = nullptr;
       Upstream upstream(scheduler_);
@@ -266,9 +267,8 @@ TEST_F(RetryingStubTest, RetriesPerMethodAndError) {
       Outcome outcome;
       Invoke(method, CallOptions(), outcome);
       RunUntilIdle();
-      const bool retried = DefaultIdempotency(method) == Idempotency::kNonIdempotent
-                               ? c.track_retried
-                               : c.idempotent_retried;
+      const bool retried =
+          MayRepeat(IdempotencyOf(method)) ? c.idempotent_retried : c.track_retried;
       ASSERT_EQ(outcome.answers, 1);
       EXPECT_EQ(upstream.attempts(), retried ? 2u : 1u);
       if (retried) {
@@ -287,10 +287,10 @@ TEST_F(RetryingStubTest, RetriesPerMethodAndError) {
 // ----- Backoff and RetryInfo -----
 
 TEST_F(RetryingStubTest, BacksOffExponentiallyThenGivesUpWithTheLastError) {
-  ExpectUpstream(UpstreamMethod::kIdentifyUser);
+  ExpectUpstream(RpcId::kIdentifyUser);
   upstream_.Script({}, HttpError(503));
   Outcome outcome;
-  Invoke(UpstreamMethod::kIdentifyUser, CallOptions(), outcome);
+  Invoke(RpcId::kIdentifyUser, CallOptions(), outcome);
   EXPECT_EQ(outcome.answers, 0);  // Never inside the call.
   RunUntilIdle();
   // Half jitter: 50, 100, 200 ms between the 4 attempts.
@@ -311,10 +311,10 @@ TEST_F(RetryingStubTest, BacksOffExponentiallyThenGivesUpWithTheLastError) {
 }
 
 TEST_F(RetryingStubTest, WaitsAtLeastTheRetryInfoDelay) {
-  ExpectUpstream(UpstreamMethod::kIdentifyUser);
+  ExpectUpstream(RpcId::kIdentifyUser);
   upstream_.Script({HttpError(429, {{"retry-after", "2"}}), HttpError(503)}, absl::OkStatus());
   Outcome outcome;
-  Invoke(UpstreamMethod::kIdentifyUser, CallOptions(), outcome);
+  Invoke(RpcId::kIdentifyUser, CallOptions(), outcome);
   RunUntilIdle();
   // 2 s (Retry-After beats 50 ms of backoff), then 100 ms of backoff (no RetryInfo on the 503).
   EXPECT_EQ(upstream_.AttemptOffsets(start_),
@@ -327,10 +327,10 @@ TEST_F(RetryingStubTest, WaitsAtLeastTheRetryInfoDelay) {
 TEST_F(RetryingStubTest, BackoffBeatsAShorterRetryInfo) {
   options_.initial_backoff = absl::Seconds(2);
   options_.max_backoff = absl::Seconds(10);
-  ExpectUpstream(UpstreamMethod::kGetJob);
+  ExpectUpstream(RpcId::kGetJob);
   upstream_.Script({HttpError(429, {{"retry-after", "0"}})}, absl::OkStatus());
   Outcome outcome;
-  Invoke(UpstreamMethod::kGetJob, CallOptions(), outcome);
+  Invoke(RpcId::kGetJob, CallOptions(), outcome);
   RunUntilIdle();
   EXPECT_EQ(upstream_.AttemptOffsets(start_),
             (std::vector<absl::Duration>{absl::ZeroDuration(), absl::Seconds(1)}));
@@ -340,14 +340,14 @@ TEST_F(RetryingStubTest, BackoffBeatsAShorterRetryInfo) {
 
 TEST_F(RetryingStubTest, NeverRetriesPastTheDeadlineAndKeepsTheLastCode) {
   options_.max_attempts = 10;
-  ExpectUpstream(UpstreamMethod::kIdentifyUser);
+  ExpectUpstream(RpcId::kIdentifyUser);
   // A 429 with a 300 ms RetryInfo (Retry-After has whole seconds only, so built by hand).
-  absl::Status limited = HttpError(429);
-  SetDetail(limited, MakeRetryInfo(absl::Milliseconds(300)));
+  CallStatus limited = HttpError(429);
+  limited.facts().retry_delay = RetryDelay{absl::Milliseconds(300), RetryDelaySource::kRetryAfter};
   upstream_.Script({}, limited);
   Outcome outcome;
   const CallOptions options = Deadline(absl::Seconds(1));
-  Invoke(UpstreamMethod::kIdentifyUser, options, outcome);
+  Invoke(RpcId::kIdentifyUser, options, outcome);
   RunUntilIdle();
   // Delays max(50|100|200 ms, 300 ms) = 300 ms; at 900 ms the next delay is max(400, 300) ms,
   // which would end at 1.3 s > the 1 s deadline: stop at once.
@@ -358,7 +358,7 @@ TEST_F(RetryingStubTest, NeverRetriesPastTheDeadlineAndKeepsTheLastCode) {
   ASSERT_EQ(outcome.answers, 1);
   EXPECT_EQ(outcome.status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(Reason(outcome.status), "UPSTREAM_RATE_LIMITED");
-  EXPECT_EQ(RetryDelay(outcome.status), absl::Milliseconds(300));
+  EXPECT_EQ(wire::RetryDelay(outcome.status), absl::Milliseconds(300));
   EXPECT_EQ(Metadata(outcome.status)["attempts"], "4");
   EXPECT_EQ(Metadata(outcome.status)["retry_stopped_because"], "deadline");
   EXPECT_THAT(std::string(outcome.status.message()),
@@ -368,14 +368,14 @@ TEST_F(RetryingStubTest, NeverRetriesPastTheDeadlineAndKeepsTheLastCode) {
 }
 
 TEST_F(RetryingStubTest, ARetryInfoLongerThanTheDeadlineEndsTheCallAtOnce) {
-  ExpectUpstream(UpstreamMethod::kDeleteUsers);
+  ExpectUpstream(RpcId::kDeleteUsers);
   upstream_.Script({HttpError(503, {{"retry-after", "5"}})}, absl::OkStatus());
   Outcome outcome;
-  Invoke(UpstreamMethod::kDeleteUsers, Deadline(absl::Seconds(5)), outcome);
+  Invoke(RpcId::kDeleteUsers, Deadline(absl::Seconds(5)), outcome);
   RunUntilIdle();
   EXPECT_EQ(upstream_.attempts(), 1u);  // now + 5 s >= deadline: no attempt at the deadline.
   EXPECT_EQ(outcome.status.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(RetryDelay(outcome.status), absl::Seconds(5));
+  EXPECT_EQ(wire::RetryDelay(outcome.status), absl::Seconds(5));
   EXPECT_EQ(Metadata(outcome.status)["retry_stopped_because"], "deadline");
   EXPECT_EQ(scheduler_.Now(), start_);
 }
@@ -383,10 +383,10 @@ TEST_F(RetryingStubTest, ARetryInfoLongerThanTheDeadlineEndsTheCallAtOnce) {
 TEST_F(RetryingStubTest, MaxRetryDurationBoundsACall) {
   options_.max_attempts = 100;
   options_.max_retry_duration = absl::Milliseconds(300);
-  ExpectUpstream(UpstreamMethod::kGetJob);
+  ExpectUpstream(RpcId::kGetJob);
   upstream_.Script({}, HttpError(500));
   Outcome outcome;
-  Invoke(UpstreamMethod::kGetJob, CallOptions(), outcome);
+  Invoke(RpcId::kGetJob, CallOptions(), outcome);
   RunUntilIdle();
   EXPECT_EQ(upstream_.AttemptOffsets(start_),
             (std::vector<absl::Duration>{absl::ZeroDuration(), absl::Milliseconds(50),
@@ -399,7 +399,7 @@ TEST_F(RetryingStubTest, MaxRetryDurationBoundsACall) {
 TEST_F(RetryingStubTest, TrackEventIsRetriedOnlyWhenUserpilotCertainlyDidNotRecordIt) {
   struct Case {
     std::string name;
-    absl::Status first;
+    CallStatus first;
     bool retried;
   };
   const std::vector<Case> cases = {
@@ -416,10 +416,10 @@ TEST_F(RetryingStubTest, TrackEventIsRetriedOnlyWhenUserpilotCertainlyDidNotReco
     mock_ = std::make_shared<StrictMock<MockUserpilotStub>>();
     stub_ = nullptr;
     Upstream upstream(scheduler_);
-    ExpectUpstreamWith(UpstreamMethod::kTrackEvent, upstream);
+    ExpectUpstreamWith(RpcId::kTrackEvent, upstream);
     upstream.Script({c.first}, absl::OkStatus());
     Outcome outcome;
-    Invoke(UpstreamMethod::kTrackEvent, CallOptions(), outcome);
+    Invoke(RpcId::kTrackEvent, CallOptions(), outcome);
     RunUntilIdle();
     ASSERT_EQ(outcome.answers, 1);
     EXPECT_EQ(upstream.attempts(), c.retried ? 2u : 1u);
@@ -441,10 +441,10 @@ TEST_F(RetryingStubTest, TheRetryBudgetStopsARetryStorm) {
   options_.budget.retry_ratio = 0.2;
   options_.budget.min_retries_per_second = 0;
   options_.circuit_breaker.enabled = false;  // Let every call reach the failing upstream.
-  ExpectUpstream(UpstreamMethod::kIdentifyUser);
+  ExpectUpstream(RpcId::kIdentifyUser);
   upstream_.Script({}, HttpError(503));
   std::vector<Outcome> outcomes(1000);
-  for (Outcome& outcome : outcomes) Invoke(UpstreamMethod::kIdentifyUser, CallOptions(), outcome);
+  for (Outcome& outcome : outcomes) Invoke(RpcId::kIdentifyUser, CallOptions(), outcome);
   RunUntilIdle();
   // 1000 calls with up to 3 retries each would make 4000 attempts; the budget allows 20%.
   EXPECT_EQ(upstream_.attempts(), 1200u);
@@ -467,10 +467,10 @@ TEST_F(RetryingStubTest, TheRetryBudgetStopsARetryStorm) {
 
 TEST_F(RetryingStubTest, TheDefaultBudgetAddsItsReserve) {
   options_.circuit_breaker.enabled = false;
-  ExpectUpstream(UpstreamMethod::kIdentifyUser);
+  ExpectUpstream(RpcId::kIdentifyUser);
   upstream_.Script({}, HttpError(503));
   std::vector<Outcome> outcomes(1000);
-  for (Outcome& outcome : outcomes) Invoke(UpstreamMethod::kIdentifyUser, CallOptions(), outcome);
+  for (Outcome& outcome : outcomes) Invoke(RpcId::kIdentifyUser, CallOptions(), outcome);
   RunUntilIdle();
   EXPECT_EQ(upstream_.attempts(), 1000u + 200u + 10u);  // ratio + 1/s over 10 s
 }
@@ -479,12 +479,12 @@ TEST_F(RetryingStubTest, TheDefaultBudgetAddsItsReserve) {
 
 TEST_F(RetryingStubTest, TheBreakerOpensFailsFastAndClosesAfterAGoodProbe) {
   options_.max_attempts = 1;
-  ExpectUpstream(UpstreamMethod::kIdentifyUser);
+  ExpectUpstream(RpcId::kIdentifyUser);
   upstream_.Script({HttpError(503), HttpError(502), HttpError(500), NotSentError(), HttpError(504)},
                    absl::OkStatus());
   for (int i = 0; i < 5; ++i) {
     Outcome outcome;
-    Invoke(UpstreamMethod::kIdentifyUser, CallOptions(), outcome);
+    Invoke(RpcId::kIdentifyUser, CallOptions(), outcome);
     RunUntilIdle();
     ASSERT_EQ(outcome.status.code(), absl::StatusCode::kUnavailable);
   }
@@ -493,13 +493,13 @@ TEST_F(RetryingStubTest, TheBreakerOpensFailsFastAndClosesAfterAGoodProbe) {
   // Fails fast: the upstream sees nothing, the answer still never comes inside the call.
   scheduler_.AdvanceBy(absl::Seconds(1));
   Outcome fast;
-  Invoke(UpstreamMethod::kTrackEvent, CallOptions(), fast);  // StrictMock: no TrackEvent call.
+  Invoke(RpcId::kTrackEvent, CallOptions(), fast);  // StrictMock: no TrackEvent call.
   EXPECT_EQ(fast.answers, 0);
   scheduler_.RunDue();
   ASSERT_EQ(fast.answers, 1);
   EXPECT_EQ(fast.status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(Reason(fast.status), "CIRCUIT_OPEN");
-  EXPECT_EQ(RetryDelay(fast.status), absl::Seconds(4));
+  EXPECT_EQ(wire::RetryDelay(fast.status), absl::Seconds(4));
   EXPECT_EQ(fast.status.message(),
             "Userpilot (api.userpilot.test) failed repeatedly, so the gateway's circuit breaker is "
             "failing calls fast; retry in 4s (TrackEvent gave up after 0 attempts: circuit "
@@ -511,12 +511,12 @@ TEST_F(RetryingStubTest, TheBreakerOpensFailsFastAndClosesAfterAGoodProbe) {
   // After the open duration one probe goes; its success closes the breaker.
   scheduler_.AdvanceBy(absl::Seconds(4));
   Outcome probe;
-  Invoke(UpstreamMethod::kIdentifyUser, CallOptions(), probe);
+  Invoke(RpcId::kIdentifyUser, CallOptions(), probe);
   RunUntilIdle();
   EXPECT_TRUE(probe.status.ok());
   EXPECT_EQ(stub().circuit_breaker().State(scheduler_.Now()), CircuitState::kClosed);
   Outcome after;
-  Invoke(UpstreamMethod::kIdentifyUser, CallOptions(), after);
+  Invoke(RpcId::kIdentifyUser, CallOptions(), after);
   RunUntilIdle();
   EXPECT_TRUE(after.status.ok());
   const RetryStats stats = stub().stats();
@@ -529,31 +529,31 @@ TEST_F(RetryingStubTest, TheBreakerOpensFailsFastAndClosesAfterAGoodProbe) {
 TEST_F(RetryingStubTest, AFailedProbeReopensTheBreakerForLonger) {
   options_.max_attempts = 1;
   options_.circuit_breaker.consecutive_failures = 1;
-  ExpectUpstream(UpstreamMethod::kGetJob);
+  ExpectUpstream(RpcId::kGetJob);
   upstream_.Script({}, HttpError(503));
   Outcome first;
-  Invoke(UpstreamMethod::kGetJob, CallOptions(), first);
+  Invoke(RpcId::kGetJob, CallOptions(), first);
   RunUntilIdle();
   scheduler_.AdvanceBy(absl::Seconds(5));
   Outcome probe;
-  Invoke(UpstreamMethod::kGetJob, CallOptions(), probe);
+  Invoke(RpcId::kGetJob, CallOptions(), probe);
   RunUntilIdle();
   EXPECT_EQ(upstream_.attempts(), 2u);
   EXPECT_EQ(Reason(probe.status), "UPSTREAM_UNAVAILABLE");
   Outcome refused;
-  Invoke(UpstreamMethod::kGetJob, CallOptions(), refused);
+  Invoke(RpcId::kGetJob, CallOptions(), refused);
   RunUntilIdle();
   EXPECT_EQ(Reason(refused.status), "CIRCUIT_OPEN");
-  EXPECT_EQ(RetryDelay(refused.status), absl::Seconds(10));
+  EXPECT_EQ(wire::RetryDelay(refused.status), absl::Seconds(10));
   EXPECT_EQ(upstream_.attempts(), 2u);
 }
 
 TEST_F(RetryingStubTest, ABreakerThatOpensMidCallStopsItsRetries) {
   options_.circuit_breaker.consecutive_failures = 2;
-  ExpectUpstream(UpstreamMethod::kIdentifyUser);
+  ExpectUpstream(RpcId::kIdentifyUser);
   upstream_.Script({}, HttpError(503));
   Outcome outcome;
-  Invoke(UpstreamMethod::kIdentifyUser, CallOptions(), outcome);
+  Invoke(RpcId::kIdentifyUser, CallOptions(), outcome);
   RunUntilIdle();
   EXPECT_EQ(upstream_.attempts(), 2u);
   // The caller sees Userpilot's own last error, and why the retries stopped.
@@ -564,15 +564,15 @@ TEST_F(RetryingStubTest, ABreakerThatOpensMidCallStopsItsRetries) {
 }
 
 TEST_F(RetryingStubTest, GatewayRefusalsNeitherRetryNorTripTheBreaker) {
-  ExpectUpstream(UpstreamMethod::kIdentifyUser);
+  ExpectUpstream(RpcId::kIdentifyUser);
   upstream_.Script({}, BudgetExhaustedError(absl::Seconds(2)));
   for (int i = 0; i < 20; ++i) {
     Outcome outcome;
-    Invoke(UpstreamMethod::kIdentifyUser, CallOptions(), outcome);
+    Invoke(RpcId::kIdentifyUser, CallOptions(), outcome);
     RunUntilIdle();
     ASSERT_EQ(outcome.status.code(), absl::StatusCode::kResourceExhausted);
     EXPECT_EQ(Reason(outcome.status), "BUDGET_EXHAUSTED");
-    EXPECT_EQ(RetryDelay(outcome.status), absl::Seconds(2));
+    EXPECT_EQ(wire::RetryDelay(outcome.status), absl::Seconds(2));
     EXPECT_EQ(Metadata(outcome.status)["retry_stopped_because"], "non_retryable");
   }
   EXPECT_EQ(upstream_.attempts(), 20u);
@@ -582,7 +582,7 @@ TEST_F(RetryingStubTest, GatewayRefusalsNeitherRetryNorTripTheBreaker) {
 // ----- Lifetimes -----
 
 TEST_F(RetryingStubTest, RetriesSendACopyOfTheRequest) {
-  ExpectUpstream(UpstreamMethod::kIdentifyUser);
+  ExpectUpstream(RpcId::kIdentifyUser);
   upstream_.Script({HttpError(503), HttpError(503)}, absl::OkStatus());
   Outcome outcome;
   {
@@ -598,30 +598,38 @@ TEST_F(RetryingStubTest, RetriesSendACopyOfTheRequest) {
             (std::vector<std::string>{"user_id: \"u-1\"", "user_id: \"u-1\"", "user_id: \"u-1\""}));
 }
 
-TEST_F(RetryingStubTest, TheCallTraceSaysWhyRetryingStopped) {
-  ExpectUpstream(UpstreamMethod::kIdentifyUser);
-  upstream_.Script({HttpError(503), HttpError(400)});
-  CallOptions options;
-  options.trace = std::make_shared<CallTrace>();
+TEST_F(RetryingStubTest, TheFactsSayWhyRetryingStoppedAndSumEveryAttempt) {
+  ExpectUpstream(RpcId::kIdentifyUser);
+  // As the layers below would report them: one HTTP request each, after some budget wait.
+  CallStatus unavailable = HttpError(503);
+  unavailable.facts().http_attempts = 1;
+  unavailable.facts().budget_wait = absl::Milliseconds(10);
+  CallStatus rejected = HttpError(400);
+  rejected.facts().http_attempts = 1;
+  rejected.facts().budget_wait = absl::Milliseconds(5);
+  upstream_.Script({unavailable, rejected});
   Outcome failed;
-  Invoke(UpstreamMethod::kIdentifyUser, options, failed);
+  Invoke(RpcId::kIdentifyUser, CallOptions(), failed);
   RunUntilIdle();
-  EXPECT_EQ(options.trace->retry_stopped_because, "non_retryable");
-  EXPECT_EQ(options.trace->attempts, 0);  // Counted by the HTTP layer, not here.
+  const CallFacts& facts = failed.status.facts();
+  EXPECT_EQ(facts.retry.stopped, StopReason::kNonRetryable);
+  EXPECT_EQ(facts.retry.attempts, 2);
+  EXPECT_EQ(facts.http_attempts, 2);
+  EXPECT_EQ(facts.budget_wait, absl::Milliseconds(15));
+  EXPECT_EQ(facts.upstream.http_status, 400);  // The last attempt's.
 
-  options.trace = std::make_shared<CallTrace>();
   Outcome ok;
-  Invoke(UpstreamMethod::kIdentifyUser, options, ok);
+  Invoke(RpcId::kIdentifyUser, CallOptions(), ok);
   RunUntilIdle();
   EXPECT_TRUE(ok.status.ok());
-  EXPECT_EQ(options.trace->retry_stopped_because, "");
+  EXPECT_FALSE(ok.status.facts().retry.stopped.has_value());
 }
 
 TEST_F(RetryingStubTest, ImportFileRetriesTheSameFileOnlyWhenCertainlyNotSent) {
-  ExpectUpstream(UpstreamMethod::kImportFile);
+  ExpectUpstream(RpcId::kImportFile);
   upstream_.Script({NotSentError(), HttpError(429, {{"retry-after", "1"}}), HttpError(502)});
   Outcome outcome;
-  Invoke(UpstreamMethod::kImportFile, CallOptions(), outcome);
+  Invoke(RpcId::kImportFile, CallOptions(), outcome);
   RunUntilIdle();
   EXPECT_EQ(upstream_.requests(),
             (std::vector<std::string>{"filename: users.csv", "filename: users.csv",
@@ -633,10 +641,10 @@ TEST_F(RetryingStubTest, ImportFileRetriesTheSameFileOnlyWhenCertainlyNotSent) {
 }
 
 TEST_F(RetryingStubTest, DestroyingTheStubAnswersCallsWaitingToRetry) {
-  ExpectUpstream(UpstreamMethod::kIdentifyUser);
+  ExpectUpstream(RpcId::kIdentifyUser);
   upstream_.Script({}, HttpError(503, {{"retry-after", "30"}}));
   Outcome outcome;
-  Invoke(UpstreamMethod::kIdentifyUser, CallOptions(), outcome);
+  Invoke(RpcId::kIdentifyUser, CallOptions(), outcome);
   scheduler_.RunDue();  // First attempt fails; the retry waits 30 s.
   EXPECT_EQ(outcome.answers, 0);
   EXPECT_EQ(scheduler_.pending(), 1u);
@@ -655,7 +663,7 @@ TEST_F(RetryingStubTest, AttemptsInFlightAtDestructionEndWithoutARetry) {
         held = std::move(done);
       });
   Outcome outcome;
-  Invoke(UpstreamMethod::kGetJob, CallOptions(), outcome);
+  Invoke(RpcId::kGetJob, CallOptions(), outcome);
   stub_ = nullptr;
   std::move(held)(HttpError(503));  // The upstream answers after the decorator is gone.
   ASSERT_EQ(outcome.answers, 1);
@@ -669,7 +677,7 @@ TEST_F(RetryingStubTest, ADroppedUpstreamCallbackStillAnswersTheCaller) {
         // Dropped: a broken layer below. The caller must still get exactly one answer.
       });
   Outcome outcome;
-  Invoke(UpstreamMethod::kGetJob, CallOptions(), outcome);
+  Invoke(RpcId::kGetJob, CallOptions(), outcome);
   ASSERT_EQ(outcome.answers, 1);
   EXPECT_EQ(outcome.status.code(), absl::StatusCode::kCancelled);
 }
@@ -739,7 +747,7 @@ TEST(RetryingStubThreadsTest, ConcurrentCallsEachGetOneAnswer) {
         for (int i = 0; i < kCallsPerThread; ++i) {
           CallOptions call;
           call.deadline = absl::Now() + absl::Seconds(30);
-          stub.IdentifyUser(call, {}, [&](absl::StatusOr<v1::IdentifyUserResponse>) {
+          stub.IdentifyUser(call, {}, [&](Result<v1::IdentifyUserResponse>) {
             std::lock_guard<std::mutex> lock(mu);
             ++answered;
             cv.notify_all();

@@ -41,7 +41,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              ms(options.min_client_ping_interval));
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  // Flow control for ImportData's large client streams: without BDP probing, gRPC's stream
+  // Flow control for the imports' large client streams: without BDP probing, gRPC's stream
   // window stays at the fixed lookahead instead of growing towards the connection's bandwidth-
   // delay product, so a fast client cannot park tens of MB in the server's buffers ahead of
   // the spooler (measured: a 50 MB import grew the RSS by 24-39 MB with probing, 4 MB without).

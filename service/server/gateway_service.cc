@@ -44,93 +44,89 @@ GatewayService::GatewayService(const RequestValidator& validator, UserpilotStub&
                                GatewayServiceOptions options, JobServices jobs)
     : validator_(validator), stub_(stub), options_(options), jobs_(jobs) {}
 
-template <typename Request, typename Response>
-grpc::ServerUnaryReactor* GatewayService::Unary(
-    grpc::CallbackServerContext* context, absl::string_view method_name, const Request* request,
-    Response* response,
-    void (UserpilotStub::*method)(const CallOptions&, const Request&, StubCallback<Response>)) {
+template <typename Rpc>
+grpc::ServerUnaryReactor* GatewayService::Unary(grpc::CallbackServerContext* context,
+                                                const typename Rpc::Request* request,
+                                                typename Rpc::Response* response) {
+  using Response = typename Rpc::Response;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const absl::Time start = absl::Now();
   CallOptions options;
   options.caller = CallerName(*context);
-  options.trace = std::make_shared<CallTrace>();
-  options.trace->method = std::string(method_name);
-  // Finishes the call and logs it; the trace is what the upstream layers recorded.
-  auto finish = [reactor, access_log = options_.access_log, trace = options.trace,
-                 caller = options.caller, start](const grpc::Status& status) {
-    if (access_log != nullptr) access_log->Record(*trace, caller, status, absl::Now() - start);
-    reactor->Finish(status);
+  // Finishes the call and logs it with the facts the layers below gathered.
+  auto finish = [reactor, access_log = options_.access_log, caller = options.caller, start](
+                    const absl::Status& status, const CallFacts& facts) {
+    const grpc::Status answer = ToGrpcStatus(status, facts);
+    if (access_log != nullptr) {
+      access_log->Record(Rpc::kName, caller, answer, facts, absl::Now() - start);
+    }
+    reactor->Finish(answer);
   };
-  if (absl::Status valid = validator_.Validate(*request); !valid.ok()) {
-    finish(ToGrpcStatus(valid));
+  if (CallStatus valid = validator_.Validate(*request); !valid.ok()) {
+    finish(valid.status(), valid.facts());
     return reactor;
   }
   options.deadline = CallDeadline(*context, options_);
-  (stub_.*method)(options, *request,
-                  [finish = std::move(finish), response](absl::StatusOr<Response> result) mutable {
-                    if (!result.ok()) {
-                      finish(ToGrpcStatus(result.status()));
-                      return;
-                    }
-                    *response = *std::move(result);
-                    finish(grpc::Status::OK);
-                  });
+  InvokeRpc<Rpc>(stub_, options, *request,
+                 [finish = std::move(finish), response](Result<Response> result) mutable {
+                   if (result.ok()) *response = *std::move(result);
+                   finish(result.status(), result.facts());
+                 });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* GatewayService::IdentifyUser(grpc::CallbackServerContext* context,
                                                        const v1::IdentifyUserRequest* request,
                                                        v1::IdentifyUserResponse* response) {
-  return Unary(context, "IdentifyUser", request, response, &UserpilotStub::IdentifyUser);
+  return Unary<IdentifyUserRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::IdentifyCompany(grpc::CallbackServerContext* context,
                                                           const v1::IdentifyCompanyRequest* request,
                                                           v1::IdentifyCompanyResponse* response) {
-  return Unary(context, "IdentifyCompany", request, response, &UserpilotStub::IdentifyCompany);
+  return Unary<IdentifyCompanyRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::BulkIdentifyUsers(
     grpc::CallbackServerContext* context, const v1::BulkIdentifyUsersRequest* request,
     v1::Job* response) {
-  return Unary(context, "BulkIdentifyUsers", request, response, &UserpilotStub::BulkIdentifyUsers);
+  return Unary<BulkIdentifyUsersRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::BulkIdentifyCompanies(
     grpc::CallbackServerContext* context, const v1::BulkIdentifyCompaniesRequest* request,
     v1::Job* response) {
-  return Unary(context, "BulkIdentifyCompanies", request, response,
-               &UserpilotStub::BulkIdentifyCompanies);
+  return Unary<BulkIdentifyCompaniesRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::TrackEvent(grpc::CallbackServerContext* context,
                                                      const v1::TrackEventRequest* request,
                                                      v1::TrackEventResponse* response) {
-  return Unary(context, "TrackEvent", request, response, &UserpilotStub::TrackEvent);
+  return Unary<TrackEventRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::ListJobs(grpc::CallbackServerContext* context,
                                                    const v1::ListJobsRequest* request,
                                                    v1::ListJobsResponse* response) {
-  return Unary(context, "ListJobs", request, response, &UserpilotStub::ListJobs);
+  return Unary<ListJobsRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::GetJob(grpc::CallbackServerContext* context,
                                                  const v1::GetJobRequest* request,
                                                  v1::Job* response) {
-  return Unary(context, "GetJob", request, response, &UserpilotStub::GetJob);
+  return Unary<GetJobRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::DeleteUsers(grpc::CallbackServerContext* context,
                                                       const v1::DeleteUsersRequest* request,
                                                       v1::DeleteUsersResponse* response) {
-  return Unary(context, "DeleteUsers", request, response, &UserpilotStub::DeleteUsers);
+  return Unary<DeleteUsersRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::DeleteCompanies(grpc::CallbackServerContext* context,
                                                           const v1::DeleteCompaniesRequest* request,
                                                           v1::DeleteCompaniesResponse* response) {
-  return Unary(context, "DeleteCompanies", request, response, &UserpilotStub::DeleteCompanies);
+  return Unary<DeleteCompaniesRpc>(context, request, response);
 }
 
 grpc::ServerWriteReactor<v1::Job>* GatewayService::WatchJob(grpc::CallbackServerContext* context,

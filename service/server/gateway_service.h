@@ -81,13 +81,12 @@ class GatewayService final : public v1::UserpilotGateway::CallbackService {
                                                              v1::Job* response) override;
 
  private:
-  // The one path every unary RPC takes: validate, then call `method` on the stub.
-  template <typename Request, typename Response>
+  // The one path every unary RPC takes: validate, then call the stub's method of `Rpc` (the
+  // upstream RPC of the same name, upstream_rpcs.h).
+  template <typename Rpc>
   grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context,
-                                  absl::string_view method_name, const Request* request,
-                                  Response* response,
-                                  void (UserpilotStub::*method)(const CallOptions&, const Request&,
-                                                                StubCallback<Response>));
+                                  const typename Rpc::Request* request,
+                                  typename Rpc::Response* response);
 
   const RequestValidator& validator_;
   UserpilotStub& stub_;

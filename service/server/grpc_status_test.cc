@@ -1,7 +1,8 @@
 #include "service/server/grpc_status.h"
 
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
-#include "service/common/status_details.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -24,9 +25,9 @@ TEST(GrpcStatusTest, CodesMapOneToOne) {
 }
 
 TEST(GrpcStatusTest, DetailsTravelAsGoogleRpcStatus) {
-  absl::Status status = absl::ResourceExhaustedError("over budget");
-  SetDetail(status, MakeRetryInfo(absl::Seconds(2)));
-  grpc::Status converted = ToGrpcStatus(status);
+  CallFacts facts;
+  facts.retry_delay = RetryDelay{absl::Seconds(2), RetryDelaySource::kGateway};
+  grpc::Status converted = ToGrpcStatus(absl::ResourceExhaustedError("over budget"), facts);
   ASSERT_EQ(converted.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   google::rpc::Status rpc_status;
   ASSERT_TRUE(rpc_status.ParseFromString(converted.error_details()));

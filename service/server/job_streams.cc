@@ -11,7 +11,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
-#include "service/common/status_details.h"
+#include "service/common/call_result.h"
 #include "service/jobs/import_spool.h"
 #include "service/jobs/import_validator.h"
 #include "service/server/gateway_service.h"
@@ -42,15 +42,14 @@ class EndedReader final : public grpc::ServerReadReactor<v1::ImportDataRequest> 
 
 class JobStreamReactor final : public grpc::ServerWriteReactor<v1::Job>, public JobWatchSink {
  public:
-  using Subscribe =
-      absl::FunctionRef<absl::StatusOr<std::shared_ptr<JobSubscription>>(JobWatchSink*)>;
+  using Subscribe = absl::FunctionRef<Result<std::shared_ptr<JobSubscription>>(JobWatchSink*)>;
 
   // Subscribes (with this reactor as the sink) and starts the first write if a state is ready.
   explicit JobStreamReactor(Subscribe subscribe) {
-    absl::StatusOr<std::shared_ptr<JobSubscription>> sub = subscribe(this);
+    Result<std::shared_ptr<JobSubscription>> sub = subscribe(this);
     if (!sub.ok()) {
       finishing_ = true;
-      Finish(ToGrpcStatus(sub.status()));
+      Finish(ToGrpcStatus(sub.error()));
       return;
     }
     subscription_ = *std::move(sub);
@@ -137,10 +136,10 @@ class ImportDataReactor final : public grpc::ServerReadReactor<v1::ImportDataReq
  public:
   ImportDataReactor(Importer& importer, grpc::CallbackServerContext* context, v1::Job* response)
       : importer_(importer), context_(context), response_(response) {
-    absl::StatusOr<Importer::Permit> permit = importer_.Admit();
+    Result<Importer::Permit> permit = importer_.Admit();
     if (!permit.ok()) {
       step_ = Step::kDone;
-      Finish(ToGrpcStatus(permit.status()));
+      Finish(ToGrpcStatus(permit.error()));
       return;
     }
     permit_.emplace(*std::move(permit));
@@ -203,7 +202,7 @@ class ImportDataReactor final : public grpc::ServerReadReactor<v1::ImportDataReq
   }
 
   // Finishes the call (once).
-  void End(const absl::Status& status) {
+  void End(const CallStatus& status) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (step_ == Step::kDone) return;
@@ -219,7 +218,7 @@ class ImportDataReactor final : public grpc::ServerReadReactor<v1::ImportDataReq
           {{"header", "the first message must be the header (target, filename, format)"}}));
     }
     v1::ImportHeader header = message_.header();
-    if (absl::Status valid = ValidateImportHeader(header); !valid.ok()) return End(valid);
+    if (CallStatus valid = ValidateImportHeader(header); !valid.ok()) return End(valid);
     const ImportLimits& limits = importer_.options().limits;
     if (header.has_size_bytes() &&
         (header.size_bytes() < 0 || header.size_bytes() > limits.max_file_bytes)) {
@@ -229,7 +228,7 @@ class ImportDataReactor final : public grpc::ServerReadReactor<v1::ImportDataReq
                          limits.max_file_bytes, " bytes")}}));
     }
     header_ = std::move(header);
-    Work([this] {
+    Work([this]() -> CallStatus {
       auto spool =
           ImportSpool::Create(importer_.options().spool_dir, *header_, importer_.options().limits);
       if (!spool.ok()) return spool.status();
@@ -247,7 +246,7 @@ class ImportDataReactor final : public grpc::ServerReadReactor<v1::ImportDataReq
     auto chunk = std::make_shared<std::string>(std::move(*message_.mutable_chunk()));
     message_.Clear();
     Work([this, chunk] {
-      absl::Status appended = spool_->Append(*chunk);
+      CallStatus appended = spool_->Append(*chunk);
       if (appended.ok()) importer_.RecordReceivedBytes(chunk->size());
       return appended;
     });
@@ -260,8 +259,8 @@ class ImportDataReactor final : public grpc::ServerReadReactor<v1::ImportDataReq
     }
     auto contents = std::make_shared<std::shared_ptr<const HttpBodySource>>();
     Work(
-        [this, contents]() -> absl::Status {
-          if (absl::Status valid = spool_->Finish(); !valid.ok()) return valid;
+        [this, contents]() -> CallStatus {
+          if (CallStatus valid = spool_->Finish(); !valid.ok()) return valid;
           if (header_->has_size_bytes() && header_->size_bytes() != spool_->size()) {
             return InvalidArgumentError(
                 {{"header.size_bytes", absl::StrCat("the header announced ", header_->size_bytes(),
@@ -282,7 +281,7 @@ class ImportDataReactor final : public grpc::ServerReadReactor<v1::ImportDataReq
   void Work(Task task, absl::AnyInvocable<void() &&> next = nullptr) {
     if (!Begin(Step::kWork)) return;
     importer_.RunBlocking([this, task = std::move(task), next = std::move(next)]() mutable {
-      const absl::Status status = task();
+      const CallStatus status = task();
       if (!status.ok()) return End(status);
       if (next != nullptr) {
         if (Begin(Step::kReaction)) std::move(next)();
@@ -303,18 +302,15 @@ class ImportDataReactor final : public grpc::ServerReadReactor<v1::ImportDataReq
     CallOptions options;
     options.deadline = deadline_;
     options.caller = CallerName(*context_);
-    options.trace = std::make_shared<CallTrace>();
-    options.trace->method = "ImportData";
     if (!Begin(Step::kSubmit)) return;
     // The answer may come inside Submit() (a stub that answers at once) and end the call, after
     // which gRPC may delete the reactor on another thread: hold it until this function is done.
     Ref();
-    std::shared_ptr<ImportSubmission> submission =
-        importer_.Submit(options, std::move(request), header_->wait_for_running_job(),
-                         [this](absl::StatusOr<v1::Job> job) {
-                           if (job.ok()) *response_ = *std::move(job);
-                           End(job.status());
-                         });
+    std::shared_ptr<ImportSubmission> submission = importer_.Submit(
+        options, std::move(request), header_->wait_for_running_job(), [this](Result<v1::Job> job) {
+          if (job.ok()) *response_ = *std::move(job);
+          End(job.error());
+        });
     // Kept so OnCancel can cancel a wait; unless it already ended (inside Submit).
     bool cancelled = false;
     {
@@ -355,7 +351,7 @@ grpc::ServerWriteReactor<v1::Job>* StartWatchJob(grpc::CallbackServerContext* co
   if (registry == nullptr) return new EndedWriter(Unimplemented("WatchJob"));
   v1::GetJobRequest as_get;
   as_get.set_job_id(request.job_id());
-  if (absl::Status valid = validator.Validate(as_get); !valid.ok()) {
+  if (CallStatus valid = validator.Validate(as_get); !valid.ok()) {
     return new EndedWriter(ToGrpcStatus(valid));
   }
   return new JobStreamReactor(

@@ -12,13 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
-#include "service/common/status_details.h"
 #include "service/upstream/json_mapping.h"
 
 namespace userpilot::gateway {
 namespace {
-
-using Metadata = std::vector<std::pair<std::string, std::string>>;
 
 // Upstream text quoted in a message is cut to this many bytes, and at most this many entries.
 constexpr size_t kMaxQuotedBytes = 300;
@@ -58,86 +55,72 @@ std::string QuotedText(const std::vector<UpstreamError>& errors) {
   return Truncate(absl::StrJoin(parts, "; "), kMaxQuotedBytes);
 }
 
-absl::Status MakeStatus(absl::StatusCode code, absl::string_view message, absl::string_view reason,
-                        Metadata metadata) {
-  absl::Status status(code, message);
-  SetDetail(status, MakeErrorInfo(reason, std::move(metadata)));
-  return status;
-}
-
 // How one class of HTTP status is reported.
 struct Mapping {
   absl::StatusCode code;
-  absl::string_view reason;
+  ErrorReason reason;
   absl::string_view summary;  // What happened, in the caller's terms.
   bool quote_upstream;        // Whether Userpilot's error text goes into the message.
 };
 
 Mapping Classify(long http_status) {  // NOLINT(runtime/int): curl's type.
   using C = absl::StatusCode;
+  using R = ErrorReason;
   switch (http_status) {
     case 400:
     case 413:
     case 414:
     case 422:
     case 431:
-      return {C::kInvalidArgument, kReasonUpstreamRejectedRequest, "Userpilot rejected the request",
+      return {C::kInvalidArgument, R::kUpstreamRejectedRequest, "Userpilot rejected the request",
               true};
     case 401:
     case 403:
-      return {C::kInternal, kReasonUpstreamCredentialsRejected,
+      return {C::kInternal, R::kUpstreamCredentialsRejected,
               "Userpilot rejected the gateway's own API key; an operator must fix the gateway's "
               "Userpilot credentials (the caller did nothing wrong)",
               false};
     case 404:
     case 410:
-      return {C::kNotFound, kReasonUpstreamNotFound, "Userpilot found no such resource", true};
+      return {C::kNotFound, R::kUpstreamNotFound, "Userpilot found no such resource", true};
     case 408:
     case 425:
-      return {C::kUnavailable, kReasonUpstreamUnavailable,
+      return {C::kUnavailable, R::kUpstreamUnavailable,
               "Userpilot did not take the request in time", true};
     case 409:
-      return {C::kFailedPrecondition, kReasonJobInProgress,
+      return {C::kFailedPrecondition, R::kJobInProgress,
               "Userpilot is already running a job of this kind; wait for it to finish", true};
     case 429:
-      return {C::kResourceExhausted, kReasonUpstreamRateLimited,
-              "Userpilot's rate limit was reached", true};
+      return {C::kResourceExhausted, R::kUpstreamRateLimited, "Userpilot's rate limit was reached",
+              true};
     default:
       break;
   }
   if (http_status >= 500 && http_status <= 599) {
-    return {C::kUnavailable, kReasonUpstreamUnavailable, "Userpilot is unavailable", true};
+    return {C::kUnavailable, R::kUpstreamUnavailable, "Userpilot is unavailable", true};
   }
   if (http_status >= 400 && http_status <= 499) {
-    return {C::kInternal, kReasonUpstreamRejectedRequest,
+    return {C::kInternal, R::kUpstreamRejectedRequest,
             "Userpilot does not accept the request the gateway built", true};
   }
-  return {C::kInternal, kReasonUpstreamBadResponse, "Userpilot answered with an unexpected status",
+  return {C::kInternal, R::kUpstreamBadResponse, "Userpilot answered with an unexpected status",
           false};
 }
 
-// Endpoint, HTTP status and request id: the metadata of every answered request.
-Metadata ResponseMetadata(const HttpResult& result, absl::string_view endpoint) {
-  Metadata metadata = {
-      {std::string(kMetadataEndpoint), std::string(endpoint)},
-      {std::string(kMetadataHttpStatus), absl::StrCat(result.response.status_code)}};
-  std::string request_id = UpstreamRequestId(result.response);
-  if (!request_id.empty()) {
-    metadata.emplace_back(std::string(kMetadataUpstreamRequestId), std::move(request_id));
-  }
-  return metadata;
+// The facts of an answered request: endpoint, HTTP status and request id.
+CallFacts AnswerFacts(const HttpResult& result, absl::string_view endpoint) {
+  CallFacts facts;
+  facts.upstream.endpoint = endpoint;
+  facts.upstream.http_status = static_cast<int>(result.response.status_code);
+  facts.upstream.reach = Reach::kAnswered;
+  facts.upstream.request_id = UpstreamRequestId(result.response);
+  return facts;
 }
-
-// A delay and the header it came from (one of the kRetryDelay* values).
-struct RetryDelay {
-  absl::Duration delay;
-  absl::string_view source;
-};
 
 // The delay a 429 (or a 5xx) asks for: Retry-After, else X-RateLimit-Reset.
 std::optional<RetryDelay> RequestedDelay(const HttpResponse& response, absl::Time now) {
   if (auto delay = ParseRetryAfter(response.Header("retry-after"), now)) {
-    return RetryDelay{*delay, kRetryDelayFromRetryAfter};
+    return RetryDelay{*delay, RetryDelaySource::kRetryAfter};
   }
   const absl::string_view reset = absl::StripAsciiWhitespace(response.Header("x-ratelimit-reset"));
   int64_t value = 0;
@@ -146,93 +129,100 @@ std::optional<RetryDelay> RequestedDelay(const HttpResponse& response, absl::Tim
       value < kEpochResetThreshold
           ? absl::Seconds(value)
           : std::max(absl::FromUnixSeconds(value) - now, absl::ZeroDuration());
-  return RetryDelay{delay, kRetryDelayFromRateLimitReset};
+  return RetryDelay{delay, RetryDelaySource::kRateLimitReset};
 }
 
-absl::Status TransportError(const HttpResult& result, absl::string_view endpoint) {
-  Metadata metadata = {{std::string(kMetadataEndpoint), std::string(endpoint)},
-                       {std::string(kMetadataRequestMayHaveBeenSent),
-                        result.request_may_have_been_sent ? "true" : "false"}};
+CallStatus TransportError(const HttpResult& result, absl::string_view endpoint) {
+  CallFacts facts;
+  facts.reason = ErrorReason::kUpstreamUnavailable;
+  facts.upstream.endpoint = endpoint;
+  facts.upstream.reach = result.request_may_have_been_sent ? Reach::kUnknown : Reach::kNever;
+  facts.upstream.transport = TransportFailure::kConnection;
   const absl::Status& transport = result.transport_status;
   // What the caller should do next depends on why nothing came back:
   //  - the deadline passed: DEADLINE_EXCEEDED;
   //  - the gateway's own HTTP queue is full: RESOURCE_EXHAUSTED (back off; nothing was sent);
   //  - the gateway cannot build the request (bad URL, libcurl misuse): INTERNAL, an operator
   //    problem that no retry fixes;
-  //  - anything else (connection, TLS, protocol, shutdown): UNAVAILABLE, try again (on
-  //    another replica when this one is shutting down).
+  //  - anything else (connection, TLS, protocol, shutdown, the per-attempt cap): UNAVAILABLE,
+  //    try again (on another replica when this one is shutting down).
   absl::StatusCode code = absl::StatusCode::kUnavailable;
   absl::string_view what = "could not reach Userpilot for ";
-  absl::string_view reason = kReasonUpstreamUnavailable;
   switch (transport.code()) {
     case absl::StatusCode::kDeadlineExceeded:
       code = absl::StatusCode::kDeadlineExceeded;
       what = "no answer from Userpilot in time for ";
+      facts.upstream.transport = TransportFailure::kDeadline;
       break;
     case absl::StatusCode::kResourceExhausted:
       code = absl::StatusCode::kResourceExhausted;
       what = "the gateway's upstream queue is full for ";
+      facts.upstream.transport = TransportFailure::kQueueFull;
       break;
     case absl::StatusCode::kInternal:
     case absl::StatusCode::kInvalidArgument:
       code = absl::StatusCode::kInternal;
       what = "the gateway could not send the request for ";
-      reason = kReasonGatewayInternal;
+      facts.reason = ErrorReason::kGatewayInternal;
+      facts.upstream.transport = TransportFailure::kCannotSend;
       break;
     default:
       break;
   }
-  return MakeStatus(code, absl::StrCat(what, endpoint, ": ", transport.message()), reason,
-                    std::move(metadata));
+  return CallStatus(absl::Status(code, absl::StrCat(what, endpoint, ": ", transport.message())),
+                    std::move(facts));
+}
+
+std::string Redact(absl::string_view text, absl::string_view secret) {
+  return absl::StrReplaceAll(text, {{secret, "[REDACTED]"}});
 }
 
 }  // namespace
 
-absl::Status MapHttpResult(const HttpResult& result, absl::string_view endpoint, absl::Time now) {
+CallStatus MapHttpResult(const HttpResult& result, absl::string_view endpoint, absl::Time now) {
   if (!result.transport_status.ok()) return TransportError(result, endpoint);
+  CallFacts facts = AnswerFacts(result, endpoint);
   const long http_status = result.response.status_code;  // NOLINT(runtime/int)
-  if (http_status >= 200 && http_status <= 299) return absl::OkStatus();
+  if (http_status >= 200 && http_status <= 299)
+    return CallStatus(absl::OkStatus(), std::move(facts));
 
   const Mapping mapping = Classify(http_status);
-  Metadata metadata = ResponseMetadata(result, endpoint);
+  facts.reason = mapping.reason;
   std::string message =
       absl::StrCat(mapping.summary, " (HTTP ", http_status, " on ", endpoint, ")");
   if (mapping.quote_upstream) {
     const std::vector<UpstreamError> errors = ParseErrorBody(result.response.body);
     for (const UpstreamError& e : errors) {
       if (e.error_code.empty()) continue;
-      metadata.emplace_back(std::string(kMetadataUpstreamErrorCode),
-                            Truncate(e.error_code, kMaxQuotedBytes));
+      facts.upstream.error_code = Truncate(e.error_code, kMaxQuotedBytes);
       break;
     }
-    const std::string quoted = QuotedText(errors);
-    if (!quoted.empty()) absl::StrAppend(&message, ": ", quoted);
+    facts.upstream.message = QuotedText(errors);
+    if (!facts.upstream.message.empty()) absl::StrAppend(&message, ": ", facts.upstream.message);
   }
 
-  std::optional<RetryDelay> retry_delay;
   if (http_status == 429) {
-    retry_delay = RequestedDelay(result.response, now)
-                      .value_or(RetryDelay{kDefaultRateLimitedRetryDelay, kRetryDelayDefault});
+    facts.retry_delay =
+        RequestedDelay(result.response, now)
+            .value_or(RetryDelay{kDefaultRateLimitedRetryDelay, RetryDelaySource::kDefault});
   } else if (mapping.code == absl::StatusCode::kUnavailable) {
-    retry_delay = RequestedDelay(result.response, now);
+    facts.retry_delay = RequestedDelay(result.response, now);
   }
-  if (retry_delay) {
-    absl::StrAppend(&message, "; retry in ", absl::FormatDuration(retry_delay->delay));
-    metadata.emplace_back(std::string(kMetadataRetryDelaySource), std::string(retry_delay->source));
+  if (facts.retry_delay) {
+    absl::StrAppend(&message, "; retry in ", absl::FormatDuration(facts.retry_delay->delay));
   }
-  absl::Status status = MakeStatus(mapping.code, message, mapping.reason, std::move(metadata));
-  if (retry_delay) SetDetail(status, MakeRetryInfo(retry_delay->delay));
-  return status;
+  return CallStatus(absl::Status(mapping.code, message), std::move(facts));
 }
 
-absl::Status UpstreamBadResponseError(const HttpResult& result, absl::string_view endpoint,
-                                      absl::string_view problem) {
-  return MakeStatus(
-      absl::StatusCode::kInternal,
-      absl::StrCat("Userpilot accepted the request (HTTP ", result.response.status_code, " on ",
-                   endpoint, ") but its answer could not be read: ", problem,
-                   ". The request has probably taken effect; do not simply retry it"),
-      kReasonUpstreamBadResponse, ResponseMetadata(result, endpoint));
+CallStatus UpstreamBadResponseError(const HttpResult& result, absl::string_view endpoint,
+                                    absl::string_view problem) {
+  CallFacts facts = AnswerFacts(result, endpoint);
+  facts.reason = ErrorReason::kUpstreamBadResponse;
+  return CallStatus(absl::InternalError(absl::StrCat(
+                        "Userpilot accepted the request (HTTP ", result.response.status_code,
+                        " on ", endpoint, ") but its answer could not be read: ", problem,
+                        ". The request has probably taken effect; do not simply retry it")),
+                    std::move(facts));
 }
 
 std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now) {
@@ -255,42 +245,15 @@ std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Tim
   return std::nullopt;
 }
 
-bool RetryDelayFromUpstream(const absl::Status& status) {
-  if (!GetDetail<google::rpc::RetryInfo>(status).has_value()) return false;
-  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
-  if (!info || info->domain() != kErrorDomain) return true;
-  const auto it = info->metadata().find(std::string(kMetadataRetryDelaySource));
-  return it == info->metadata().end() || it->second != kRetryDelayDefault;
-}
-
-bool RequestCertainlyNotSent(const absl::Status& status) {
-  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
-  if (!info || info->domain() != kErrorDomain) return false;
-  const auto it = info->metadata().find(std::string(kMetadataRequestMayHaveBeenSent));
-  return it != info->metadata().end() && it->second == "false";
-}
-
-absl::Status RedactSecret(absl::Status status, absl::string_view secret) {
+CallStatus RedactSecret(CallStatus status, absl::string_view secret) {
   if (status.ok() || secret.empty()) return status;
-  constexpr absl::string_view kRedacted = "[REDACTED]";
-  auto info = GetDetail<google::rpc::ErrorInfo>(status);
-  bool info_changed = false;
-  if (info) {
-    for (auto& [key, value] : *info->mutable_metadata()) {
-      if (!absl::StrContains(value, secret)) continue;
-      value = absl::StrReplaceAll(value, {{secret, kRedacted}});
-      info_changed = true;
-    }
-  }
   if (absl::StrContains(status.message(), secret)) {
-    absl::Status redacted(status.code(),
-                          absl::StrReplaceAll(status.message(), {{secret, kRedacted}}));
-    status.ForEachPayload([&redacted](absl::string_view type_url, const absl::Cord& payload) {
-      redacted.SetPayload(type_url, payload);
-    });
-    status = std::move(redacted);
+    status.set_message(Redact(status.message(), secret));
   }
-  if (info_changed) SetDetail(status, *info);
+  UpstreamFacts& upstream = status.facts().upstream;
+  for (std::string* text : {&upstream.request_id, &upstream.error_code, &upstream.message}) {
+    if (absl::StrContains(*text, secret)) *text = Redact(*text, secret);
+  }
   return status;
 }
 

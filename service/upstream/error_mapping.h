@@ -1,4 +1,5 @@
-// Turns what became of one HTTP exchange with Userpilot into an absl::Status.
+// Turns what became of one HTTP exchange with Userpilot into a CallStatus: the code and message
+// callers see, and the facts behind them (common/call_facts.h) that the layers above read.
 //
 // Codes follow google.rpc semantics, chosen by what the *gateway's caller* should do next, not
 // by the HTTP-to-gRPC client table:
@@ -13,13 +14,13 @@
 //   400, 413, 414, 422, 431         INVALID_ARGUMENT     UPSTREAM_REJECTED_REQUEST
 //   401, 403                        INTERNAL             UPSTREAM_CREDENTIALS_REJECTED
 //   404, 410                        NOT_FOUND            UPSTREAM_NOT_FOUND
-//   408, 425                        UNAVAILABLE          UPSTREAM_UNAVAILABLE (RetryInfo as 5xx)
+//   408, 425                        UNAVAILABLE          UPSTREAM_UNAVAILABLE (delay as 5xx)
 //   409                             FAILED_PRECONDITION  JOB_IN_PROGRESS
-//   429                             RESOURCE_EXHAUSTED   UPSTREAM_RATE_LIMITED, and RetryInfo
-//                                                        (+ metadata retry_delay_source)
+//   429                             RESOURCE_EXHAUSTED   UPSTREAM_RATE_LIMITED, and a retry
+//                                                        delay (with its source)
 //   other 4xx (405, 415, ...)       INTERNAL             UPSTREAM_REJECTED_REQUEST
-//   5xx                             UNAVAILABLE          UPSTREAM_UNAVAILABLE (and RetryInfo
-//                                                        when Retry-After is present)
+//   5xx                             UNAVAILABLE          UPSTREAM_UNAVAILABLE (and a retry
+//                                                        delay when Retry-After is present)
 //   1xx, 3xx, above 599             INTERNAL             UPSTREAM_BAD_RESPONSE
 //   2xx whose required body is      INTERNAL             UPSTREAM_BAD_RESPONSE
 //       unreadable (UpstreamBadResponseError)
@@ -36,14 +37,15 @@
 // its effect (say, a bulk job) has probably happened; UNAVAILABLE would invite a retry that
 // duplicates it or hits JOB_IN_PROGRESS.
 //
-// Every non-OK status carries a google.rpc.ErrorInfo (domain "userpilot-gateway") whose
-// metadata holds the endpoint, the HTTP status (when a response arrived), Userpilot's
-// `x-request-id` (when present) and its `error_code` (when present); transport failures also
-// say whether the request may have reached Userpilot (see RequestCertainlyNotSent). Messages
-// quote Userpilot's error text (parsed from its JSON error body, truncated; never a raw non-JSON
-// body such as a proxy's HTML page) for 4xx and 5xx answers except 401/403, which quote nothing
-// from Userpilot so that no echo of the key can leak. The API key is
-// never an input here; HttpUserpilotStub additionally scrubs it with RedactSecret.
+// Facts of every outcome (CallFacts::upstream): the endpoint, the HTTP status (when a response
+// arrived), Userpilot's `x-request-id` (when present); for errors its `error_code` and text
+// (when quoted), the ErrorInfo reason above, the RetryInfo delay and where it came from; for
+// transport failures their kind and whether the request may have reached Userpilot. The edge
+// (server/error_details.h) turns these into the ErrorInfo metadata callers see. Messages quote
+// Userpilot's error text (parsed from its JSON error body, truncated; never a raw non-JSON body
+// such as a proxy's HTML page) for 4xx and 5xx answers except 401/403, which quote nothing from
+// Userpilot (neither in the message nor in the facts) so that no echo of the key can leak. The
+// API key is never an input here; HttpUserpilotStub additionally scrubs it with RedactSecret.
 //
 // Thread-safety: free functions over values; safe from any thread.
 #ifndef USERPILOT_GATEWAY_SERVICE_UPSTREAM_ERROR_MAPPING_H_
@@ -56,69 +58,38 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "service/common/call_result.h"
 #include "service/http/http_client.h"
 
 namespace userpilot::gateway {
 
-// ErrorInfo reasons set here in addition to those of common/status_details.h. Like those, they
-// are part of the public contract.
-// Userpilot refused the request as sent (400/422/413, or another 4xx that says the gateway
-// built a request Userpilot does not accept).
-inline constexpr absl::string_view kReasonUpstreamRejectedRequest = "UPSTREAM_REJECTED_REQUEST";
-// Userpilot answered 404/410: no such job (GetJob) or user (TrackEvent for an unknown user).
-inline constexpr absl::string_view kReasonUpstreamNotFound = "UPSTREAM_NOT_FOUND";
-
-// ErrorInfo metadata keys.
-inline constexpr absl::string_view kMetadataEndpoint = "endpoint";       // "POST /v1/track"
-inline constexpr absl::string_view kMetadataHttpStatus = "http_status";  // "429"
-inline constexpr absl::string_view kMetadataUpstreamRequestId = "upstream_request_id";
-inline constexpr absl::string_view kMetadataUpstreamErrorCode = "upstream_error_code";
-// "true" or "false"; on transport failures only (see HttpResult::request_may_have_been_sent).
-inline constexpr absl::string_view kMetadataRequestMayHaveBeenSent = "request_may_have_been_sent";
-// Where the RetryInfo delay came from, on every status that carries one: Userpilot's
-// `Retry-After` header, its `X-RateLimit-Reset` header, or (429 without either) the gateway's
-// kDefaultRateLimitedRetryDelay. The rate-limit budget reads it to tell "Userpilot said when"
-// (pause exactly that long) from "Userpilot said nothing" (back off exponentially): the delay
-// alone cannot, since "Retry-After: 1" equals the default.
-inline constexpr absl::string_view kMetadataRetryDelaySource = "retry_delay_source";
-inline constexpr absl::string_view kRetryDelayFromRetryAfter = "retry-after";
-inline constexpr absl::string_view kRetryDelayFromRateLimitReset = "x-ratelimit-reset";
-inline constexpr absl::string_view kRetryDelayDefault = "default";
-
-// The RetryInfo delay of a 429 that carries neither `Retry-After` nor `X-RateLimit-Reset`
-// (Userpilot documents neither). One second is the shortest budget window that matters here
-// (delete allows one call per 2 s, identify/track 10 a second on average): short enough not to
-// stall callers, long enough that an immediate retry is not invited. Retry policies still back
-// off exponentially on top of it.
+// The retry delay of a 429 that carries neither `Retry-After` nor `X-RateLimit-Reset`
+// (Userpilot documents neither; its source is then RetryDelaySource::kDefault). One second is
+// the shortest budget window that matters here (delete allows one call per 2 s, identify/track
+// 10 a second on average): short enough not to stall callers, long enough that an immediate
+// retry is not invited. Retry policies still back off exponentially on top of it.
 inline constexpr absl::Duration kDefaultRateLimitedRetryDelay = absl::Seconds(1);
 
-// Maps `result` of a call to `endpoint` (for messages and metadata, e.g. "POST /v1/identify")
-// to a Status as in the table above. `now` resolves HTTP-date `Retry-After` values.
-absl::Status MapHttpResult(const HttpResult& result, absl::string_view endpoint,
-                           absl::Time now = absl::Now());
+// Maps `result` of a call to `endpoint` (static storage, e.g. "POST /v1/identify": a Route's
+// endpoint) to a CallStatus as in the table above; OK (with the facts of the answer) for a 2xx.
+// `now` resolves HTTP-date `Retry-After` values.
+CallStatus MapHttpResult(const HttpResult& result, absl::string_view endpoint,
+                         absl::Time now = absl::Now());
 
-// The status for a 2xx answer whose body the endpoint needs but could not be read: INTERNAL
-// with ErrorInfo UPSTREAM_BAD_RESPONSE; `problem` says what was wrong (never the body itself).
-absl::Status UpstreamBadResponseError(const HttpResult& result, absl::string_view endpoint,
-                                      absl::string_view problem);
-
-// True when `status` carries a RetryInfo whose delay Userpilot itself asked for (Retry-After or
-// X-RateLimit-Reset), false when the delay is the gateway's default or absent. A RetryInfo on a
-// status without kMetadataRetryDelaySource (not made by MapHttpResult) counts as asked for.
-bool RetryDelayFromUpstream(const absl::Status& status);
+// The status for a 2xx answer whose body the endpoint needs but could not be read: INTERNAL,
+// UPSTREAM_BAD_RESPONSE; `problem` says what was wrong (never the body itself).
+CallStatus UpstreamBadResponseError(const HttpResult& result, absl::string_view endpoint,
+                                    absl::string_view problem);
 
 // Parses an HTTP `Retry-After` value (RFC 9110 10.2.3): delay-seconds (digits only) or an
 // HTTP-date in any of the three forms recipients must accept (IMF-fixdate, RFC 850, asctime).
 // A date in the past gives zero. nullopt for anything else (empty, negative, fractional, junk).
 std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now);
 
-// True when `status` reports a transport failure for a request that certainly never reached
-// Userpilot, so even a non-idempotent call (TrackEvent) may be retried safely.
-bool RequestCertainlyNotSent(const absl::Status& status);
-
-// Returns `status` with every occurrence of `secret` in its message and in its ErrorInfo
-// metadata replaced by "[REDACTED]". A no-op for an OK status or an empty secret.
-absl::Status RedactSecret(absl::Status status, absl::string_view secret);
+// Returns `status` with every occurrence of `secret` in its message and in the text facts
+// (Userpilot's request id, error code and text) replaced by "[REDACTED]". A no-op for an OK
+// status or an empty secret.
+CallStatus RedactSecret(CallStatus status, absl::string_view secret);
 
 // Userpilot's `x-request-id` from `response`, reduced to printable ASCII and at most 128 bytes
 // so that it is safe in logs and in proto string fields. "" when absent.

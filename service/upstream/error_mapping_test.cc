@@ -7,7 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "service/common/status_details.h"
+#include "tests/util/wire_details.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -38,12 +38,7 @@ std::map<std::string, std::string> InfoMetadata(const google::rpc::ErrorInfo& in
   return {info.metadata().begin(), info.metadata().end()};
 }
 
-std::optional<absl::Duration> RetryDelay(const absl::Status& status) {
-  const auto info = GetDetail<google::rpc::RetryInfo>(status);
-  if (!info) return std::nullopt;
-  return absl::Seconds(info->retry_delay().seconds()) +
-         absl::Nanoseconds(info->retry_delay().nanos());
-}
+using wire::RetryDelay;
 
 // ----- The status table -----
 
@@ -180,9 +175,9 @@ class MapHttpResultTest : public ::testing::TestWithParam<MappingCase> {};
 
 TEST_P(MapHttpResultTest, Maps) {
   const MappingCase& c = GetParam();
-  const absl::Status status = MapHttpResult(c.result, kEndpoint, kNow);
+  const CallStatus status = MapHttpResult(c.result, kEndpoint, kNow);
   EXPECT_EQ(status.code(), c.code) << status;
-  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
+  const auto info = wire::Info(status);
   if (c.code == absl::StatusCode::kOk) {
     EXPECT_FALSE(info.has_value());
     return;
@@ -201,7 +196,7 @@ INSTANTIATE_TEST_SUITE_P(Table, MapHttpResultTest, ::testing::ValuesIn(MappingCa
 // ----- Messages -----
 
 TEST(MapHttpResultMessageTest, QuotesUserpilotsErrorForRejectedRequests) {
-  const absl::Status status = MapHttpResult(
+  const CallStatus status = MapHttpResult(
       Response(400, R"({"errors":[{"error":"Bad Request","error_code":"invalid_payload",)"
                     R"("message":"user_id is required","details":"missing field user_id"}]})"),
       kEndpoint, kNow);
@@ -211,7 +206,7 @@ TEST(MapHttpResultMessageTest, QuotesUserpilotsErrorForRejectedRequests) {
 }
 
 TEST(MapHttpResultMessageTest, QuotesConflictMessage) {
-  const absl::Status status =
+  const CallStatus status =
       MapHttpResult(Response(409, R"({"errors":[{"message":"Import job already in progress"}]})"),
                     "POST /v1/users/bulk_identify", kNow);
   EXPECT_THAT(std::string(status.message()), HasSubstr("Import job already in progress"));
@@ -220,7 +215,7 @@ TEST(MapHttpResultMessageTest, QuotesConflictMessage) {
 
 TEST(MapHttpResultMessageTest, NeverQuotesNonJsonBodies) {
   for (const long code : {400L, 404L, 409L, 429L, 500L, 502L}) {  // NOLINT(runtime/int)
-    const absl::Status status =
+    const CallStatus status =
         MapHttpResult(Response(code, "<html><title>oops SECRET</title></html>"), kEndpoint, kNow);
     EXPECT_THAT(std::string(status.message()), Not(HasSubstr("html"))) << code;
     EXPECT_THAT(std::string(status.message()), Not(HasSubstr("SECRET"))) << code;
@@ -229,7 +224,7 @@ TEST(MapHttpResultMessageTest, NeverQuotesNonJsonBodies) {
 
 TEST(MapHttpResultMessageTest, EmptyAndJsonWithoutErrorsGiveTheBareSummary) {
   for (const std::string body : {"", "{}", R"({"errors":[]})", "null"}) {
-    const absl::Status status = MapHttpResult(Response(400, body), kEndpoint, kNow);
+    const CallStatus status = MapHttpResult(Response(400, body), kEndpoint, kNow);
     EXPECT_EQ(status.message(), "Userpilot rejected the request (HTTP 400 on POST /v1/identify)")
         << body;
   }
@@ -241,11 +236,11 @@ TEST(MapHttpResultMessageTest, CredentialErrorsQuoteNothingFromUserpilot) {
       R"({"errors":[{"error":"Unauthorized","error_code":"token k-123 invalid",)"
       R"("message":"Invalid API key k-123","details":"k-123"}]})";
   for (const long code : {401L, 403L}) {  // NOLINT(runtime/int)
-    const absl::Status status = MapHttpResult(Response(code, body), kEndpoint, kNow);
+    const CallStatus status = MapHttpResult(Response(code, body), kEndpoint, kNow);
     EXPECT_THAT(std::string(status.message()), Not(HasSubstr("k-123")));
     EXPECT_THAT(std::string(status.message()), HasSubstr("gateway's own API key"));
     EXPECT_THAT(std::string(status.message()), HasSubstr("operator"));
-    const auto info = GetDetail<google::rpc::ErrorInfo>(status);
+    const auto info = wire::Info(status);
     ASSERT_TRUE(info.has_value());
     for (const auto& [key, value] : info->metadata()) {
       EXPECT_THAT(value, Not(HasSubstr("k-123"))) << key;
@@ -256,14 +251,14 @@ TEST(MapHttpResultMessageTest, CredentialErrorsQuoteNothingFromUserpilot) {
 TEST(MapHttpResultMessageTest, LongUpstreamTextIsTruncatedOnACharacterBoundary) {
   std::string text;
   for (int i = 0; i < 400; ++i) text += "é";  // Two bytes each.
-  const absl::Status status = MapHttpResult(
+  const CallStatus status = MapHttpResult(
       Response(400, R"({"errors":[{"message":")" + text + R"("}]})"), kEndpoint, kNow);
   EXPECT_LT(status.message().size(), 450u);
   EXPECT_THAT(std::string(status.message()), HasSubstr("éé..."));
 }
 
 TEST(MapHttpResultMessageTest, RateLimitSaysWhenToRetry) {
-  const absl::Status status =
+  const CallStatus status =
       MapHttpResult(Response(429, "", {{"retry-after", "7"}}), kEndpoint, kNow);
   EXPECT_EQ(status.message(),
             "Userpilot's rate limit was reached (HTTP 429 on POST /v1/identify); retry in 7s");
@@ -281,10 +276,10 @@ TEST(MapHttpResultMessageTest, TransportFailuresKeepTheTransportText) {
 }
 
 TEST(MapHttpResultMessageTest, RequestIdIsSanitised) {
-  const absl::Status status = MapHttpResult(
+  const CallStatus status = MapHttpResult(
       Response(500, "", {{"x-request-id", " abc\x01\xff" + std::string(200, 'x') + " "}}),
       kEndpoint, kNow);
-  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
+  const auto info = wire::Info(status);
   ASSERT_TRUE(info.has_value());
   const std::string id = info->metadata().at("upstream_request_id");
   EXPECT_EQ(id.size(), 128u);
@@ -320,14 +315,14 @@ TEST(ParseRetryAfterTest, Table) {
 // ----- Bad 2xx bodies -----
 
 TEST(UpstreamBadResponseErrorTest, IsInternalWithReasonAndMetadata) {
-  const absl::Status status = UpstreamBadResponseError(
+  const CallStatus status = UpstreamBadResponseError(
       Response(202, "<html>", {{"x-request-id", "r1"}}), "POST /v1/users/bulk_identify",
       "expected a job object, got a string");
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
   EXPECT_THAT(std::string(status.message()), HasSubstr("HTTP 202"));
   EXPECT_THAT(std::string(status.message()), HasSubstr("expected a job object"));
   EXPECT_THAT(std::string(status.message()), Not(HasSubstr("<html>")));
-  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
+  const auto info = wire::Info(status);
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->reason(), "UPSTREAM_BAD_RESPONSE");
   EXPECT_EQ(InfoMetadata(*info),
@@ -338,59 +333,67 @@ TEST(UpstreamBadResponseErrorTest, IsInternalWithReasonAndMetadata) {
 
 // ----- Helpers -----
 
-TEST(RetryDelayFromUpstreamTest, TellsUserpilotsDelayFromTheGatewaysDefault) {
+TEST(RetryDelaySourceTest, TellsUserpilotsDelayFromTheGatewaysDefault) {
   // "Retry-After: 1" equals the default delay; only the recorded source tells them apart.
-  const absl::Status given =
+  const CallStatus given =
       MapHttpResult(Response(429, "", {{"retry-after", "1"}}), kEndpoint, kNow);
-  const absl::Status defaulted = MapHttpResult(Response(429), kEndpoint, kNow);
+  const CallStatus defaulted = MapHttpResult(Response(429), kEndpoint, kNow);
   ASSERT_EQ(RetryDelay(given), RetryDelay(defaulted));
-  EXPECT_TRUE(RetryDelayFromUpstream(given));
-  EXPECT_FALSE(RetryDelayFromUpstream(defaulted));
-  EXPECT_TRUE(RetryDelayFromUpstream(
-      MapHttpResult(Response(429, "", {{"x-ratelimit-reset", "1"}}), kEndpoint, kNow)));
-  EXPECT_TRUE(RetryDelayFromUpstream(
-      MapHttpResult(Response(503, "", {{"retry-after", "2"}}), kEndpoint, kNow)));
-  // No RetryInfo at all: nothing was asked for.
-  EXPECT_FALSE(RetryDelayFromUpstream(MapHttpResult(Response(503), kEndpoint, kNow)));
-  EXPECT_FALSE(RetryDelayFromUpstream(absl::ResourceExhaustedError("bare")));
-  // A RetryInfo from elsewhere (no source recorded) is taken at its word.
-  absl::Status foreign = absl::ResourceExhaustedError("elsewhere");
-  SetDetail(foreign, MakeRetryInfo(absl::Seconds(1)));
-  EXPECT_TRUE(RetryDelayFromUpstream(foreign));
+  EXPECT_TRUE(given.facts().retry_delay->FromUpstream());
+  EXPECT_FALSE(defaulted.facts().retry_delay->FromUpstream());
+  EXPECT_EQ(wire::Metadata(defaulted)["retry_delay_source"], "default");
+  EXPECT_TRUE(MapHttpResult(Response(429, "", {{"x-ratelimit-reset", "1"}}), kEndpoint, kNow)
+                  .facts()
+                  .retry_delay->FromUpstream());
+  EXPECT_TRUE(MapHttpResult(Response(503, "", {{"retry-after", "2"}}), kEndpoint, kNow)
+                  .facts()
+                  .retry_delay->FromUpstream());
+  // No delay at all: nothing was asked for.
+  EXPECT_FALSE(MapHttpResult(Response(503), kEndpoint, kNow).facts().retry_delay.has_value());
 }
 
-TEST(RequestCertainlyNotSentTest, OnlyForTransportFailuresThatSaySo) {
-  EXPECT_TRUE(RequestCertainlyNotSent(
-      MapHttpResult(Transport(absl::UnavailableError("refused"), false), kEndpoint, kNow)));
-  EXPECT_FALSE(RequestCertainlyNotSent(
-      MapHttpResult(Transport(absl::UnavailableError("reset"), true), kEndpoint, kNow)));
-  EXPECT_FALSE(RequestCertainlyNotSent(
-      MapHttpResult(Transport(absl::DeadlineExceededError("late"), true), kEndpoint, kNow)));
-  EXPECT_FALSE(RequestCertainlyNotSent(MapHttpResult(Response(503), kEndpoint, kNow)));
-  EXPECT_FALSE(RequestCertainlyNotSent(absl::UnavailableError("no details")));
-  EXPECT_FALSE(RequestCertainlyNotSent(absl::OkStatus()));
+TEST(ReachTest, CertainlyNotSentOnlyForTransportFailuresThatSaySo) {
+  EXPECT_EQ(MapHttpResult(Transport(absl::UnavailableError("refused"), false), kEndpoint, kNow)
+                .facts()
+                .upstream.reach,
+            Reach::kNever);
+  EXPECT_EQ(MapHttpResult(Transport(absl::UnavailableError("reset"), true), kEndpoint, kNow)
+                .facts()
+                .upstream.reach,
+            Reach::kUnknown);
+  EXPECT_EQ(MapHttpResult(Transport(absl::DeadlineExceededError("late"), true), kEndpoint, kNow)
+                .facts()
+                .upstream.transport,
+            TransportFailure::kDeadline);
+  EXPECT_EQ(MapHttpResult(Response(503), kEndpoint, kNow).facts().upstream.reach, Reach::kAnswered);
+  const CallStatus ok = MapHttpResult(Response(202, "", {{"x-request-id", "r1"}}), kEndpoint, kNow);
+  EXPECT_TRUE(ok.ok());
+  EXPECT_EQ(ok.facts().upstream.http_status, 202);
+  EXPECT_EQ(ok.facts().upstream.request_id, "r1");
+  EXPECT_EQ(ok.facts().upstream.endpoint, kEndpoint);
 }
 
-TEST(RedactSecretTest, ScrubsMessageAndErrorInfoAndKeepsOtherDetails) {
-  absl::Status status = absl::InvalidArgumentError("bad key KEY-1 given; KEY-1 again");
-  SetDetail(status, MakeErrorInfo("UPSTREAM_REJECTED_REQUEST", {{"upstream_error_code", "KEY-1"},
-                                                                {"endpoint", "POST /v1/track"}}));
-  SetDetail(status, MakeRetryInfo(absl::Seconds(2)));
-  const absl::Status redacted = RedactSecret(status, "KEY-1");
+TEST(RedactSecretTest, ScrubsMessageAndUpstreamTextAndKeepsTheRest) {
+  const CallStatus mapped = MapHttpResult(
+      Response(400, R"({"errors":[{"error_code":"KEY-1","message":"bad key KEY-1 given"}]})",
+               {{"x-request-id", "id-KEY-1"}}),
+      kEndpoint, kNow);
+  ASSERT_THAT(std::string(mapped.message()), HasSubstr("KEY-1"));
+  const CallStatus redacted = RedactSecret(mapped, "KEY-1");
   EXPECT_EQ(redacted.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(redacted.message(), "bad key [REDACTED] given; [REDACTED] again");
-  const auto info = GetDetail<google::rpc::ErrorInfo>(redacted);
-  ASSERT_TRUE(info.has_value());
-  EXPECT_EQ(info->reason(), "UPSTREAM_REJECTED_REQUEST");
-  EXPECT_EQ(info->metadata().at("upstream_error_code"), "[REDACTED]");
-  EXPECT_EQ(info->metadata().at("endpoint"), "POST /v1/track");
-  EXPECT_EQ(RetryDelay(redacted), absl::Seconds(2));
+  EXPECT_THAT(std::string(redacted.message()), Not(HasSubstr("KEY-1")));
+  EXPECT_THAT(std::string(redacted.message()), HasSubstr("bad key [REDACTED] given"));
+  EXPECT_EQ(wire::Reason(redacted), "UPSTREAM_REJECTED_REQUEST");
+  EXPECT_EQ(wire::Metadata(redacted)["upstream_error_code"], "[REDACTED]");
+  EXPECT_EQ(wire::Metadata(redacted)["upstream_request_id"], "id-[REDACTED]");
+  EXPECT_EQ(wire::Metadata(redacted)["endpoint"], "POST /v1/identify");
+  EXPECT_EQ(redacted.facts().upstream.message, "bad key [REDACTED] given");
 }
 
 TEST(RedactSecretTest, LeavesUnrelatedStatusesAlone) {
-  const absl::Status status = absl::UnavailableError("nothing secret");
-  EXPECT_EQ(RedactSecret(status, "KEY-1"), status);
-  EXPECT_EQ(RedactSecret(status, ""), status);
+  const CallStatus status = absl::UnavailableError("nothing secret");
+  EXPECT_EQ(RedactSecret(status, "KEY-1").status(), status.status());
+  EXPECT_EQ(RedactSecret(status, "").status(), status.status());
   EXPECT_TRUE(RedactSecret(absl::OkStatus(), "KEY-1").ok());
 }
 

@@ -1,6 +1,5 @@
 #include "service/upstream/http_userpilot_stub.h"
 
-#include <type_traits>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -10,12 +9,6 @@
 #include "service/upstream/json_mapping.h"
 
 namespace userpilot::gateway {
-
-struct HttpUserpilotStub::Endpoint {
-  absl::string_view method;
-  absl::string_view path;  // The job id, if any, is appended to it.
-  absl::string_view name;  // For messages and ErrorInfo; never holds a job id.
-};
 
 struct HttpUserpilotStub::Settings {
   std::string base_url;  // Without trailing slashes.
@@ -28,26 +21,26 @@ struct HttpUserpilotStub::Settings {
 
 namespace {
 
-// What the caller of `endpoint` gets from `result`: the mapped error, or the parsed answer.
+// What the caller of `endpoint` gets from `result`: the mapped error, or the parsed answer,
+// with the facts of the exchange either way.
 template <typename Response>
-absl::StatusOr<Response> Conclude(const HttpResult& result, absl::string_view endpoint,
-                                  absl::Time now) {
-  absl::Status status = MapHttpResult(result, endpoint, now);
+Result<Response> Conclude(const HttpResult& result, absl::string_view endpoint, absl::Time now) {
+  CallStatus status = MapHttpResult(result, endpoint, now);
   if (!status.ok()) return status;
-  if constexpr (std::is_same_v<Response, v1::Job>) {
-    absl::StatusOr<v1::Job> job = ParseJob(result.response.body);
-    if (!job.ok()) return UpstreamBadResponseError(result, endpoint, job.status().message());
-    return job;
-  } else if constexpr (std::is_same_v<Response, v1::ListJobsResponse>) {
-    absl::StatusOr<v1::ListJobsResponse> jobs = ParseJobList(result.response.body);
-    if (!jobs.ok()) return UpstreamBadResponseError(result, endpoint, jobs.status().message());
-    return jobs;
-  } else {
-    // Acknowledgements: Userpilot's body (if any) carries nothing the caller needs.
-    Response response;
-    response.set_upstream_request_id(UpstreamRequestId(result.response));
-    return response;
-  }
+  Response response;
+  const absl::Status parsed =
+      ParseResponse(result.response.body, status.facts().upstream.request_id, &response);
+  if (!parsed.ok()) return UpstreamBadResponseError(result, endpoint, parsed.message());
+  return Result<Response>(std::move(response), std::move(status).facts());
+}
+
+// `path` with its `{parameter}`, if any, replaced by `value` encoded as one segment.
+std::string FillPath(absl::string_view path, absl::string_view value) {
+  const size_t open = path.find('{');
+  if (open == absl::string_view::npos) return std::string(path);
+  const size_t close = path.find('}', open);
+  return absl::StrCat(path.substr(0, open), EncodePathSegment(value),
+                      close == absl::string_view::npos ? "" : path.substr(close + 1));
 }
 
 }  // namespace
@@ -86,11 +79,26 @@ HttpUserpilotStub::HttpUserpilotStub(HttpClient& http, UpstreamOptions options, 
   settings_ = std::move(settings);
 }
 
+template <typename Rpc>
+void HttpUserpilotStub::Call(const CallOptions& options, const typename Rpc::Request& request,
+                             StubCallback<typename Rpc::Response> done) {
+  absl::StatusOr<HttpForm> form = HttpFormOf(request);
+  if (!form.ok()) {
+    // A programming error above this layer (validation guarantees what a form needs).
+    // Answered through the HTTP client like every other outcome, so never inside this call:
+    // an empty request is refused by the client without being sent.
+    http_.Send(HttpRequest(), [done = std::move(done), status = form.status()](HttpResult) mutable {
+      std::move(done)(std::move(status));
+    });
+    return;
+  }
+  Send(options, Routing<Rpc>::For(request), *std::move(form), std::move(done));
+}
+
 template <typename Response>
-void HttpUserpilotStub::Send(const CallOptions& options, const Endpoint& endpoint,
-                             absl::string_view path_suffix, std::string body,
-                             StubCallback<Response> done, MultipartBody upload) {
-  const bool uploading = upload.source != nullptr;
+void HttpUserpilotStub::Send(const CallOptions& options, const Route& route, HttpForm form,
+                             StubCallback<Response> done) {
+  const bool uploading = form.upload.source != nullptr;
   const absl::Duration attempt_timeout =
       uploading ? settings_->upload_timeout : settings_->request_timeout;
   const absl::Time attempt_deadline = settings_->clock() + attempt_timeout;
@@ -98,142 +106,38 @@ void HttpUserpilotStub::Send(const CallOptions& options, const Endpoint& endpoin
   const bool capped = attempt_deadline < options.deadline;
 
   HttpRequest request;
-  request.method = std::string(endpoint.method);
-  request.url = absl::StrCat(settings_->base_url, endpoint.path, path_suffix);
+  request.method = std::string(route.method);
+  request.url = absl::StrCat(settings_->base_url, FillPath(route.path, form.path_parameter));
   request.headers = settings_->headers;
   if (uploading) {
-    request.headers.emplace_back("Content-Type", std::move(upload.content_type));
-    request.body_source = std::move(upload.source);
-  } else if (!body.empty()) {
+    request.headers.emplace_back("Content-Type", std::move(form.upload.content_type));
+    request.body_source = std::move(form.upload.source);
+  } else if (!form.json.empty()) {
     request.headers.emplace_back("Content-Type", "application/json");
   }
-  request.body = std::move(body);
+  request.body = std::move(form.json);
   request.deadline = capped ? attempt_deadline : options.deadline;
 
-  http_.Send(std::move(request), [settings = settings_, name = endpoint.name, capped,
-                                  attempt_timeout, trace = options.trace,
-                                  done = std::move(done)](HttpResult result) mutable {
-    if (trace != nullptr) {
-      ++trace->attempts;
-      if (result.transport_status.ok()) {
-        trace->last_http_status = static_cast<int>(result.response.status_code);
-        trace->upstream_request_id = UpstreamRequestId(result.response);
-      }
-    }
-    if (capped && absl::IsDeadlineExceeded(result.transport_status)) {
-      // The caller's deadline has not passed: report a slow upstream, which is worth a retry.
-      result.transport_status = absl::UnavailableError(absl::StrCat(
-          "no answer within the per-attempt timeout of ", absl::FormatDuration(attempt_timeout),
-          " (", result.transport_status.message(), ")"));
-    }
-    absl::StatusOr<Response> answer = Conclude<Response>(result, name, settings->clock());
-    if (!answer.ok()) answer = RedactSecret(answer.status(), settings->api_key);
-    std::move(done)(std::move(answer));
-  });
+  http_.Send(
+      std::move(request), [settings = settings_, endpoint = route.endpoint, capped, attempt_timeout,
+                           done = std::move(done)](HttpResult result) mutable {
+        const bool attempt_timed_out = capped && absl::IsDeadlineExceeded(result.transport_status);
+        if (attempt_timed_out) {
+          // The caller's deadline has not passed: report a slow upstream, which is worth a retry.
+          result.transport_status = absl::UnavailableError(absl::StrCat(
+              "no answer within the per-attempt timeout of ", absl::FormatDuration(attempt_timeout),
+              " (", result.transport_status.message(), ")"));
+        }
+        Result<Response> answer = Conclude<Response>(result, endpoint, settings->clock());
+        if (!answer.ok()) answer = RedactSecret(std::move(answer).error(), settings->api_key);
+        if (attempt_timed_out)
+          answer.facts().upstream.transport = TransportFailure::kAttemptTimeout;
+        answer.facts().http_attempts = 1;
+        std::move(done)(std::move(answer));
+      });
 }
 
-void HttpUserpilotStub::IdentifyUser(const CallOptions& options,
-                                     const v1::IdentifyUserRequest& request,
-                                     StubCallback<v1::IdentifyUserResponse> done) {
-  static constexpr Endpoint kEndpoint{"POST", "/v1/identify", "POST /v1/identify"};
-  Send(options, kEndpoint, "", RequestBody(request), std::move(done));
-}
-
-void HttpUserpilotStub::IdentifyCompany(const CallOptions& options,
-                                        const v1::IdentifyCompanyRequest& request,
-                                        StubCallback<v1::IdentifyCompanyResponse> done) {
-  static constexpr Endpoint kEndpoint{"POST", "/v1/companies/identify",
-                                      "POST /v1/companies/identify"};
-  Send(options, kEndpoint, "", RequestBody(request), std::move(done));
-}
-
-void HttpUserpilotStub::BulkIdentifyUsers(const CallOptions& options,
-                                          const v1::BulkIdentifyUsersRequest& request,
-                                          StubCallback<v1::Job> done) {
-  static constexpr Endpoint kEndpoint{"POST", "/v1/users/bulk_identify",
-                                      "POST /v1/users/bulk_identify"};
-  Send(options, kEndpoint, "", RequestBody(request), std::move(done));
-}
-
-void HttpUserpilotStub::BulkIdentifyCompanies(const CallOptions& options,
-                                              const v1::BulkIdentifyCompaniesRequest& request,
-                                              StubCallback<v1::Job> done) {
-  static constexpr Endpoint kEndpoint{"POST", "/v1/companies/bulk_identify",
-                                      "POST /v1/companies/bulk_identify"};
-  Send(options, kEndpoint, "", RequestBody(request), std::move(done));
-}
-
-void HttpUserpilotStub::TrackEvent(const CallOptions& options, const v1::TrackEventRequest& request,
-                                   StubCallback<v1::TrackEventResponse> done) {
-  static constexpr Endpoint kEndpoint{"POST", "/v1/track", "POST /v1/track"};
-  Send(options, kEndpoint, "", RequestBody(request), std::move(done));
-}
-
-void HttpUserpilotStub::ListJobs(const CallOptions& options, const v1::ListJobsRequest& request,
-                                 StubCallback<v1::ListJobsResponse> done) {
-  static constexpr Endpoint kEndpoint{"GET", "/v1/background_jobs", "GET /v1/background_jobs"};
-  Send(options, kEndpoint, "", std::string(), std::move(done));
-}
-
-void HttpUserpilotStub::GetJob(const CallOptions& options, const v1::GetJobRequest& request,
-                               StubCallback<v1::Job> done) {
-  static constexpr Endpoint kEndpoint{"GET", "/v1/background_jobs/",
-                                      "GET /v1/background_jobs/{job_id}"};
-  Send(options, kEndpoint, EncodePathSegment(request.job_id()), std::string(), std::move(done));
-}
-
-void HttpUserpilotStub::DeleteUsers(const CallOptions& options,
-                                    const v1::DeleteUsersRequest& request,
-                                    StubCallback<v1::DeleteUsersResponse> done) {
-  static constexpr Endpoint kEndpoint{"DELETE", "/v1/users", "DELETE /v1/users"};
-  Send(options, kEndpoint, "", RequestBody(request), std::move(done));
-}
-
-void HttpUserpilotStub::DeleteCompanies(const CallOptions& options,
-                                        const v1::DeleteCompaniesRequest& request,
-                                        StubCallback<v1::DeleteCompaniesResponse> done) {
-  static constexpr Endpoint kEndpoint{"DELETE", "/v1/companies", "DELETE /v1/companies"};
-  Send(options, kEndpoint, "", RequestBody(request), std::move(done));
-}
-
-void HttpUserpilotStub::ImportFile(const CallOptions& options, const ImportFileRequest& request,
-                                   StubCallback<v1::Job> done) {
-  static constexpr Endpoint kImports{"POST", "/v1/imports", "POST /v1/imports"};
-  static constexpr Endpoint kUsers{"POST", "/v1/users/bulk_identify",
-                                   "POST /v1/users/bulk_identify"};
-  static constexpr Endpoint kCompanies{"POST", "/v1/companies/bulk_identify",
-                                       "POST /v1/companies/bulk_identify"};
-  const Endpoint* endpoint = nullptr;
-  switch (request.target) {
-    case v1::IMPORT_TARGET_HISTORICAL_IMPORT:
-      endpoint = &kImports;
-      break;
-    case v1::IMPORT_TARGET_USERS_BULK:
-      endpoint = &kUsers;
-      break;
-    case v1::IMPORT_TARGET_COMPANIES_BULK:
-      endpoint = &kCompanies;
-      break;
-    default:
-      break;
-  }
-  absl::string_view content_type;
-  if (request.format == v1::IMPORT_FORMAT_CSV) content_type = "text/csv";
-  if (request.format == v1::IMPORT_FORMAT_NDJSON) content_type = "application/x-ndjson";
-  if (endpoint == nullptr || content_type.empty() || request.file == nullptr ||
-      request.filename.empty()) {
-    // A programming error above this layer (ImportData validates all of these). Answered
-    // through the HTTP client like every other outcome, so never inside this call: an invalid
-    // request is refused by the client without being sent.
-    HttpRequest unsendable;
-    http_.Send(std::move(unsendable), [done = std::move(done)](HttpResult) mutable {
-      std::move(done)(absl::InvalidArgumentError(
-          "ImportFile needs a target, a format, a filename and a file; nothing was sent"));
-    });
-    return;
-  }
-  Send(options, *endpoint, "", std::string(), std::move(done),
-       MakeMultipartFileBody("file", request.filename, content_type, request.file));
-}
+// Every method of the interface, each calling its row's Call (declared extern in the header).
+template class RpcDispatcher<HttpUserpilotStub>;
 
 }  // namespace userpilot::gateway

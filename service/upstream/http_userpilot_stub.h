@@ -1,23 +1,23 @@
 // HttpUserpilotStub: the UserpilotStub that speaks Userpilot's REST API over an HttpClient.
 //
-// For each call it builds one HTTP request - method, `base_url` + path (a job id percent-encoded
-// as one path segment), the JSON body of json_mapping.h, and the headers every Userpilot call
-// takes:
+// For each call it builds one HTTP request - the method and path of the call's route
+// (upstream_rpcs.h; a path parameter such as a job id percent-encoded as one segment) after
+// `base_url`, the body of json_mapping.h, and the headers every Userpilot call takes:
 //   Authorization: Token <api key>
 //   X-API-Version: 2020-09-22
 //   Accept: application/json
 //   Content-Type: application/json        (only when there is a body)
 // - with deadline min(caller's deadline, now + request_timeout), and maps the answer through
-// error_mapping.h (status) and json_mapping.h (job bodies). Acknowledgement responses carry
-// Userpilot's `x-request-id` as `upstream_request_id`.
+// error_mapping.h (status and facts) and json_mapping.h (ParseResponse). Acknowledgement
+// responses carry Userpilot's `x-request-id` as `upstream_request_id`.
 //
 // One attempt per call: retries, rate limiting and metrics are decorators stacked around this
 // stub. When the per-attempt cap (not the caller's deadline) cuts a request short, the result
 // is UNAVAILABLE, not DEADLINE_EXCEEDED: the caller still has time, and what it should do next
-// is retry, not give up. Transport failures record in ErrorInfo whether the request may have
-// reached Userpilot (error_mapping.h RequestCertainlyNotSent), for retry policies of
-// non-idempotent calls. ImportFile sends a multipart file body streamed from its source
-// (body_source.h) under its own per-attempt cap, `upload_timeout`.
+// is retry, not give up. Every answer carries the facts of its exchange (common/call_facts.h:
+// HTTP status, request id, whether a failed request may have reached Userpilot, ...), for the
+// layers above. A multipart upload is streamed from its source (body_source.h) under its own
+// per-attempt cap, `upload_timeout`.
 //
 // The API key appears only in the Authorization header handed to the HttpClient: it is never
 // logged, and every error status passes through RedactSecret before reaching the caller.
@@ -39,23 +39,11 @@
 #include "absl/time/time.h"
 #include "service/http/body_source.h"
 #include "service/http/http_client.h"
+#include "service/upstream/json_mapping.h"
+#include "service/upstream/upstream_options.h"
 #include "service/upstream/userpilot_stub.h"
 
 namespace userpilot::gateway {
-
-// Where and how to reach Userpilot. Validated by the configuration layer before use.
-struct UpstreamOptions {
-  // Scheme and host, e.g. "https://analytex.userpilot.io" (US), "https://analytex-eu.userpilot.io"
-  // (EU) or an enterprise host. Trailing slashes are ignored.
-  std::string base_url;
-  // The Userpilot API key (not an App Token). Secret: never logged, never in an error.
-  std::string api_key;
-  // The longest one HTTP attempt may take, however far away the caller's deadline is. Positive.
-  absl::Duration request_timeout = absl::Seconds(10);
-  // The same cap for a file upload (ImportFile), which carries up to 50 MB: at 10 Mbit/s a
-  // full file takes 40 s to send. Positive.
-  absl::Duration upload_timeout = absl::Minutes(5);
-};
 
 // The value of the `X-API-Version` header sent on every call.
 inline constexpr absl::string_view kUserpilotApiVersion = "2020-09-22";
@@ -65,7 +53,7 @@ inline constexpr absl::string_view kUserpilotApiVersion = "2020-09-22";
 // segment can change the path. "bulk:jobs:NX-1" -> "bulk%3Ajobs%3ANX-1", "../x" -> "%2E%2E%2Fx".
 std::string EncodePathSegment(absl::string_view segment);
 
-class HttpUserpilotStub final : public UserpilotStub {
+class HttpUserpilotStub final : public RpcDispatcher<HttpUserpilotStub> {
  public:
   // Returns the current time; used for deadlines and HTTP-date Retry-After values.
   using Clock = std::function<absl::Time()>;
@@ -77,47 +65,28 @@ class HttpUserpilotStub final : public UserpilotStub {
   HttpUserpilotStub(const HttpUserpilotStub&) = delete;
   HttpUserpilotStub& operator=(const HttpUserpilotStub&) = delete;
 
-  void IdentifyUser(const CallOptions& options, const v1::IdentifyUserRequest& request,
-                    StubCallback<v1::IdentifyUserResponse> done) override;
-  void IdentifyCompany(const CallOptions& options, const v1::IdentifyCompanyRequest& request,
-                       StubCallback<v1::IdentifyCompanyResponse> done) override;
-  void BulkIdentifyUsers(const CallOptions& options, const v1::BulkIdentifyUsersRequest& request,
-                         StubCallback<v1::Job> done) override;
-  void BulkIdentifyCompanies(const CallOptions& options,
-                             const v1::BulkIdentifyCompaniesRequest& request,
-                             StubCallback<v1::Job> done) override;
-  void TrackEvent(const CallOptions& options, const v1::TrackEventRequest& request,
-                  StubCallback<v1::TrackEventResponse> done) override;
-  void ListJobs(const CallOptions& options, const v1::ListJobsRequest& request,
-                StubCallback<v1::ListJobsResponse> done) override;
-  // `request.job_id` must be non-empty (validation guarantees it).
-  void GetJob(const CallOptions& options, const v1::GetJobRequest& request,
-              StubCallback<v1::Job> done) override;
-  void DeleteUsers(const CallOptions& options, const v1::DeleteUsersRequest& request,
-                   StubCallback<v1::DeleteUsersResponse> done) override;
-  void DeleteCompanies(const CallOptions& options, const v1::DeleteCompaniesRequest& request,
-                       StubCallback<v1::DeleteCompaniesResponse> done) override;
-  // The file goes as multipart/form-data, field `file` (filename and Content-Type text/csv or
-  // application/x-ndjson in the part), streamed from `request.file`; the request's own
-  // Content-Type is multipart/form-data with a random boundary. Per-attempt cap:
-  // upload_timeout. INVALID_ARGUMENT (nothing sent) for an unspecified target or format, a
-  // missing file or filename.
-  void ImportFile(const CallOptions& options, const ImportFileRequest& request,
-                  StubCallback<v1::Job> done) override;
+  // One attempt of any RPC (RpcDispatcher's hook): the route of the request
+  // (Routing<Rpc>::For), its path parameter and body (json_mapping.h HttpFormOf), and for a 2xx
+  // answer the parsed response (ParseResponse). A request whose form cannot be built
+  // (a file upload without a target, say) is answered INVALID_ARGUMENT without being sent, still
+  // through the HTTP client's thread.
+  template <typename Rpc>
+  void Call(const CallOptions& options, const typename Rpc::Request& request,
+            StubCallback<typename Rpc::Response> done);
 
  private:
-  struct Endpoint;
   struct Settings;
 
-  // One request: `body` (JSON, may be empty) or, when `upload` has a source, that multipart
-  // body (whose content type is `upload.content_type`).
   template <typename Response>
-  void Send(const CallOptions& options, const Endpoint& endpoint, absl::string_view path_suffix,
-            std::string body, StubCallback<Response> done, MultipartBody upload = {});
+  void Send(const CallOptions& options, const Route& route, HttpForm form,
+            StubCallback<Response> done);
 
   HttpClient& http_;
   std::shared_ptr<const Settings> settings_;  // Shared with in-flight callbacks.
 };
+
+// Instantiated in the .cc file, where Call<Rpc> is defined.
+extern template class RpcDispatcher<HttpUserpilotStub>;
 
 }  // namespace userpilot::gateway
 

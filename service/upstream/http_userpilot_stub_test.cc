@@ -14,10 +14,10 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "service/common/status_details.h"
 #include "service/http/body_source.h"
 #include "service/upstream/error_mapping.h"
 #include "tests/mocks/fake_http_client.h"
+#include "tests/util/wire_details.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -38,10 +38,10 @@ T FromJson(const std::string& json) {
 // Captures the one result of a stub call. (std::mutex rather than absl::Notification, which
 // TSan cannot see into with Debian's uninstrumented libabsl.)
 template <typename T>
-class Result {
+class Capture {
  public:
   StubCallback<T> Callback() {
-    return [this](absl::StatusOr<T> value) {
+    return [this](Result<T> value) {
       std::lock_guard<std::mutex> lock(mu_);
       EXPECT_FALSE(value_.has_value()) << "callback ran twice";
       value_ = std::move(value);
@@ -53,7 +53,7 @@ class Result {
     return value_.has_value();
   }
   // Waits for the result; it never changes afterwards.
-  const absl::StatusOr<T>& Get() {
+  const Result<T>& Get() {
     std::unique_lock<std::mutex> lock(mu_);
     if (!cv_.wait_for(lock, std::chrono::seconds(10), [&] { return value_.has_value(); })) {
       ADD_FAILURE() << "no result within 10 s";
@@ -65,7 +65,7 @@ class Result {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  std::optional<absl::StatusOr<T>> value_;
+  std::optional<Result<T>> value_;
 };
 
 HttpHeaders BaseHeaders() {
@@ -80,10 +80,7 @@ HttpHeaders JsonHeaders() {
   return headers;
 }
 
-std::string Reason(const absl::Status& status) {
-  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
-  return info ? info->reason() : "";
-}
+using wire::Reason;
 
 class HttpUserpilotStubTest : public ::testing::Test {
  protected:
@@ -245,7 +242,7 @@ TEST_F(HttpUserpilotStubTest, GetJobEncodesTheIdAsOnePathSegment) {
     http_.EnqueueResponse(200, R"({"job_id":"x"})");
     v1::GetJobRequest request;
     request.set_job_id(id);
-    Result<v1::Job> result;
+    Capture<v1::Job> result;
     stub_.GetJob(CallOptions(), request, result.Callback());
     ASSERT_TRUE(result.Get().ok());
   }
@@ -258,7 +255,7 @@ TEST_F(HttpUserpilotStubTest, BaseUrlMayCarryAPathPrefixAndTrailingSlashes) {
   HttpUserpilotStub stub(http_, UpstreamOptions{"http://127.0.0.1:8080/userpilot//", kKey},
                          [] { return kNow; });
   http_.EnqueueResponse(202);
-  Result<v1::TrackEventResponse> result;
+  Capture<v1::TrackEventResponse> result;
   stub.TrackEvent(CallOptions(),
                   FromJson<v1::TrackEventRequest>(R"({"user_id":"u","event_name":"e"})"),
                   result.Callback());
@@ -278,7 +275,7 @@ TEST_F(HttpUserpilotStubTest, DeadlineIsTheEarlierOfCallerAndPerAttemptCap) {
   };
   for (const auto& [options, deadline] : cases) {
     http_.EnqueueResponse(202);
-    Result<v1::TrackEventResponse> result;
+    Capture<v1::TrackEventResponse> result;
     stub_.TrackEvent(options, v1::TrackEventRequest(), result.Callback());
     result.Get();
     EXPECT_EQ(http_.requests().back().deadline, deadline);
@@ -287,18 +284,19 @@ TEST_F(HttpUserpilotStubTest, DeadlineIsTheEarlierOfCallerAndPerAttemptCap) {
 
 TEST_F(HttpUserpilotStubTest, PerAttemptTimeoutIsUnavailableWhileTheCallerStillHasTime) {
   http_.Enqueue(FakeHttpClient::TransportFailure(absl::DeadlineExceededError("timed out"), true));
-  Result<v1::TrackEventResponse> result;
+  Capture<v1::TrackEventResponse> result;
   stub_.TrackEvent(Within(absl::Seconds(60)), v1::TrackEventRequest(), result.Callback());
-  const absl::Status status = result.Get().status();
+  const CallStatus status = result.Get().error();
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_EQ(Reason(status), "UPSTREAM_UNAVAILABLE");
   EXPECT_THAT(std::string(status.message()), HasSubstr("per-attempt timeout of 10s"));
-  EXPECT_FALSE(RequestCertainlyNotSent(status));
+  EXPECT_EQ(status.facts().upstream.transport, TransportFailure::kAttemptTimeout);
+  EXPECT_NE(status.facts().upstream.reach, Reach::kNever);
 }
 
 TEST_F(HttpUserpilotStubTest, CallersOwnDeadlineIsDeadlineExceeded) {
   http_.Enqueue(FakeHttpClient::TransportFailure(absl::DeadlineExceededError("timed out"), true));
-  Result<v1::TrackEventResponse> result;
+  Capture<v1::TrackEventResponse> result;
   stub_.TrackEvent(Within(absl::Seconds(3)), v1::TrackEventRequest(), result.Callback());
   EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kDeadlineExceeded);
 }
@@ -308,11 +306,11 @@ TEST_F(HttpUserpilotStubTest, CallersOwnDeadlineIsDeadlineExceeded) {
 TEST_F(HttpUserpilotStubTest, AcknowledgementsCarryTheUpstreamRequestId) {
   const HttpHeaders headers = {{"X-Request-Id", "GEDdGIKmRewi6ZIAEYcB"}};
   for (int i = 0; i < 5; ++i) http_.EnqueueResponse(202, "", headers);
-  Result<v1::IdentifyUserResponse> identify;
-  Result<v1::IdentifyCompanyResponse> company;
-  Result<v1::TrackEventResponse> track;
-  Result<v1::DeleteUsersResponse> delete_users;
-  Result<v1::DeleteCompaniesResponse> delete_companies;
+  Capture<v1::IdentifyUserResponse> identify;
+  Capture<v1::IdentifyCompanyResponse> company;
+  Capture<v1::TrackEventResponse> track;
+  Capture<v1::DeleteUsersResponse> delete_users;
+  Capture<v1::DeleteCompaniesResponse> delete_companies;
   stub_.IdentifyUser(CallOptions(), v1::IdentifyUserRequest(), identify.Callback());
   stub_.IdentifyCompany(CallOptions(), v1::IdentifyCompanyRequest(), company.Callback());
   stub_.TrackEvent(CallOptions(), v1::TrackEventRequest(), track.Callback());
@@ -325,29 +323,30 @@ TEST_F(HttpUserpilotStubTest, AcknowledgementsCarryTheUpstreamRequestId) {
   EXPECT_EQ(delete_companies.Get()->upstream_request_id(), "GEDdGIKmRewi6ZIAEYcB");
 }
 
-TEST_F(HttpUserpilotStubTest, TraceRecordsEachAttempt) {
-  CallOptions options = Within(absl::Seconds(3));
-  options.trace = std::make_shared<CallTrace>();
+TEST_F(HttpUserpilotStubTest, EveryAnswerCarriesTheFactsOfItsAttempt) {
+  const CallOptions options = Within(absl::Seconds(3));
   http_.EnqueueResponse(503, "", {{"x-request-id", "first"}});
   http_.EnqueueResponse(202, "", {{"x-request-id", "second"}});
-  Result<v1::IdentifyUserResponse> first;
+  Capture<v1::IdentifyUserResponse> first;
   stub_.IdentifyUser(options, v1::IdentifyUserRequest(), first.Callback());
   EXPECT_EQ(first.Get().status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(options.trace->attempts, 1);
-  EXPECT_EQ(options.trace->last_http_status, 503);
-  EXPECT_EQ(options.trace->upstream_request_id, "first");
-  Result<v1::IdentifyUserResponse> second;
+  EXPECT_EQ(first.Get().facts().http_attempts, 1);
+  EXPECT_EQ(first.Get().facts().upstream.http_status, 503);
+  EXPECT_EQ(first.Get().facts().upstream.request_id, "first");
+  EXPECT_EQ(first.Get().facts().upstream.endpoint, "POST /v1/identify");
+  Capture<v1::IdentifyUserResponse> second;
   stub_.IdentifyUser(options, v1::IdentifyUserRequest(), second.Callback());
   ASSERT_TRUE(second.Get().ok());
-  EXPECT_EQ(options.trace->attempts, 2);
-  EXPECT_EQ(options.trace->last_http_status, 202);
-  EXPECT_EQ(options.trace->upstream_request_id, "second");
+  EXPECT_EQ(second.Get().facts().http_attempts, 1);
+  EXPECT_EQ(second.Get().facts().upstream.http_status, 202);
+  EXPECT_EQ(second.Get().facts().upstream.request_id, "second");
+  EXPECT_EQ(second.Get().facts().reason, ErrorReason::kNone);
 }
 
 TEST_F(HttpUserpilotStubTest, AnyTwoHundredIsSuccessAndRequestIdMayBeAbsent) {
   for (const long code : {200L, 202L, 204L}) {  // NOLINT(runtime/int)
     http_.EnqueueResponse(code, "not json, ignored");
-    Result<v1::IdentifyCompanyResponse> result;
+    Capture<v1::IdentifyCompanyResponse> result;
     stub_.IdentifyCompany(CallOptions(), v1::IdentifyCompanyRequest(), result.Callback());
     ASSERT_TRUE(result.Get().ok()) << code;
     EXPECT_EQ(result.Get()->upstream_request_id(), "");
@@ -360,8 +359,8 @@ TEST_F(HttpUserpilotStubTest, BulkAnswersAreParsedAsJobs) {
       R"({"job_id":"bulk:jobs:NX-1","status":"queued","submitted_at":"2025-05-19T07:29:12Z"})");
   http_.EnqueueResponse(
       202, R"({"job_id":"bulk:jobs:NX-2","status":"validating","file_size":379,"total_rows":2})");
-  Result<v1::Job> users;
-  Result<v1::Job> companies;
+  Capture<v1::Job> users;
+  Capture<v1::Job> companies;
   stub_.BulkIdentifyUsers(CallOptions(), v1::BulkIdentifyUsersRequest(), users.Callback());
   ASSERT_TRUE(users.Get().ok()) << users.Get().status();
   stub_.BulkIdentifyCompanies(CallOptions(), v1::BulkIdentifyCompaniesRequest(),
@@ -378,8 +377,8 @@ TEST_F(HttpUserpilotStubTest, BulkAnswersAreParsedAsJobs) {
 TEST_F(HttpUserpilotStubTest, GetJobAndListJobsParseLeniently) {
   http_.EnqueueResponse(200, R"({"job_id":"j","status":"completed","completed_rows":"10"})");
   http_.EnqueueResponse(200, R"([{"job_id":"a","status":"failed"},{"job_id":"b"}])");
-  Result<v1::Job> job;
-  Result<v1::ListJobsResponse> list;
+  Capture<v1::Job> job;
+  Capture<v1::ListJobsResponse> list;
   stub_.GetJob(CallOptions(), FromJson<v1::GetJobRequest>(R"({"job_id":"j"})"), job.Callback());
   ASSERT_TRUE(job.Get().ok());
   stub_.ListJobs(CallOptions(), v1::ListJobsRequest(), list.Callback());
@@ -399,15 +398,13 @@ TEST_F(HttpUserpilotStubTest, RateLimitCarriesRetryInfoFromRetryAfterDate) {
       {{"Retry-After", absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", kNow + absl::Seconds(30),
                                         absl::UTCTimeZone())},
        {"x-request-id", "r-429"}});
-  Result<v1::TrackEventResponse> result;
+  Capture<v1::TrackEventResponse> result;
   stub_.TrackEvent(CallOptions(), v1::TrackEventRequest(), result.Callback());
-  const absl::Status status = result.Get().status();
+  const CallStatus status = result.Get().error();
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(Reason(status), "UPSTREAM_RATE_LIMITED");
-  const auto retry = GetDetail<google::rpc::RetryInfo>(status);
-  ASSERT_TRUE(retry.has_value());
-  EXPECT_EQ(retry->retry_delay().seconds(), 30);
-  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
+  EXPECT_EQ(wire::RetryDelay(status), absl::Seconds(30));
+  const auto info = wire::Info(status);
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->metadata().at("upstream_request_id"), "r-429");
   EXPECT_EQ(info->metadata().at("endpoint"), "POST /v1/track");
@@ -417,9 +414,9 @@ TEST_F(HttpUserpilotStubTest, RateLimitCarriesRetryInfoFromRetryAfterDate) {
 TEST_F(HttpUserpilotStubTest, RejectedKeyIsInternalAndNeverShowsTheKey) {
   http_.EnqueueResponse(
       401, std::string(R"({"errors":[{"message":"Invalid API key )") + kKey + R"("}]})");
-  Result<v1::IdentifyUserResponse> result;
+  Capture<v1::IdentifyUserResponse> result;
   stub_.IdentifyUser(CallOptions(), v1::IdentifyUserRequest(), result.Callback());
-  const absl::Status status = result.Get().status();
+  const CallStatus status = result.Get().error();
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
   EXPECT_EQ(Reason(status), "UPSTREAM_CREDENTIALS_REJECTED");
   EXPECT_THAT(status.ToString(), Not(HasSubstr(kKey)));
@@ -428,13 +425,13 @@ TEST_F(HttpUserpilotStubTest, RejectedKeyIsInternalAndNeverShowsTheKey) {
 TEST_F(HttpUserpilotStubTest, KeyEchoedInAnyErrorIsRedacted) {
   http_.EnqueueResponse(400, std::string(R"({"errors":[{"message":"bad header Token )") + kKey +
                                  R"(","error_code":")" + kKey + R"("}]})");
-  Result<v1::TrackEventResponse> result;
+  Capture<v1::TrackEventResponse> result;
   stub_.TrackEvent(CallOptions(), v1::TrackEventRequest(), result.Callback());
-  const absl::Status status = result.Get().status();
+  const CallStatus status = result.Get().error();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), HasSubstr("bad header Token [REDACTED]"));
   EXPECT_THAT(status.ToString(), Not(HasSubstr(kKey)));
-  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
+  const auto info = wire::Info(status);
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->metadata().at("upstream_error_code"), "[REDACTED]");
 }
@@ -460,9 +457,9 @@ TEST_F(HttpUserpilotStubTest, StatusClassesEndToEnd) {
   };
   for (const Case& c : cases) {
     http_.EnqueueResponse(c.http_status, c.body);
-    Result<v1::Job> result;
+    Capture<v1::Job> result;
     stub_.BulkIdentifyUsers(CallOptions(), v1::BulkIdentifyUsersRequest(), result.Callback());
-    const absl::Status status = result.Get().status();
+    const CallStatus status = result.Get().error();
     EXPECT_EQ(status.code(), c.code) << c.http_status << " " << status;
     EXPECT_EQ(Reason(status), c.reason) << c.http_status;
   }
@@ -470,25 +467,26 @@ TEST_F(HttpUserpilotStubTest, StatusClassesEndToEnd) {
 
 TEST_F(HttpUserpilotStubTest, UnreadableJobListIsBadResponse) {
   http_.EnqueueResponse(200, R"({"job_id":"not a list"})");
-  Result<v1::ListJobsResponse> result;
+  Capture<v1::ListJobsResponse> result;
   stub_.ListJobs(CallOptions(), v1::ListJobsRequest(), result.Callback());
   EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(Reason(result.Get().status()), "UPSTREAM_BAD_RESPONSE");
+  EXPECT_EQ(Reason(result.Get().error()), "UPSTREAM_BAD_RESPONSE");
 }
 
 TEST_F(HttpUserpilotStubTest, UnsentRequestIsMarkedSafeToRetry) {
   http_.Enqueue(FakeHttpClient::TransportFailure(absl::UnavailableError("connection refused"),
                                                  /*request_may_have_been_sent=*/false));
-  Result<v1::TrackEventResponse> result;
+  Capture<v1::TrackEventResponse> result;
   stub_.TrackEvent(CallOptions(), v1::TrackEventRequest(), result.Callback());
   EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_TRUE(RequestCertainlyNotSent(result.Get().status()));
+  EXPECT_EQ(result.Get().facts().upstream.reach, Reach::kNever);
+  EXPECT_EQ(wire::Metadata(result.Get().error())["request_may_have_been_sent"], "false");
 }
 
 // ----- Threading and lifetimes -----
 
 TEST_F(HttpUserpilotStubTest, CallbackNeverRunsInsideTheCall) {
-  Result<v1::TrackEventResponse> result;
+  Capture<v1::TrackEventResponse> result;
   stub_.TrackEvent(CallOptions(), v1::TrackEventRequest(), result.Callback());
   EXPECT_FALSE(result.ready());
   EXPECT_EQ(http_.pending(), 1u);
@@ -500,11 +498,11 @@ TEST_F(HttpUserpilotStubTest, CallbackNeverRunsInsideTheCall) {
 TEST_F(HttpUserpilotStubTest, CallbackOutlivesTheStub) {
   auto stub = std::make_unique<HttpUserpilotStub>(
       http_, UpstreamOptions{"https://u.test", kKey, absl::Seconds(10)}, [] { return kNow; });
-  Result<v1::TrackEventResponse> result;
+  Capture<v1::TrackEventResponse> result;
   stub->TrackEvent(CallOptions(), v1::TrackEventRequest(), result.Callback());
   stub.reset();
   ASSERT_TRUE(http_.CompleteNext(FakeHttpClient::Response(401, R"({"message":"x"})")));
-  EXPECT_EQ(Reason(result.Get().status()), "UPSTREAM_CREDENTIALS_REJECTED");
+  EXPECT_EQ(Reason(result.Get().error()), "UPSTREAM_CREDENTIALS_REJECTED");
 }
 
 TEST_F(HttpUserpilotStubTest, ConcurrentCallsEachCompleteOnce) {
@@ -524,7 +522,7 @@ TEST_F(HttpUserpilotStubTest, ConcurrentCallsEachCompleteOnce) {
         request.set_event_name("e");
         const std::string body = R"({"user_id":")" + request.user_id() + R"(","event_name":"e"})";
         stub_.TrackEvent(CallOptions(), request,
-                         [&, body](absl::StatusOr<v1::TrackEventResponse> response) {
+                         [&, body](Result<v1::TrackEventResponse> response) {
                            if (!response.ok() || response->upstream_request_id() != body) {
                              ++mismatched;
                            }
@@ -605,7 +603,7 @@ TEST_F(HttpUserpilotStubTest, ImportFileUploadsMultipartToEachTarget) {
     request.format = cases[i].format;
     request.filename = "data \"1\".txt";
     request.file = std::make_shared<StringBodySource>(data);
-    Result<v1::Job> result;
+    Capture<v1::Job> result;
     stub_.ImportFile(Within(absl::Minutes(10)), request, result.Callback());
     ASSERT_TRUE(result.Get().ok()) << result.Get().status();
     EXPECT_EQ(result.Get()->job_id(), "import:jobs:1");
@@ -636,15 +634,15 @@ TEST_F(HttpUserpilotStubTest, ImportFileConflictIsJobInProgress) {
   request.format = v1::IMPORT_FORMAT_CSV;
   request.filename = "a.csv";
   request.file = std::make_shared<StringBodySource>("a\n1\n");
-  Result<v1::Job> result;
+  Capture<v1::Job> result;
   stub_.ImportFile(Within(absl::Seconds(30)), request, result.Callback());
   EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(Reason(result.Get().status()), "JOB_IN_PROGRESS");
+  EXPECT_EQ(Reason(result.Get().error()), "JOB_IN_PROGRESS");
 }
 
 TEST_F(HttpUserpilotStubTest, ImportFileWithoutTargetOrFileIsInvalidAndNeverSent) {
   ImportFileRequest request;  // Nothing set.
-  Result<v1::Job> result;
+  Capture<v1::Job> result;
   stub_.ImportFile(Within(absl::Seconds(30)), request, result.Callback());
   // The stub hands the client a request no client sends (a real one refuses it at once as
   // malformed), only so the answer arrives on the client's thread.

@@ -310,6 +310,44 @@ std::string RequestBody(const v1::DeleteCompaniesRequest& request) {
 
 // ----- Responses -----
 
+absl::StatusOr<HttpForm> HttpFormOf(const v1::ListJobsRequest&) { return HttpForm(); }
+
+absl::StatusOr<HttpForm> HttpFormOf(const v1::GetJobRequest& request) {
+  HttpForm form;
+  form.path_parameter = request.job_id();
+  return form;
+}
+
+absl::StatusOr<HttpForm> HttpFormOf(const ImportFileRequest& request) {
+  absl::string_view content_type;
+  if (request.format == v1::IMPORT_FORMAT_CSV) content_type = "text/csv";
+  if (request.format == v1::IMPORT_FORMAT_NDJSON) content_type = "application/x-ndjson";
+  const bool targeted = request.target == v1::IMPORT_TARGET_HISTORICAL_IMPORT ||
+                        request.target == v1::IMPORT_TARGET_USERS_BULK ||
+                        request.target == v1::IMPORT_TARGET_COMPANIES_BULK;
+  if (!targeted || content_type.empty() || request.file == nullptr || request.filename.empty()) {
+    return absl::InvalidArgumentError(
+        "ImportFile needs a target, a format, a filename and a file; nothing was sent");
+  }
+  HttpForm form;
+  form.upload = MakeMultipartFileBody("file", request.filename, content_type, request.file);
+  return form;
+}
+
+absl::Status ParseResponse(absl::string_view body, absl::string_view, v1::Job* job) {
+  absl::StatusOr<v1::Job> parsed = ParseJob(body);
+  if (!parsed.ok()) return parsed.status();
+  *job = *std::move(parsed);
+  return absl::OkStatus();
+}
+
+absl::Status ParseResponse(absl::string_view body, absl::string_view, v1::ListJobsResponse* list) {
+  absl::StatusOr<v1::ListJobsResponse> parsed = ParseJobList(body);
+  if (!parsed.ok()) return parsed.status();
+  *list = *std::move(parsed);
+  return absl::OkStatus();
+}
+
 v1::JobStatus ParseJobStatus(absl::string_view raw_status) {
   const std::string status = absl::AsciiStrToLower(absl::StripAsciiWhitespace(raw_status));
   if (status == "queued") return v1::JOB_STATUS_QUEUED;

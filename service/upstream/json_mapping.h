@@ -22,6 +22,12 @@
 // Responses are parsed leniently (see ParseJob), because Userpilot's job answers differ by
 // endpoint and guide.
 //
+// Per RPC (a row of upstream_rpcs.h), HttpUserpilotStub needs the request's HTTP form
+// (HttpFormOf: the path parameter and the body) and, for a 2xx answer, the response
+// (ParseResponse). The templates cover the common shapes (a JSON body from RequestBody; an
+// acknowledgement carrying Userpilot's request id); an RPC of another shape adds an overload
+// here.
+//
 // Thread-safety: free functions over values; safe from any thread.
 #ifndef USERPILOT_GATEWAY_SERVICE_UPSTREAM_JSON_MAPPING_H_
 #define USERPILOT_GATEWAY_SERVICE_UPSTREAM_JSON_MAPPING_H_
@@ -29,8 +35,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "service/http/body_source.h"
+#include "service/upstream/import_file_request.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
 
 namespace userpilot::gateway {
@@ -53,6 +62,49 @@ std::string RequestBody(const v1::TrackEventRequest& request);
 std::string RequestBody(const v1::DeleteUsersRequest& request);
 // DELETE /v1/companies: {"companies":["id", ...]}.
 std::string RequestBody(const v1::DeleteCompaniesRequest& request);
+
+// What one request sends besides its route: the value of the route's `{parameter}` and the
+// body.
+struct HttpForm {
+  // Replaces the route path's `{...}`, percent-encoded as one segment; empty when it has none.
+  std::string path_parameter;
+  // The JSON body (Content-Type application/json); empty: no body.
+  std::string json;
+  // When `upload.source` is set, this multipart body is sent instead of `json`.
+  MultipartBody upload;
+};
+
+// A request whose whole form is its JSON body (RequestBody above).
+template <typename Request>
+absl::StatusOr<HttpForm> HttpFormOf(const Request& request) {
+  HttpForm form;
+  form.json = RequestBody(request);
+  return form;
+}
+// GET /v1/background_jobs: no body.
+absl::StatusOr<HttpForm> HttpFormOf(const v1::ListJobsRequest& request);
+// GET /v1/background_jobs/{job_id}: the job id (validation guarantees it is non-empty).
+absl::StatusOr<HttpForm> HttpFormOf(const v1::GetJobRequest& request);
+// The file as multipart/form-data, field `file` (its filename, and Content-Type text/csv or
+// application/x-ndjson in the part), streamed from `request.file`, with a random boundary.
+// INVALID_ARGUMENT (so nothing is sent) for an unspecified target or format, or a missing file
+// or filename.
+absl::StatusOr<HttpForm> HttpFormOf(const ImportFileRequest& request);
+
+// The answer to a 2xx response with body `body`. Acknowledgements (this template) carry
+// nothing from the body, only Userpilot's `x-request-id` as `upstream_request_id`.
+// INVALID_ARGUMENT, saying what was wrong, when a body the answer needs cannot be read.
+template <typename Response>
+absl::Status ParseResponse(absl::string_view body, absl::string_view request_id,
+                           Response* response) {
+  response->set_upstream_request_id(std::string(request_id));
+  return absl::OkStatus();
+}
+// A job object (ParseJob).
+absl::Status ParseResponse(absl::string_view body, absl::string_view request_id, v1::Job* job);
+// The job list (ParseJobList).
+absl::Status ParseResponse(absl::string_view body, absl::string_view request_id,
+                           v1::ListJobsResponse* list);
 
 // Maps Userpilot's `status` string to the enum: ASCII case and surrounding spaces are ignored;
 // anything unknown is JOB_STATUS_UNSPECIFIED (the raw text is kept in Job.raw_status).

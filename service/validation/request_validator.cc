@@ -181,7 +181,7 @@ RequestValidator::RequestValidator(const ValidationLimits& limits) : limits_(lim
   }
 }
 
-absl::Status RequestValidator::Validate(const v1::IdentifyUserRequest& request) const {
+CallStatus RequestValidator::Validate(const v1::IdentifyUserRequest& request) const {
   ViolationCollector out(static_cast<size_t>(limits_.max_violations));
   Checker check(limits_, out);
   const FieldPath root;
@@ -200,7 +200,7 @@ absl::Status RequestValidator::Validate(const v1::IdentifyUserRequest& request) 
   return out.ToStatus();
 }
 
-absl::Status RequestValidator::Validate(const v1::IdentifyCompanyRequest& request) const {
+CallStatus RequestValidator::Validate(const v1::IdentifyCompanyRequest& request) const {
   ViolationCollector out(static_cast<size_t>(limits_.max_violations));
   Checker check(limits_, out);
   const FieldPath root;
@@ -209,7 +209,7 @@ absl::Status RequestValidator::Validate(const v1::IdentifyCompanyRequest& reques
   return out.ToStatus();
 }
 
-absl::Status RequestValidator::Validate(const v1::BulkIdentifyUsersRequest& request) const {
+CallStatus RequestValidator::Validate(const v1::BulkIdentifyUsersRequest& request) const {
   ViolationCollector out(static_cast<size_t>(limits_.max_violations));
   Checker check(limits_, out);
   const FieldPath root;
@@ -226,7 +226,7 @@ absl::Status RequestValidator::Validate(const v1::BulkIdentifyUsersRequest& requ
   return out.ToStatus();
 }
 
-absl::Status RequestValidator::Validate(const v1::BulkIdentifyCompaniesRequest& request) const {
+CallStatus RequestValidator::Validate(const v1::BulkIdentifyCompaniesRequest& request) const {
   ViolationCollector out(static_cast<size_t>(limits_.max_violations));
   Checker check(limits_, out);
   const FieldPath root;
@@ -242,7 +242,7 @@ absl::Status RequestValidator::Validate(const v1::BulkIdentifyCompaniesRequest& 
   return out.ToStatus();
 }
 
-absl::Status RequestValidator::Validate(const v1::TrackEventRequest& request) const {
+CallStatus RequestValidator::Validate(const v1::TrackEventRequest& request) const {
   ViolationCollector out(static_cast<size_t>(limits_.max_violations));
   Checker check(limits_, out);
   const FieldPath root;
@@ -252,11 +252,9 @@ absl::Status RequestValidator::Validate(const v1::TrackEventRequest& request) co
   return out.ToStatus();
 }
 
-absl::Status RequestValidator::Validate(const v1::ListJobsRequest&) const {
-  return absl::OkStatus();
-}
+CallStatus RequestValidator::Validate(const v1::ListJobsRequest&) const { return absl::OkStatus(); }
 
-absl::Status RequestValidator::Validate(const v1::GetJobRequest& request) const {
+CallStatus RequestValidator::Validate(const v1::GetJobRequest& request) const {
   ViolationCollector out(static_cast<size_t>(limits_.max_violations));
   Checker check(limits_, out);
   const FieldPath root;
@@ -270,7 +268,7 @@ absl::Status RequestValidator::Validate(const v1::GetJobRequest& request) const 
   return out.ToStatus();
 }
 
-absl::Status RequestValidator::Validate(const v1::DeleteUsersRequest& request) const {
+CallStatus RequestValidator::Validate(const v1::DeleteUsersRequest& request) const {
   ViolationCollector out(static_cast<size_t>(limits_.max_violations));
   Checker check(limits_, out);
   const FieldPath root;
@@ -282,7 +280,7 @@ absl::Status RequestValidator::Validate(const v1::DeleteUsersRequest& request) c
   return out.ToStatus();
 }
 
-absl::Status RequestValidator::Validate(const v1::DeleteCompaniesRequest& request) const {
+CallStatus RequestValidator::Validate(const v1::DeleteCompaniesRequest& request) const {
   ViolationCollector out(static_cast<size_t>(limits_.max_violations));
   Checker check(limits_, out);
   const FieldPath root;

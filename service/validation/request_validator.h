@@ -1,8 +1,9 @@
 // Request validation: the checks every gateway RPC makes before anything is sent to Userpilot.
 //
 // Each Validate() overload returns OK, or INVALID_ARGUMENT (InvalidArgumentError() of
-// service/common/status_details.h) carrying a google.rpc.BadRequest that lists every violation
-// found at once, in field order, capped at ValidationLimits::max_violations plus one summary.
+// service/common/call_result.h) whose facts list every violation found at once, in field order,
+// capped at ValidationLimits::max_violations plus one summary (callers receive them as a
+// google.rpc.BadRequest).
 // Descriptions are short, say what to change, and never echo submitted values (only their
 // sizes, and metadata keys inside field paths).
 //
@@ -40,7 +41,7 @@
 #ifndef USERPILOT_GATEWAY_SERVICE_VALIDATION_REQUEST_VALIDATOR_H_
 #define USERPILOT_GATEWAY_SERVICE_VALIDATION_REQUEST_VALIDATOR_H_
 
-#include "absl/status/status.h"
+#include "service/common/call_result.h"
 #include "service/validation/validation_limits.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
 
@@ -58,15 +59,15 @@ class RequestValidator {
 
   const ValidationLimits& limits() const { return limits_; }
 
-  absl::Status Validate(const v1::IdentifyUserRequest& request) const;
-  absl::Status Validate(const v1::IdentifyCompanyRequest& request) const;
-  absl::Status Validate(const v1::BulkIdentifyUsersRequest& request) const;
-  absl::Status Validate(const v1::BulkIdentifyCompaniesRequest& request) const;
-  absl::Status Validate(const v1::TrackEventRequest& request) const;
-  absl::Status Validate(const v1::ListJobsRequest& request) const;
-  absl::Status Validate(const v1::GetJobRequest& request) const;
-  absl::Status Validate(const v1::DeleteUsersRequest& request) const;
-  absl::Status Validate(const v1::DeleteCompaniesRequest& request) const;
+  CallStatus Validate(const v1::IdentifyUserRequest& request) const;
+  CallStatus Validate(const v1::IdentifyCompanyRequest& request) const;
+  CallStatus Validate(const v1::BulkIdentifyUsersRequest& request) const;
+  CallStatus Validate(const v1::BulkIdentifyCompaniesRequest& request) const;
+  CallStatus Validate(const v1::TrackEventRequest& request) const;
+  CallStatus Validate(const v1::ListJobsRequest& request) const;
+  CallStatus Validate(const v1::GetJobRequest& request) const;
+  CallStatus Validate(const v1::DeleteUsersRequest& request) const;
+  CallStatus Validate(const v1::DeleteCompaniesRequest& request) const;
 
  private:
   ValidationLimits limits_;

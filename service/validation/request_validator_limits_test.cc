@@ -5,9 +5,9 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "service/common/status_details.h"
 #include "service/validation/request_validator.h"
-#include "service/validation/validation_test_util.h"
+#include "tests/util/validation_test_util.h"
+#include "tests/util/wire_details.h"
 
 // The default limits at their boundaries, the request size bound, the violation cap, and
 // behaviour that no single table shows (ordering, thread-safety, bad limits).
@@ -183,8 +183,8 @@ TEST(RequestValidatorTest, ViolationsBeyondTheCapAreSummedUp) {
                     {"users[4].user_id", "is required"},
                     {"users", "and 1 more violation not listed (the error lists the first 5)"}});
 
-  const absl::Status status = validator.Validate(BulkWithBadRows(100));
-  auto bad_request = GetDetail<google::rpc::BadRequest>(status);
+  const CallStatus status = validator.Validate(BulkWithBadRows(100));
+  auto bad_request = wire::Detail<google::rpc::BadRequest>(status);
   ASSERT_TRUE(bad_request.has_value());
   ASSERT_EQ(bad_request->field_violations_size(), 6);
   EXPECT_EQ(bad_request->field_violations(5).field(), "users");
@@ -198,8 +198,8 @@ TEST(RequestValidatorTest, DefaultCapKeepsAHugeBadBulkSmall) {
   for (auto& row : *r.mutable_users()) {
     (*row.mutable_metadata()->mutable_fields())["nested"].mutable_struct_value();
   }
-  const absl::Status status = validator.Validate(r);
-  auto bad_request = GetDetail<google::rpc::BadRequest>(status);
+  const CallStatus status = validator.Validate(r);
+  auto bad_request = wire::Detail<google::rpc::BadRequest>(status);
   ASSERT_TRUE(bad_request.has_value());
   EXPECT_EQ(bad_request->field_violations_size(), 11);
   EXPECT_THAT(bad_request->field_violations(10).description(), HasSubstr("and 19990 more"));
@@ -217,7 +217,7 @@ TEST(RequestValidatorTest, SummaryNamesTheTopLevelFieldOfTheFirstOmittedViolatio
 }
 
 TEST(RequestValidatorTest, MessageNamesEveryListedViolation) {
-  const absl::Status status = RequestValidator().Validate(TrackEventRequest());
+  const CallStatus status = RequestValidator().Validate(TrackEventRequest());
   EXPECT_EQ(status.message(), "invalid request: user_id: is required; event_name: is required");
 }
 
@@ -227,8 +227,8 @@ TEST(RequestValidatorTest, ViolationOrderIsStable) {
   for (int i = 0; i < 50; ++i) {
     (*r.mutable_metadata()->mutable_fields())[absl::StrCat("k", 99 - i)].mutable_list_value();
   }
-  const absl::Status status = RequestValidator().Validate(r);
-  auto bad_request = GetDetail<google::rpc::BadRequest>(status);
+  const CallStatus status = RequestValidator().Validate(r);
+  auto bad_request = wire::Detail<google::rpc::BadRequest>(status);
   ASSERT_TRUE(bad_request.has_value());
   EXPECT_EQ(bad_request->field_violations(0).field(), "metadata.k50");
   EXPECT_EQ(bad_request->field_violations(1).field(), "metadata.k51");
@@ -242,7 +242,7 @@ TEST(RequestValidatorTest, SafeToShareAcrossThreads) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 200; ++i) {
-        const absl::Status status = validator.Validate(bad);
+        const CallStatus status = validator.Validate(bad);
         EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
       }
     });

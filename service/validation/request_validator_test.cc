@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "service/validation/validation_test_util.h"
+#include "tests/util/validation_test_util.h"
 
 // One table per request type: every rule, and each limit exactly at and one past its bound
 // (with the small limits of TestLimits()).

@@ -18,7 +18,7 @@ void ViolationCollector::Add(const FieldPath& path, std::string description) {
   if (omitted_++ == 0) first_omitted_field_ = std::string(path.TopLevelField());
 }
 
-absl::Status ViolationCollector::ToStatus() const {
+CallStatus ViolationCollector::ToStatus() const {
   if (listed_.empty()) return absl::OkStatus();
   if (omitted_ == 0) return InvalidArgumentError(listed_);
   std::vector<FieldViolation> violations = listed_;

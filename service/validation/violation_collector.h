@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "service/common/status_details.h"
+#include "service/common/call_result.h"
 #include "service/validation/field_path.h"
 
 namespace userpilot::gateway::validation_internal {
@@ -32,7 +32,7 @@ class ViolationCollector {
 
   // OK when nothing was added; otherwise InvalidArgumentError() of the listed violations plus
   // the summary, if any were left out.
-  absl::Status ToStatus() const;
+  CallStatus ToStatus() const;
 
  private:
   size_t max_listed_;

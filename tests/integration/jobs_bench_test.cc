@@ -46,13 +46,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "service/app/upstream_stack.h"
 #include "service/common/scheduler.h"
 #include "service/http/curl_http_client.h"
 #include "service/jobs/importer.h"
 #include "service/jobs/job_watch_registry.h"
 #include "service/server/gateway_server.h"
 #include "service/server/gateway_service.h"
-#include "service/upstream/http_userpilot_stub.h"
 #include "service/validation/request_validator.h"
 #include "userpilot/gateway/v1/gateway.grpc.pb.h"
 
@@ -132,10 +132,11 @@ class Gateway {
     CurlHttpClientOptions http_options;
     http_options.max_in_flight = 512;
     http_ = *CurlHttpClient::Create(http_options);
-    UpstreamOptions upstream_options;
-    upstream_options.base_url = upstream;
-    upstream_options.api_key = kKey;
-    stub_ = std::make_unique<HttpUserpilotStub>(*http_, upstream_options);
+    UpstreamStackOptions stack;
+    stack.upstream.base_url = upstream;
+    stack.upstream.api_key = kKey;
+    stack.retry = std::nullopt;
+    stub_ = MakeUpstreamStack(std::move(stack), *http_, scheduler_).stub;
     registry_ = std::make_unique<JobWatchRegistry>(*stub_, scheduler_, watch);
     importer_ = std::make_unique<Importer>(*stub_, *registry_, scheduler_, import);
     service_ = std::make_unique<GatewayService>(validator_, *stub_, GatewayServiceOptions(),
@@ -177,7 +178,7 @@ class Gateway {
   ThreadScheduler scheduler_;
   RequestValidator validator_;
   std::unique_ptr<CurlHttpClient> http_;
-  std::unique_ptr<HttpUserpilotStub> stub_;
+  std::shared_ptr<UserpilotStub> stub_;
   std::unique_ptr<JobWatchRegistry> registry_;
   std::unique_ptr<Importer> importer_;
   std::unique_ptr<GatewayService> service_;

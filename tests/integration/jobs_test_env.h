@@ -1,8 +1,8 @@
 // The gateway's job RPCs in-process against the in-process emulator, for the jobs_* tests.
 //
-// Built from the real parts (CurlHttpClient, HttpUserpilotStub, ThreadScheduler,
-// JobWatchRegistry, Importer, GatewayService, GatewayServer on port 0) in the order
-// Gateway::Start uses, but without budgets and retries and with the components' full option
+// Built from the real parts (CurlHttpClient, the upstream stack of MakeUpstreamStack,
+// ThreadScheduler, JobWatchRegistry, Importer, GatewayService, GatewayServer on port 0) in the
+// order Gateway::Start uses, but without budgets and retries and with the components' full option
 // structs (poll growth, conflict retry interval, ...), which flags do not all reach, so each
 // test sets exactly the behaviour it checks. The composed path (flags, budgets, retries) is
 // covered by gateway_integration_test. Shutdown() follows Gateway::Shutdown's drain order.
@@ -16,13 +16,13 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "service/app/upstream_stack.h"
 #include "service/common/scheduler.h"
 #include "service/http/curl_http_client.h"
 #include "service/jobs/importer.h"
 #include "service/jobs/job_watch_registry.h"
 #include "service/server/gateway_server.h"
 #include "service/server/gateway_service.h"
-#include "service/upstream/http_userpilot_stub.h"
 #include "service/validation/request_validator.h"
 #include "tests/emulator/emulator.h"
 #include "userpilot/gateway/v1/gateway.grpc.pb.h"
@@ -50,12 +50,13 @@ class JobsTestEnv {
     auto http = CurlHttpClient::Create({});
     EXPECT_TRUE(http.ok()) << http.status();
     http_ = *std::move(http);
-    UpstreamOptions upstream;
-    upstream.base_url = emulator_->base_url();
-    upstream.api_key = kJobsApiKey;
-    upstream.request_timeout = absl::Seconds(5);
-    stub_ = std::make_unique<HttpUserpilotStub>(*http_, upstream);
     scheduler_ = std::make_unique<ThreadScheduler>();
+    UpstreamStackOptions stack;
+    stack.upstream.base_url = emulator_->base_url();
+    stack.upstream.api_key = kJobsApiKey;
+    stack.upstream.request_timeout = absl::Seconds(5);
+    stack.retry = std::nullopt;  // One attempt per call: the tests see Userpilot's answers.
+    stub_ = MakeUpstreamStack(std::move(stack), *http_, *scheduler_).stub;
     validator_ = std::make_unique<RequestValidator>();
     registry_ = std::make_unique<JobWatchRegistry>(*stub_, *scheduler_, options.watch);
     importer_ = std::make_unique<Importer>(*stub_, *registry_, *scheduler_, options.import);
@@ -102,8 +103,8 @@ class JobsTestEnv {
  private:
   std::unique_ptr<Emulator> emulator_;
   std::unique_ptr<CurlHttpClient> http_;
-  std::unique_ptr<HttpUserpilotStub> stub_;
   std::unique_ptr<ThreadScheduler> scheduler_;
+  std::shared_ptr<UserpilotStub> stub_;
   std::unique_ptr<RequestValidator> validator_;
   std::unique_ptr<JobWatchRegistry> registry_;
   std::unique_ptr<Importer> importer_;

@@ -148,7 +148,7 @@ TEST(MockUserpilotStubTest, AnswersThroughTheMoveOnlyCallback) {
   v1::GetJobRequest request;
   request.set_job_id("j1");
   std::string got;
-  stub.GetJob(CallOptions(), request, [&](absl::StatusOr<v1::Job> job) { got = job->job_id(); });
+  stub.GetJob(CallOptions(), request, [&](Result<v1::Job> job) { got = job->job_id(); });
   EXPECT_EQ(got, "j1");
 }
 

@@ -25,41 +25,13 @@
 
 namespace userpilot::gateway {
 
+// One MOCK_METHOD per row of USERPILOT_UPSTREAM_RPCS.
 class MockUserpilotStub : public UserpilotStub {
  public:
-  MOCK_METHOD(void, IdentifyUser,
-              (const CallOptions&, const v1::IdentifyUserRequest&,
-               StubCallback<v1::IdentifyUserResponse>),
-              (override));
-  MOCK_METHOD(void, IdentifyCompany,
-              (const CallOptions&, const v1::IdentifyCompanyRequest&,
-               StubCallback<v1::IdentifyCompanyResponse>),
-              (override));
-  MOCK_METHOD(void, BulkIdentifyUsers,
-              (const CallOptions&, const v1::BulkIdentifyUsersRequest&, StubCallback<v1::Job>),
-              (override));
-  MOCK_METHOD(void, BulkIdentifyCompanies,
-              (const CallOptions&, const v1::BulkIdentifyCompaniesRequest&, StubCallback<v1::Job>),
-              (override));
-  MOCK_METHOD(void, TrackEvent,
-              (const CallOptions&, const v1::TrackEventRequest&,
-               StubCallback<v1::TrackEventResponse>),
-              (override));
-  MOCK_METHOD(void, ListJobs,
-              (const CallOptions&, const v1::ListJobsRequest&, StubCallback<v1::ListJobsResponse>),
-              (override));
-  MOCK_METHOD(void, GetJob, (const CallOptions&, const v1::GetJobRequest&, StubCallback<v1::Job>),
-              (override));
-  MOCK_METHOD(void, DeleteUsers,
-              (const CallOptions&, const v1::DeleteUsersRequest&,
-               StubCallback<v1::DeleteUsersResponse>),
-              (override));
-  MOCK_METHOD(void, DeleteCompanies,
-              (const CallOptions&, const v1::DeleteCompaniesRequest&,
-               StubCallback<v1::DeleteCompaniesResponse>),
-              (override));
-  MOCK_METHOD(void, ImportFile,
-              (const CallOptions&, const ImportFileRequest&, StubCallback<v1::Job>), (override));
+#define UPGW_MOCK_RPC(Name, Request, Response, ...) \
+  MOCK_METHOD(void, Name, (const CallOptions&, const Request&, StubCallback<Response>), (override));
+  USERPILOT_UPSTREAM_RPCS(UPGW_MOCK_RPC)
+#undef UPGW_MOCK_RPC
 };
 
 }  // namespace userpilot::gateway

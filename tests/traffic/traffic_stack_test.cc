@@ -1,5 +1,5 @@
-// Fault injection through the whole upstream stack, layered as the composition root layers it
-// (service/app MakeUpstreamStack):
+// Fault injection through the whole upstream stack, built by the composition the gateway uses
+// (service/app/upstream_stack.h MakeUpstreamStack), without metrics:
 //
 //     RetryingStub -> RateLimitedStub (budgets) -> HttpUserpilotStub -> HttpClient
 //
@@ -22,14 +22,12 @@
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "service/common/status_details.h"
+#include "service/app/upstream_stack.h"
 #include "service/ratelimit/budgets.h"
-#include "service/ratelimit/rate_limited_stub.h"
 #include "service/retry/retrying_stub.h"
-#include "service/upstream/error_mapping.h"
-#include "service/upstream/http_userpilot_stub.h"
 #include "tests/mocks/fake_http_client.h"
 #include "tests/mocks/fake_scheduler.h"
+#include "tests/util/wire_details.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -48,27 +46,16 @@ class HalfJitter final : public JitterSource {
 
 // One call's answer and when it came (fake time).
 struct Answer {
-  std::optional<absl::Status> status;
+  std::optional<CallStatus> status;
   absl::Time at = absl::InfinitePast();
   int count = 0;
 };
 
-std::map<std::string, std::string> Metadata(const absl::Status& status) {
-  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
-  if (!info) return {};
-  return {info->metadata().begin(), info->metadata().end()};
-}
+using wire::Metadata;
+using wire::Reason;
 
-std::string Reason(const absl::Status& status) {
-  const auto info = GetDetail<google::rpc::ErrorInfo>(status);
-  return info ? info->reason() : "";
-}
-
-absl::Duration RetryDelay(const absl::Status& status) {
-  const auto info = GetDetail<google::rpc::RetryInfo>(status);
-  if (!info) return absl::InfiniteDuration();
-  return absl::Seconds(info->retry_delay().seconds()) +
-         absl::Nanoseconds(info->retry_delay().nanos());
+absl::Duration RetryDelay(const CallStatus& status) {
+  return wire::RetryDelay(status).value_or(absl::InfiniteDuration());
 }
 
 HttpResult Accepted() { return FakeHttpClient::Response(202, "{}"); }
@@ -98,17 +85,15 @@ class TrafficStackTest : public ::testing::Test {
     auto budgets = MakeBudgets(limits, scheduler_);
     ASSERT_TRUE(budgets.ok()) << budgets.status();
     budgets_ = *std::move(budgets);
-    UpstreamOptions upstream;
-    upstream.base_url = "https://api.userpilot.test";
-    upstream.api_key = "stack-test-key";
-    upstream.request_timeout = kAttemptTimeout;
-    auto rest = std::make_shared<HttpUserpilotStub>(http_, std::move(upstream),
-                                                    [this] { return scheduler_.Now(); });
-    auto limited = std::make_shared<RateLimitedStub>(std::move(rest), budgets_);
+    UpstreamStackOptions stack;
+    stack.upstream.base_url = "https://api.userpilot.test";
+    stack.upstream.api_key = "stack-test-key";
+    stack.upstream.request_timeout = kAttemptTimeout;
     retry.jitter = std::make_shared<HalfJitter>();
-    auto retrying = std::make_shared<RetryingStub>(std::move(limited), scheduler_, retry);
-    retrying_ = retrying.get();
-    stub_ = std::move(retrying);
+    stack.retry = std::move(retry);
+    UpstreamStack built = MakeUpstreamStack(std::move(stack), http_, scheduler_, &budgets_);
+    retrying_ = built.retrying;
+    stub_ = std::move(built.stub);
   }
 
   void TearDown() override {
@@ -137,8 +122,8 @@ class TrafficStackTest : public ::testing::Test {
 
   template <typename T>
   StubCallback<T> Capture(Answer& answer) {
-    return [this, &answer](absl::StatusOr<T> result) {
-      answer.status = result.status();
+    return [this, &answer](Result<T> result) {
+      answer.status = std::move(result).error();
       answer.at = scheduler_.Now();
       ++answer.count;
     };
@@ -436,7 +421,7 @@ TEST_F(TrafficStackTest, TheBreakerOpensFailsFastWithoutTouchingTheBudgetThenPro
   ASSERT_TRUE(refused.status.has_value());
   EXPECT_EQ(refused.at, opened_at);  // At once.
   EXPECT_EQ(refused.status->code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(Reason(*refused.status), kReasonCircuitOpen);
+  EXPECT_EQ(Reason(*refused.status), "CIRCUIT_OPEN");
   EXPECT_EQ(RetryDelay(*refused.status), absl::Seconds(5));
   EXPECT_EQ(http_.requests().size(), 5u);
   EXPECT_EQ(budgets_.identify->Stats().admitted_without_wait +
@@ -451,7 +436,7 @@ TEST_F(TrafficStackTest, TheBreakerOpensFailsFastWithoutTouchingTheBudgetThenPro
   Identify(during_probe);
   scheduler_.RunDue();
   ASSERT_TRUE(during_probe.status.has_value());  // Refused while the probe is out.
-  EXPECT_EQ(Reason(*during_probe.status), kReasonCircuitOpen);
+  EXPECT_EQ(Reason(*during_probe.status), "CIRCUIT_OPEN");
   Script({Accepted()});
   ASSERT_TRUE(probe.status.has_value());
   EXPECT_TRUE(probe.status->ok()) << *probe.status;
@@ -481,7 +466,7 @@ TEST_F(TrafficStackTest, AFailedProbeKeepsTheBreakerOpenForLonger) {
   Identify(refused);
   scheduler_.RunDue();
   ASSERT_TRUE(refused.status.has_value());
-  EXPECT_EQ(Reason(*refused.status), kReasonCircuitOpen);
+  EXPECT_EQ(Reason(*refused.status), "CIRCUIT_OPEN");
   EXPECT_EQ(RetryDelay(*refused.status), absl::Seconds(10));  // Doubled.
   scheduler_.AdvanceTo(reopened_at + absl::Seconds(10));
   Answer second_probe;

@@ -1,6 +1,6 @@
 // Test helpers shared by the request validator's tests (test-only; not linked into the gateway).
-#ifndef USERPILOT_GATEWAY_SERVICE_VALIDATION_VALIDATION_TEST_UTIL_H_
-#define USERPILOT_GATEWAY_SERVICE_VALIDATION_VALIDATION_TEST_UTIL_H_
+#ifndef USERPILOT_GATEWAY_TESTS_UTIL_VALIDATION_TEST_UTIL_H_
+#define USERPILOT_GATEWAY_TESTS_UTIL_VALIDATION_TEST_UTIL_H_
 
 #include <functional>
 #include <string>
@@ -13,8 +13,8 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "service/common/status_details.h"
 #include "service/validation/request_validator.h"
+#include "tests/util/wire_details.h"
 
 namespace userpilot::gateway::validation_testing {
 
@@ -43,13 +43,13 @@ inline std::string Describe(const google::rpc::BadRequest& bad_request) {
   return absl::StrJoin(lines, "\n");
 }
 
-inline void ExpectViolations(const absl::Status& status, const std::vector<Expected>& expected) {
+inline void ExpectViolations(const CallStatus& status, const std::vector<Expected>& expected) {
   if (expected.empty()) {
     EXPECT_TRUE(status.ok()) << status;
     return;
   }
   ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
-  auto bad_request = GetDetail<google::rpc::BadRequest>(status);
+  auto bad_request = wire::Detail<google::rpc::BadRequest>(status);
   ASSERT_TRUE(bad_request.has_value()) << status;
   ASSERT_EQ(bad_request->field_violations_size(), static_cast<int>(expected.size()))
       << "got:\n"
@@ -101,4 +101,4 @@ inline void SetValue(google::protobuf::Struct* s, const std::string& key, double
 
 }  // namespace userpilot::gateway::validation_testing
 
-#endif  // USERPILOT_GATEWAY_SERVICE_VALIDATION_VALIDATION_TEST_UTIL_H_
+#endif  // USERPILOT_GATEWAY_TESTS_UTIL_VALIDATION_TEST_UTIL_H_

@@ -2,15 +2,16 @@
 // be read from a snapshot at scrape time - the distribution of waits (a histogram needs every
 // observation) and outcomes per caller.
 //
-// Header-only and free of Prometheus so the limiter can depend on it without depending on the
-// metrics library: FairLimiter takes an optional `BudgetObserver*` and calls it; BudgetMetrics
-// (gateway_metrics.h) implements it; tests may use a recording fake.
+// The interface belongs to the rate limiter, which calls it; it is header-only and free of
+// Prometheus, so ratelimit/ depends on nothing in metrics/: FairLimiter takes an optional
+// `BudgetObserver*` and calls it; BudgetMetrics (metrics/gateway_metrics.h) implements it;
+// tests may use a recording fake.
 //
 // Thread-safety: implementations must be thread-safe; the limiter calls them from its own
 // threads (the scheduler's, a token source's), possibly concurrently. Calls must be cheap and
 // never block or call back into the limiter.
-#ifndef USERPILOT_GATEWAY_SERVICE_METRICS_BUDGET_OBSERVER_H_
-#define USERPILOT_GATEWAY_SERVICE_METRICS_BUDGET_OBSERVER_H_
+#ifndef USERPILOT_GATEWAY_SERVICE_RATELIMIT_BUDGET_OBSERVER_H_
+#define USERPILOT_GATEWAY_SERVICE_RATELIMIT_BUDGET_OBSERVER_H_
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -35,4 +36,4 @@ class BudgetObserver {
 
 }  // namespace userpilot::gateway
 
-#endif  // USERPILOT_GATEWAY_SERVICE_METRICS_BUDGET_OBSERVER_H_
+#endif  // USERPILOT_GATEWAY_SERVICE_RATELIMIT_BUDGET_OBSERVER_H_

@@ -6,8 +6,8 @@
 //   EXPECT_TRUE(log.Get("a1").status.ok());
 //
 // Thread-safety: Callback() results may run on any thread; reads lock.
-#ifndef USERPILOT_GATEWAY_SERVICE_RATELIMIT_RATELIMIT_TEST_UTIL_H_
-#define USERPILOT_GATEWAY_SERVICE_RATELIMIT_RATELIMIT_TEST_UTIL_H_
+#ifndef USERPILOT_GATEWAY_TESTS_UTIL_RATELIMIT_TEST_UTIL_H_
+#define USERPILOT_GATEWAY_TESTS_UTIL_RATELIMIT_TEST_UTIL_H_
 
 #include <algorithm>
 #include <cstdint>
@@ -21,8 +21,9 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "service/common/call_result.h"
 #include "service/common/scheduler.h"
-#include "service/common/status_details.h"
+#include "tests/util/wire_details.h"
 
 namespace userpilot::gateway::testing {
 
@@ -30,15 +31,15 @@ namespace userpilot::gateway::testing {
 class AnswerLog {
  public:
   struct Entry {
-    absl::Status status;
+    CallStatus status;
     absl::Time at;
     int count = 0;
   };
 
   explicit AnswerLog(Scheduler& clock) : clock_(clock) {}
 
-  absl::AnyInvocable<void(absl::Status) &&> Callback(std::string key) {
-    return [this, key = std::move(key)](absl::Status status) {
+  absl::AnyInvocable<void(CallStatus) &&> Callback(std::string key) {
+    return [this, key = std::move(key)](CallStatus status) {
       std::lock_guard<std::mutex> lock(mu_);
       Entry& entry = entries_[key];
       entry.status = std::move(status);
@@ -96,25 +97,21 @@ inline int64_t MaxInAnyWindow(std::vector<absl::Time> times, absl::Duration wind
   return best;
 }
 
-inline absl::Duration RetryDelay(const absl::Status& status) {
-  auto info = GetDetail<google::rpc::RetryInfo>(status);
-  if (!info.has_value()) return -absl::InfiniteDuration();
-  return absl::Seconds(info->retry_delay().seconds()) +
-         absl::Nanoseconds(info->retry_delay().nanos());
+// The RetryInfo delay callers would see; -infinity without one.
+inline absl::Duration RetryDelay(const CallStatus& status) {
+  return wire::RetryDelay(status).value_or(-absl::InfiniteDuration());
 }
 
-inline std::string Reason(const absl::Status& status) {
-  auto info = GetDetail<google::rpc::ErrorInfo>(status);
-  return info.has_value() ? info->reason() : "";
-}
+// The ErrorInfo reason callers would see; "" without one.
+inline std::string Reason(const CallStatus& status) { return wire::Reason(status); }
 
-inline std::string Cause(const absl::Status& status) {
-  auto info = GetDetail<google::rpc::ErrorInfo>(status);
-  if (!info.has_value()) return "";
-  auto it = info->metadata().find("cause");
-  return it == info->metadata().end() ? "" : it->second;
+// The ErrorInfo metadata `cause` callers would see; "" without one.
+inline std::string Cause(const CallStatus& status) {
+  auto metadata = wire::Metadata(status);
+  auto it = metadata.find("cause");
+  return it == metadata.end() ? "" : it->second;
 }
 
 }  // namespace userpilot::gateway::testing
 
-#endif  // USERPILOT_GATEWAY_SERVICE_RATELIMIT_RATELIMIT_TEST_UTIL_H_
+#endif  // USERPILOT_GATEWAY_TESTS_UTIL_RATELIMIT_TEST_UTIL_H_

@@ -1,0 +1,33 @@
+#include "service/app/upstream_stack.h"
+
+#include <utility>
+
+#include "service/metrics/metrics_stub.h"
+#include "service/ratelimit/rate_limited_stub.h"
+#include "service/retry/retrying_stub.h"
+#include "service/upstream/http_userpilot_stub.h"
+
+namespace userpilot::gateway {
+
+UpstreamStack MakeUpstreamStack(UpstreamStackOptions options, HttpClient& http,
+                                Scheduler& scheduler, const Budgets* budgets,
+                                UpstreamMetrics* metrics) {
+  auto clock = [&scheduler] { return scheduler.Now(); };
+  const std::string host = options.upstream.base_url;
+  std::shared_ptr<UserpilotStub> stub =
+      std::make_shared<HttpUserpilotStub>(http, std::move(options.upstream), clock);
+  if (metrics != nullptr) stub = std::make_shared<MetricsStub>(std::move(stub), *metrics, clock);
+  if (budgets != nullptr) stub = std::make_shared<RateLimitedStub>(std::move(stub), *budgets);
+  UpstreamStack stack;
+  if (options.retry.has_value()) {
+    options.retry->upstream_host = host;
+    auto retrying =
+        std::make_shared<RetryingStub>(std::move(stub), scheduler, *std::move(options.retry));
+    stack.retrying = retrying.get();
+    stub = std::move(retrying);
+  }
+  stack.stub = std::move(stub);
+  return stack;
+}
+
+}  // namespace userpilot::gateway

@@ -1,0 +1,64 @@
+// MakeUpstreamStack: the one place that composes the UserpilotStub layers, and so the one place
+// that states their order. The gateway (gateway.h) and every test that needs a stack build it
+// here.
+//
+// Outermost first (the order a call passes through them):
+//   RetryingStub       retry policy, backoff, retry budget, circuit breaker (service/retry);
+//                      when `retry` is set
+//   RateLimitedStub    one admission per attempt from the call's budget (service/ratelimit);
+//                      when budgets are given
+//   MetricsStub        counts and times every attempt that reaches HTTP (service/metrics);
+//                      when metrics are given
+//   HttpUserpilotStub  the REST mapping over the HTTP client (service/upstream)
+// so every attempt, retries included, is admitted by a budget and never exceeds Userpilot's
+// limits; the breaker refuses before a budget is asked; the upstream metrics count exactly what
+// Userpilot receives (never the gateway's own refusals); and every layer's facts reach the
+// caller in one Result.
+//
+// The clock of every layer is the scheduler's (Scheduler::Now), so a FakeScheduler moves the
+// whole stack's time at once.
+//
+// Thread-safety: MakeUpstreamStack is a plain function; the stack it returns is as thread-safe
+// as UserpilotStub requires.
+#ifndef USERPILOT_GATEWAY_SERVICE_APP_UPSTREAM_STACK_H_
+#define USERPILOT_GATEWAY_SERVICE_APP_UPSTREAM_STACK_H_
+
+#include <memory>
+#include <optional>
+
+#include "service/common/scheduler.h"
+#include "service/http/http_client.h"
+#include "service/retry/retry_options.h"
+#include "service/upstream/upstream_options.h"
+#include "service/upstream/userpilot_stub.h"
+
+namespace userpilot::gateway {
+
+class RetryingStub;
+struct Budgets;
+class UpstreamMetrics;
+
+// What the stack needs to know, and nothing else.
+struct UpstreamStackOptions {
+  // Where and how to reach Userpilot.
+  UpstreamOptions upstream;
+  // The retry layer's options (its `upstream_host` is set to upstream.base_url, the host the
+  // breaker guards); nullopt: no retry layer, every call is one attempt.
+  std::optional<RetryOptions> retry = RetryOptions();
+};
+
+struct UpstreamStack {
+  std::shared_ptr<UserpilotStub> stub;  // The outermost layer: what callers use.
+  RetryingStub* retrying = nullptr;     // Inside `stub` when there is a retry layer.
+};
+
+// Builds the stack. `http` and `scheduler` must outlive it and every call made through it;
+// `budgets` (null: no rate limiting) and `metrics` (null: not counted) must outlive it. Options
+// must be valid (configuration checks them at start-up; the retry layer aborts otherwise).
+UpstreamStack MakeUpstreamStack(UpstreamStackOptions options, HttpClient& http,
+                                Scheduler& scheduler, const Budgets* budgets = nullptr,
+                                UpstreamMetrics* metrics = nullptr);
+
+}  // namespace userpilot::gateway
+
+#endif  // USERPILOT_GATEWAY_SERVICE_APP_UPSTREAM_STACK_H_
