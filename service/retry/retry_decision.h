@@ -53,7 +53,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/common/call_result.h"
-#include "service/retry/retry_options.h"
 #include "service/upstream/upstream_rpcs.h"
 
 namespace userpilot::gateway {

@@ -12,10 +12,9 @@
 //     upstream error.
 //  2. The attempt goes to the wrapped stub with the caller's CallOptions (same deadline).
 //  3. A failure is classified (retry_decision.h) by code, facts (reason, whether the request
-//     reached Userpilot) and the RPC's
-//     idempotency (RetryOptions::idempotency: gateway.proto's `idempotency_level`): retryable,
-//     non-retryable, or not repeatable and possibly recorded by Userpilot. Only retryable
-//     failures go on.
+//     reached Userpilot) and the RPC's idempotency (RetryOptions::idempotency: gateway.proto's
+//     `idempotency_level`): retryable, non-retryable, or not repeatable and possibly recorded
+//     by Userpilot. Only retryable failures go on.
 //  4. The retry policy (retry_policy.h, cloned per call) must allow another attempt.
 //  5. The delay is max(backoff (backoff_policy.h, full jitter), the error's retry delay,
 //     e.g. a 429's Retry-After). If now + delay >= the caller's deadline, the call ends now
