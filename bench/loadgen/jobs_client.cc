@@ -115,7 +115,16 @@ absl::StatusOr<ImportResult> ImportNdjson(const std::string& address, int64_t me
   auto stub = v1::UserpilotGateway::NewStub(Channel(address, 0));
   const int rows = 10000;  // the bulk limit
   const int64_t per_row = (megabytes * 1024 * 1024 - 4096) / rows;
-  const std::string padding(static_cast<size_t>(std::max<int64_t>(per_row - 80, 1)), 'x');
+  // The padding is split into values of at most 4,000 bytes: the gateway refuses metadata
+  // strings longer than --max_string_value_bytes (4096 by default), as Identify calls do.
+  std::string padding;
+  int64_t pad_left = std::max<int64_t>(per_row - 80, 1);
+  for (int p = 0; pad_left > 0; ++p) {
+    const int64_t n = std::min<int64_t>(pad_left, 4000);
+    absl::StrAppend(&padding, p == 0 ? "" : ",", "\"pad", p, "\":\"",
+                    std::string(static_cast<size_t>(n), 'x'), "\"");
+    pad_left -= n + 10;
+  }
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   v1::Job job;
@@ -129,8 +138,7 @@ absl::StatusOr<ImportResult> ImportNdjson(const std::string& address, int64_t me
   std::string chunk;
   ImportResult result;
   for (int i = 0; open && i < rows; ++i) {
-    absl::StrAppend(&chunk, "{\"user_id\":\"bench-user-", i, "\",\"metadata\":{\"pad\":\"", padding,
-                    "\"}}\n");
+    absl::StrAppend(&chunk, "{\"user_id\":\"bench-user-", i, "\",\"metadata\":{", padding, "}}\n");
     if (chunk.size() >= 256 * 1024 || i == rows - 1) {
       result.bytes += static_cast<int64_t>(chunk.size());
       message.set_chunk(std::move(chunk));
