@@ -18,7 +18,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
-#include "service/jobs/import_validator.h"
+#include "service/jobs/import/import_validator.h"
 
 ABSL_FLAG(int64_t, mb, 45, "Size of each file, in MB (at most 50)");
 ABSL_FLAG(int, runs, 5, "Passes over each file");

@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "service/http/curl_http_client.h"
-#include "service/jobs/importer.h"
-#include "service/jobs/job_watch_registry.h"
+#include "service/jobs/import/importer.h"
+#include "service/jobs/watch/job_watch_registry.h"
 #include "service/logging/access_log.h"
 #include "service/metrics/component_exports.h"
 #include "service/metrics/metered_http_client.h"

@@ -24,7 +24,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/http/body_source.h"
-#include "service/http/testing/loopback_http_server.h"
+#include "tests/mocks/loopback_http_server.h"
 
 namespace userpilot::gateway {
 namespace {

@@ -1,6 +1,6 @@
 // ExportJobs and ToJobSnapshot (component_exports.h).
-#include "service/jobs/importer.h"
-#include "service/jobs/job_watch_registry.h"
+#include "service/jobs/import/importer.h"
+#include "service/jobs/watch/job_watch_registry.h"
 #include "service/metrics/component_exports.h"
 
 namespace userpilot::gateway {

@@ -12,8 +12,8 @@
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "service/common/call_result.h"
-#include "service/jobs/import_spool.h"
-#include "service/jobs/import_validator.h"
+#include "service/jobs/import/import_spool.h"
+#include "service/jobs/import/import_validator.h"
 #include "service/server/gateway_service.h"
 #include "service/server/grpc_status.h"
 

@@ -25,8 +25,8 @@
 #define USERPILOT_GATEWAY_SERVICE_SERVER_JOB_STREAMS_H_
 
 #include "grpcpp/grpcpp.h"
-#include "service/jobs/importer.h"
-#include "service/jobs/job_watch_registry.h"
+#include "service/jobs/import/importer.h"
+#include "service/jobs/watch/job_watch_registry.h"
 #include "service/validation/request_validator.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
 

@@ -1,4 +1,4 @@
-#include "service/jobs/import_validator.h"
+#include "service/jobs/import/import_validator.h"
 
 #include <cstdio>
 #include <string>

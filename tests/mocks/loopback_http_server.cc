@@ -1,4 +1,4 @@
-#include "service/http/testing/loopback_http_server.h"
+#include "tests/mocks/loopback_http_server.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "service/jobs/import_spool.h"
+#include "service/jobs/import/import_spool.h"
 
 #include <errno.h>
 #include <fcntl.h>

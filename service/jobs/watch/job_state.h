@@ -6,8 +6,8 @@
 // telling a watcher anything new. Messages still carry the latest elapsed_time.
 //
 // Thread-safety: free functions over values; safe from any thread.
-#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_JOB_STATE_H_
-#define USERPILOT_GATEWAY_SERVICE_JOBS_JOB_STATE_H_
+#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_WATCH_JOB_STATE_H_
+#define USERPILOT_GATEWAY_SERVICE_JOBS_WATCH_JOB_STATE_H_
 
 #include "absl/time/time.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
@@ -33,4 +33,4 @@ struct PollPace {
 
 }  // namespace userpilot::gateway
 
-#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_JOB_STATE_H_
+#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_WATCH_JOB_STATE_H_

@@ -1,4 +1,4 @@
-#include "service/jobs/import_spool.h"
+#include "service/jobs/import/import_spool.h"
 
 #include <dirent.h>
 #include <stdlib.h>

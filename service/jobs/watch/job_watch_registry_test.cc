@@ -1,4 +1,4 @@
-#include "service/jobs/job_watch_registry.h"
+#include "service/jobs/watch/job_watch_registry.h"
 
 #include <deque>
 #include <memory>

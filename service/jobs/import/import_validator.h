@@ -26,8 +26,8 @@
 // the file.
 //
 // Thread-safety: not thread-safe; one validator per upload, used by one thread at a time.
-#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_VALIDATOR_H_
-#define USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_VALIDATOR_H_
+#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_IMPORT_VALIDATOR_H_
+#define USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_IMPORT_VALIDATOR_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -36,8 +36,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "service/common/call_result.h"
+#include "service/jobs/import/json_scan.h"
 #include "service/jobs/jobs_options.h"
-#include "service/jobs/json_scan.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
 
 namespace userpilot::gateway {
@@ -105,4 +105,4 @@ class ImportFileValidator {
 
 }  // namespace userpilot::gateway
 
-#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_VALIDATOR_H_
+#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_IMPORT_VALIDATOR_H_

@@ -1,4 +1,4 @@
-#include "service/jobs/blocking_executor.h"
+#include "service/jobs/import/blocking_executor.h"
 
 #include <pthread.h>
 

@@ -13,8 +13,8 @@
 // Thread-safety: all methods may be called from any thread. The handler runs on connection
 // threads, possibly concurrently. Destruction stops the server and joins every thread; held
 // replies are abandoned (their connections closed).
-#ifndef USERPILOT_GATEWAY_SERVICE_HTTP_TESTING_LOOPBACK_HTTP_SERVER_H_
-#define USERPILOT_GATEWAY_SERVICE_HTTP_TESTING_LOOPBACK_HTTP_SERVER_H_
+#ifndef USERPILOT_GATEWAY_TESTS_MOCKS_LOOPBACK_HTTP_SERVER_H_
+#define USERPILOT_GATEWAY_TESTS_MOCKS_LOOPBACK_HTTP_SERVER_H_
 
 #include <condition_variable>
 #include <cstddef>
@@ -105,4 +105,4 @@ class LoopbackHttpServer {
 
 }  // namespace userpilot::gateway::testing
 
-#endif  // USERPILOT_GATEWAY_SERVICE_HTTP_TESTING_LOOPBACK_HTTP_SERVER_H_
+#endif  // USERPILOT_GATEWAY_TESTS_MOCKS_LOOPBACK_HTTP_SERVER_H_

@@ -1,4 +1,4 @@
-#include "service/jobs/importer.h"
+#include "service/jobs/import/importer.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -8,7 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "service/jobs/job_state.h"
+#include "service/jobs/watch/job_state.h"
 
 namespace userpilot::gateway {
 namespace {

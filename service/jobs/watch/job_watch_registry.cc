@@ -1,4 +1,4 @@
-#include "service/jobs/job_watch_registry.h"
+#include "service/jobs/watch/job_watch_registry.h"
 
 #include <condition_variable>
 #include <cstdio>
@@ -8,7 +8,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "service/jobs/job_state.h"
+#include "service/jobs/watch/job_state.h"
 
 // Locking: std::mutex, not absl::Mutex (Debian's Abseil lacks ThreadSanitizer annotations).
 // Two kinds of lock, always taken in this order: the registry's `mu_`, then a subscription's

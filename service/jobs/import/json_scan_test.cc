@@ -1,4 +1,4 @@
-#include "service/jobs/json_scan.h"
+#include "service/jobs/import/json_scan.h"
 
 #include <string>
 

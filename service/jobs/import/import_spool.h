@@ -14,8 +14,8 @@
 //
 // Thread-safety: not thread-safe; one spool per upload, used by one thread at a time. The body
 // source from Contents() is independent and thread-safe.
-#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_SPOOL_H_
-#define USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_SPOOL_H_
+#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_IMPORT_SPOOL_H_
+#define USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_IMPORT_SPOOL_H_
 
 #include <cstdint>
 #include <memory>
@@ -25,7 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "service/http/http_client.h"
-#include "service/jobs/import_validator.h"
+#include "service/jobs/import/import_validator.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
 
 namespace userpilot::gateway {
@@ -67,4 +67,4 @@ class ImportSpool {
 
 }  // namespace userpilot::gateway
 
-#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_SPOOL_H_
+#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_IMPORT_SPOOL_H_

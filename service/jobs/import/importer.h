@@ -22,8 +22,8 @@
 //
 // Thread-safety: every method from any thread. Submission callbacks run on the stub's, the
 // scheduler's or a notifying thread, never inside Submit().
-#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_IMPORTER_H_
-#define USERPILOT_GATEWAY_SERVICE_JOBS_IMPORTER_H_
+#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_IMPORTER_H_
+#define USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_IMPORTER_H_
 
 #include <atomic>
 #include <cstddef>
@@ -38,10 +38,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "service/common/scheduler.h"
-#include "service/jobs/blocking_executor.h"
-#include "service/jobs/import_validator.h"
-#include "service/jobs/job_watch_registry.h"
+#include "service/jobs/import/blocking_executor.h"
+#include "service/jobs/import/import_validator.h"
 #include "service/jobs/jobs_options.h"
+#include "service/jobs/watch/job_watch_registry.h"
 #include "service/upstream/userpilot_stub.h"
 
 namespace userpilot::gateway {
@@ -170,4 +170,4 @@ class ImportSubmission : public std::enable_shared_from_this<ImportSubmission> {
 
 }  // namespace userpilot::gateway
 
-#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_IMPORTER_H_
+#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_IMPORTER_H_

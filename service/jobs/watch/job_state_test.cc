@@ -1,4 +1,4 @@
-#include "service/jobs/job_state.h"
+#include "service/jobs/watch/job_state.h"
 
 #include "gtest/gtest.h"
 

@@ -1,4 +1,4 @@
-#include "service/jobs/importer.h"
+#include "service/jobs/import/importer.h"
 
 #include <deque>
 #include <memory>

@@ -34,8 +34,8 @@
 //
 // Thread-safety: every method may be called from any thread. Sinks are notified with no
 // registry lock held, from the scheduler's, the stub's or the caller's thread.
-#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_JOB_WATCH_REGISTRY_H_
-#define USERPILOT_GATEWAY_SERVICE_JOBS_JOB_WATCH_REGISTRY_H_
+#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_WATCH_JOB_WATCH_REGISTRY_H_
+#define USERPILOT_GATEWAY_SERVICE_JOBS_WATCH_JOB_WATCH_REGISTRY_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -185,4 +185,4 @@ class JobWatchRegistry {
 
 }  // namespace userpilot::gateway
 
-#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_JOB_WATCH_REGISTRY_H_
+#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_WATCH_JOB_WATCH_REGISTRY_H_

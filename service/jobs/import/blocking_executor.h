@@ -6,8 +6,8 @@
 // it (each import has at most one task queued, and imports are bounded by Importer).
 //
 // Thread-safety: Post() and Shutdown() from any thread, including from a task.
-#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_BLOCKING_EXECUTOR_H_
-#define USERPILOT_GATEWAY_SERVICE_JOBS_BLOCKING_EXECUTOR_H_
+#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_BLOCKING_EXECUTOR_H_
+#define USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_BLOCKING_EXECUTOR_H_
 
 #include <condition_variable>
 #include <deque>
@@ -53,4 +53,4 @@ class BlockingExecutor {
 
 }  // namespace userpilot::gateway
 
-#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_BLOCKING_EXECUTOR_H_
+#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_BLOCKING_EXECUTOR_H_

@@ -10,8 +10,8 @@
 // strings it reports.
 //
 // Thread-safety: a pure function; safe from any thread.
-#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_JSON_SCAN_H_
-#define USERPILOT_GATEWAY_SERVICE_JOBS_JSON_SCAN_H_
+#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_JSON_SCAN_H_
+#define USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_JSON_SCAN_H_
 
 #include <string>
 #include <utility>
@@ -49,4 +49,4 @@ bool ScanJsonObject(absl::string_view line, ScannedObject* out, std::string* err
 
 }  // namespace userpilot::gateway
 
-#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_JSON_SCAN_H_
+#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_JSON_SCAN_H_
