@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "service/common/text_scan.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -12,39 +13,12 @@ namespace {
 constexpr char kHex[] = "0123456789abcdef";
 constexpr char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD in UTF-8.
 
-void AppendUnicodeEscape(std::string& out, unsigned code) {
+void AppendUnicodeEscape(std::string& out, char32_t code) {
   out += "\\u";
   out += kHex[(code >> 12) & 0xF];
   out += kHex[(code >> 8) & 0xF];
   out += kHex[(code >> 4) & 0xF];
   out += kHex[code & 0xF];
-}
-
-// The length of the well-formed UTF-8 sequence starting at `s[i]` (a byte >= 0x80), or 0
-// when it is not one (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
-size_t Utf8SequenceLength(absl::string_view s, size_t i, unsigned* code_point) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char lead = byte(i);
-  size_t length;
-  unsigned code;
-  unsigned min;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2, code = lead & 0x1F, min = 0x80;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3, code = lead & 0x0F, min = 0x800;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4, code = lead & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (i + length > s.size()) return 0;
-  for (size_t k = 1; k < length; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    code = (code << 6) | (byte(i + k) & 0x3F);
-  }
-  if (code < min || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
-  *code_point = code;
-  return length;
 }
 
 }  // namespace
@@ -88,8 +62,8 @@ void AppendJsonString(std::string& out, absl::string_view value) {
       ++i;
       continue;
     }
-    unsigned code = 0;
-    const size_t length = Utf8SequenceLength(value, i, &code);
+    char32_t code = 0;
+    const size_t length = DecodeUtf8(value, i, &code);
     if (length == 0) {
       out += kReplacement;
       ++i;

@@ -4,8 +4,8 @@
 // characters become \n, \t, \r, \b, \f or \u00XX (DEL too), U+2028/U+2029 become \u2028/\u2029
 // (so a line is also a valid JavaScript string), and each byte that is not part of a
 // well-formed UTF-8 sequence (a stray continuation byte, a truncated or overlong sequence, a
-// surrogate, anything above U+10FFFF) becomes U+FFFD. Log lines never break, whatever a caller
-// or Userpilot sends.
+// surrogate, anything above U+10FFFF: DecodeUtf8 of service/common/text_scan.h decides) becomes
+// U+FFFD. Log lines never break, whatever a caller or Userpilot sends.
 //
 // Thread-safety: free functions over values; a JsonObject is used by one thread at a time.
 #ifndef USERPILOT_GATEWAY_SERVICE_LOGGING_JSON_WRITER_H_
