@@ -5,7 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "service/common/text_scan.h"
 
-namespace userpilot::gateway::validation_internal {
+namespace userpilot::gateway {
 namespace {
 
 // Keys longer than this are shortened in paths to their first kShownKeyBytes bytes.
@@ -98,4 +98,4 @@ absl::string_view FieldPath::TopLevelField() const {
   return top->kind_ == Kind::kIndex ? absl::string_view() : top->name_;
 }
 
-}  // namespace userpilot::gateway::validation_internal
+}  // namespace userpilot::gateway

@@ -1,12 +1,13 @@
-// Internal to service/validation: the path of a field inside a request, as BadRequest names it.
+// The path of a field inside a request (or an import row), as BadRequest names it.
 //
 // Paths use the contract's proto field names: `user_id`, `company.metadata.plan`,
-// `users[3].company_id`. A metadata key that is a plain identifier (ASCII letters, digits and
-// `_`, not starting with a digit) is joined with a dot; any other key is quoted in brackets with
-// JSON-style escapes: `metadata["a.b"]`, `metadata["say \"hi\""]`, `metadata[""]`,
-// `metadata["tab\u0009"]`; bytes that are not UTF-8 appear as `\xFF`, so a path is always valid
-// UTF-8. A key longer than 64 bytes is shortened to its first 48 bytes with `...` after the
-// closing quote (`metadata["aaaa"...]`) so that error details stay small.
+// `users[3].company_id`; an import file's rows start from their line (`file line 12.user_id`,
+// `file line 12.metadata.plan`). A metadata key that is a plain identifier (ASCII letters,
+// digits and `_`, not starting with a digit) is joined with a dot; any other key is quoted in
+// brackets with JSON-style escapes: `metadata["a.b"]`, `metadata["say \"hi\""]`,
+// `metadata[""]`, `metadata["tab\u0009"]`; bytes that are not UTF-8 appear as `\xFF`, so a path
+// is always valid UTF-8. A key longer than 64 bytes is shortened to its first 48 bytes with
+// `...` after the closing quote (`metadata["aaaa"...]`) so that error details stay small.
 //
 // A FieldPath is a chain of links, each on the stack of the function that made it; nothing is
 // allocated until ToString(). A child refers to its parent and to the name it was given, so both
@@ -22,7 +23,7 @@
 
 #include "absl/strings/string_view.h"
 
-namespace userpilot::gateway::validation_internal {
+namespace userpilot::gateway {
 
 class FieldPath {
  public:
@@ -60,6 +61,6 @@ class FieldPath {
   size_t index_ = 0;
 };
 
-}  // namespace userpilot::gateway::validation_internal
+}  // namespace userpilot::gateway
 
 #endif  // USERPILOT_GATEWAY_SERVICE_VALIDATION_FIELD_PATH_H_

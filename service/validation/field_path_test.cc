@@ -4,7 +4,7 @@
 
 #include "gtest/gtest.h"
 
-namespace userpilot::gateway::validation_internal {
+namespace userpilot::gateway {
 namespace {
 
 TEST(FieldPathTest, RootIsEmpty) {
@@ -78,4 +78,4 @@ TEST(FieldPathTest, IndexAtTheTop) {
 }
 
 }  // namespace
-}  // namespace userpilot::gateway::validation_internal
+}  // namespace userpilot::gateway

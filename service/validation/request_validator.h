@@ -1,4 +1,6 @@
 // Request validation: the checks every gateway RPC makes before anything is sent to Userpilot.
+// The per-field rules themselves are FieldChecker's (field_checker.h), which ImportData's file
+// checks apply to each row as well.
 //
 // Each Validate() overload returns OK, or INVALID_ARGUMENT (InvalidArgumentError() of
 // service/common/call_result.h) whose facts list every violation found at once, in field order,

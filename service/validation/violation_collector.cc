@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace userpilot::gateway::validation_internal {
+namespace userpilot::gateway {
 
 ViolationCollector::ViolationCollector(size_t max_listed)
     : max_listed_(std::max<size_t>(max_listed, 1)) {}
@@ -29,4 +29,4 @@ CallStatus ViolationCollector::ToStatus() const {
   return InvalidArgumentError(violations);
 }
 
-}  // namespace userpilot::gateway::validation_internal
+}  // namespace userpilot::gateway

@@ -1,4 +1,4 @@
-// Internal to service/validation: gathers the violations of one request and turns them into one
+// Gathers the violations of one request (or one import row) and turns them into one
 // INVALID_ARGUMENT status, listing at most a configured number of them.
 //
 // When more violations arrive than may be listed, the extra ones are only counted, and the status
@@ -17,7 +17,7 @@
 #include "service/common/call_result.h"
 #include "service/validation/field_path.h"
 
-namespace userpilot::gateway::validation_internal {
+namespace userpilot::gateway {
 
 class ViolationCollector {
  public:
@@ -41,6 +41,6 @@ class ViolationCollector {
   std::string first_omitted_field_;
 };
 
-}  // namespace userpilot::gateway::validation_internal
+}  // namespace userpilot::gateway
 
 #endif  // USERPILOT_GATEWAY_SERVICE_VALIDATION_VIOLATION_COLLECTOR_H_
