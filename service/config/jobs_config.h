@@ -14,7 +14,8 @@
 
 #include "absl/time/time.h"
 #include "service/config/traffic_config.h"
-#include "service/jobs/jobs_options.h"
+#include "service/jobs/import/import_options.h"
+#include "service/jobs/watch/job_watch_options.h"
 
 namespace userpilot::gateway {
 

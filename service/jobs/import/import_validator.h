@@ -36,8 +36,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "service/common/call_result.h"
+#include "service/jobs/import/import_options.h"
 #include "service/jobs/import/json_scan.h"
-#include "service/jobs/jobs_options.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
 
 namespace userpilot::gateway {

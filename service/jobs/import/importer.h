@@ -39,8 +39,8 @@
 #include "absl/time/time.h"
 #include "service/common/scheduler.h"
 #include "service/jobs/import/blocking_executor.h"
+#include "service/jobs/import/import_options.h"
 #include "service/jobs/import/import_validator.h"
-#include "service/jobs/jobs_options.h"
 #include "service/jobs/watch/job_watch_registry.h"
 #include "service/upstream/userpilot_stub.h"
 

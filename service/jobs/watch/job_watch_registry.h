@@ -51,7 +51,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/common/scheduler.h"
-#include "service/jobs/jobs_options.h"
+#include "service/jobs/watch/job_watch_options.h"
 #include "service/upstream/userpilot_stub.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
 

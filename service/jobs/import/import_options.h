@@ -1,10 +1,10 @@
-// The options of job watching (JobWatchRegistry) and imports (Importer, ImportFileValidator), in
-// a header of their own so that configuration need not include the components. Validate() is
-// defined beside what each configures.
+// The settings of ImportData's file handling: file limits (ImportLimits) and the Importer's
+// options (ImportOptions), in a header of their own so that configuration code can build them
+// without including the importer.
 //
-// Thread-safety: values.
-#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_JOBS_OPTIONS_H_
-#define USERPILOT_GATEWAY_SERVICE_JOBS_JOBS_OPTIONS_H_
+// Thread-safety: plain values.
+#ifndef USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_IMPORT_OPTIONS_H_
+#define USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_IMPORT_OPTIONS_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -22,27 +22,6 @@ struct ImportLimits {
   int64_t max_bulk_rows = 10000;
   // Longest line (CSV: record) accepted, which is also the most the validator buffers.
   size_t max_line_bytes = 1024 * 1024;
-};
-
-struct JobWatchOptions {
-  // Poll pace bounds (job_state.h PollPace): fastest while a job changes, slowest while not.
-  absl::Duration min_poll_interval = absl::Seconds(1);
-  absl::Duration max_poll_interval = absl::Seconds(15);
-  // Interval multiplier per poll that saw no change. > 1.
-  double poll_interval_growth = 2.0;
-  // Deadline of one upstream read (it may wait for the job-read budget within it).
-  absl::Duration poll_timeout = absl::Seconds(10);
-  // A job (or the list) that cannot be read for this long ends its watches with UNAVAILABLE.
-  absl::Duration unreadable_timeout = absl::Minutes(1);
-  // Concurrent subscriptions, to one job or to the job list; beyond: RESOURCE_EXHAUSTED.
-  size_t max_subscribers = 20000;
-  // Distinct jobs watched at once (each costs one upstream read per interval).
-  size_t max_watched_jobs = 1000;
-  // CallOptions.caller of polls: the fairness key the job-read budget sees.
-  std::string poll_caller = "job-watch";
-
-  // INVALID_ARGUMENT naming the first bad field, else OK. For start-up configuration checks.
-  absl::Status Validate() const;
 };
 
 struct ImportOptions {
@@ -76,4 +55,4 @@ struct ImportOptions {
 
 }  // namespace userpilot::gateway
 
-#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_JOBS_OPTIONS_H_
+#endif  // USERPILOT_GATEWAY_SERVICE_JOBS_IMPORT_IMPORT_OPTIONS_H_
