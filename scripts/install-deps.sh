@@ -16,6 +16,8 @@ build_packages=(
   libcurl4-openssl-dev prometheus-cpp-dev libhiredis-dev libspdlog-dev
   # CRC32C (crc32_iscsi) for the delivery log's record checksums.
   libisal-dev
+  # RapidJSON (header-only): the SAX reader that checks ImportData's NDJSON rows.
+  rapidjson-dev
   # google/rpc/*.proto (Status, error details) and gRPC's own protos (health, reflection).
   golang-github-gogo-googleapis-dev grpc-proto
   # GoogleTest/GoogleMock: the CMake configuration needs them even for the gateway alone.

@@ -94,9 +94,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   // Job watches poll through the whole stack (budget job_read, retries); imports upload
   // through it too, so the retry layer alone decides when an upload may be sent again.
   g.job_watches_ = std::make_unique<JobWatchRegistry>(*g.stack_.stub, scheduler, config.jobs.watch);
-  ImportOptions import = config.jobs.import;
-  import.max_upload_attempts = 1;
-  g.importer_ = std::make_unique<Importer>(*g.stack_.stub, *g.job_watches_, scheduler, import);
+  g.importer_ =
+      std::make_unique<Importer>(*g.stack_.stub, *g.job_watches_, scheduler, config.jobs.import);
   g.metric_hooks_.push_back(
       ExportJobs(*g.metrics_registry_, g.metrics_->jobs, *g.job_watches_, g.importer_.get()));
 

@@ -286,6 +286,7 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup&
   });
   out.jobs = LoadJobsConfig(
       in.jobs, [&](absl::string_view flag, std::string message) { problems.Flag(flag, message); });
+  out.jobs.import.limits.rows = out.limits;  // Import rows follow the unary calls' limits.
   out.reflection = in.reflection;
   out.access_log = in.access_log;
 

@@ -170,6 +170,9 @@ ABSL_FLAG(int64_t, max_concurrent_imports, JobsInput().max_concurrent_imports,
           "Import calls carried at once; beyond: RESOURCE_EXHAUSTED.");
 ABSL_FLAG(absl::Duration, upload_timeout, JobsInput().upload_timeout,
           "Cap on one upload of an import file to Userpilot.");
+ABSL_FLAG(absl::Duration, import_idle_timeout, JobsInput().import_idle_timeout,
+          "An ImportData caller that sends nothing for this long while the gateway waits for "
+          "its next message is ended with DEADLINE_EXCEEDED, freeing its import slot.");
 
 namespace userpilot::gateway {
 namespace {
@@ -364,6 +367,7 @@ ConfigInput ConfigInputFromFlags() {
   j.import_max_file_bytes = absl::GetFlag(FLAGS_import_max_file_bytes);
   j.max_concurrent_imports = absl::GetFlag(FLAGS_max_concurrent_imports);
   j.upload_timeout = absl::GetFlag(FLAGS_upload_timeout);
+  j.import_idle_timeout = absl::GetFlag(FLAGS_import_idle_timeout);
   for (const auto& [name, applied] : EnvAppliedFlags()) {
     // Still the environment's value, so the command line did not override it.
     if (absl::FindCommandLineFlag(name)->CurrentValue() == applied.value) {

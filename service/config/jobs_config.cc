@@ -69,6 +69,7 @@ JobsConfig LoadJobsConfig(const JobsInput& in, const FlagProblem& problem) {
              problem);
   CheckCount("max_concurrent_imports", in.max_concurrent_imports, kMaxConcurrentImports, problem);
   CheckPositive("upload_timeout", in.upload_timeout, problem);
+  CheckPositive("import_idle_timeout", in.import_idle_timeout, problem);
 
   out.watch.min_poll_interval = in.watch_min_poll_interval;
   out.watch.max_poll_interval = in.watch_max_poll_interval;
@@ -78,6 +79,7 @@ JobsConfig LoadJobsConfig(const JobsInput& in, const FlagProblem& problem) {
   out.import.limits.max_file_bytes = in.import_max_file_bytes;
   out.import.max_concurrent_imports =
       static_cast<size_t>(std::max<int64_t>(in.max_concurrent_imports, 1));
+  out.import.idle_timeout = in.import_idle_timeout;
   out.upload_timeout = in.upload_timeout;
   return out;
 }
@@ -91,6 +93,7 @@ std::string JobsDebugString(const JobsConfig& config) {
       " import_spool_dir=", config.import.spool_dir,
       " import_max_file_bytes=", config.import.limits.max_file_bytes,
       " max_concurrent_imports=", config.import.max_concurrent_imports,
+      " import_idle_timeout=", absl::FormatDuration(config.import.idle_timeout),
       " upload_timeout=", absl::FormatDuration(config.upload_timeout));
 }
 

@@ -33,6 +33,9 @@ struct JobsInput {
   int64_t max_concurrent_imports = static_cast<int64_t>(ImportOptions().max_concurrent_imports);
   // Cap on one upload attempt of an import file to Userpilot.
   absl::Duration upload_timeout = absl::Minutes(5);
+  // An ImportData caller that sends nothing for this long while the gateway waits for its next
+  // message is ended with DEADLINE_EXCEEDED, freeing its import slot.
+  absl::Duration import_idle_timeout = ImportOptions().idle_timeout;
 };
 
 // The validated job configuration.
@@ -42,7 +45,8 @@ struct JobsConfig {
   absl::Duration upload_timeout;
 };
 
-// Checks `in` and returns the configuration; every problem goes to `problem`.
+// Checks `in` and returns the configuration; every problem goes to `problem`. The import row
+// rules' limits (import.limits.rows) are the request validation limits, which the caller sets.
 JobsConfig LoadJobsConfig(const JobsInput& in, const FlagProblem& problem);
 
 // `name=value` pairs of the job settings, for the start-up log line.

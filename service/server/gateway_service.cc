@@ -139,9 +139,9 @@ grpc::ServerWriteReactor<v1::Job>* GatewayService::WatchJobs(grpc::CallbackServe
   return StartWatchJobs(context, *request, jobs_.registry);
 }
 
-grpc::ServerReadReactor<v1::ImportDataRequest>* GatewayService::ImportData(
-    grpc::CallbackServerContext* context, v1::Job* response) {
-  return StartImportData(context, response, jobs_.importer);
+grpc::ServerReadReactor<grpc::ByteBuffer>* GatewayService::ImportData(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
+  return StartImportData(context, response, jobs_.importer, CallDeadline(*context, options_));
 }
 
 }  // namespace userpilot::gateway

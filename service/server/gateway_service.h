@@ -38,7 +38,9 @@ struct GatewayServiceOptions {
 // so they are never taken verbatim).
 std::string CallerName(const grpc::CallbackServerContext& context);
 
-class GatewayService final : public v1::UserpilotGateway::CallbackService {
+// ImportData is a raw callback method: its reactor decodes messages itself (job_streams.cc).
+class GatewayService final : public v1::UserpilotGateway::WithRawCallbackMethod_ImportData<
+                                 v1::UserpilotGateway::CallbackService> {
  public:
   // `validator` and `stub` must outlive the service and every call it started. `jobs` serves
   // WatchJob, WatchJobs and ImportData (server/job_streams.h); left empty, those RPCs answer
@@ -77,8 +79,8 @@ class GatewayService final : public v1::UserpilotGateway::CallbackService {
                                               const v1::WatchJobRequest* request) override;
   grpc::ServerWriteReactor<v1::Job>* WatchJobs(grpc::CallbackServerContext* context,
                                                const v1::WatchJobsRequest* request) override;
-  grpc::ServerReadReactor<v1::ImportDataRequest>* ImportData(grpc::CallbackServerContext* context,
-                                                             v1::Job* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* ImportData(grpc::CallbackServerContext* context,
+                                                        grpc::ByteBuffer* response) override;
 
  private:
   // The one path every unary RPC takes: validate, then call the stub's method of `Rpc` (the

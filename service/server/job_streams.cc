@@ -12,8 +12,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "service/common/call_result.h"
-#include "service/jobs/import/import_spool.h"
-#include "service/jobs/import/import_validator.h"
+#include "service/jobs/import/import_session.h"
 #include "service/server/gateway_service.h"
 #include "service/server/grpc_status.h"
 
@@ -32,7 +31,7 @@ class EndedWriter final : public grpc::ServerWriteReactor<v1::Job> {
   void OnDone() override { delete this; }
 };
 
-class EndedReader final : public grpc::ServerReadReactor<v1::ImportDataRequest> {
+class EndedReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   explicit EndedReader(grpc::Status status) { Finish(std::move(status)); }
   void OnDone() override { delete this; }
@@ -127,219 +126,87 @@ class JobStreamReactor final : public grpc::ServerWriteReactor<v1::Job>, public 
 
 // ----- ImportData -----
 
-// One ImportData call. Its life is a chain of asynchronous steps, one at a time: a read, a
-// worker task, the submission. `step_` says which is out. OnCancel never finishes the call
-// itself: it marks it cancelled (and cancels a submission), and the step that is out ends the
-// call when it completes. So Finish - after which gRPC may delete the reactor - is only ever
-// called when nothing of ours still refers to it.
-class ImportDataReactor final : public grpc::ServerReadReactor<v1::ImportDataRequest> {
+// One ImportData call: turns gRPC's reads and completions into ImportSession calls, and carries
+// out what the session asks (read the next message, finish).
+//
+// Messages are read raw (grpc::ByteBuffer) and decoded here, because gRPC's typed reads report a
+// message that fails to decode exactly as they report the end of the stream (OnReadDone(false)),
+// and a truncated file must never pass for a complete one. A read that fails is then either the
+// caller's half-close or a broken stream (the caller vanished, or gRPC refused an oversized
+// message and cancelled the call): sending the initial metadata tells them apart, since it
+// succeeds only on a stream that is still open.
+//
+// The reactor is shared with the session (weakly) and keeps itself alive until OnDone; ops_mu_
+// orders the session's requests with gRPC's operations, so nothing is started after Finish.
+class ImportDataReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>,
+                                public ImportStream,
+                                public std::enable_shared_from_this<ImportDataReactor> {
  public:
-  ImportDataReactor(Importer& importer, grpc::CallbackServerContext* context, v1::Job* response)
-      : importer_(importer), context_(context), response_(response) {
-    Result<Importer::Permit> permit = importer_.Admit();
-    if (!permit.ok()) {
-      step_ = Step::kDone;
-      Finish(ToGrpcStatus(permit.error()));
+  explicit ImportDataReactor(grpc::ByteBuffer* response) : response_(response) {}
+
+  // Starts the session (admission, then the first read).
+  void Begin(Importer& importer, ImportCall call) {
+    self_ = shared_from_this();
+    session_ = ImportSession::Create(importer, std::move(call), weak_from_this());
+    session_->Start();
+  }
+
+  // ImportStream.
+  void ReadNext() override {
+    std::lock_guard<std::mutex> lock(ops_mu_);
+    if (!finished_) StartRead(&buffer_);
+  }
+
+  void Finish(Result<v1::Job> result) override {
+    std::lock_guard<std::mutex> lock(ops_mu_);
+    if (finished_) return;
+    finished_ = true;
+    if (result.ok()) {
+      bool own_buffer = false;
+      grpc::Status serialized =
+          grpc::SerializationTraits<v1::Job>::Serialize(*result, response_, &own_buffer);
+      if (!serialized.ok()) {
+        result =
+            Result<v1::Job>(absl::InternalError("the job could not be serialized for the caller"));
+      }
+    }
+    grpc::ServerReadReactor<grpc::ByteBuffer>::Finish(ToGrpcStatus(result.error()));
+  }
+
+  // gRPC reactions.
+  void OnReadDone(bool ok) override {
+    if (ok) {
+      v1::ImportDataRequest message;
+      if (grpc::SerializationTraits<v1::ImportDataRequest>::Deserialize(&buffer_, &message).ok()) {
+        session_->OnMessage(std::move(message));
+      } else {
+        session_->OnUndecodableMessage();
+      }
       return;
     }
-    permit_.emplace(*std::move(permit));
-    const ImportOptions& options = importer_.options();
-    const absl::Time now = absl::Now();
-    const auto deadline = context->deadline();
-    deadline_ = deadline == std::chrono::system_clock::time_point::max()
-                    ? now + options.default_deadline
-                    : std::min(absl::FromChrono(deadline), now + options.max_deadline);
-    step_ = Step::kRead;
-    StartRead(&message_);
+    std::lock_guard<std::mutex> lock(ops_mu_);
+    if (!finished_) StartSendInitialMetadata();
   }
 
-  void OnReadDone(bool ok) override {
-    if (!Begin(Step::kReaction)) return;
-    if (!ok) return OnEndOfStream();
-    if (!header_.has_value()) return OnHeader();
-    OnChunk();
-  }
-
-  void OnCancel() override {
-    std::shared_ptr<ImportSubmission> submission;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      cancelled_ = true;
-      submission = submission_;
+  void OnSendInitialMetadataDone(bool ok) override {
+    if (ok) {
+      session_->OnEndOfStream();
+    } else {
+      session_->OnStreamBroken();
     }
-    if (submission != nullptr) submission->Cancel();  // Its completion ends the call.
   }
 
-  void OnDone() override { Unref(); }
+  void OnCancel() override { session_->OnCancel(); }
+
+  void OnDone() override { self_.reset(); }  // May delete this.
 
  private:
-  ~ImportDataReactor() override = default;
-  void Ref() { refs_.fetch_add(1); }
-  void Unref() {
-    if (refs_.fetch_sub(1) == 1) delete this;
-  }
-
-  enum class Step {
-    kRead,      // A StartRead is out.
-    kReaction,  // A reaction or completion is deciding what comes next.
-    kWork,      // A worker task is out.
-    kSubmit,    // The submission is out.
-    kDone,      // Finish was called.
-  };
-
-  // Moves to `next` unless the call was cancelled; then ends it (CANCELLED) and returns false.
-  bool Begin(Step next) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (step_ == Step::kDone) return false;
-      if (!cancelled_) {
-        step_ = next;
-        return true;
-      }
-    }
-    End(absl::CancelledError("the import was cancelled"));
-    return false;
-  }
-
-  // Finishes the call (once).
-  void End(const CallStatus& status) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (step_ == Step::kDone) return;
-      step_ = Step::kDone;
-      submission_.reset();
-    }
-    Finish(ToGrpcStatus(status));
-  }
-
-  void OnHeader() {
-    if (!message_.has_header()) {
-      return End(InvalidArgumentError(
-          {{"header", "the first message must be the header (target, filename, format)"}}));
-    }
-    v1::ImportHeader header = message_.header();
-    if (CallStatus valid = ValidateImportHeader(header); !valid.ok()) return End(valid);
-    const ImportLimits& limits = importer_.options().limits;
-    if (header.has_size_bytes() &&
-        (header.size_bytes() < 0 || header.size_bytes() > limits.max_file_bytes)) {
-      return End(InvalidArgumentError(
-          {{"header.size_bytes",
-            absl::StrCat("the file is larger than the gateway accepts: the limit is ",
-                         limits.max_file_bytes, " bytes")}}));
-    }
-    header_ = std::move(header);
-    Work([this]() -> CallStatus {
-      auto spool =
-          ImportSpool::Create(importer_.options().spool_dir, *header_, importer_.options().limits);
-      if (!spool.ok()) return spool.status();
-      spool_ = *std::move(spool);
-      return absl::OkStatus();
-    });
-  }
-
-  void OnChunk() {
-    if (message_.has_header()) {
-      return End(InvalidArgumentError(
-          {{"header", "only the first message may be a header; later ones carry chunks"}}));
-    }
-    // Taken out of the message, which the next read reuses.
-    auto chunk = std::make_shared<std::string>(std::move(*message_.mutable_chunk()));
-    message_.Clear();
-    Work([this, chunk] {
-      CallStatus appended = spool_->Append(*chunk);
-      if (appended.ok()) importer_.RecordReceivedBytes(chunk->size());
-      return appended;
-    });
-  }
-
-  void OnEndOfStream() {
-    if (!header_.has_value()) {
-      return End(InvalidArgumentError(
-          {{"header", "the stream ended before the header (target, filename, format)"}}));
-    }
-    auto contents = std::make_shared<std::shared_ptr<const HttpBodySource>>();
-    Work(
-        [this, contents]() -> CallStatus {
-          if (CallStatus valid = spool_->Finish(); !valid.ok()) return valid;
-          if (header_->has_size_bytes() && header_->size_bytes() != spool_->size()) {
-            return InvalidArgumentError(
-                {{"header.size_bytes", absl::StrCat("the header announced ", header_->size_bytes(),
-                                                    " bytes but the stream carried ",
-                                                    spool_->size(), "; nothing was uploaded")}});
-          }
-          absl::StatusOr<std::shared_ptr<const HttpBodySource>> body = spool_->Contents();
-          if (!body.ok()) return body.status();
-          *contents = *std::move(body);
-          return absl::OkStatus();
-        },
-        [this, contents] { Submit(std::move(*contents)); });
-  }
-
-  // Runs `task` on a worker thread; then `next`, or (by default) reads the next message. Ends
-  // the call with the task's error, or CANCELLED if the caller left meanwhile.
-  template <typename Task>
-  void Work(Task task, absl::AnyInvocable<void() &&> next = nullptr) {
-    if (!Begin(Step::kWork)) return;
-    importer_.RunBlocking([this, task = std::move(task), next = std::move(next)]() mutable {
-      const CallStatus status = task();
-      if (!status.ok()) return End(status);
-      if (next != nullptr) {
-        if (Begin(Step::kReaction)) std::move(next)();
-        return;
-      }
-      if (Begin(Step::kRead)) StartRead(&message_);
-    });
-  }
-
-  void Submit(std::shared_ptr<const HttpBodySource> body) {
-    // A client that vanished mid-stream can look like one that finished: never upload then.
-    if (context_->IsCancelled()) return End(absl::CancelledError("the import was cancelled"));
-    ImportFileRequest request;
-    request.target = header_->target();
-    request.format = header_->format();
-    request.filename = ImportFilename(*header_);
-    request.file = std::move(body);
-    CallOptions options;
-    options.deadline = deadline_;
-    options.caller = CallerName(*context_);
-    if (!Begin(Step::kSubmit)) return;
-    // The answer may come inside Submit() (a stub that answers at once) and end the call, after
-    // which gRPC may delete the reactor on another thread: hold it until this function is done.
-    Ref();
-    std::shared_ptr<ImportSubmission> submission = importer_.Submit(
-        options, std::move(request), header_->wait_for_running_job(), [this](Result<v1::Job> job) {
-          if (job.ok()) *response_ = *std::move(job);
-          End(job.error());
-        });
-    // Kept so OnCancel can cancel a wait; unless it already ended (inside Submit).
-    bool cancelled = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (step_ == Step::kSubmit) {
-        submission_ = submission;
-        cancelled = cancelled_;
-      }
-    }
-    if (cancelled) submission->Cancel();  // OnCancel ran before submission_ was set.
-    Unref();
-  }
-
-  std::atomic<int> refs_{1};  // gRPC's (dropped in OnDone), plus Submit's while it runs.
-  Importer& importer_;
-  grpc::CallbackServerContext* const context_;
-  v1::Job* const response_;
-  std::optional<Importer::Permit> permit_;  // Released when the reactor is deleted.
-  absl::Time deadline_;
-
-  // Used by one step at a time (a reaction, then the worker task it hands over to, ...).
-  v1::ImportDataRequest message_;
-  std::optional<v1::ImportHeader> header_;
-  std::unique_ptr<ImportSpool> spool_;
-
-  std::mutex mu_;
-  Step step_ = Step::kReaction;                   // Guarded by mu_.
-  bool cancelled_ = false;                        // Guarded by mu_.
-  std::shared_ptr<ImportSubmission> submission_;  // Guarded by mu_.
+  grpc::ByteBuffer* const response_;
+  grpc::ByteBuffer buffer_;                  // The message being read (one read at a time).
+  std::shared_ptr<ImportSession> session_;   // Set in Begin(), then constant.
+  std::shared_ptr<ImportDataReactor> self_;  // Until OnDone.
+  std::mutex ops_mu_;
+  bool finished_ = false;  // Guarded by ops_mu_.
 };
 
 }  // namespace
@@ -366,10 +233,17 @@ grpc::ServerWriteReactor<v1::Job>* StartWatchJobs(grpc::CallbackServerContext* c
       [&](JobWatchSink* sink) { return registry->WatchAllJobs(sink, request.include_existing()); });
 }
 
-grpc::ServerReadReactor<v1::ImportDataRequest>* StartImportData(
-    grpc::CallbackServerContext* context, v1::Job* response, Importer* importer) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* StartImportData(grpc::CallbackServerContext* context,
+                                                           grpc::ByteBuffer* response,
+                                                           Importer* importer,
+                                                           absl::Time deadline) {
   if (importer == nullptr) return new EndedReader(Unimplemented("ImportData"));
-  return new ImportDataReactor(*importer, context, response);
+  auto reactor = std::make_shared<ImportDataReactor>(response);
+  ImportCall call;
+  call.deadline = deadline;
+  call.caller = CallerName(*context);
+  reactor->Begin(*importer, std::move(call));
+  return reactor.get();  // Kept alive by itself until OnDone.
 }
 
 }  // namespace userpilot::gateway

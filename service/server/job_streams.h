@@ -10,20 +10,20 @@
 //    subscription's end status, or CANCELLED when the caller leaves (which also frees the
 //    poller when it was the last watcher). A watch reactor is reference-counted (see
 //    JobWatchSink): it deletes itself once gRPC is done with it and no notice is running.
-//  - ImportData reads one message at a time: each chunk is handed to a worker thread
-//    (Importer::RunBlocking) that validates it and appends it to the spool file, and only then
-//    is the next message read - gRPC's flow control holds the client back meanwhile, so memory
-//    stays at about one chunk per import, and no gRPC thread ever writes a file or parses JSON.
-//    At the end of the stream the worker finishes validation, and the Importer submits the
-//    file. The spool file is nameless from birth (import_spool.h) and closed when the call
-//    ends, whatever happens.
+//  - ImportData: the call itself is an ImportSession (service/jobs/import/import_session.h),
+//    which owns admission, the header, the spool, the deadline and idle timeout, and the
+//    submission; the reactor reads one message at a time when the session asks, decodes it,
+//    and reports it - or the real end of the stream, or a broken one - to the session.
 //
 // Thread-safety: reactions may run on any gRPC thread, notices on the registry's threads,
-// completions on worker and HTTP threads; each reactor serialises its own state with a mutex
-// and calls gRPC (StartWrite, StartRead, Finish) without holding it.
+// completions on worker and HTTP threads; each reactor serialises its own state with a mutex.
+// Watch reactors call gRPC (StartWrite, Finish) without holding it; the ImportData reactor holds
+// a mutex of its own around its gRPC calls only to order them (gRPC never runs a reaction
+// inside StartRead, StartSendInitialMetadata or Finish).
 #ifndef USERPILOT_GATEWAY_SERVICE_SERVER_JOB_STREAMS_H_
 #define USERPILOT_GATEWAY_SERVICE_SERVER_JOB_STREAMS_H_
 
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "service/jobs/import/importer.h"
 #include "service/jobs/watch/job_watch_registry.h"
@@ -50,11 +50,12 @@ grpc::ServerWriteReactor<v1::Job>* StartWatchJobs(grpc::CallbackServerContext* c
                                                   const v1::WatchJobsRequest& request,
                                                   JobWatchRegistry* registry);
 
-// ImportData: admission, then header, chunks, validation, submission; `response` receives
-// the job. The call's deadline is the caller's, cut to ImportOptions::max_deadline, or
-// ImportOptions::default_deadline when the caller set none.
-grpc::ServerReadReactor<v1::ImportDataRequest>* StartImportData(
-    grpc::CallbackServerContext* context, v1::Job* response, Importer* importer);
+// ImportData: an ImportSession carried by a reactor that reads raw messages (job_streams.cc says
+// why); `response` receives the serialized job. `deadline` is the call's, derived as for unary
+// calls (the caller's, cut to --max_deadline, or --default_deadline when it set none).
+grpc::ServerReadReactor<grpc::ByteBuffer>* StartImportData(grpc::CallbackServerContext* context,
+                                                           grpc::ByteBuffer* response,
+                                                           Importer* importer, absl::Time deadline);
 
 }  // namespace userpilot::gateway
 

@@ -162,9 +162,9 @@ TEST_F(JobsImportTest, EveryTargetReachesUserpilotByteExact) {
   for (int i = 0; i < 300; ++i) {
     absl::StrAppend(&companies, "{\"company_id\":\"c", i, "\",\"metadata\":{\"n\":", i, "}}\r\n");
   }
-  std::string csv = "event_type,user_id,inserted_at,metadata\r\n";
+  std::string csv = "event_type,user_id,event_name,inserted_at,note\r\n";
   for (int i = 0; i < 200; ++i) {
-    absl::StrAppend(&csv, "track,u", i, ",2024-07-28 08:55:35.874555,\"{\"\"a\"\"\n: ", i,
+    absl::StrAppend(&csv, "track,u", i, ",exported,2024-07-28 08:55:35.874555,\"{\"\"a\"\"\n: ", i,
                     "}\"\r\n");
   }
   std::string events;
@@ -224,12 +224,12 @@ TEST_F(JobsImportTest, MalformedFileIsRefusedNamingTheLineAndNothingIsSent) {
   EXPECT_THAT(status.error_message(), HasSubstr("metadata.nested"));
   auto bad = Detail<google::rpc::BadRequest>(status);
   ASSERT_TRUE(bad.has_value());
-  EXPECT_EQ(bad->field_violations(0).field(), "file line 43");
+  EXPECT_EQ(bad->field_violations(0).field(), "file line 43.metadata.nested");
   EXPECT_TRUE(env_->emulator().Requests().empty());
 
   const grpc::Status csv =
       Import(Header(v1::IMPORT_TARGET_HISTORICAL_IMPORT, v1::IMPORT_FORMAT_CSV),
-             "a,b\n1,2\n1,2,3\n", &job);
+             "event_type,user_id\npage_view,u1\npage_view,u2,3\n", &job);
   EXPECT_EQ(csv.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(csv.error_message(), HasSubstr("file line 3: has 3 columns"));
   EXPECT_TRUE(env_->emulator().Requests().empty());
@@ -285,7 +285,7 @@ TEST_F(JobsImportTest, StreamShorterThanAnnouncedIsNeverUploaded) {
 }
 
 TEST_F(JobsImportTest, ConflictIsJobInProgressUnlessTheCallerWaits) {
-  const std::string csv = "event_type,user_id\ntrack,u1\n";
+  const std::string csv = "event_type,user_id\npage_view,u1\n";
   v1::Job first;
   ASSERT_TRUE(
       Import(Header(v1::IMPORT_TARGET_HISTORICAL_IMPORT, v1::IMPORT_FORMAT_CSV), csv, &first).ok());
@@ -325,7 +325,7 @@ TEST_F(JobsImportTest, ConflictIsJobInProgressUnlessTheCallerWaits) {
 }
 
 TEST_F(JobsImportTest, WaitingPastTheDeadlineIsDeadlineExceeded) {
-  const std::string csv = "event_type,user_id\ntrack,u1\n";
+  const std::string csv = "event_type,user_id\npage_view,u1\n";
   v1::Job first;
   ASSERT_TRUE(
       Import(Header(v1::IMPORT_TARGET_HISTORICAL_IMPORT, v1::IMPORT_FORMAT_CSV), csv, &first).ok());

@@ -12,39 +12,34 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "service/validation/validation_limits.h"
 
 namespace userpilot::gateway {
 
 struct ImportLimits {
   // Userpilot's documented limit for bulk and import files.
   int64_t max_file_bytes = int64_t{50} * 1024 * 1024;
-  // Userpilot's documented limit of rows per bulk request.
-  int64_t max_bulk_rows = 10000;
-  // Longest line (CSV: record) accepted, which is also the most the validator buffers.
+  // Longest line (CSV: record) accepted, which is also the most the file checks buffer.
   size_t max_line_bytes = 1024 * 1024;
+  // The limits of the row rules (import_row_rules.h): the unary RPCs' own, so one row is
+  // judged alike in a file and in a call. `rows.max_bulk_rows` bounds the rows of a bulk file.
+  ValidationLimits rows;
 };
 
 struct ImportOptions {
-  // File checks: size (50 MiB), bulk rows (10,000), longest line (1 MiB).
+  // File checks: size (50 MiB), longest line (1 MiB), the row rules' limits.
   ImportLimits limits;
   // Where files are spooled; "" means $TMPDIR, else /tmp. Must be on local disk with room for
   // max_concurrent_imports * limits.max_file_bytes.
   std::string spool_dir;
-  // Imports running at once; beyond this, an import is refused RESOURCE_EXHAUSTED.
+  // Imports running at once; beyond this, ImportData answers RESOURCE_EXHAUSTED.
   size_t max_concurrent_imports = 8;
-  // Worker threads that spool and validate chunks (CPU-bound for NDJSON: one JSON parse a
-  // line).
+  // Worker threads that spool and check chunks (CPU-bound for NDJSON: one JSON parse a line).
   int worker_threads = 2;
-  // The deadline of an import call whose caller set none, and the longest one accepted
-  // (longer ones are cut): imports carry large files and may wait for a running job.
-  absl::Duration default_deadline = absl::Minutes(10);
-  absl::Duration max_deadline = absl::Hours(1);
-  // Attempts per upload, the first included, for failures that certainly created nothing
-  // (429, request never sent). 1 turns these retries off (do so when a retrying decorator in
-  // the upstream stack retries uploads itself).
-  int max_upload_attempts = 3;
-  // Wait before such a retry when Userpilot asked for no delay.
-  absl::Duration retry_delay = absl::Seconds(1);
+  // While the gateway waits for the caller's next message: how long it waits before ending the
+  // call with DEADLINE_EXCEEDED, so a stalled caller cannot hold an import slot until its
+  // deadline.
+  absl::Duration idle_timeout = absl::Seconds(30);
   // After a 409 with wait_for_running_job, when the running job cannot be identified from
   // the job list: how long to wait before submitting again.
   absl::Duration conflict_retry_interval = absl::Seconds(10);

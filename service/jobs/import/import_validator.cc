@@ -1,19 +1,15 @@
 #include "service/jobs/import/import_validator.h"
 
 #include <utility>
-#include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "service/common/call_result.h"
-#include "service/common/text_scan.h"
 
 namespace userpilot::gateway {
 namespace {
 
-constexpr size_t kMaxFilenameBytes = 255;
 constexpr char kBom[] = "\xEF\xBB\xBF";
 
 CallStatus LineError(int64_t line, std::string description) {
@@ -31,99 +27,18 @@ std::string Size(int64_t bytes) {
 
 bool IsBlank(absl::string_view s) { return absl::StripAsciiWhitespace(s).empty(); }
 
-// Valid UTF-8 without control characters (C0, DEL, C1).
-bool IsCleanText(absl::string_view s) {
-  const TextScan scan = ScanText(s);
-  return !scan.invalid_utf8_at.has_value() && !scan.control.has_value();
-}
-
-// A required id: a non-empty string.
-CallStatus RequireId(const ScannedObject& row, absl::string_view key, int64_t line, bool required) {
-  const ScannedMember* v = row.Find(key);
-  if (v == nullptr || v->kind == JsonKind::kNull) {
-    if (!required) return absl::OkStatus();
-    return LineError(line, absl::StrCat("'", key, "' is required (a non-empty string)"));
-  }
-  if (v->kind != JsonKind::kString) {
-    return LineError(line,
-                     absl::StrCat("'", key, "' must be a string, not ", JsonKindName(v->kind)));
-  }
-  if (IsBlank(v->text)) return LineError(line, absl::StrCat("'", key, "' must not be empty"));
-  return absl::OkStatus();
-}
-
-CallStatus OptionalString(const ScannedObject& row, absl::string_view key, int64_t line) {
-  const ScannedMember* v = row.Find(key);
-  if (v == nullptr || v->kind == JsonKind::kNull || v->kind == JsonKind::kString) {
-    return absl::OkStatus();
-  }
-  return LineError(line, absl::StrCat("'", key, "' must be a string, not ", JsonKindName(v->kind)));
-}
-
-CallStatus CheckMetadata(const ScannedObject& row, int64_t line) {
-  const ScannedMember* metadata = row.Find("metadata");
-  if (metadata == nullptr || metadata->kind == JsonKind::kNull) return absl::OkStatus();
-  if (metadata->kind != JsonKind::kObject) {
-    return LineError(
-        line, absl::StrCat("'metadata' must be an object, not ", JsonKindName(metadata->kind)));
-  }
-  for (const ScannedMember& value : row.metadata) {
-    if (value.kind == JsonKind::kObject || value.kind == JsonKind::kArray) {
-      return LineError(line,
-                       absl::StrCat("'metadata.", value.key, "' is ", JsonKindName(value.kind),
-                                    "; values must be strings, numbers, booleans or null"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
-
-CallStatus ValidateImportHeader(const v1::ImportHeader& header) {
-  std::vector<FieldViolation> violations;
-  const bool bulk = header.target() == v1::IMPORT_TARGET_USERS_BULK ||
-                    header.target() == v1::IMPORT_TARGET_COMPANIES_BULK;
-  if (!v1::ImportTarget_IsValid(header.target()) ||
-      header.target() == v1::IMPORT_TARGET_UNSPECIFIED) {
-    violations.push_back({"header.target",
-                          "required: IMPORT_TARGET_HISTORICAL_IMPORT, IMPORT_TARGET_USERS_BULK "
-                          "or IMPORT_TARGET_COMPANIES_BULK"});
-  }
-  if (!v1::ImportFormat_IsValid(header.format()) ||
-      header.format() == v1::IMPORT_FORMAT_UNSPECIFIED) {
-    violations.push_back({"header.format", "required: IMPORT_FORMAT_CSV or IMPORT_FORMAT_NDJSON"});
-  } else if (bulk && header.format() == v1::IMPORT_FORMAT_CSV) {
-    violations.push_back(
-        {"header.format", "bulk identify files must be NDJSON; CSV is for historical imports"});
-  }
-  const std::string& name = header.filename();
-  if (name.size() > kMaxFilenameBytes) {
-    violations.push_back({"header.filename", absl::StrCat("at most ", kMaxFilenameBytes,
-                                                          " bytes, not ", name.size())});
-  } else if (!IsCleanText(name) || absl::StrContains(name, "\"") || absl::StrContains(name, "\\") ||
-             absl::StrContains(name, "/")) {
-    violations.push_back(
-        {"header.filename", "must be valid UTF-8 without control characters, '\"', '\\' or '/'"});
-  } else if (!name.empty() && IsBlank(name)) {
-    violations.push_back({"header.filename", "must not be only whitespace"});
-  }
-  if (violations.empty()) return absl::OkStatus();
-  return InvalidArgumentError(violations);
-}
-
-std::string ImportFilename(const v1::ImportHeader& header) {
-  if (!header.filename().empty()) return header.filename();
-  return header.format() == v1::IMPORT_FORMAT_CSV ? "import.csv" : "import.ndjson";
-}
 
 ImportFileValidator::ImportFileValidator(v1::ImportTarget target, v1::ImportFormat format,
                                          ImportLimits limits)
-    : target_(target), format_(format), limits_(limits) {}
+    : target_(target), format_(format), limits_(limits), rules_(target, limits_.rows) {}
 
 CallStatus ImportFileValidator::Fail(CallStatus status) {
   error_ = status;
   partial_.clear();
   partial_.shrink_to_fit();
+  record_.clear();
+  record_.shrink_to_fit();
   return status;
 }
 
@@ -134,41 +49,43 @@ CallStatus ImportFileValidator::Feed(absl::string_view bytes) {
                                        Size(limits_.max_file_bytes))));
   }
   bytes_ += static_cast<int64_t>(bytes.size());
-  // A byte order mark at the very start is not part of the first line.
+  // A byte order mark at the very start is refused: Userpilot takes it for part of the first
+  // column name or key.
   while (!bom_done_ && !bytes.empty()) {
     if (bytes.front() == kBom[bom_matched_]) {
       bytes.remove_prefix(1);
-      if (++bom_matched_ == 3) bom_done_ = true;
+      if (++bom_matched_ == 3) {
+        return Fail(LineError(1,
+                              "the file starts with a UTF-8 byte order mark (EF BB BF), which "
+                              "Userpilot does not accept: save the file without it"));
+      }
       continue;
     }
     bom_done_ = true;
     // Not a BOM after all: what matched so far is content.
-    const std::string held(kBom, bom_matched_);
-    if (CallStatus s = format_ == v1::IMPORT_FORMAT_CSV ? FeedCsv(held) : FeedNdjson(held);
-        !s.ok()) {
-      return Fail(s);
-    }
+    if (CallStatus s = FeedBytes(absl::string_view(kBom, bom_matched_)); !s.ok()) return Fail(s);
   }
   if (bytes.empty()) return absl::OkStatus();
-  CallStatus status = format_ == v1::IMPORT_FORMAT_CSV ? FeedCsv(bytes) : FeedNdjson(bytes);
-  if (!status.ok()) return Fail(status);
+  if (CallStatus s = FeedBytes(bytes); !s.ok()) return Fail(s);
   return absl::OkStatus();
+}
+
+CallStatus ImportFileValidator::FeedBytes(absl::string_view bytes) {
+  return format_ == v1::IMPORT_FORMAT_CSV ? FeedCsv(bytes) : FeedNdjson(bytes);
 }
 
 CallStatus ImportFileValidator::Finish() {
   if (!error_.ok()) return error_;
   if (!bom_done_ && bom_matched_ > 0) {
     bom_done_ = true;
-    const std::string held(kBom, bom_matched_);
-    CallStatus s = format_ == v1::IMPORT_FORMAT_CSV ? FeedCsv(held) : FeedNdjson(held);
-    if (!s.ok()) return Fail(s);
+    if (CallStatus s = FeedBytes(absl::string_view(kBom, bom_matched_)); !s.ok()) return Fail(s);
   }
   if (format_ == v1::IMPORT_FORMAT_CSV) {
     if (csv_state_ == CsvState::kQuoted) {
       return Fail(
           LineError(record_line_, "a quoted field is not closed before the end of the file"));
     }
-    if (!record_blank_ || record_fields_ > 0) {
+    if (!record_blank_) {
       if (CallStatus s = EndCsvRecord(); !s.ok()) return Fail(s);
     }
     if (header_columns_ == 0) return Fail(FileError("the file is empty: no header row"));
@@ -188,9 +105,10 @@ CallStatus ImportFileValidator::Finish() {
 CallStatus ImportFileValidator::CountRow(int64_t line_number) {
   ++rows_;
   const bool bulk = target_ != v1::IMPORT_TARGET_HISTORICAL_IMPORT;
-  if (bulk && rows_ > limits_.max_bulk_rows) {
-    return LineError(line_number, absl::StrCat("the file holds more than ", limits_.max_bulk_rows,
-                                               " rows, the most a bulk identify accepts"));
+  if (bulk && rows_ > limits_.rows.max_bulk_rows) {
+    return LineError(line_number,
+                     absl::StrCat("the file holds more than ", limits_.rows.max_bulk_rows,
+                                  " rows, the most a bulk identify accepts"));
   }
   return absl::OkStatus();
 }
@@ -229,81 +147,54 @@ CallStatus ImportFileValidator::NdjsonLine(absl::string_view line, int64_t line_
   absl::ConsumeSuffix(&line, "\r");
   if (IsBlank(line)) return absl::OkStatus();
   if (CallStatus s = CountRow(line_number); !s.ok()) return s;
-  const absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(line);
-  if (trimmed.front() != '{') {
+  if (absl::StripLeadingAsciiWhitespace(line).front() != '{') {
     return LineError(line_number, "must be one JSON object (NDJSON: one object a line)");
   }
   std::string why;
-  if (!ScanJsonObject(line, &row_, &why)) {
+  if (!reader_.Read(line, &row_, &why)) {
     return LineError(line_number, absl::StrCat("is not a valid JSON object: ", why));
   }
-  const ScannedObject& row = row_;
-  CallStatus status;
-  switch (target_) {
-    case v1::IMPORT_TARGET_USERS_BULK:
-      status = RequireId(row, "user_id", line_number, true);
-      if (status.ok()) status = RequireId(row, "company_id", line_number, false);
-      break;
-    case v1::IMPORT_TARGET_COMPANIES_BULK:
-      status = RequireId(row, "company_id", line_number, true);
-      break;
-    default: {
-      const ScannedMember* type = row.Find("event_type");
-      if (type == nullptr || type->kind != JsonKind::kString) {
-        return LineError(line_number,
-                         "'event_type' is required: identify_user, identify_company, page_view "
-                         "or track");
-      }
-      const std::string& t = type->text;
-      if (t != "identify_user" && t != "identify_company" && t != "page_view" && t != "track") {
-        return LineError(line_number,
-                         "'event_type' must be identify_user, identify_company, page_view or "
-                         "track");
-      }
-      status =
-          RequireId(row, t == "identify_company" ? "company_id" : "user_id", line_number, true);
-      for (absl::string_view key : {"source", "event_name", "inserted_at"}) {
-        if (status.ok()) status = OptionalString(row, key, line_number);
-      }
-      break;
-    }
-  }
-  if (!status.ok()) return status;
-  return CheckMetadata(row, line_number);
+  return rules_.CheckJsonRow(row_, line_number);
 }
 
 // ----- CSV -----
 
+void ImportFileValidator::EndCsvField() { cell_ends_.push_back(record_.size()); }
+
 CallStatus ImportFileValidator::EndCsvRecord() {
-  const size_t columns = record_fields_ + 1;
   const int64_t line = record_line_;
-  const bool blank = record_blank_ && record_fields_ == 0;
-  const bool last_field_empty = field_empty_;
-  record_fields_ = 0;
+  CallStatus status;
+  if (!record_blank_) {
+    EndCsvField();
+    cells_.clear();
+    size_t start = 0;
+    for (const size_t end : cell_ends_) {
+      cells_.push_back(absl::string_view(record_).substr(start, end - start));
+      start = end;
+    }
+    if (header_columns_ == 0) {
+      status = rules_.SetCsvHeader(cells_, line);
+      header_columns_ = cells_.size();
+    } else if (cells_.size() != header_columns_) {
+      status = LineError(line, absl::StrCat("has ", cells_.size(),
+                                            " columns, but the header row has ", header_columns_));
+    } else {
+      status = CountRow(line);
+      if (status.ok()) status = rules_.CheckCsvRecord(cells_, line);
+    }
+  }
+  cells_.clear();
+  cell_ends_.clear();
+  record_.clear();
   record_bytes_ = 0;
   record_blank_ = true;
-  field_empty_ = true;
   csv_state_ = CsvState::kFieldStart;
-  if (blank) return absl::OkStatus();
-  if (header_columns_ == 0) {
-    if (header_empty_field_ || last_field_empty) {
-      header_empty_field_ = false;
-      return LineError(line, "the header row has an empty column name");
-    }
-    header_columns_ = columns;
-    return absl::OkStatus();
-  }
-  if (columns != header_columns_) {
-    return LineError(
-        line, absl::StrCat("has ", columns, " columns, but the header row has ", header_columns_));
-  }
-  return CountRow(line);
+  return status;
 }
 
 CallStatus ImportFileValidator::FeedCsv(absl::string_view bytes) {
   for (const char c : bytes) {
-    if (record_blank_ && record_fields_ == 0 && csv_state_ == CsvState::kFieldStart &&
-        record_bytes_ == 0) {
+    if (record_blank_ && csv_state_ == CsvState::kFieldStart && record_bytes_ == 0) {
       record_line_ = line_;
     }
     if (++record_bytes_ > limits_.max_line_bytes) {
@@ -314,12 +205,14 @@ CallStatus ImportFileValidator::FeedCsv(absl::string_view bytes) {
       case CsvState::kQuoted:
         if (c == '"') {
           csv_state_ = CsvState::kQuoteInQuoted;
-        } else if (c == '\n') {
-          ++line_;
+          continue;
         }
+        if (c == '\n') ++line_;
+        record_.push_back(c);
         continue;
       case CsvState::kQuoteInQuoted:
         if (c == '"') {  // An escaped quote.
+          record_.push_back('"');
           csv_state_ = CsvState::kQuoted;
           continue;
         }
@@ -335,10 +228,8 @@ CallStatus ImportFileValidator::FeedCsv(absl::string_view bytes) {
     }
     if (c == '\r') continue;  // Part of a line ending (or stray: ignored).
     if (c == ',') {
-      if (header_columns_ == 0 && field_empty_) header_empty_field_ = true;
-      ++record_fields_;
+      EndCsvField();
       record_blank_ = false;
-      field_empty_ = true;
       csv_state_ = CsvState::kFieldStart;
       continue;
     }
@@ -348,15 +239,12 @@ CallStatus ImportFileValidator::FeedCsv(absl::string_view bytes) {
     if (c == '"' && csv_state_ == CsvState::kFieldStart) {
       csv_state_ = CsvState::kQuoted;
       record_blank_ = false;
-      field_empty_ = false;
       continue;
     }
     // Plain content (a quote inside an unquoted field is taken literally).
     csv_state_ = CsvState::kUnquoted;
-    if (c != ' ' && c != '\t') {
-      record_blank_ = false;
-      field_empty_ = false;
-    }
+    record_.push_back(c);
+    if (c != ' ' && c != '\t') record_blank_ = false;
   }
   return absl::OkStatus();
 }

@@ -20,23 +20,6 @@ bool IsJobInProgress(const CallStatus& status) {
          status.facts().reason == ErrorReason::kJobInProgress;
 }
 
-// Failures after which Userpilot certainly created nothing: its 429, or a request that never
-// left the gateway.
-bool CertainlyCreatedNothing(const CallStatus& status) {
-  if (absl::IsResourceExhausted(status.status()) &&
-      status.facts().reason == ErrorReason::kUpstreamRateLimited) {
-    return true;
-  }
-  return status.facts().upstream.transport != TransportFailure::kNone &&
-         status.facts().upstream.reach == Reach::kNever;
-}
-
-absl::Duration RetryDelayOf(const CallStatus& status, absl::Duration fallback) {
-  const std::optional<RetryDelay>& delay = status.facts().retry_delay;
-  if (!delay.has_value()) return fallback;
-  return delay->delay > absl::ZeroDuration() ? delay->delay : fallback;
-}
-
 // Whether `job` belongs to the family that blocks an upload to `target` (Userpilot runs one
 // import at a time, and one bulk identify - users or companies - at a time).
 bool SameFamily(const v1::Job& job, v1::ImportTarget target) {
@@ -111,6 +94,8 @@ ImportStats Importer::Stats() const {
   stats.uploads = uploads_.load();
   stats.conflict_waits = conflict_waits_.load();
   stats.bytes_received = bytes_received_.load();
+  stats.idle_timeouts = idle_timeouts_.load();
+  stats.deadline_timeouts = deadline_timeouts_.load();
   return stats;
 }
 
@@ -183,10 +168,7 @@ void ImportSubmission::Send() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     cancelled = cancelled_;
-    if (!cancelled) {
-      ++attempts_;
-      in_flight_ = true;
-    }
+    if (!cancelled) in_flight_ = true;
   }
   if (cancelled) {
     Finish(absl::CancelledError("the import was cancelled by its caller"));
@@ -200,32 +182,22 @@ void ImportSubmission::Send() {
 
 void ImportSubmission::OnAnswer(Result<v1::Job> answer) {
   bool list = false;
-  std::optional<absl::Duration> retry_after;
   {
     std::lock_guard<std::mutex> lock(mu_);
     in_flight_ = false;
-    if (!answer.ok() && !cancelled_) {
-      const CallStatus error = answer.error();
-      if (CertainlyCreatedNothing(error) && attempts_ < importer_.options_.max_upload_attempts) {
-        const absl::Duration delay = RetryDelayOf(error, importer_.options_.retry_delay);
-        if (importer_.scheduler_.Now() + delay < options_.deadline) retry_after = delay;
-      } else if (IsJobInProgress(error) && wait_) {
-        list = true;
-        in_flight_ = true;
-      }
+    if (!answer.ok() && !cancelled_ && wait_ && IsJobInProgress(answer.error())) {
+      list = true;
+      in_flight_ = true;
     }
   }
-  if (retry_after.has_value()) {
-    AfterDelay(*retry_after);
-  } else if (list) {
-    importer_.conflict_waits_.fetch_add(1);
-    importer_.stub_.ListJobs(options_, v1::ListJobsRequest(),
-                             [self = shared_from_this()](Result<v1::ListJobsResponse> r) {
-                               self->OnList(std::move(r));
-                             });
-  } else {
+  if (!list) {
     Finish(std::move(answer));
+    return;
   }
+  importer_.conflict_waits_.fetch_add(1);
+  importer_.stub_.ListJobs(
+      options_, v1::ListJobsRequest(),
+      [self = shared_from_this()](Result<v1::ListJobsResponse> r) { self->OnList(std::move(r)); });
 }
 
 void ImportSubmission::OnList(Result<v1::ListJobsResponse> list) {

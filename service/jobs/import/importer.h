@@ -1,16 +1,14 @@
-// Importer: what ImportData needs besides gRPC - admission (a bound on concurrent imports),
-// worker threads for spooling, and the submission of a spooled file to Userpilot, including
-// waiting out a running job when Userpilot answers 409.
+// Importer: what ImportData needs besides gRPC and besides one call's own state (that is
+// ImportSession's, import_session.h) - admission (a bound on concurrent imports), worker
+// threads for spooling and checking, and the submission of a spooled file to Userpilot,
+// including waiting out a running job when Userpilot answers 409.
 //
 // Submission (Submit):
-//  1. UserpilotStub::ImportFile with the caller's deadline.
-//  2. Userpilot answered 429 (RESOURCE_EXHAUSTED / UPSTREAM_RATE_LIMITED), or the request
-//     certainly never reached it (its facts say so): nothing was created, so it is sent again,
-//     up to `max_upload_attempts` in all, after the answer's retry delay (else `retry_delay`),
-//     within the deadline. Any other failure is final: an upload
-//     that may have reached Userpilot may have started a job, and sending it twice would
-//     start two (or hit 409 on our own job).
-//  3. 409 (FAILED_PRECONDITION / JOB_IN_PROGRESS) is final unless the caller asked to wait.
+//  1. UserpilotStub::ImportFile with the caller's deadline, once. Whether an upload may be sent
+//     again is the upstream stack's retry layer's decision alone (only when the request
+//     certainly never reached Userpilot: an upload that did may have started a job, and a
+//     second one would start another, or meet 409 on our own job).
+//  2. 409 (FAILED_PRECONDITION / JOB_IN_PROGRESS) is final unless the caller asked to wait.
 //     Then: list the jobs (ListJobs), pick the newest unfinished job of the same family
 //     (imports: type or id mentioning "import"; bulk identifies: "bulk"), watch it through the
 //     JobWatchRegistry (sharing any existing poller) until it ends, and go back to 1. When no
@@ -40,19 +38,20 @@
 #include "service/common/scheduler.h"
 #include "service/jobs/import/blocking_executor.h"
 #include "service/jobs/import/import_options.h"
-#include "service/jobs/import/import_validator.h"
 #include "service/jobs/watch/job_watch_registry.h"
 #include "service/upstream/userpilot_stub.h"
 
 namespace userpilot::gateway {
 
 struct ImportStats {
-  size_t running = 0;          // Admitted imports not yet finished.
-  int64_t admitted = 0;        // Since start.
-  int64_t refused = 0;         // Refused for max_concurrent_imports.
-  int64_t uploads = 0;         // ImportFile calls sent (retries included).
-  int64_t conflict_waits = 0;  // Waits for a running job after a 409.
-  int64_t bytes_received = 0;  // File bytes received from callers and spooled.
+  size_t running = 0;             // Admitted imports not yet finished.
+  int64_t admitted = 0;           // Since start.
+  int64_t refused = 0;            // Refused for max_concurrent_imports.
+  int64_t uploads = 0;            // ImportFile calls sent.
+  int64_t conflict_waits = 0;     // Waits for a running job after a 409.
+  int64_t bytes_received = 0;     // File bytes received from callers and spooled.
+  int64_t idle_timeouts = 0;      // Calls ended because the caller sent nothing for idle_timeout.
+  int64_t deadline_timeouts = 0;  // Calls ended by their deadline before the upload.
 };
 
 class ImportSubmission;
@@ -94,6 +93,12 @@ class Importer {
   // Counts `bytes` of a file received and spooled (ImportStats::bytes_received).
   void RecordReceivedBytes(size_t bytes) { bytes_received_.fetch_add(static_cast<int64_t>(bytes)); }
 
+  // Counts a call ended for its idle timeout (`idle`) or its deadline.
+  void RecordTimeout(bool idle) { (idle ? idle_timeouts_ : deadline_timeouts_).fetch_add(1); }
+
+  // The clock and timers of imports.
+  Scheduler& scheduler() { return scheduler_; }
+
   // Submits a spooled file as described in the file comment. `done` runs exactly once, never
   // inside this call. The returned handle may Cancel() the submission.
   std::shared_ptr<ImportSubmission> Submit(const CallOptions& options, ImportFileRequest request,
@@ -121,6 +126,8 @@ class Importer {
   std::atomic<int64_t> uploads_{0};
   std::atomic<int64_t> conflict_waits_{0};
   std::atomic<int64_t> bytes_received_{0};
+  std::atomic<int64_t> idle_timeouts_{0};
+  std::atomic<int64_t> deadline_timeouts_{0};
 };
 
 // One submission in progress (see Importer::Submit). Opaque but for Cancel().
@@ -160,7 +167,6 @@ class ImportSubmission : public std::enable_shared_from_this<ImportSubmission> {
   StubCallback<v1::Job> done_;                        // Guarded by mu_. Empty once finished.
   bool cancelled_ = false;                            // Guarded by mu_.
   bool in_flight_ = false;                            // Guarded by mu_: a stub call is out.
-  int attempts_ = 0;                                  // Guarded by mu_.
   std::string waiting_for_;                           // Guarded by mu_: the running job's id.
   std::shared_ptr<JobSubscription> subscription_;     // Guarded by mu_.
   Sink* sink_ = nullptr;                              // Guarded by mu_.

@@ -218,28 +218,22 @@ TEST_F(ImporterTest, WaitThatReachesTheDeadlineIsDeadlineExceededNamingTheJob) {
   EXPECT_EQ(uploads_.size(), 0u);
 }
 
-TEST_F(ImporterTest, RateLimitedUploadIsRetriedAfterRetryInfoUpToTheAttemptLimit) {
-  Make(Options());  // 3 attempts.
-  auto submission = Submit(false);
-  Answer(uploads_, RateLimited(absl::Seconds(2)));
-  scheduler_.AdvanceBy(absl::Seconds(2));
-  Answer(uploads_, RateLimited(absl::Seconds(2)));
-  scheduler_.AdvanceBy(absl::Seconds(2));
-  Answer(uploads_, RateLimited(absl::Seconds(2)));
-  ASSERT_TRUE(result_.has_value());
-  EXPECT_EQ(result_->status().code(), absl::StatusCode::kResourceExhausted);
-  ASSERT_EQ(upload_times_.size(), 3u);
-  EXPECT_EQ(upload_times_[1] - upload_times_[0], absl::Seconds(2));
-}
-
-TEST_F(ImporterTest, UploadThatMayHaveReachedUserpilotIsNeverRepeated) {
+// Retrying an upload is the upstream stack's retry layer's decision: whatever the answer, the
+// importer sends an upload once (and again only after waiting out a running job).
+TEST_F(ImporterTest, FailedUploadsAreNeverRepeatedHere) {
   Make(Options());
-  auto submission = Submit(false);
-  Answer(uploads_, absl::UnavailableError("503"));
-  ASSERT_TRUE(result_.has_value());
-  EXPECT_EQ(result_->status().code(), absl::StatusCode::kUnavailable);
-  scheduler_.AdvanceBy(absl::Minutes(1));
-  EXPECT_EQ(upload_times_.size(), 1u);
+  for (const CallStatus& failure :
+       std::vector<CallStatus>{RateLimited(absl::Seconds(2)), absl::UnavailableError("503")}) {
+    result_.reset();
+    auto submission = Submit(true);
+    Answer(uploads_, failure);
+    ASSERT_TRUE(result_.has_value());
+    EXPECT_EQ(result_->status().code(), failure.code());
+    scheduler_.AdvanceBy(absl::Minutes(1));
+    EXPECT_TRUE(uploads_.empty());
+    EXPECT_TRUE(lists_.empty());
+  }
+  EXPECT_EQ(upload_times_.size(), 2u);
 }
 
 TEST_F(ImporterTest, CancelEndsAWaitAtOnce) {
@@ -269,8 +263,11 @@ TEST_F(ImporterTest, CancelWithAnUploadInFlightEndsWhenItAnswers) {
 TEST(ImportOptionsTest, ValidateNamesTheBadField) {
   EXPECT_TRUE(ImportOptions().Validate().ok());
   ImportOptions o;
-  o.limits.max_bulk_rows = 20000;
+  o.limits.rows.max_bulk_rows = 20000;
   EXPECT_THAT(o.Validate().message(), HasSubstr("max_bulk_rows"));
+  o = ImportOptions();
+  o.idle_timeout = absl::ZeroDuration();
+  EXPECT_THAT(o.Validate().message(), HasSubstr("idle_timeout"));
   o = ImportOptions();
   o.max_concurrent_imports = 0;
   EXPECT_THAT(o.Validate().message(), HasSubstr("max_concurrent_imports"));
