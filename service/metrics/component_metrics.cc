@@ -218,7 +218,13 @@ JobMetrics::JobMetrics(prometheus::Registry& registry)
                   .Name("userpilot_gateway_job_refused_total")
                   .Help("Job watch streams (kind=watch) and import calls (kind=import) refused "
                         "with RESOURCE_EXHAUSTED at a bound.")
-                  .Register(registry)) {}
+                  .Register(registry)),
+      import_timeouts(prometheus::BuildCounter()
+                          .Name("userpilot_gateway_import_timeouts_total")
+                          .Help("ImportData calls ended with DEADLINE_EXCEEDED before the upload, "
+                                "by reason: idle (the caller sent nothing for "
+                                "--import_idle_timeout), deadline (the call's deadline).")
+                          .Register(registry)) {}
 
 void JobMetrics::Update(const JobSnapshot& s) {
   watchers.Add({}).Set(static_cast<double>(s.watchers));
@@ -230,6 +236,10 @@ void JobMetrics::Update(const JobSnapshot& s) {
   if (s.import_bytes >= 0) SetCounterTo(import_bytes.Add({}), static_cast<double>(s.import_bytes));
   SetCounterTo(refused.Add({{"kind", "watch"}}), static_cast<double>(s.watches_refused));
   SetCounterTo(refused.Add({{"kind", "import"}}), static_cast<double>(s.imports_refused));
+  SetCounterTo(import_timeouts.Add({{"reason", "idle"}}),
+               static_cast<double>(s.import_idle_timeouts));
+  SetCounterTo(import_timeouts.Add({{"reason", "deadline"}}),
+               static_cast<double>(s.import_deadline_timeouts));
   const std::pair<const char*, uint64_t> bounds[] = {
       {"watchers", s.max_watchers}, {"pollers", s.max_pollers}, {"imports", s.max_imports}};
   for (const auto& [name, value] : bounds) {

@@ -315,6 +315,10 @@ class RetryMetrics {
 //                                                                (--max_watched_jobs), imports
 //                                                                (--max_concurrent_imports)
 //   userpilot_gateway_job_refused_total{kind}           counter  refused at a bound: watch, import
+//   userpilot_gateway_import_timeouts_total{reason}     counter  ImportData calls ended before the
+//                                                                upload: idle
+//                                                                (--import_idle_timeout), deadline
+//                                                                (the call's)
 struct JobSnapshot {
   uint64_t watchers = 0;
   uint64_t pollers = 0;
@@ -325,6 +329,8 @@ struct JobSnapshot {
   int64_t import_bytes = -1;  // < 0: not counted by the importer (series not exported)
   uint64_t watches_refused = 0;
   uint64_t imports_refused = 0;
+  uint64_t import_idle_timeouts = 0;
+  uint64_t import_deadline_timeouts = 0;
   // Configured maxima; 0: unknown (series not exported).
   uint64_t max_watchers = 0;
   uint64_t max_pollers = 0;
@@ -345,6 +351,7 @@ class JobMetrics {
   prometheus::Family<prometheus::Counter>& import_bytes;
   prometheus::Family<prometheus::Gauge>& bound;
   prometheus::Family<prometheus::Counter>& refused;
+  prometheus::Family<prometheus::Counter>& import_timeouts;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -400,6 +400,8 @@ TEST(JobMetricsTest, UpdateCopiesTheSnapshot) {
   s.import_bytes = 1 << 20;
   s.watches_refused = 4;
   s.imports_refused = 1;
+  s.import_idle_timeouts = 3;
+  s.import_deadline_timeouts = 2;
   s.max_watchers = 20000;
   s.max_pollers = 1000;
   s.max_imports = 8;
@@ -413,6 +415,11 @@ TEST(JobMetricsTest, UpdateCopiesTheSnapshot) {
   EXPECT_EQ(CounterValue(registry, "userpilot_gateway_import_bytes_total"), 1 << 20);
   EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_refused_total", {{"kind", "watch"}}), 4);
   EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_refused_total", {{"kind", "import"}}), 1);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_import_timeouts_total", {{"reason", "idle"}}),
+            3);
+  EXPECT_EQ(
+      CounterValue(registry, "userpilot_gateway_import_timeouts_total", {{"reason", "deadline"}}),
+      2);
   EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_bound", {{"bound", "watchers"}}), 20000);
   EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_bound", {{"bound", "pollers"}}), 1000);
   EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_bound", {{"bound", "imports"}}), 8);
@@ -435,9 +442,9 @@ TEST(GatewayMetricsTest, AllFamiliesOnOneRegistryWithoutClashes) {
     EXPECT_TRUE(names.insert(family.name).second) << family.name;
     EXPECT_FALSE(family.help.empty()) << family.name;
   }
-  // gRPC 5, upstream 3 (no HTTP parts), budgets 10 (no tokens), retries 7, jobs 6 (no bytes,
+  // gRPC 5, upstream 3 (no HTTP parts), budgets 10 (no tokens), retries 7, jobs 7 (no bytes,
   // no bounds).
-  EXPECT_EQ(names.size(), 5u + 3u + 10u + 7u + 6u);
+  EXPECT_EQ(names.size(), 5u + 3u + 10u + 7u + 7u);
 }
 
 }  // namespace

@@ -17,6 +17,8 @@ JobSnapshot ToJobSnapshot(const JobWatchStats& watches, const ImportStats* impor
     s.imports_in_flight = imports->running;
     s.import_bytes = imports->bytes_received;
     s.imports_refused = static_cast<uint64_t>(imports->refused);
+    s.import_idle_timeouts = static_cast<uint64_t>(imports->idle_timeouts);
+    s.import_deadline_timeouts = static_cast<uint64_t>(imports->deadline_timeouts);
   }
   return s;
 }

@@ -19,6 +19,8 @@ TEST(ToJobSnapshotTest, MapsWatchesAndImports) {
   imports.running = 1;
   imports.bytes_received = 4096;
   imports.refused = 2;
+  imports.idle_timeouts = 4;
+  imports.deadline_timeouts = 1;
   JobSnapshot s = ToJobSnapshot(watches, &imports);
   EXPECT_EQ(s.watchers, 7u);
   EXPECT_EQ(s.pollers, 3u);  // Two job pollers and the list poller.
@@ -29,6 +31,8 @@ TEST(ToJobSnapshotTest, MapsWatchesAndImports) {
   EXPECT_EQ(s.import_bytes, 4096);
   EXPECT_EQ(s.watches_refused, 3u);
   EXPECT_EQ(s.imports_refused, 2u);
+  EXPECT_EQ(s.import_idle_timeouts, 4u);
+  EXPECT_EQ(s.import_deadline_timeouts, 1u);
   s = ToJobSnapshot(watches, nullptr);
   EXPECT_EQ(s.imports_in_flight, 0u);
   EXPECT_LT(s.import_bytes, 0);  // No importer: no series rather than a false zero.

@@ -52,7 +52,7 @@ int main() {
   retry.gave_up_by_reason = {{"deadline", 1}};
   retry.circuit_state = CircuitStateValue::kOpen;
   metrics.retries.Update(retry);
-  metrics.jobs.Update({2, 1, 30, 1, 60, 1, 4096, 5, 1, 20000, 1000, 8});
+  metrics.jobs.Update({2, 1, 30, 1, 60, 1, 4096, 5, 1, 2, 1, 20000, 1000, 8});
 
   std::cout << registry->Serialize();
   return 0;
