@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace userpilot::gateway {
@@ -94,6 +95,50 @@ TEST(TextScanTest, CodePointName) {
   EXPECT_EQ(CodePointName(0x9), "U+0009");
   EXPECT_EQ(CodePointName(0x85), "U+0085");
   EXPECT_EQ(CodePointName(0x1F600), "U+1F600");
+}
+
+// ScanText skips runs of printable ASCII eight bytes at a time: wherever a special character
+// sits in such a run, it finds what a plain character-by-character scan finds.
+TEST(TextScanTest, FastPathAgreesWithACharacterByCharacterScan) {
+  auto reference = [](absl::string_view text) {
+    TextScan scan;
+    for (size_t pos = 0; pos < text.size();) {
+      char32_t c;
+      const size_t length = DecodeUtf8(text, pos, &c);
+      if (length == 0) {
+        scan.invalid_utf8_at = pos;
+        break;
+      }
+      scan.has_nul |= c == 0;
+      if (!scan.control.has_value() && IsControl(c)) {
+        scan.control = c;
+        scan.control_at = pos;
+      }
+      scan.only_whitespace &= IsWhitespace(c);
+      pos += length;
+    }
+    return scan;
+  };
+  const std::string specials[] = {
+      std::string(1, '\0'), "\t",           " ", "\x7F", "\x80", "\xC3\xA9",
+      "\xC2\x85",           "\xE2\x80\xA8", "~", "!",    "\xFF"};
+  for (const std::string& special : specials) {
+    for (size_t at = 0; at <= 20; ++at) {
+      for (const char filler : {'a', ' '}) {
+        std::string text(24, filler);
+        text.insert(at, special);
+        const TextScan got = ScanText(text);
+        const TextScan want = reference(text);
+        SCOPED_TRACE(absl::StrCat("special ", CodePointName(static_cast<uint8_t>(special[0])),
+                                  " at ", at, " in '", std::string(1, filler), "'"));
+        EXPECT_EQ(got.invalid_utf8_at, want.invalid_utf8_at);
+        EXPECT_EQ(got.control, want.control);
+        EXPECT_EQ(got.control_at, want.control_at);
+        EXPECT_EQ(got.has_nul, want.has_nul);
+        EXPECT_EQ(got.only_whitespace, want.only_whitespace);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -112,15 +112,25 @@ class RowCheck {
   // Says so for every key of `members` that appears more than once, under `parent`.
   void Duplicates(const std::vector<JsonMember>& members, const FieldPath& parent,
                   absl::string_view what) {
-    if (members.size() < 2) return;
-    std::vector<const std::string*> keys;
-    keys.reserve(members.size());
-    for (const JsonMember& m : members) keys.push_back(&m.key);
-    std::sort(keys.begin(), keys.end(), [](const auto* a, const auto* b) { return *a < *b; });
-    for (size_t i = 1; i < keys.size(); ++i) {
-      if (*keys[i] == *keys[i - 1] && (i < 2 || *keys[i] != *keys[i - 2])) {
-        out_.Add(parent.Key(*keys[i]), absl::StrCat("appears more than once in ", what));
+    const size_t n = members.size();
+    if (n < 2) return;
+    auto say = [&](absl::string_view key) {
+      out_.Add(parent.Key(key), absl::StrCat("appears more than once in ", what));
+    };
+    if (n <= 16) {  // Typical rows: compare pairs, no allocation; said at the second occurrence.
+      for (size_t i = 1; i < n; ++i) {
+        size_t before = 0;
+        for (size_t j = 0; j < i; ++j) before += members[j].key == members[i].key;
+        if (before == 1) say(members[i].key);
       }
+      return;
+    }
+    std::vector<absl::string_view> keys;
+    keys.reserve(n);
+    for (const JsonMember& m : members) keys.push_back(m.key);
+    std::sort(keys.begin(), keys.end());
+    for (size_t i = 1; i < n; ++i) {
+      if (keys[i] == keys[i - 1] && (i < 2 || keys[i] != keys[i - 2])) say(keys[i]);
     }
   }
 
@@ -202,7 +212,7 @@ CallStatus ImportRowRules::SetCsvHeader(const std::vector<absl::string_view>& na
       continue;
     }
     rules.check().MetadataKey(name, rules.at().Key(name), /*company=*/false);
-    as_members.push_back({std::string(name), JsonKind::kString, {}});
+    as_members.push_back({name, JsonKind::kString, {}});
     std::optional<size_t>* role = name == "event_type"   ? &event_type_column_
                                   : name == "user_id"    ? &user_id_column_
                                   : name == "company_id" ? &company_id_column_

