@@ -1,34 +1,26 @@
 """End-to-end: ImportData against the real gateway and emulator binaries (issue 13, items 2, 3
-and 9), called from Python's grpcio.
+and 9), called from Python's grpcio through the shared harness (tests/harness).
 
 - A stream is complete only when the caller half-closes it: a message that cannot be decoded,
   or one larger than the gateway accepts, ends the call and nothing reaches Userpilot.
 - Stalled streams cannot hold import slots: the idle timeout and the call's deadline
   (--default_deadline / --max_deadline, as for unary calls) end them, and /metrics counts them.
 - Rows are checked by the same rules as the unary calls, naming the line and the field.
-
-Self-contained for now (free ports, process start-up, the emulator's admin API); it moves to the
-shared test harness module once that lands.
 """
 
 import json
 import os
 import re
-import socket
-import subprocess
 import threading
 import time
 import unittest
-import urllib.request
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
-from userpilot.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from userpilot.gateway.v1 import gateway_pb2
 
-BUILD = os.environ.get("UPGW_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
-GATEWAY = os.path.join(BUILD, "service/userpilot-gateway")
-EMULATOR = os.path.join(BUILD, "tests/emulator/userpilot-emulator")
-API_KEY = "e2e-import-key-58d2e"
+import upgw_harness as harness
+from upgw_harness import error_details
+
 IMPORT_METHOD = "/userpilot.gateway.v1.UserpilotGateway/ImportData"
 IDLE_TIMEOUT_S = 1
 DEADLINE_S = 4
@@ -36,22 +28,9 @@ DEADLINE_S = 4
 MAX_BULK_REQUEST_BYTES = 1_000_000
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bad_request(error):
     """The BadRequest field violations of a failed call, as "field: description" strings."""
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            for detail in status_pb2.Status.FromString(value).details:
-                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                    bad = error_details_pb2.BadRequest()
-                    detail.Unpack(bad)
-                    return [f"{v.field}: {v.description}" for v in bad.field_violations]
-    return []
+    return [f"{field}: {why}" for field, why in error_details(error).field_violations]
 
 
 def header(target=gateway_pb2.IMPORT_TARGET_USERS_BULK, fmt=gateway_pb2.IMPORT_FORMAT_NDJSON):
@@ -70,28 +49,20 @@ def users(first, count):
 class ImportEndToEndTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.emulator = subprocess.Popen(
-            [EMULATOR, "--listen=127.0.0.1:0", f"--api_key={API_KEY}", "--job_step=50ms"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", cls.emulator.stdout.readline())
-        assert match, "the emulator did not say where it listens"
-        cls.emulator_url = match.group(0)
-        cls.port = free_port()
-        cls.gateway_log = open(os.path.join(BUILD, "tests/e2e/import-gateway.log"), "w+")
-        cls.gateway = subprocess.Popen(
-            [GATEWAY, f"--listen=127.0.0.1:{cls.port}", f"--upstream_url={cls.emulator_url}",
-             "--metrics_listen=127.0.0.1:0", "--shutdown_grace=1s",
-             "--bulk_rate=6000/1m", "--import_rate=6000/1m", "--job_read_rate=6000/1m",
-             "--max_concurrent_imports=2", f"--import_idle_timeout={IDLE_TIMEOUT_S}s",
-             f"--default_deadline={DEADLINE_S}s", f"--max_deadline={DEADLINE_S}s",
-             f"--max_bulk_request_bytes={MAX_BULK_REQUEST_BYTES}"],
-            stdout=cls.gateway_log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, USERPILOT_API_KEY=API_KEY))
-        cls.channel = grpc.insecure_channel(
-            f"127.0.0.1:{cls.port}",
-            options=[("grpc.max_send_message_length", 64 * 1024 * 1024)])
-        grpc.channel_ready_future(cls.channel).result(timeout=10)
-        cls.stub = gateway_pb2_grpc.UserpilotGatewayStub(cls.channel)
+        cls.emulator = harness.Emulator(["--job_step=50ms"])
+        try:
+            cls.gateway = harness.Gateway(
+                cls.emulator.url,
+                ["--bulk_rate=6000/1m", "--import_rate=6000/1m", "--job_read_rate=6000/1m",
+                 "--max_concurrent_imports=2", f"--import_idle_timeout={IDLE_TIMEOUT_S}s",
+                 f"--default_deadline={DEADLINE_S}s", f"--max_deadline={DEADLINE_S}s",
+                 f"--max_bulk_request_bytes={MAX_BULK_REQUEST_BYTES}"],
+                log_path=os.path.join(harness.BUILD, "tests/e2e/import-gateway.log"))
+        except BaseException:
+            cls.emulator.cleanup()
+            raise
+        cls.channel = cls.gateway.channel()
+        cls.stub = cls.gateway.stub(cls.channel)
         # ImportData with messages sent as given bytes: a client that can send what no
         # well-behaved client would.
         cls.raw_import = cls.channel.stream_unary(
@@ -100,35 +71,19 @@ class ImportEndToEndTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.channel.close()
-        for process in (cls.gateway, cls.emulator):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        cls.gateway_log.close()
-        cls.emulator.stdout.close()
+        cls.gateway.stop()
+        cls.emulator.cleanup()
 
     def setUp(self):
-        self.admin("POST", "reset")
+        self.emulator.reset()
         self.await_free_slots()
 
-    def admin(self, method, path, body=None):
-        request = urllib.request.Request(f"{self.emulator_url}/_emulator/{path}", method=method,
-                                         data=None if body is None else json.dumps(body).encode())
-        with urllib.request.urlopen(request, timeout=10) as response:
-            text = response.read().decode()
-            return json.loads(text) if text else None
-
     def uploads(self):
-        return [r for r in self.admin("GET", "requests")
-                if r["raw_path"] in ("/v1/users/bulk_identify", "/v1/imports")]
+        return [r for r in self.emulator.requests()
+                if r["path"] in ("/v1/users/bulk_identify", "/v1/imports")]
 
     def metrics(self):
-        self.gateway_log.flush()
-        with open(self.gateway_log.name) as log:
-            port = re.search(r"/metrics on port (\d+)", log.read()).group(1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-            return response.read().decode()
+        return self.gateway.metrics()
 
     def metric(self, name, labels=""):
         match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", self.metrics(), re.M)
@@ -136,9 +91,8 @@ class ImportEndToEndTest(unittest.TestCase):
 
     def await_free_slots(self):
         """Waits until no import holds a slot (the previous test's calls have ended)."""
-        until = time.time() + 10
-        while self.metric("userpilot_gateway_imports_in_flight") != 0 and time.time() < until:
-            time.sleep(0.05)
+        harness.wait_for(lambda: self.metric("userpilot_gateway_imports_in_flight") == 0, 10,
+                         "no import in flight")
 
     def import_raw(self, messages, timeout=20):
         """Runs ImportData with `messages` (protos or raw bytes); returns the job or the error."""
@@ -201,9 +155,8 @@ class ImportEndToEndTest(unittest.TestCase):
         release = threading.Event()
         results = []
         threads = [self.stalled_import(results, release) for _ in range(2)]
-        until = time.time() + 5
-        while self.metric("userpilot_gateway_imports_in_flight") != 2 and time.time() < until:
-            time.sleep(0.02)
+        harness.wait_for(lambda: self.metric("userpilot_gateway_imports_in_flight") == 2, 5,
+                         "both stalled imports admitted")
         # Both slots are held: a third import is refused at once.
         refused = self.import_raw([header(), chunk(users(0, 1).encode())])
         self.assertIsInstance(refused, grpc.RpcError)

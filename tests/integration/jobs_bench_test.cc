@@ -430,10 +430,18 @@ TEST(JobsBench, DISABLED_ImportClient) {
   const int64_t megabytes = EnvInt("UPGW_BENCH_IMPORT_MB", 50);
   auto client = v1::UserpilotGateway::NewStub(
       grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-  // 10,000 rows (the bulk limit) padded to the size wanted with a long metadata value.
+  // 10,000 rows (the bulk limit) padded to the size wanted with metadata values of at most
+  // 4,000 bytes (the gateway refuses strings over --max_string_value_bytes, 4096 by default).
   const int rows = 10000;
   const int64_t per_row = (megabytes * 1024 * 1024 - 4096) / rows;
-  const std::string padding(static_cast<size_t>(std::max<int64_t>(per_row - 80, 1)), 'x');
+  std::string padding;
+  int64_t pad_left = std::max<int64_t>(per_row - 80, 1);
+  for (int p = 0; pad_left > 0; ++p) {
+    const int64_t n = std::min<int64_t>(pad_left, 4000);
+    absl::StrAppend(&padding, p == 0 ? "" : ",", "\"pad", p, "\":\"",
+                    std::string(static_cast<size_t>(n), 'x'), "\"");
+    pad_left -= n + 10;
+  }
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(5)));
   v1::Job job;
@@ -445,8 +453,7 @@ TEST(JobsBench, DISABLED_ImportClient) {
   std::string chunk;
   int64_t sent = 0;
   for (int i = 0; open && i < rows; ++i) {
-    absl::StrAppend(&chunk, "{\"user_id\":\"user-", i, "\",\"metadata\":{\"pad\":\"", padding,
-                    "\"}}\n");
+    absl::StrAppend(&chunk, "{\"user_id\":\"user-", i, "\",\"metadata\":{", padding, "}}\n");
     if (chunk.size() >= 256 * 1024 || i == rows - 1) {
       sent += static_cast<int64_t>(chunk.size());
       message.set_chunk(std::move(chunk));
