@@ -126,6 +126,7 @@ TEST(FlagsTest, ContractFlagNamesAndDefaults) {
       {"import_max_file_bytes", "52428800"},
       {"max_concurrent_imports", "8"},
       {"upload_timeout", "5m"},
+      {"import_idle_timeout", "30s"},
   };
   for (const auto& [name, value] : expected) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
