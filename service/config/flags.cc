@@ -148,10 +148,20 @@ ABSL_FLAG(double, retry_budget_ratio, TrafficInput().retry_budget_ratio,
           "outage never becomes a retry storm.");
 ABSL_FLAG(bool, circuit_breaker, TrafficInput().circuit_breaker,
           "Fail fast with UNAVAILABLE while Userpilot keeps failing, probing before closing.");
-ABSL_FLAG(int, circuit_consecutive_failures, TrafficInput().circuit_consecutive_failures,
-          "Consecutive upstream failures (5xx, transport) that open the circuit.");
+ABSL_FLAG(double, circuit_failure_ratio, TrafficInput().circuit_failure_ratio,
+          "Share of calls failing upstream (5xx, transport, per-attempt timeout; each call once, "
+          "after its retries) over --circuit_window that opens the circuit, in (0, 1].");
+ABSL_FLAG(int64_t, circuit_min_calls, TrafficInput().circuit_min_calls,
+          "Calls judged within --circuit_window before the failure ratio may open the circuit.");
+ABSL_FLAG(absl::Duration, circuit_window, TrafficInput().circuit_window,
+          "The rolling window over which the circuit's failure ratio is measured, 1s..1h.");
 ABSL_FLAG(absl::Duration, circuit_open_duration, TrafficInput().circuit_open_duration,
-          "How long the circuit stays open before a probe (doubles while probes fail).");
+          "How long the circuit stays open before half-open probing (fixed; never grows).");
+ABSL_FLAG(double, circuit_half_open_share, TrafficInput().circuit_half_open_share,
+          "Share of calls let through as probes while the circuit is half-open, in (0, 1].");
+ABSL_FLAG(int, circuit_half_open_probes, TrafficInput().circuit_half_open_probes,
+          "Probes judged while half-open before the circuit closes (it reopens as soon as "
+          "their failure ratio reaches --circuit_failure_ratio).");
 // Job watching and imports (service/config/jobs_config.h).
 ABSL_FLAG(absl::Duration, watch_min_poll_interval, JobsInput().watch_min_poll_interval,
           "Fastest poll of a watched job (while it changes); each poll is one job read.");
@@ -356,8 +366,12 @@ ConfigInput ConfigInputFromFlags() {
   t.retry_max_backoff = absl::GetFlag(FLAGS_retry_max_backoff);
   t.retry_budget_ratio = absl::GetFlag(FLAGS_retry_budget_ratio);
   t.circuit_breaker = absl::GetFlag(FLAGS_circuit_breaker);
-  t.circuit_consecutive_failures = absl::GetFlag(FLAGS_circuit_consecutive_failures);
+  t.circuit_failure_ratio = absl::GetFlag(FLAGS_circuit_failure_ratio);
+  t.circuit_min_calls = absl::GetFlag(FLAGS_circuit_min_calls);
+  t.circuit_window = absl::GetFlag(FLAGS_circuit_window);
   t.circuit_open_duration = absl::GetFlag(FLAGS_circuit_open_duration);
+  t.circuit_half_open_share = absl::GetFlag(FLAGS_circuit_half_open_share);
+  t.circuit_half_open_probes = absl::GetFlag(FLAGS_circuit_half_open_probes);
   JobsInput& j = in.jobs;
   j.watch_min_poll_interval = absl::GetFlag(FLAGS_watch_min_poll_interval);
   j.watch_max_poll_interval = absl::GetFlag(FLAGS_watch_max_poll_interval);

@@ -165,11 +165,12 @@ TrafficConfig LoadTrafficConfig(const TrafficInput& in, const FlagProblem& probl
   retry.max_backoff = in.retry_max_backoff;
   retry.budget.retry_ratio = in.retry_budget_ratio;
   retry.circuit_breaker.enabled = in.circuit_breaker;
-  retry.circuit_breaker.consecutive_failures = in.circuit_consecutive_failures;
-  retry.circuit_breaker.initial_open_duration = in.circuit_open_duration;
-  if (retry.circuit_breaker.max_open_duration < in.circuit_open_duration) {
-    retry.circuit_breaker.max_open_duration = in.circuit_open_duration;
-  }
+  retry.circuit_breaker.failure_ratio = in.circuit_failure_ratio;
+  retry.circuit_breaker.min_calls_in_window = in.circuit_min_calls;
+  retry.circuit_breaker.window = in.circuit_window;
+  retry.circuit_breaker.open_duration = in.circuit_open_duration;
+  retry.circuit_breaker.half_open_share = in.circuit_half_open_share;
+  retry.circuit_breaker.half_open_probes = in.circuit_half_open_probes;
   if (absl::Status s = retry.Validate(); !s.ok()) problem("", std::string(s.message()));
   return out;
 }
@@ -207,8 +208,12 @@ std::string TrafficDebugString(const TrafficConfig& config) {
       " retry_max_backoff=", absl::FormatDuration(retry.max_backoff),
       " retry_budget_ratio=", retry.budget.retry_ratio,
       " circuit_breaker=", retry.circuit_breaker.enabled ? "true" : "false",
-      " circuit_consecutive_failures=", retry.circuit_breaker.consecutive_failures,
-      " circuit_open_duration=", absl::FormatDuration(retry.circuit_breaker.initial_open_duration));
+      " circuit_failure_ratio=", retry.circuit_breaker.failure_ratio,
+      " circuit_min_calls=", retry.circuit_breaker.min_calls_in_window,
+      " circuit_window=", absl::FormatDuration(retry.circuit_breaker.window),
+      " circuit_open_duration=", absl::FormatDuration(retry.circuit_breaker.open_duration),
+      " circuit_half_open_share=", retry.circuit_breaker.half_open_share,
+      " circuit_half_open_probes=", retry.circuit_breaker.half_open_probes);
 }
 
 }  // namespace userpilot::gateway

@@ -58,8 +58,12 @@ struct TrafficInput {
   absl::Duration retry_max_backoff = RetryOptions().max_backoff;
   double retry_budget_ratio = RetryOptions().budget.retry_ratio;
   bool circuit_breaker = RetryOptions().circuit_breaker.enabled;
-  int circuit_consecutive_failures = RetryOptions().circuit_breaker.consecutive_failures;
-  absl::Duration circuit_open_duration = RetryOptions().circuit_breaker.initial_open_duration;
+  double circuit_failure_ratio = RetryOptions().circuit_breaker.failure_ratio;
+  int64_t circuit_min_calls = RetryOptions().circuit_breaker.min_calls_in_window;
+  absl::Duration circuit_window = RetryOptions().circuit_breaker.window;
+  absl::Duration circuit_open_duration = RetryOptions().circuit_breaker.open_duration;
+  double circuit_half_open_share = RetryOptions().circuit_breaker.half_open_share;
+  int circuit_half_open_probes = RetryOptions().circuit_breaker.half_open_probes;
 };
 
 // The validated traffic configuration.

@@ -23,39 +23,31 @@ absl::string_view CircuitStateName(CircuitState state) {
 }
 
 absl::Status CircuitBreakerOptions::Validate() const {
-  if (consecutive_failures < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "circuit breaker consecutive failures must be at least 1, not ", consecutive_failures));
-  }
   if (!(failure_ratio > 0.0) || failure_ratio > 1.0) {
     return absl::InvalidArgumentError(
         absl::StrCat("circuit breaker failure ratio must be in (0, 1], not ", failure_ratio));
   }
-  if (min_outcomes_in_window < 1) {
+  if (min_calls_in_window < 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat("circuit breaker minimum outcomes in the window must be at least 1, not ",
-                     min_outcomes_in_window));
+        absl::StrCat("circuit breaker minimum calls in the window must be at least 1, not ",
+                     min_calls_in_window));
   }
   if (window < absl::Seconds(1) || window > absl::Hours(1)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "circuit breaker window must be in [1s, 1h], not ", absl::FormatDuration(window)));
   }
-  if (initial_open_duration <= absl::ZeroDuration() ||
-      initial_open_duration == absl::InfiniteDuration()) {
+  if (open_duration <= absl::ZeroDuration() || open_duration > absl::Hours(1)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("circuit breaker open duration must be positive and finite, not ",
-                     absl::FormatDuration(initial_open_duration)));
+        absl::StrCat("circuit breaker open duration must be in (0, 1h], not ",
+                     absl::FormatDuration(open_duration)));
   }
-  if (max_open_duration < initial_open_duration || max_open_duration == absl::InfiniteDuration()) {
+  if (!(half_open_share > 0.0) || half_open_share > 1.0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("circuit breaker half-open share must be in (0, 1], not ", half_open_share));
+  }
+  if (half_open_probes < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "circuit breaker maximum open duration must be finite and at least the initial one (",
-        absl::FormatDuration(initial_open_duration), "), not ",
-        absl::FormatDuration(max_open_duration)));
-  }
-  if (!(open_duration_multiplier >= 1.0) || open_duration_multiplier > 1000.0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("circuit breaker open duration multiplier must be in [1, 1000], not ",
-                     open_duration_multiplier));
+        "circuit breaker half-open probes must be at least 1, not ", half_open_probes));
   }
   return absl::OkStatus();
 }
@@ -63,13 +55,16 @@ absl::Status CircuitBreakerOptions::Validate() const {
 CircuitBreaker::CircuitBreaker(const CircuitBreakerOptions& options, std::string upstream)
     : options_(options),
       upstream_(std::move(upstream)),
-      outcomes_(options.window, kBuckets),
-      failures_(options.window, kBuckets),
-      open_duration_(options.initial_open_duration) {}
+      judged_(options.window, kBuckets),
+      failed_(options.window, kBuckets) {}
 
 CircuitState CircuitBreaker::StateLocked(absl::Time now) const {
   if (state_ == CircuitState::kOpen && now >= open_until_) return CircuitState::kHalfOpen;
   return state_;
+}
+
+bool CircuitBreaker::RatioReached(int64_t failed, int64_t judged) const {
+  return static_cast<double>(failed) >= options_.failure_ratio * static_cast<double>(judged) - 1e-9;
 }
 
 CircuitBreaker::Permit CircuitBreaker::TryAcquire(absl::Time now) {
@@ -86,79 +81,73 @@ CircuitBreaker::Permit CircuitBreaker::TryAcquire(absl::Time now) {
   }
   if (state_ == CircuitState::kOpen && now >= open_until_) {
     state_ = CircuitState::kHalfOpen;
-    probe_in_flight_ = false;
+    ++generation_;
+    probe_credit_ = 1.0 - options_.half_open_share;  // The first call after it probes.
+    probes_judged_ = 0;
+    probes_failed_ = 0;
   }
-  if (state_ == CircuitState::kHalfOpen &&
-      (!probe_in_flight_ || now - probe_started_ >= options_.max_open_duration)) {
-    probe_in_flight_ = true;
-    probe_started_ = now;
-    permit.allowed = true;
-    permit.probe = true;
-    permit.generation = ++generation_;
-    return permit;
+  if (state_ == CircuitState::kHalfOpen) {
+    // Every call earns `half_open_share` of a probe; a whole one goes (1 call in 10 at 0.1).
+    probe_credit_ += options_.half_open_share;
+    if (probe_credit_ >= 1.0 - 1e-9) {
+      probe_credit_ -= 1.0;
+      permit.allowed = true;
+      permit.probe = true;
+      permit.generation = generation_;
+      return permit;
+    }
   }
   ++rejected_;
-  permit.retry_after =
-      state_ == CircuitState::kOpen ? open_until_ - now : options_.initial_open_duration;
+  permit.retry_after = state_ == CircuitState::kOpen
+                           ? open_until_ - now
+                           : std::min(options_.open_duration, absl::Seconds(1));
   return permit;
 }
 
+bool CircuitBreaker::AllowsRetry(absl::Time now) const {
+  if (!options_.enabled) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  return StateLocked(now) != CircuitState::kOpen;
+}
+
 void CircuitBreaker::Record(const Permit& permit, UpstreamHealth health, absl::Time now) {
-  if (!options_.enabled || !permit.allowed || health == UpstreamHealth::kUnknown) {
-    if (options_.enabled && permit.probe) {  // The probe learned nothing: let another go.
-      std::lock_guard<std::mutex> lock(mu_);
-      if (state_ == CircuitState::kHalfOpen && permit.generation == generation_) {
-        probe_in_flight_ = false;
-      }
-    }
-    return;
-  }
+  if (!options_.enabled || !permit.allowed || health == UpstreamHealth::kUnknown) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (permit.generation != generation_) return;  // Admitted before the last transition.
   const bool failed = health == UpstreamHealth::kUnhealthy;
   if (permit.probe) {
     if (state_ != CircuitState::kHalfOpen) return;
-    if (failed) {
-      OpenLocked(now, std::min(options_.max_open_duration,
-                               open_duration_ * options_.open_duration_multiplier));
-      return;
-    }
-    state_ = CircuitState::kClosed;
-    ++generation_;
-    probe_in_flight_ = false;
-    open_duration_ = options_.initial_open_duration;
-    consecutive_failures_ = 0;
-    outcomes_.Clear();
-    failures_.Clear();
+    ++probes_judged_;
+    if (failed) ++probes_failed_;
+    // Open again as soon as the probes' ratio can no longer stay below the threshold.
+    if (RatioReached(probes_failed_, options_.half_open_probes)) return OpenLocked(now);
+    if (probes_judged_ >= options_.half_open_probes) CloseLocked();
     return;
   }
   if (state_ != CircuitState::kClosed) return;
-  outcomes_.Add(now);
-  if (!failed) {
-    consecutive_failures_ = 0;
-    return;
-  }
-  failures_.Add(now);
-  ++consecutive_failures_;
-  const int64_t outcomes = outcomes_.Sum(now);
-  const bool ratio_reached =
-      outcomes >= options_.min_outcomes_in_window &&
-      static_cast<double>(failures_.Sum(now)) >= options_.failure_ratio * outcomes - 1e-9;
-  if (consecutive_failures_ >= options_.consecutive_failures || ratio_reached) {
-    OpenLocked(now, options_.initial_open_duration);
+  judged_.Add(now);
+  if (!failed) return;
+  failed_.Add(now);
+  const int64_t judged = judged_.Sum(now);
+  if (judged >= options_.min_calls_in_window && RatioReached(failed_.Sum(now), judged)) {
+    OpenLocked(now);
   }
 }
 
-void CircuitBreaker::OpenLocked(absl::Time now, absl::Duration duration) {
+void CircuitBreaker::OpenLocked(absl::Time now) {
   state_ = CircuitState::kOpen;
   ++generation_;
   ++times_opened_;
-  open_duration_ = duration;
-  open_until_ = now + duration;
-  probe_in_flight_ = false;
-  consecutive_failures_ = 0;
-  outcomes_.Clear();
-  failures_.Clear();
+  open_until_ = now + options_.open_duration;
+  judged_.Clear();
+  failed_.Clear();
+}
+
+void CircuitBreaker::CloseLocked() {
+  state_ = CircuitState::kClosed;
+  ++generation_;
+  judged_.Clear();
+  failed_.Clear();
 }
 
 CircuitState CircuitBreaker::State(absl::Time now) const {
@@ -170,10 +159,15 @@ CircuitBreaker::Snapshot CircuitBreaker::GetSnapshot(absl::Time now) const {
   std::lock_guard<std::mutex> lock(mu_);
   Snapshot snapshot;
   snapshot.state = StateLocked(now);
-  snapshot.consecutive_failures = consecutive_failures_;
   snapshot.times_opened = times_opened_;
   snapshot.rejected = rejected_;
-  snapshot.open_duration = open_duration_;
+  if (state_ == CircuitState::kClosed) {
+    snapshot.judged_calls = judged_.Sum(now);
+    snapshot.failed_calls = failed_.Sum(now);
+  } else if (state_ == CircuitState::kHalfOpen) {
+    snapshot.judged_calls = probes_judged_;
+    snapshot.failed_calls = probes_failed_;
+  }
   return snapshot;
 }
 

@@ -15,67 +15,80 @@ constexpr UpstreamHealth kUnknown = UpstreamHealth::kUnknown;
 
 class CircuitBreakerTest : public ::testing::Test {
  protected:
-  // One attempt at `now` with outcome `health`; false when the breaker refused it.
-  bool Attempt(absl::Time now, UpstreamHealth health) {
+  // One call at `now` with final outcome `health`; false when the breaker refused it.
+  bool Call(absl::Time now, UpstreamHealth health) {
     const CircuitBreaker::Permit permit = breaker_.TryAcquire(now);
     if (!permit.allowed) return false;
     breaker_.Record(permit, health, now);
     return true;
   }
 
+  // 50 failed calls: the minimum judged, all failed.
   void Open(absl::Time now) {
-    for (int i = 0; i < 5; ++i) ASSERT_TRUE(Attempt(now, kFail));
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(Call(now, kFail));
     ASSERT_EQ(breaker_.State(now), CircuitState::kOpen);
   }
 
-  CircuitBreakerOptions options_;  // 5 in a row, or 50% of >= 20 in 10 s; open 5 s .. 60 s
+  // Calls at `now` until one is admitted as a probe; returns how many were refused first.
+  int RefusedBeforeProbe(absl::Time now, CircuitBreaker::Permit& probe) {
+    for (int refused = 0; refused < 1000; ++refused) {
+      probe = breaker_.TryAcquire(now);
+      if (probe.allowed) {
+        EXPECT_TRUE(probe.probe);
+        return refused;
+      }
+    }
+    ADD_FAILURE() << "no probe in 1000 calls";
+    return -1;
+  }
+
+  CircuitBreakerOptions options_;  // >= 80% of >= 50 calls in 10 s; open 5 s; 10% probe, 10
   CircuitBreaker breaker_{options_, "api.userpilot.test"};
 };
 
-TEST_F(CircuitBreakerTest, OpensAfterConsecutiveFailures) {
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(Attempt(kT0, kFail));
-  EXPECT_EQ(breaker_.State(kT0), CircuitState::kClosed);
-  ASSERT_TRUE(Attempt(kT0, kFail));
+TEST_F(CircuitBreakerTest, OpensOnTheFailureRatioOnlyOnceEnoughCallsWereJudged) {
+  for (int i = 0; i < 49; ++i) ASSERT_TRUE(Call(kT0, kFail));
+  EXPECT_EQ(breaker_.State(kT0), CircuitState::kClosed);  // 49 of 49, below the minimum
+  EXPECT_EQ(breaker_.GetSnapshot(kT0).judged_calls, 49);
+  EXPECT_EQ(breaker_.GetSnapshot(kT0).failed_calls, 49);
+  ASSERT_TRUE(Call(kT0, kFail));
   EXPECT_EQ(breaker_.State(kT0), CircuitState::kOpen);
-  EXPECT_FALSE(Attempt(kT0, kOk));
+  EXPECT_FALSE(Call(kT0, kOk));
   EXPECT_EQ(breaker_.GetSnapshot(kT0).times_opened, 1);
   EXPECT_EQ(breaker_.GetSnapshot(kT0).rejected, 1);
 }
 
-TEST_F(CircuitBreakerTest, AnAnswerResetsTheRun) {
-  for (int round = 0; round < 3; ++round) {
-    for (int i = 0; i < 4; ++i) ASSERT_TRUE(Attempt(kT0, kFail));
-    ASSERT_TRUE(Attempt(kT0, kOk));  // A 4xx or 429 counts: Userpilot answered.
+TEST_F(CircuitBreakerTest, PartialFailureBelowTheRatioNeverOpens) {
+  // 3 calls in 4 fail (75% < 80%), for a long time, in long runs of failures.
+  for (int i = 0; i < 4000; ++i) {
+    const absl::Time now = kT0 + absl::Milliseconds(5 * i);
+    ASSERT_TRUE(Call(now, i % 4 == 3 ? kOk : kFail)) << i;
   }
-  EXPECT_EQ(breaker_.State(kT0), CircuitState::kClosed);
+  EXPECT_EQ(breaker_.GetSnapshot(kT0 + absl::Seconds(20)).times_opened, 0);
 }
 
-TEST_F(CircuitBreakerTest, OpensOnTheFailureRatioOverTheWindow) {
-  // Alternate, so never 5 in a row: 50% of 20 outcomes opens it on the 20th.
-  for (int i = 0; i < 19; ++i) {
-    ASSERT_TRUE(Attempt(kT0, i % 2 == 0 ? kFail : kOk));
-  }
-  EXPECT_EQ(breaker_.State(kT0), CircuitState::kClosed);  // 10 of 19
-  ASSERT_TRUE(Attempt(kT0, kOk));                         // 10 of 20: 50%
-  EXPECT_EQ(breaker_.State(kT0), CircuitState::kClosed);  // Only a failure can open it.
-  ASSERT_TRUE(Attempt(kT0, kFail));                       // 11 of 21
+TEST_F(CircuitBreakerTest, TheRatioIsOverTheWindowAndOnlyAFailureOpens) {
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Call(kT0, kOk));
+  for (int i = 0; i < 39; ++i) ASSERT_TRUE(Call(kT0, kFail));
+  EXPECT_EQ(breaker_.State(kT0), CircuitState::kClosed);  // 39 of 49
+  ASSERT_TRUE(Call(kT0, kFail));                          // 40 of 50: 80%
   EXPECT_EQ(breaker_.State(kT0), CircuitState::kOpen);
 }
 
 TEST_F(CircuitBreakerTest, OldOutcomesLeaveTheWindow) {
-  for (int i = 0; i < 18; ++i) ASSERT_TRUE(Attempt(kT0, i % 2 == 0 ? kFail : kOk));
+  for (int i = 0; i < 45; ++i) ASSERT_TRUE(Call(kT0, kFail));
   const absl::Time later = kT0 + absl::Seconds(10);
-  ASSERT_TRUE(Attempt(later, kFail));
-  ASSERT_TRUE(Attempt(later, kOk));
-  ASSERT_TRUE(Attempt(later, kFail));
-  EXPECT_EQ(breaker_.State(later), CircuitState::kClosed);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Call(later, kFail));
+  EXPECT_EQ(breaker_.State(later), CircuitState::kClosed);  // Only 10 judged in the window.
+  EXPECT_EQ(breaker_.GetSnapshot(later).judged_calls, 10);
 }
 
-TEST_F(CircuitBreakerTest, OpenRefusesWithTheTimeUntilTheProbe) {
+TEST_F(CircuitBreakerTest, OpenRefusesWithTheTimeUntilHalfOpen) {
   Open(kT0);
   const CircuitBreaker::Permit permit = breaker_.TryAcquire(kT0 + absl::Seconds(2));
   EXPECT_FALSE(permit.allowed);
   EXPECT_EQ(permit.retry_after, absl::Seconds(3));
+  EXPECT_FALSE(breaker_.AllowsRetry(kT0 + absl::Seconds(2)));
   const CallStatus error = breaker_.RefusedError(permit);
   EXPECT_EQ(error.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(error.message(),
@@ -86,88 +99,76 @@ TEST_F(CircuitBreakerTest, OpenRefusesWithTheTimeUntilTheProbe) {
   EXPECT_EQ(wire::RetryDelay(error), absl::Seconds(3));
 }
 
-TEST_F(CircuitBreakerTest, HalfOpenLetsOneProbeThroughAndItsSuccessCloses) {
+TEST_F(CircuitBreakerTest, HalfOpenLetsAShareOfCallsProbe) {
   Open(kT0);
   const absl::Time t = kT0 + absl::Seconds(5);
   EXPECT_EQ(breaker_.State(t), CircuitState::kHalfOpen);
-  const CircuitBreaker::Permit probe = breaker_.TryAcquire(t);
-  ASSERT_TRUE(probe.allowed);
-  EXPECT_TRUE(probe.probe);
-  const CircuitBreaker::Permit second = breaker_.TryAcquire(t);
-  EXPECT_FALSE(second.allowed);
-  EXPECT_EQ(second.retry_after, absl::Seconds(5));
-  breaker_.Record(probe, kOk, t);
-  EXPECT_EQ(breaker_.State(t), CircuitState::kClosed);
-  EXPECT_TRUE(Attempt(t, kOk));
-  // Closed again with a clean slate: it takes 5 more failures to open.
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(Attempt(t, kFail));
-  EXPECT_EQ(breaker_.State(t), CircuitState::kClosed);
+  EXPECT_TRUE(breaker_.AllowsRetry(t));
+  int admitted = 0;
+  for (int i = 0; i < 100; ++i) {
+    const CircuitBreaker::Permit permit = breaker_.TryAcquire(t);
+    if (!permit.allowed) {
+      EXPECT_EQ(Reason(breaker_.RefusedError(permit)), "CIRCUIT_OPEN");
+      continue;
+    }
+    EXPECT_TRUE(permit.probe);
+    ++admitted;  // Probes still in flight: none has reported back.
+  }
+  EXPECT_EQ(admitted, 10);
+  EXPECT_EQ(breaker_.State(t), CircuitState::kHalfOpen);
 }
 
-TEST_F(CircuitBreakerTest, AFailedProbeReopensForLongerUpToTheCap) {
+TEST_F(CircuitBreakerTest, HalfOpenClosesOnceEnoughProbesMostlySucceeded) {
+  Open(kT0);
+  const absl::Time t = kT0 + absl::Seconds(5);
+  for (int i = 0; i < 10; ++i) {
+    CircuitBreaker::Permit probe;
+    ASSERT_GE(RefusedBeforeProbe(t, probe), 0);
+    // 7 of 10 fail: 70%, below the 80% that opens.
+    breaker_.Record(probe, i < 7 ? kFail : kOk, t);
+    if (i < 9) {
+      ASSERT_EQ(breaker_.State(t), CircuitState::kHalfOpen) << i;
+    }
+  }
+  EXPECT_EQ(breaker_.State(t), CircuitState::kClosed);
+  EXPECT_TRUE(Call(t, kOk));
+}
+
+TEST_F(CircuitBreakerTest, HalfOpenReopensForTheSameFixedTimeAsSoonAsProbesCannotPass) {
   Open(kT0);
   absl::Time t = kT0;
-  const absl::Duration want[] = {absl::Seconds(10), absl::Seconds(20), absl::Seconds(40),
-                                 absl::Seconds(60), absl::Seconds(60)};
-  absl::Duration open_for = absl::Seconds(5);
-  for (absl::Duration next : want) {
-    t += open_for;
-    const CircuitBreaker::Permit probe = breaker_.TryAcquire(t);
-    ASSERT_TRUE(probe.probe);
-    breaker_.Record(probe, kFail, t);
-    EXPECT_EQ(breaker_.State(t), CircuitState::kOpen);
-    EXPECT_EQ(breaker_.TryAcquire(t).retry_after, next);
-    EXPECT_EQ(breaker_.State(t + next - absl::Nanoseconds(1)), CircuitState::kOpen);
-    open_for = next;
+  for (int round = 0; round < 3; ++round) {
+    t += absl::Seconds(5);
+    ASSERT_EQ(breaker_.State(t), CircuitState::kHalfOpen);
+    for (int i = 0; i < 8; ++i) {
+      CircuitBreaker::Permit probe;
+      ASSERT_GE(RefusedBeforeProbe(t, probe), 0);
+      breaker_.Record(probe, kFail, t);
+    }
+    // 8 failed of the 10 that decide: 80% whatever the other two do.
+    ASSERT_EQ(breaker_.State(t), CircuitState::kOpen);
+    EXPECT_EQ(breaker_.TryAcquire(t).retry_after, absl::Seconds(5)) << "never grows";
   }
-  // A success resets the open duration.
-  t += open_for;
-  breaker_.Record(breaker_.TryAcquire(t), kOk, t);
-  Open(t);
-  EXPECT_EQ(breaker_.TryAcquire(t).retry_after, absl::Seconds(5));
+  EXPECT_EQ(breaker_.GetSnapshot(t).times_opened, 4);
 }
 
-TEST_F(CircuitBreakerTest, AProbeThatLearnedNothingLetsAnotherGo) {
-  Open(kT0);
-  const absl::Time t = kT0 + absl::Seconds(5);
-  const CircuitBreaker::Permit probe = breaker_.TryAcquire(t);
-  ASSERT_TRUE(probe.probe);
-  breaker_.Record(probe, kUnknown, t);  // e.g. the rate limiter refused it
-  EXPECT_EQ(breaker_.State(t), CircuitState::kHalfOpen);
-  const CircuitBreaker::Permit again = breaker_.TryAcquire(t);
-  EXPECT_TRUE(again.probe);
-}
-
-TEST_F(CircuitBreakerTest, ALostProbeIsReplacedAfterTheMaximumOpenDuration) {
-  Open(kT0);
-  const absl::Time t = kT0 + absl::Seconds(5);
-  const CircuitBreaker::Permit lost = breaker_.TryAcquire(t);
-  ASSERT_TRUE(lost.probe);
-  EXPECT_FALSE(breaker_.TryAcquire(t + absl::Seconds(59)).allowed);
-  const CircuitBreaker::Permit replacement = breaker_.TryAcquire(t + absl::Seconds(60));
-  ASSERT_TRUE(replacement.probe);
-  breaker_.Record(lost, kOk, t + absl::Seconds(61));  // Too late: ignored.
-  EXPECT_EQ(breaker_.State(t + absl::Seconds(61)), CircuitState::kHalfOpen);
-  breaker_.Record(replacement, kOk, t + absl::Seconds(61));
-  EXPECT_EQ(breaker_.State(t + absl::Seconds(61)), CircuitState::kClosed);
-}
-
-TEST_F(CircuitBreakerTest, OutcomesOfAttemptsAdmittedBeforeOpeningAreIgnored) {
+TEST_F(CircuitBreakerTest, OutcomesOfCallsAdmittedBeforeATransitionAreIgnored) {
   const CircuitBreaker::Permit early = breaker_.TryAcquire(kT0);
+  ASSERT_TRUE(early.allowed);
   Open(kT0);
-  breaker_.Record(early, kOk, kT0);
-  EXPECT_EQ(breaker_.State(kT0), CircuitState::kOpen);
-  // And a late failure does not count against the next closed period.
   const absl::Time t = kT0 + absl::Seconds(5);
-  breaker_.Record(breaker_.TryAcquire(t), kOk, t);
-  const CircuitBreaker::Permit stale = early;
-  for (int i = 0; i < 10; ++i) breaker_.Record(stale, kFail, t);
-  EXPECT_EQ(breaker_.State(t), CircuitState::kClosed);
+  CircuitBreaker::Permit probe;
+  ASSERT_GE(RefusedBeforeProbe(t, probe), 0);
+  for (int i = 0; i < 20; ++i) breaker_.Record(early, kFail, t);  // Stale: not a probe.
+  EXPECT_EQ(breaker_.State(t), CircuitState::kHalfOpen);
+  EXPECT_EQ(breaker_.GetSnapshot(t).failed_calls, 0);
 }
 
 TEST_F(CircuitBreakerTest, UnknownOutcomesDoNotCount) {
-  for (int i = 0; i < 50; ++i) ASSERT_TRUE(Attempt(kT0, kUnknown));
+  // The caller's own deadline, cancellations and the gateway's refusals teach nothing.
+  for (int i = 0; i < 500; ++i) ASSERT_TRUE(Call(kT0, kUnknown));
   EXPECT_EQ(breaker_.State(kT0), CircuitState::kClosed);
+  EXPECT_EQ(breaker_.GetSnapshot(kT0).judged_calls, 0);
 }
 
 TEST(CircuitBreakerDisabledTest, AlwaysAllows) {
@@ -185,17 +186,21 @@ TEST(CircuitBreakerDisabledTest, AlwaysAllows) {
 TEST(CircuitBreakerOptionsTest, Validate) {
   EXPECT_TRUE(CircuitBreakerOptions().Validate().ok());
   CircuitBreakerOptions bad;
-  bad.consecutive_failures = 0;
-  EXPECT_EQ(bad.Validate().message(),
-            "circuit breaker consecutive failures must be at least 1, not 0");
-  bad = CircuitBreakerOptions();
   bad.failure_ratio = 1.5;
   EXPECT_EQ(bad.Validate().message(), "circuit breaker failure ratio must be in (0, 1], not 1.5");
   bad = CircuitBreakerOptions();
-  bad.max_open_duration = absl::Seconds(1);
+  bad.min_calls_in_window = 0;
   EXPECT_EQ(bad.Validate().message(),
-            "circuit breaker maximum open duration must be finite and at least the initial one "
-            "(5s), not 1s");
+            "circuit breaker minimum calls in the window must be at least 1, not 0");
+  bad = CircuitBreakerOptions();
+  bad.open_duration = absl::ZeroDuration();
+  EXPECT_EQ(bad.Validate().message(), "circuit breaker open duration must be in (0, 1h], not 0");
+  bad = CircuitBreakerOptions();
+  bad.half_open_share = 0;
+  EXPECT_EQ(bad.Validate().message(), "circuit breaker half-open share must be in (0, 1], not 0");
+  bad = CircuitBreakerOptions();
+  bad.half_open_probes = 0;
+  EXPECT_EQ(bad.Validate().message(), "circuit breaker half-open probes must be at least 1, not 0");
 }
 
 TEST(CircuitStateTest, Names) {

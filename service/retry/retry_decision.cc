@@ -54,6 +54,11 @@ std::optional<absl::Duration> RequestedRetryDelay(const CallStatus& status) {
 
 UpstreamHealth ClassifyHealth(const CallStatus& status) {
   if (status.ok()) return UpstreamHealth::kHealthy;
+  // The caller's own deadline or cancellation says nothing about Userpilot.
+  if (status.facts().upstream.transport == TransportFailure::kDeadline ||
+      status.code() == absl::StatusCode::kCancelled) {
+    return UpstreamHealth::kUnknown;
+  }
   if (status.facts().reason == ErrorReason::kUpstreamUnavailable) return UpstreamHealth::kUnhealthy;
   if (status.facts().upstream.http_status != 0) return UpstreamHealth::kHealthy;
   return UpstreamHealth::kUnknown;

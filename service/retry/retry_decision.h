@@ -84,14 +84,14 @@ FailureClassification ClassifyFailure(const CallStatus& status, Idempotency idem
 // The delay `status` asks for (its facts' retry_delay), if any (never negative).
 std::optional<absl::Duration> RequestedRetryDelay(const CallStatus& status);
 
-// What an attempt's outcome says about Userpilot's health, for the circuit breaker.
+// What a call's outcome says about Userpilot's health, for the circuit breaker.
 enum class UpstreamHealth {
   kHealthy,    // OK, or Userpilot answered (4xx including 429, an unreadable 2xx).
   kUnhealthy,  // Reason UPSTREAM_UNAVAILABLE: 5xx, 408, 425, transport failure, or no answer
-               // before the deadline (a hanging Userpilot is a failing one).
-  kUnknown,    // The request was never judged by Userpilot: the gateway's own refusals
-               // (BUDGET_EXHAUSTED, CIRCUIT_OPEN, a limiter's UNAVAILABLE), or an error
-               // without facts.
+               // within the per-attempt timeout (a hanging Userpilot is a failing one).
+  kUnknown,    // Nothing learned about Userpilot: the caller's own deadline passed or it
+               // cancelled, the gateway's own refusals (BUDGET_EXHAUSTED, CIRCUIT_OPEN, a
+               // limiter's UNAVAILABLE), or an error without facts.
 };
 UpstreamHealth ClassifyHealth(const CallStatus& status);
 

@@ -98,9 +98,8 @@ TEST(RetryDecisionTest, RequestedDelayComesFromRetryInfo) {
 
 TEST(RetryDecisionTest, HealthForTheCircuitBreaker) {
   EXPECT_EQ(ClassifyHealth(absl::OkStatus()), UpstreamHealth::kHealthy);
-  for (const CallStatus& s :
-       std::vector<CallStatus>{HttpError(500), HttpError(503), HttpError(408), NotSentError(),
-                               MaybeSentError(), TransportDeadlineError()}) {
+  for (const CallStatus& s : std::vector<CallStatus>{HttpError(500), HttpError(503), HttpError(408),
+                                                     NotSentError(), MaybeSentError()}) {
     SCOPED_TRACE(s.ToString());
     EXPECT_EQ(ClassifyHealth(s), UpstreamHealth::kUnhealthy);
   }
@@ -111,7 +110,8 @@ TEST(RetryDecisionTest, HealthForTheCircuitBreaker) {
   }
   for (const CallStatus& s : std::vector<CallStatus>{
            BudgetExhaustedError(), CircuitOpenError(), absl::UnavailableError("limiter"),
-           absl::DeadlineExceededError("x"), absl::CancelledError("x")}) {
+           absl::DeadlineExceededError("x"), absl::CancelledError("x"),
+           TransportDeadlineError()}) {  // The caller's own deadline is not Userpilot's failure.
     SCOPED_TRACE(s.ToString());
     EXPECT_EQ(ClassifyHealth(s), UpstreamHealth::kUnknown);
   }

@@ -36,20 +36,21 @@ struct RetryBudgetOptions {
 };
 
 struct CircuitBreakerOptions {
-  // False: every attempt is allowed and nothing is counted.
+  // False: every call is allowed and nothing is counted.
   bool enabled = true;
-  // Opens after this many failed attempts in a row, >= 1.
-  int consecutive_failures = 5;
-  // Opens when failures / outcomes over `window` reach this ratio, in (0, 1] ...
-  double failure_ratio = 0.5;
-  // ... once at least this many outcomes were seen in the window, >= 1.
-  int64_t min_outcomes_in_window = 20;
-  absl::Duration window = absl::Seconds(10);  // >= 1 s
-  // How long the first opening lasts; each failed probe multiplies it, up to the maximum. A
-  // successful probe resets it.
-  absl::Duration initial_open_duration = absl::Seconds(5);
-  absl::Duration max_open_duration = absl::Seconds(60);
-  double open_duration_multiplier = 2.0;  // >= 1
+  // Opens when failed calls / judged calls over `window` reach this ratio, in (0, 1] ...
+  double failure_ratio = 0.8;
+  // ... once at least this many calls were judged in the window, >= 1.
+  int64_t min_calls_in_window = 50;
+  absl::Duration window = absl::Seconds(10);  // [1 s, 1 h]
+  // How long each opening lasts; fixed (it never grows), in (0, 1 h].
+  absl::Duration open_duration = absl::Seconds(5);
+  // Half-open: this share of calls goes to Userpilot as probes, in (0, 1]; the others are
+  // refused ...
+  double half_open_share = 0.1;
+  // ... until this many probes were judged (>= 1): the breaker closes when their failure ratio
+  // stays below `failure_ratio`, and opens again as soon as it cannot.
+  int half_open_probes = 10;
 
   // INVALID_ARGUMENT naming the first bad field, else OK.
   absl::Status Validate() const;
@@ -71,8 +72,8 @@ struct RetryOptions {
   // Retries at most 20% of recent calls plus 1 a second (over 10 s).
   RetryBudgetOptions budget;
 
-  // Opens after 5 consecutive failures, or >= 50% failures over >= 20 outcomes in 10 s; open
-  // for 5 s, doubling per failed probe up to 60 s.
+  // Opens when >= 80% of >= 50 calls judged in 10 s failed; open 5 s; then 10% of calls probe
+  // until 10 were judged.
   CircuitBreakerOptions circuit_breaker;
 
   // The upstream host, for breaker messages and metadata ("api.userpilot.io").

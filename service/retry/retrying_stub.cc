@@ -87,16 +87,21 @@ class RetryLoop : public std::enable_shared_from_this<RetryLoop<Rpc>> {
  private:
   void Attempt() {
     const absl::Time now = shared_->scheduler.Now();
-    if (attempts_ > 0 && now >= options_.deadline) return Finish(StopReason::kDeadline);
-    CircuitBreaker::Permit permit = shared_->breaker.TryAcquire(now);
-    if (!permit.allowed) {
-      if (attempts_ > 0) return Finish(StopReason::kCircuitOpen);
-      // Still inside the caller's call: answer from the scheduler's thread.
-      last_error_ = shared_->breaker.RefusedError(permit);
-      return Schedule(absl::ZeroDuration(), &RetryLoop::FinishCircuitOpen);
+    if (attempts_ > 0) {
+      if (now >= options_.deadline) return Finish(StopReason::kDeadline);
+      // A retry belongs to a call the breaker already admitted; it stops only while open.
+      if (!shared_->breaker.AllowsRetry(now)) return Finish(StopReason::kCircuitOpen);
+    } else {
+      // The breaker judges calls, not attempts: one permit per call, recorded in Finish().
+      CircuitBreaker::Permit permit = shared_->breaker.TryAcquire(now);
+      if (!permit.allowed) {
+        // Still inside the caller's call: answer from the scheduler's thread.
+        last_error_ = shared_->breaker.RefusedError(permit);
+        return Schedule(absl::ZeroDuration(), &RetryLoop::FinishCircuitOpen);
+      }
+      shared_->budget.RecordCall(now);
+      permit_ = permit;
     }
-    if (attempts_ == 0) shared_->budget.RecordCall(now);
-    permit_ = permit;
     ++attempts_;
     ++shared_->attempts;
     // Nothing of the loop may be touched after this call: the answer may already be running
@@ -123,7 +128,6 @@ class RetryLoop : public std::enable_shared_from_this<RetryLoop<Rpc>> {
       return;
     }
     last_error_ = std::move(result).error();
-    shared_->breaker.Record(permit_, ClassifyHealth(last_error_), now);
     const FailureClassification failure =
         ClassifyFailure(last_error_, shared_->options.idempotency(Rpc::kId));
     if (failure.kind == FailureClassification::kNonRetryable) {
@@ -162,7 +166,10 @@ class RetryLoop : public std::enable_shared_from_this<RetryLoop<Rpc>> {
     shared_->timers.insert(timer_id_);
   }
 
+  // Ends the call with last_error_; the breaker learns the call's one outcome (a refused
+  // permit, a gateway refusal or the caller's own deadline teach it nothing).
   void Finish(StopReason reason) {
+    shared_->breaker.Record(permit_, ClassifyHealth(last_error_), shared_->scheduler.Now());
     ++shared_->failed_by_stop_reason[static_cast<size_t>(reason)];
     StubCallback<Response> done = std::move(done_);
     done_ = nullptr;

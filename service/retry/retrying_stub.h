@@ -7,9 +7,10 @@
 // refuses before the limiter queues anything.
 //
 // Per call (each policy is separate and injectable, google-cloud-cpp style):
-//  1. The circuit breaker (circuit_breaker.h) must allow the attempt, else the call ends:
-//     before the first attempt with its UNAVAILABLE/CIRCUIT_OPEN error, later with the last
-//     upstream error.
+//  1. The circuit breaker (circuit_breaker.h) must admit the call (once, before its first
+//     attempt), else the call ends with its UNAVAILABLE/CIRCUIT_OPEN error; a retry stops with
+//     the last upstream error while the breaker is open. The breaker learns the call's final
+//     outcome once, whatever the number of attempts.
 //  2. The attempt goes to the wrapped stub with the caller's CallOptions (same deadline).
 //  3. A failure is classified (retry_decision.h) by code, facts (reason, whether the request
 //     reached Userpilot) and the RPC's idempotency (RetryOptions::idempotency: gateway.proto's

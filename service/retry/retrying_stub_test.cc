@@ -477,8 +477,11 @@ TEST_F(RetryingStubTest, TheDefaultBudgetAddsItsReserve) {
 
 // ----- Circuit breaker -----
 
-TEST_F(RetryingStubTest, TheBreakerOpensFailsFastAndClosesAfterAGoodProbe) {
+TEST_F(RetryingStubTest, TheBreakerOpensFailsFastAndClosesAfterGoodProbes) {
   options_.max_attempts = 1;
+  options_.circuit_breaker.min_calls_in_window = 5;
+  options_.circuit_breaker.half_open_share = 1;
+  options_.circuit_breaker.half_open_probes = 1;
   ExpectUpstream(RpcId::kIdentifyUser);
   upstream_.Script({HttpError(503), HttpError(502), HttpError(500), NotSentError(), HttpError(504)},
                    absl::OkStatus());
@@ -508,7 +511,7 @@ TEST_F(RetryingStubTest, TheBreakerOpensFailsFastAndClosesAfterAGoodProbe) {
   EXPECT_EQ(Metadata(fast.status)["retry_stopped_because"], "circuit_open");
   EXPECT_EQ(upstream_.attempts(), 5u);
 
-  // After the open duration one probe goes; its success closes the breaker.
+  // After the open duration probes go; their success closes the breaker.
   scheduler_.AdvanceBy(absl::Seconds(4));
   Outcome probe;
   Invoke(RpcId::kIdentifyUser, CallOptions(), probe);
@@ -526,41 +529,61 @@ TEST_F(RetryingStubTest, TheBreakerOpensFailsFastAndClosesAfterAGoodProbe) {
   EXPECT_EQ(stats.failed_by_stop_reason[static_cast<size_t>(StopReason::kCircuitOpen)], 1);
 }
 
-TEST_F(RetryingStubTest, AFailedProbeReopensTheBreakerForLonger) {
-  options_.max_attempts = 1;
-  options_.circuit_breaker.consecutive_failures = 1;
-  ExpectUpstream(RpcId::kGetJob);
+TEST_F(RetryingStubTest, TheBreakerJudgesEachCallOnceWhateverItsAttempts) {
+  ExpectUpstream(RpcId::kIdentifyUser);
+  // A call recovered on its 4th attempt, then one that failed all 4.
+  upstream_.Script({HttpError(503), HttpError(503), HttpError(503)}, absl::OkStatus());
+  Outcome recovered;
+  Invoke(RpcId::kIdentifyUser, CallOptions(), recovered);
+  RunUntilIdle();
+  ASSERT_TRUE(recovered.status.ok());
+  EXPECT_EQ(stub().stats().circuit.judged_calls, 1);
+  EXPECT_EQ(stub().stats().circuit.failed_calls, 0);
   upstream_.Script({}, HttpError(503));
-  Outcome first;
-  Invoke(RpcId::kGetJob, CallOptions(), first);
+  Outcome failed;
+  Invoke(RpcId::kIdentifyUser, CallOptions(), failed);
   RunUntilIdle();
-  scheduler_.AdvanceBy(absl::Seconds(5));
-  Outcome probe;
-  Invoke(RpcId::kGetJob, CallOptions(), probe);
-  RunUntilIdle();
-  EXPECT_EQ(upstream_.attempts(), 2u);
-  EXPECT_EQ(Reason(probe.status), "UPSTREAM_UNAVAILABLE");
-  Outcome refused;
-  Invoke(RpcId::kGetJob, CallOptions(), refused);
-  RunUntilIdle();
-  EXPECT_EQ(Reason(refused.status), "CIRCUIT_OPEN");
-  EXPECT_EQ(wire::RetryDelay(refused.status), absl::Seconds(10));
-  EXPECT_EQ(upstream_.attempts(), 2u);
+  EXPECT_EQ(Metadata(failed.status)["attempts"], "4");
+  EXPECT_EQ(upstream_.attempts(), 8u);
+  EXPECT_EQ(stub().stats().circuit.judged_calls, 2);
+  EXPECT_EQ(stub().stats().circuit.failed_calls, 1);
+}
+
+TEST_F(RetryingStubTest, TheCallersOwnDeadlineNeverCountsAgainstUserpilot) {
+  options_.circuit_breaker.min_calls_in_window = 1;
+  ExpectUpstream(RpcId::kIdentifyUser);
+  upstream_.Script({}, TransportDeadlineError());
+  for (int i = 0; i < 100; ++i) {
+    Outcome outcome;
+    Invoke(RpcId::kIdentifyUser, Deadline(absl::Seconds(2)), outcome);
+    RunUntilIdle();
+    ASSERT_EQ(outcome.status.code(), absl::StatusCode::kDeadlineExceeded);
+  }
+  EXPECT_EQ(stub().circuit_breaker().State(scheduler_.Now()), CircuitState::kClosed);
+  EXPECT_EQ(stub().stats().circuit.judged_calls, 0);
 }
 
 TEST_F(RetryingStubTest, ABreakerThatOpensMidCallStopsItsRetries) {
-  options_.circuit_breaker.consecutive_failures = 2;
+  options_.circuit_breaker.min_calls_in_window = 1;
   ExpectUpstream(RpcId::kIdentifyUser);
-  upstream_.Script({}, HttpError(503));
-  Outcome outcome;
-  Invoke(RpcId::kIdentifyUser, CallOptions(), outcome);
+  ExpectUpstream(RpcId::kTrackEvent);
+  upstream_.Script({HttpError(503), MaybeSentError()}, HttpError(503));
+  Outcome waiting;
+  Invoke(RpcId::kIdentifyUser, CallOptions(), waiting);
+  scheduler_.RunDue();  // Its first attempt failed; its retry waits for the backoff.
+  ASSERT_EQ(waiting.answers, 0);
+  Outcome failed;
+  Invoke(RpcId::kTrackEvent, CallOptions(), failed);  // Not repeatable: one attempt, failed.
+  scheduler_.RunDue();
+  ASSERT_EQ(failed.answers, 1);
+  EXPECT_EQ(stub().circuit_breaker().State(scheduler_.Now()), CircuitState::kOpen);
   RunUntilIdle();
   EXPECT_EQ(upstream_.attempts(), 2u);
   // The caller sees Userpilot's own last error, and why the retries stopped.
-  EXPECT_EQ(outcome.status.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(Reason(outcome.status), "UPSTREAM_UNAVAILABLE");
-  EXPECT_EQ(Metadata(outcome.status)["attempts"], "2");
-  EXPECT_EQ(Metadata(outcome.status)["retry_stopped_because"], "circuit_open");
+  EXPECT_EQ(waiting.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Reason(waiting.status), "UPSTREAM_UNAVAILABLE");
+  EXPECT_EQ(Metadata(waiting.status)["attempts"], "1");
+  EXPECT_EQ(Metadata(waiting.status)["retry_stopped_because"], "circuit_open");
 }
 
 TEST_F(RetryingStubTest, GatewayRefusalsNeitherRetryNorTripTheBreaker) {
@@ -691,7 +714,8 @@ TEST(RetryOptionsTest, DefaultsAndValidate) {
   EXPECT_EQ(options.backoff_multiplier, 2.0);
   EXPECT_EQ(options.budget.retry_ratio, 0.2);
   EXPECT_EQ(options.budget.min_retries_per_second, 1);
-  EXPECT_EQ(options.circuit_breaker.consecutive_failures, 5);
+  EXPECT_EQ(options.circuit_breaker.failure_ratio, 0.8);
+  EXPECT_EQ(options.circuit_breaker.min_calls_in_window, 50);
   RetryOptions bad;
   bad.max_attempts = 0;
   EXPECT_EQ(bad.Validate().message(), "retry max attempts must be in [1, 100], not 0");

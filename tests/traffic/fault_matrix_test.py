@@ -17,9 +17,12 @@ What holds today, asserted in every mode:
   - the gateway's open file descriptors return to their baseline once the faults end;
   - Userpilot's limiter never answered 429 (no 429 caused by the gateway's own budget), and no
     sliding window held more than the limit (the emulator's window accounting).
-What the rebuilt circuit breaker must show (issue 13 item 4), asserted only with
-GOODPUT_CHECK (or UPGW_FAULT_MATRIX_GOODPUT=1): goodput >= GOODPUT_SHARE of what the upstream
-lets through.
+  - goodput >= GOODPUT_SHARE of what the upstream lets through (the circuit breaker judges each
+    call once, over a failure ratio meant for an outage, so partial failure never opens it;
+    UPGW_FAULT_MATRIX_GOODPUT=0 turns this check off).
+
+The load is OFFERED calls/s for DURATION s per mode; UPGW_FAULT_MATRIX_RATE and
+UPGW_FAULT_MATRIX_SECONDS override them (issue 13 measured 200 calls/s for 30 s).
 
 The table is printed at the end of the run (and each row as its mode ends).
 """
@@ -37,15 +40,15 @@ import traffic_load as tl  # noqa: E402
 import upgw_harness as harness  # noqa: E402
 from userpilot.gateway.v1 import gateway_pb2  # noqa: E402
 
-OFFERED = 40.0     # IdentifyUser calls per second, open loop
-DURATION = 3.0     # seconds of load per mode
+OFFERED = float(os.environ.get("UPGW_FAULT_MATRIX_RATE", "40"))  # IdentifyUser calls/s, open loop
+DURATION = float(os.environ.get("UPGW_FAULT_MATRIX_SECONDS", "3"))  # seconds of load per mode
 DEADLINE = 2.0     # seconds, every call
 LATE_SLACK = 0.5   # how late an answer may come on a loaded 2-core machine
 LIMIT, WINDOW = 12000, 60  # the emulator's identify limit and the gateway's budget: 200/s
 FD_SLACK = 4       # descriptors above the baseline still counted as "back"
 FD_SETTLE = 15.0   # seconds to wait for them
-# The expected-goodput assertion (issue 13 item 4). Turn it on with the rebuilt breaker.
-GOODPUT_CHECK = os.environ.get("UPGW_FAULT_MATRIX_GOODPUT") == "1"
+# The expected-goodput assertion (issue 13 item 4).
+GOODPUT_CHECK = os.environ.get("UPGW_FAULT_MATRIX_GOODPUT", "1") != "0"
 GOODPUT_SHARE = 0.8
 
 Mode = collections.namedtuple("Mode", "name faults script upstream_share")
@@ -92,7 +95,7 @@ class FaultMatrixTest(unittest.TestCase):
         cls.emulator.cleanup()
         print(f"\nfault matrix: {OFFERED:g} IdentifyUser calls/s for {DURATION:g} s per mode, "
               f"{DEADLINE:g} s deadlines; goodput check "
-              f"{'ON' if GOODPUT_CHECK else 'off (issue 13 item 4: UPGW_FAULT_MATRIX_GOODPUT=1)'}"
+              f"{'ON' if GOODPUT_CHECK else 'off (UPGW_FAULT_MATRIX_GOODPUT=0)'}"
               f"; {time.monotonic() - cls.started:.0f} s in all\n{table()}")
 
     def setUp(self):

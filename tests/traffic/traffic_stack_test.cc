@@ -404,8 +404,11 @@ TEST_F(TrafficStackTest, A429RetryThatCannotFitTheDeadlineEndsTheCallAtOnce) {
 TEST_F(TrafficStackTest, TheBreakerOpensFailsFastWithoutTouchingTheBudgetThenProbesAndCloses) {
   RetryOptions retry;
   retry.max_attempts = 1;  // One failure per call, so the count is plain.
+  retry.circuit_breaker.min_calls_in_window = 5;
+  retry.circuit_breaker.half_open_share = 0.5;
+  retry.circuit_breaker.half_open_probes = 1;
   Build(retry);
-  for (int i = 0; i < 5; ++i) {  // 5 consecutive failures open it.
+  for (int i = 0; i < 5; ++i) {  // 5 of 5 calls failed: over the ratio, at the minimum.
     Answer answer;
     Identify(answer);
     Script({Status(503)});
@@ -428,14 +431,14 @@ TEST_F(TrafficStackTest, TheBreakerOpensFailsFastWithoutTouchingTheBudgetThenPro
                 budgets_.identify->Stats().admitted_after_wait,
             admitted_before);  // The budget was never asked.
 
-  // After the open duration one probe goes; its success closes the breaker.
+  // After the open duration half the calls probe; one good probe closes the breaker.
   scheduler_.AdvanceTo(opened_at + absl::Seconds(5));
   Answer probe;
   Identify(probe);
   Answer during_probe;
   Identify(during_probe);
   scheduler_.RunDue();
-  ASSERT_TRUE(during_probe.status.has_value());  // Refused while the probe is out.
+  ASSERT_TRUE(during_probe.status.has_value());  // Not in the probing share: refused.
   EXPECT_EQ(Reason(*during_probe.status), "CIRCUIT_OPEN");
   Script({Accepted()});
   ASSERT_TRUE(probe.status.has_value());
@@ -448,9 +451,11 @@ TEST_F(TrafficStackTest, TheBreakerOpensFailsFastWithoutTouchingTheBudgetThenPro
   EXPECT_TRUE(after.status->ok());
 }
 
-TEST_F(TrafficStackTest, AFailedProbeKeepsTheBreakerOpenForLonger) {
+TEST_F(TrafficStackTest, AFailedProbeReopensTheBreakerForTheSameFixedTime) {
   RetryOptions retry;
   retry.max_attempts = 1;
+  retry.circuit_breaker.min_calls_in_window = 5;
+  retry.circuit_breaker.half_open_probes = 1;
   Build(retry);
   for (int i = 0; i < 5; ++i) {
     Answer answer;
@@ -467,8 +472,8 @@ TEST_F(TrafficStackTest, AFailedProbeKeepsTheBreakerOpenForLonger) {
   scheduler_.RunDue();
   ASSERT_TRUE(refused.status.has_value());
   EXPECT_EQ(Reason(*refused.status), "CIRCUIT_OPEN");
-  EXPECT_EQ(RetryDelay(*refused.status), absl::Seconds(10));  // Doubled.
-  scheduler_.AdvanceTo(reopened_at + absl::Seconds(10));
+  EXPECT_EQ(RetryDelay(*refused.status), absl::Seconds(5));  // Never grows.
+  scheduler_.AdvanceTo(reopened_at + absl::Seconds(5));
   Answer second_probe;
   Identify(second_probe);
   Script({Accepted()});
