@@ -73,6 +73,28 @@ bool IsWhitespace(char32_t c) {
          c == 0x3000;
 }
 
+bool IsInvisible(char32_t c) {
+  struct Range {
+    char32_t first, last;
+  };
+  // Default_Ignorable_Code_Point (DerivedCoreProperties.txt) and General_Category=Cf
+  // (DerivedGeneralCategory.txt), Unicode 15.0, merged and sorted.
+  static constexpr Range kRanges[] = {
+      {0x00AD, 0x00AD},   {0x034F, 0x034F},   {0x0600, 0x0605},   {0x061C, 0x061C},
+      {0x06DD, 0x06DD},   {0x070F, 0x070F},   {0x0890, 0x0891},   {0x08E2, 0x08E2},
+      {0x115F, 0x1160},   {0x17B4, 0x17B5},   {0x180B, 0x180F},   {0x200B, 0x200F},
+      {0x202A, 0x202E},   {0x2060, 0x206F},   {0x3164, 0x3164},   {0xFE00, 0xFE0F},
+      {0xFEFF, 0xFEFF},   {0xFFA0, 0xFFA0},   {0xFFF0, 0xFFFB},   {0x110BD, 0x110BD},
+      {0x110CD, 0x110CD}, {0x13430, 0x1343F}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A},
+      {0xE0000, 0xE0FFF},
+  };
+  for (const Range& r : kRanges) {
+    if (c < r.first) return false;
+    if (c <= r.last) return true;
+  }
+  return false;
+}
+
 TextScan ScanText(absl::string_view text) {
   TextScan scan;
   size_t pos = 0;
@@ -101,7 +123,15 @@ TextScan ScanText(absl::string_view text) {
       scan.control = c;
       scan.control_at = pos;
     }
-    if (scan.only_whitespace && !IsWhitespace(c)) scan.only_whitespace = false;
+    const bool whitespace = IsWhitespace(c);
+    if (scan.only_whitespace && !whitespace) scan.only_whitespace = false;
+    if (!whitespace) {
+      if (IsInvisible(c)) {
+        if (!scan.invisible.has_value()) scan.invisible = c;
+      } else {
+        scan.blank = false;
+      }
+    }
     pos += length;
   }
   return scan;

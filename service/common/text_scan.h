@@ -26,6 +26,14 @@ bool IsControl(char32_t c);
 // True for the characters with Unicode's White_Space property.
 bool IsWhitespace(char32_t c);
 
+// True for the characters that render as nothing: Unicode's Default_Ignorable_Code_Point
+// (U+200B ZERO WIDTH SPACE, U+2060 WORD JOINER, U+FEFF BOM, U+180E MONGOLIAN VOWEL SEPARATOR,
+// soft hyphen, variation selectors, bidi controls, tags, Hangul fillers, ...) and the other
+// format (Cf) characters (Arabic number signs, interlinear annotation, ...). Unicode 15 ranges;
+// hand-written because no Debian package the gateway links (Abseil, protobuf) exposes these
+// properties and ICU would be a large dependency for one table.
+bool IsInvisible(char32_t c);
+
 // What one pass over a string found. When the text is not valid UTF-8 the scan stops at the first
 // bad byte, so the other fields describe only the text before it.
 struct TextScan {
@@ -38,6 +46,11 @@ struct TextScan {
   bool has_nul = false;
   // True when every character is whitespace (also true for empty text).
   bool only_whitespace = true;
+  // True when every character is whitespace or invisible (IsInvisible): blank to a reader
+  // (also true for empty text).
+  bool blank = true;
+  // The first invisible character, if any.
+  std::optional<char32_t> invisible;
 };
 
 TextScan ScanText(absl::string_view text);

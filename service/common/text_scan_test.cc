@@ -91,6 +91,36 @@ TEST(TextScanTest, OnlyWhitespace) {
   EXPECT_FALSE(ScanText("\xe2\x80\x8b").only_whitespace);
 }
 
+TEST(TextScanTest, BlankIsWhitespaceAndInvisibleCharactersOnly) {
+  EXPECT_TRUE(ScanText("").blank);
+  EXPECT_TRUE(ScanText(" \t").blank);
+  EXPECT_FALSE(ScanText(" \t").invisible.has_value());
+  // U+200B, U+FEFF, U+2060, U+180E, each alone, and mixed with spaces.
+  for (const char* text : {"\xe2\x80\x8b", "\xef\xbb\xbf", "\xe2\x81\xa0", "\xe1\xa0\x8e",
+                           " \xe2\x80\x8b\xe2\x81\xa0 \xef\xbb\xbf"}) {
+    SCOPED_TRACE(text);
+    EXPECT_TRUE(ScanText(text).blank);
+    EXPECT_FALSE(ScanText(text).only_whitespace);
+  }
+  EXPECT_EQ(ScanText(" \xef\xbb\xbf\xe2\x80\x8b").invisible, char32_t{0xFEFF});
+  EXPECT_FALSE(ScanText("\xe2\x80\x8b"
+                        "a")
+                   .blank);
+  EXPECT_FALSE(ScanText("\xc3\xa9").blank);  // U+00E9
+}
+
+TEST(TextScanTest, InvisibleCharacters) {
+  for (char32_t c :
+       {0x00AD, 0x034F, 0x061C, 0x115F, 0x180E, 0x200B, 0x200D,  0x200F,  0x202E,  0x2060,
+        0x2064, 0x3164, 0xFE0F, 0xFEFF, 0xFFA0, 0xFFF9, 0x1D173, 0xE0001, 0xE007F, 0xE01EF}) {
+    EXPECT_TRUE(IsInvisible(c)) << CodePointName(c);
+  }
+  for (char32_t c :
+       {0x0020, 0x0041, 0x00A0, 0x00AC, 0x00AE, 0x180A, 0x2010, 0x3000, 0xFFFD, 0x1F600, 0xE1000}) {
+    EXPECT_FALSE(IsInvisible(c)) << CodePointName(c);
+  }
+}
+
 TEST(TextScanTest, CodePointName) {
   EXPECT_EQ(CodePointName(0x9), "U+0009");
   EXPECT_EQ(CodePointName(0x85), "U+0085");

@@ -38,6 +38,11 @@ void FieldChecker::Name(absl::string_view value, const FieldPath& path, int64_t 
     out_.Add(path, "must not be only whitespace");
     return;
   }
+  if (scan.blank) {
+    out_.Add(path, absl::StrCat("must not be blank: only invisible characters (",
+                                CodePointName(*scan.invisible), ") and whitespace"));
+    return;
+  }
   Control(scan, path, "");
 }
 

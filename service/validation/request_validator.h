@@ -11,7 +11,9 @@
 //
 // The rules (limits are the ValidationLimits fields):
 // - Ids (user_id, company_id, company.company_id, a bulk row's ids, each id of a delete request):
-//   required, not only whitespace, at most max_id_bytes, valid UTF-8, no control characters
+//   required, not blank (only whitespace, or only invisible characters such as U+200B, U+FEFF,
+//   U+2060, U+180E with or without whitespace: text_scan.h IsInvisible), at most max_id_bytes,
+//   valid UTF-8, no control characters
 //   (C0 U+0000-U+001F, DEL U+007F, C1 U+0080-U+009F). Leading or trailing spaces are kept as
 //   sent: they are unusual but are not ambiguous.
 // - TrackEventRequest.event_name: the same rules with max_event_name_bytes.
@@ -30,7 +32,7 @@
 // - Delete requests: 1 to max_delete_ids ids, each following the id rules (`user_ids[2]`).
 //   Duplicate ids are allowed: deletion is idempotent, so refusing them would only make callers
 //   deduplicate for nothing.
-// - GetJobRequest.job_id: required, not only whitespace, at most max_job_id_bytes, valid UTF-8,
+// - GetJobRequest.job_id: required, not blank, at most max_job_id_bytes, valid UTF-8,
 //   no control characters, and not exactly `.` or `..`. Colons, slashes and `..` inside an id
 //   are allowed: the upstream layer percent-encodes the id as one path segment.
 // - ListJobsRequest has no fields and is always valid.
