@@ -10,6 +10,8 @@
 #ifndef USERPILOT_GATEWAY_SERVICE_SERVER_GATEWAY_SERVER_H_
 #define USERPILOT_GATEWAY_SERVICE_SERVER_GATEWAY_SERVER_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -57,14 +59,18 @@ class GatewayServer {
   int port() const { return port_; }
 
   // Flips health to NOT_SERVING, stops taking calls, and lets calls in flight finish until
-  // `deadline`; calls still running then are cancelled. Returns when the server has stopped.
+  // `deadline`; calls still running then are cancelled. Idle client connections never hold the
+  // drain: they are cut as soon as no call is in flight. Returns when the server has stopped.
   void Shutdown(absl::Time deadline);
 
  private:
-  GatewayServer(std::unique_ptr<grpc::Server> server, int port);
+  GatewayServer(std::unique_ptr<grpc::Server> server, int port,
+                std::shared_ptr<std::atomic<int64_t>> live_calls);
 
   std::unique_ptr<grpc::Server> server_;
   const int port_;
+  // Calls gRPC holds, counted by an interceptor; shared with it.
+  const std::shared_ptr<std::atomic<int64_t>> live_calls_;
   bool shut_down_ = false;
 };
 

@@ -272,7 +272,6 @@ class InvisibleIdsTest(GatewayTestCase):
             ["user_id"])
         self.assertNothingUpstream()
 
-    @known_defect(12, "invisible-only ids pass as non-blank")
     def test_invisible_only_ids_are_refused_naming_the_field(self):
         for text in self.INVISIBLE:
             with self.subTest(id=text.encode("unicode_escape")):
@@ -284,6 +283,60 @@ class InvisibleIdsTest(GatewayTestCase):
                               gateway_pb2.IdentifyCompanyRequest(company_id=text)),
                     ["company_id"])
         self.assertNothingUpstream()
+
+
+class IdleDrainTest(unittest.TestCase):
+    """Item 12: idle client connections must not stretch a drain, and cutting them must not cut
+    a call still in flight."""
+
+    GRACE = 25  # seconds: far above what a prompt drain takes
+    PROMPT = 4.0  # seconds from SIGTERM to exit on a loaded machine
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emulator = harness.Emulator(api_key=KEY)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emulator.cleanup()
+
+    def setUp(self):
+        self.emulator.reset()
+        self.gateway = harness.Gateway(self.emulator.url, [f"--shutdown_grace={self.GRACE}s"],
+                                       api_key=KEY)
+        self.channels = [self.gateway.channel() for _ in range(8)]
+
+    def tearDown(self):
+        for channel in self.channels:
+            channel.close()
+        self.gateway.kill()
+        self.gateway.cleanup()
+
+    def identify(self, channel, **kwargs):
+        return getattr(self.gateway.stub(channel).IdentifyUser, kwargs.pop("how", "__call__"))(
+            gateway_pb2.IdentifyUserRequest(user_id="u-drain"), timeout=DEADLINE, **kwargs)
+
+    def test_sigterm_with_idle_connections_exits_promptly(self):
+        for channel in self.channels:  # Every connection used once, then left idle.
+            self.identify(channel)
+        started = time.monotonic()
+        self.gateway.signal(signal.SIGTERM)
+        status = self.gateway.wait(self.GRACE + 5)
+        took = time.monotonic() - started
+        print(f"\nSIGTERM with {len(self.channels)} idle connections: exit {status} after "
+              f"{took:.2f} s (grace {self.GRACE} s)")
+        self.assertEqual(status, 0, self.gateway.log_tail())
+        self.assertLess(took, self.PROMPT, "idle connections held the drain open")
+
+    def test_a_call_in_flight_still_finishes_during_the_drain(self):
+        for channel in self.channels:
+            self.identify(channel)
+        self.emulator.set_faults(latency_ms=1500)
+        future = self.identify(self.channels[0], how="future")
+        harness.wait_for(lambda: self.emulator.stats()["requests"] > 0, 5, "the call upstream")
+        self.gateway.signal(signal.SIGTERM)
+        self.assertTrue(future.result(timeout=DEADLINE).upstream_request_id)
+        self.assertEqual(self.gateway.wait(self.GRACE + 5), 0, self.gateway.log_tail())
 
 
 class OversizedMessagesTest(GatewayTestCase):
