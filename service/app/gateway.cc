@@ -107,6 +107,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   service_options.default_deadline = config.default_deadline;
   service_options.max_deadline = config.max_deadline;
   service_options.access_log = g.access_log_.get();
+  service_options.undecodable = [metrics = &g.metrics_->grpc_server](absl::string_view method) {
+    metrics->RecordUndecodable(method);
+  };
   g.service_ =
       std::make_unique<GatewayService>(*g.validator_, *g.stack_.stub, service_options,
                                        JobServices{g.job_watches_.get(), g.importer_.get()});

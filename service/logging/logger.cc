@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "google/protobuf/stubs/logging.h"
 #include "grpc/support/log.h"
 #include "service/logging/json_writer.h"
 #include "spdlog/logger.h"
@@ -46,6 +47,23 @@ void GrpcLogFunction(gpr_log_func_args* args) {
               {{"file", args->file != nullptr ? args->file : ""},
                {"line", args->line},
                {"detail", args->message != nullptr ? args->message : ""}});
+}
+
+// Protobuf's own messages (e.g. "String field ... contains invalid UTF-8 data when parsing"),
+// which its default handler writes to stderr as plain `[libprotobuf ERROR]` lines.
+void ProtobufLogFunction(google::protobuf::LogLevel severity, const char* file, int line,
+                         const std::string& message) {
+  Logger* logger = grpc_logger.load(std::memory_order_acquire);
+  if (logger == nullptr) {  // Released: plain text, as protobuf would write it.
+    std::fprintf(stderr, "[libprotobuf %d %s:%d] %s\n", static_cast<int>(severity),
+                 file != nullptr ? file : "?", line, message.c_str());
+    return;
+  }
+  LogSeverity level = LogSeverity::kError;
+  if (severity == google::protobuf::LOGLEVEL_INFO) level = LogSeverity::kInfo;
+  if (severity == google::protobuf::LOGLEVEL_WARNING) level = LogSeverity::kWarning;
+  logger->Log(level, "protobuf",
+              {{"file", file != nullptr ? file : ""}, {"line", line}, {"detail", message}});
 }
 
 }  // namespace
@@ -111,6 +129,7 @@ void Logger::Flush() { logger_->flush(); }
 void CaptureGrpcLogs(Logger* logger) {
   grpc_logger.store(logger, std::memory_order_release);
   gpr_set_log_function(&GrpcLogFunction);
+  google::protobuf::SetLogHandler(&ProtobufLogFunction);
   gpr_log_verbosity_init();  // GRPC_VERBOSITY, or ERROR (a no-op once gRPC has done it).
   // gRPC filters by its own verbosity (GRPC_VERBOSITY, default ERROR) before calling us; only
   // --log_level=debug opens it further.

@@ -118,7 +118,8 @@ class Logger {
 };
 
 // Routes gRPC's own log output (gpr_log) through `logger` as JSON lines (msg "grpc", with
-// `file`, `line` and `detail`), at gRPC's severity. gRPC's own filter still applies first
+// `file`, `line` and `detail`), at gRPC's severity, and protobuf's (SetLogHandler) the same way
+// (msg "protobuf"), so that nothing but JSON reaches stderr. gRPC's own filter still applies first
 // (GRPC_VERBOSITY, default ERROR), opened to DEBUG when the logger's level is debug. nullptr
 // switches back to plain stderr lines. Call CaptureGrpcLogs(nullptr) before destroying the
 // logger, once gRPC's servers and channels are shut down (a log call racing with the switch

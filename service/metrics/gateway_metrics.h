@@ -60,6 +60,9 @@ namespace userpilot::gateway {
 //   grpc_server_msg_received_total{grpc_type,grpc_service,grpc_method}      counter
 //   grpc_server_msg_sent_total{grpc_type,grpc_service,grpc_method}          counter
 //   grpc_server_handling_seconds{grpc_type,grpc_service,grpc_method}        histogram
+//   userpilot_gateway_requests_undecodable_total{grpc_method}               counter
+// (the last one the gateway's own: requests protobuf could not decode, answered
+// INVALID_ARGUMENT; grpc_method is a UserpilotGateway unary method's name).
 // grpc_type: unary, client_stream, server_stream, bidi_stream. grpc_code: the code's name (OK,
 // INVALID_ARGUMENT, ...). Methods are those declared with AddService/AddMethod; a call to any
 // other method (a typo, a probe) is counted with grpc_service, grpc_method and grpc_type
@@ -106,6 +109,10 @@ class GrpcServerMetrics {
   prometheus::Family<prometheus::Counter>& msg_received;
   prometheus::Family<prometheus::Counter>& msg_sent;
   prometheus::Family<prometheus::Histogram>& handling_seconds;
+  prometheus::Family<prometheus::Counter>& undecodable;
+
+  // Counts one undecodable request of `method` ("IdentifyUser"). Thread-safe.
+  void RecordUndecodable(absl::string_view method);
 
  private:
   // Creates the series of `series` (at zero) unless done. Requires mu_.

@@ -76,11 +76,21 @@ GrpcServerMetrics::GrpcServerMetrics(prometheus::Registry& registry)
       handling_seconds(prometheus::BuildHistogram()
                            .Name("grpc_server_handling_seconds")
                            .Help("Time from the start of an RPC to its status being sent.")
-                           .Register(registry)) {
+                           .Register(registry)),
+      undecodable(prometheus::BuildCounter()
+                      .Name("userpilot_gateway_requests_undecodable_total")
+                      .Help("Requests protobuf could not decode (invalid UTF-8, nesting too "
+                            "deep, malformed wire data), answered INVALID_ARGUMENT.")
+                      .Register(registry)) {
   AddMethod("grpc.health.v1.Health", "Check", RpcType::kUnary, false);
   AddMethod("grpc.health.v1.Health", "Watch", RpcType::kServerStream, false);
   AddMethod("grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo",
             RpcType::kBidiStream, false);
+}
+
+void GrpcServerMetrics::RecordUndecodable(absl::string_view method) {
+  // Family::Add is thread-safe; the method names are the service's own (a bounded set).
+  undecodable.Add({{"grpc_method", std::string(method)}}).Increment();
 }
 
 void GrpcServerMetrics::AddService(const google::protobuf::ServiceDescriptor& service) {

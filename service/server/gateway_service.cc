@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "service/logging/access_log.h"
 #include "service/server/grpc_status.h"
+#include "service/server/request_decoder.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -46,8 +47,9 @@ GatewayService::GatewayService(const RequestValidator& validator, UserpilotStub&
 
 template <typename Rpc>
 grpc::ServerUnaryReactor* GatewayService::Unary(grpc::CallbackServerContext* context,
-                                                const typename Rpc::Request* request,
-                                                typename Rpc::Response* response) {
+                                                const grpc::ByteBuffer* request_bytes,
+                                                grpc::ByteBuffer* response) {
+  using Request = typename Rpc::Request;
   using Response = typename Rpc::Response;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const absl::Time start = absl::Now();
@@ -62,70 +64,77 @@ grpc::ServerUnaryReactor* GatewayService::Unary(grpc::CallbackServerContext* con
     }
     reactor->Finish(answer);
   };
-  if (CallStatus valid = validator_.Validate(*request); !valid.ok()) {
+  // The stub copies what it keeps of the request; it lives until the stub has it.
+  Request request;
+  if (CallStatus decoded = DecodeRequest(*request_bytes, request); !decoded.ok()) {
+    if (options_.undecodable != nullptr) options_.undecodable(Rpc::kName);
+    finish(decoded.status(), decoded.facts());
+    return reactor;
+  }
+  if (CallStatus valid = validator_.Validate(request); !valid.ok()) {
     finish(valid.status(), valid.facts());
     return reactor;
   }
   options.deadline = CallDeadline(*context, options_);
-  InvokeRpc<Rpc>(stub_, options, *request,
+  InvokeRpc<Rpc>(stub_, options, request,
                  [finish = std::move(finish), response](Result<Response> result) mutable {
-                   if (result.ok()) *response = *std::move(result);
+                   if (result.ok()) *response = SerializeResponse(*result);
                    finish(result.status(), result.facts());
                  });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* GatewayService::IdentifyUser(grpc::CallbackServerContext* context,
-                                                       const v1::IdentifyUserRequest* request,
-                                                       v1::IdentifyUserResponse* response) {
+                                                       const grpc::ByteBuffer* request,
+                                                       grpc::ByteBuffer* response) {
   return Unary<IdentifyUserRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::IdentifyCompany(grpc::CallbackServerContext* context,
-                                                          const v1::IdentifyCompanyRequest* request,
-                                                          v1::IdentifyCompanyResponse* response) {
+                                                          const grpc::ByteBuffer* request,
+                                                          grpc::ByteBuffer* response) {
   return Unary<IdentifyCompanyRpc>(context, request, response);
 }
 
-grpc::ServerUnaryReactor* GatewayService::BulkIdentifyUsers(
-    grpc::CallbackServerContext* context, const v1::BulkIdentifyUsersRequest* request,
-    v1::Job* response) {
+grpc::ServerUnaryReactor* GatewayService::BulkIdentifyUsers(grpc::CallbackServerContext* context,
+                                                            const grpc::ByteBuffer* request,
+                                                            grpc::ByteBuffer* response) {
   return Unary<BulkIdentifyUsersRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::BulkIdentifyCompanies(
-    grpc::CallbackServerContext* context, const v1::BulkIdentifyCompaniesRequest* request,
-    v1::Job* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
   return Unary<BulkIdentifyCompaniesRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::TrackEvent(grpc::CallbackServerContext* context,
-                                                     const v1::TrackEventRequest* request,
-                                                     v1::TrackEventResponse* response) {
+                                                     const grpc::ByteBuffer* request,
+                                                     grpc::ByteBuffer* response) {
   return Unary<TrackEventRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::ListJobs(grpc::CallbackServerContext* context,
-                                                   const v1::ListJobsRequest* request,
-                                                   v1::ListJobsResponse* response) {
+                                                   const grpc::ByteBuffer* request,
+                                                   grpc::ByteBuffer* response) {
   return Unary<ListJobsRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::GetJob(grpc::CallbackServerContext* context,
-                                                 const v1::GetJobRequest* request,
-                                                 v1::Job* response) {
+                                                 const grpc::ByteBuffer* request,
+                                                 grpc::ByteBuffer* response) {
   return Unary<GetJobRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::DeleteUsers(grpc::CallbackServerContext* context,
-                                                      const v1::DeleteUsersRequest* request,
-                                                      v1::DeleteUsersResponse* response) {
+                                                      const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
   return Unary<DeleteUsersRpc>(context, request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::DeleteCompanies(grpc::CallbackServerContext* context,
-                                                          const v1::DeleteCompaniesRequest* request,
-                                                          v1::DeleteCompaniesResponse* response) {
+                                                          const grpc::ByteBuffer* request,
+                                                          grpc::ByteBuffer* response) {
   return Unary<DeleteCompaniesRpc>(context, request, response);
 }
 

@@ -10,6 +10,7 @@
 #ifndef USERPILOT_GATEWAY_SERVICE_SERVER_GATEWAY_SERVICE_H_
 #define USERPILOT_GATEWAY_SERVICE_SERVER_GATEWAY_SERVICE_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -31,6 +32,9 @@ struct GatewayServiceOptions {
   absl::Duration max_deadline = absl::Minutes(5);
   // Where every finished unary call is logged; null: not logged. Must outlive the service.
   AccessLog* access_log = nullptr;
+  // Called with the method's name for every request that could not be decoded (a metric);
+  // null: not counted. Thread-safe.
+  std::function<void(absl::string_view method)> undecodable;
 };
 
 // The caller's name from the `x-caller` request metadata: up to 64 bytes of [A-Za-z0-9._-];
@@ -38,9 +42,24 @@ struct GatewayServiceOptions {
 // so they are never taken verbatim).
 std::string CallerName(const grpc::CallbackServerContext& context);
 
-// ImportData is a raw callback method: its reactor decodes messages itself (job_streams.cc).
-class GatewayService final : public v1::UserpilotGateway::WithRawCallbackMethod_ImportData<
-                                 v1::UserpilotGateway::CallbackService> {
+// The generated callback service with every unary method raw (it receives and answers a
+// grpc::ByteBuffer: request_decoder.h) and ImportData raw (its reactor decodes messages itself,
+// job_streams.cc); the watch streams typed.
+using GatewayServiceBase = v1::UserpilotGateway::WithRawCallbackMethod_IdentifyUser<
+    v1::UserpilotGateway::WithRawCallbackMethod_IdentifyCompany<
+        v1::UserpilotGateway::WithRawCallbackMethod_BulkIdentifyUsers<
+            v1::UserpilotGateway::WithRawCallbackMethod_BulkIdentifyCompanies<
+                v1::UserpilotGateway::WithRawCallbackMethod_TrackEvent<
+                    v1::UserpilotGateway::WithRawCallbackMethod_ListJobs<
+                        v1::UserpilotGateway::WithRawCallbackMethod_GetJob<
+                            v1::UserpilotGateway::WithRawCallbackMethod_DeleteUsers<
+                                v1::UserpilotGateway::WithRawCallbackMethod_DeleteCompanies<
+                                    v1::UserpilotGateway::WithCallbackMethod_WatchJob<
+                                        v1::UserpilotGateway::WithCallbackMethod_WatchJobs<
+                                            v1::UserpilotGateway::WithRawCallbackMethod_ImportData<
+                                                v1::UserpilotGateway::Service>>>>>>>>>>>>;
+
+class GatewayService final : public GatewayServiceBase {
  public:
   // `validator` and `stub` must outlive the service and every call it started. `jobs` serves
   // WatchJob, WatchJobs and ImportData (server/job_streams.h); left empty, those RPCs answer
@@ -48,32 +67,35 @@ class GatewayService final : public v1::UserpilotGateway::WithRawCallbackMethod_
   GatewayService(const RequestValidator& validator, UserpilotStub& stub,
                  GatewayServiceOptions options, JobServices jobs = {});
 
+  // Unary RPCs, registered raw (request_decoder.h says why): each decodes its request, then
+  // takes the one path of Unary().
   grpc::ServerUnaryReactor* IdentifyUser(grpc::CallbackServerContext* context,
-                                         const v1::IdentifyUserRequest* request,
-                                         v1::IdentifyUserResponse* response) override;
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* IdentifyCompany(grpc::CallbackServerContext* context,
-                                            const v1::IdentifyCompanyRequest* request,
-                                            v1::IdentifyCompanyResponse* response) override;
+                                            const grpc::ByteBuffer* request,
+                                            grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* BulkIdentifyUsers(grpc::CallbackServerContext* context,
-                                              const v1::BulkIdentifyUsersRequest* request,
-                                              v1::Job* response) override;
+                                              const grpc::ByteBuffer* request,
+                                              grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* BulkIdentifyCompanies(grpc::CallbackServerContext* context,
-                                                  const v1::BulkIdentifyCompaniesRequest* request,
-                                                  v1::Job* response) override;
+                                                  const grpc::ByteBuffer* request,
+                                                  grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* TrackEvent(grpc::CallbackServerContext* context,
-                                       const v1::TrackEventRequest* request,
-                                       v1::TrackEventResponse* response) override;
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
-                                     const v1::ListJobsRequest* request,
-                                     v1::ListJobsResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
-                                   const v1::GetJobRequest* request, v1::Job* response) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* DeleteUsers(grpc::CallbackServerContext* context,
-                                        const v1::DeleteUsersRequest* request,
-                                        v1::DeleteUsersResponse* response) override;
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* DeleteCompanies(grpc::CallbackServerContext* context,
-                                            const v1::DeleteCompaniesRequest* request,
-                                            v1::DeleteCompaniesResponse* response) override;
+                                            const grpc::ByteBuffer* request,
+                                            grpc::ByteBuffer* response) override;
   // Job streams: delegate to server/job_streams.h.
   grpc::ServerWriteReactor<v1::Job>* WatchJob(grpc::CallbackServerContext* context,
                                               const v1::WatchJobRequest* request) override;
@@ -83,12 +105,11 @@ class GatewayService final : public v1::UserpilotGateway::WithRawCallbackMethod_
                                                         grpc::ByteBuffer* response) override;
 
  private:
-  // The one path every unary RPC takes: validate, then call the stub's method of `Rpc` (the
-  // upstream RPC of the same name, upstream_rpcs.h).
+  // The one path every unary RPC takes: decode, validate, then call the stub's method of `Rpc`
+  // (the upstream RPC of the same name, upstream_rpcs.h), and answer the serialized response.
   template <typename Rpc>
   grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context,
-                                  const typename Rpc::Request* request,
-                                  typename Rpc::Response* response);
+                                  const grpc::ByteBuffer* request, grpc::ByteBuffer* response);
 
   const RequestValidator& validator_;
   UserpilotStub& stub_;

@@ -208,7 +208,6 @@ class UndecodableRequestsTest(GatewayTestCase):
         self.assertEqual(code, grpc.StatusCode.OK, answer)
         self.assertTrue(gateway_pb2.IdentifyUserResponse.FromString(answer).upstream_request_id)
 
-    @known_defect(6, "UNIMPLEMENTED with no message")
     def test_invalid_utf8_in_string_fields(self):
         cases = [
             ("IdentifyUser", field_bytes(1, b"u-\xff\xfe"), ["user_id"]),
@@ -227,13 +226,11 @@ class UndecodableRequestsTest(GatewayTestCase):
                 self.assertInvalidArgumentNaming(self.raw_call(method, data), names)
         self.assertNothingUpstream()
 
-    @known_defect(6, "UNIMPLEMENTED with no message")
     def test_struct_nesting_past_the_recursion_limit(self):
         data = field_bytes(1, b"u") + field_bytes(2, nested_struct(120))
         self.assertInvalidArgumentNaming(self.raw_call("IdentifyUser", data), ["metadata"])
         self.assertNothingUpstream()
 
-    @known_defect(6, "UNIMPLEMENTED with no message")
     def test_malformed_wire_data(self):
         cases = {
             "truncated varint": b"\x0a\x80",
@@ -249,7 +246,6 @@ class UndecodableRequestsTest(GatewayTestCase):
                 self.assertTrue(error.details(), "the refusal says nothing")
         self.assertNothingUpstream()
 
-    @known_defect(6, "no access-log line, a non-JSON [libprotobuf ERROR] on stderr")
     def test_undecodable_requests_are_logged_as_json(self):
         self.raw_call("IdentifyUser", field_bytes(1, b"u-\xff"))
         self.raw_call("IdentifyUser", b"\x0a\x80")
@@ -259,6 +255,16 @@ class UndecodableRequestsTest(GatewayTestCase):
         self.assertEqual(not_json, [], "every line of the log is JSON")
         calls = [line for line in lines if '"msg":"call"' in line and "IdentifyUser" in line]
         self.assertEqual(len(calls), 2, lines)
+
+    def test_undecodable_requests_are_counted(self):
+        def count():
+            found = re.search(r'^userpilot_gateway_requests_undecodable_total\{grpc_method="TrackEvent"\}'
+                              r' (\S+)$', self.gateway.metrics(), re.M)
+            return float(found.group(1)) if found else 0.0
+        before = count()
+        self.raw_call("TrackEvent", b"\x0a\x80")
+        self.raw_call("TrackEvent", field_bytes(1, b"u") + field_bytes(2, b"\xff"))
+        self.assertEqual(count(), before + 2)
 
 
 class InvisibleIdsTest(GatewayTestCase):
