@@ -22,6 +22,8 @@ namespace {
 // How long before the drain deadline the gateway stops waiting politely and answers what is
 // still pending, so every answer is written before the deadline.
 constexpr absl::Duration kDrainCutOffMargin = absl::Milliseconds(500);
+// ImportData's per-message bound: gateway.proto promises every chunk up to 4 MiB fits.
+constexpr int64_t kMaxImportMessageBytes = 4 << 20;
 
 // Callers named in the rate-limit configuration keep their name in budget metrics; the rest
 // are "other", so callers cannot create series.
@@ -132,10 +134,13 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   server_options.keepalive_timeout = config.keepalive_timeout;
   server_options.min_client_ping_interval = config.min_client_ping_interval;
   server_options.metrics = &g.metrics_->grpc_server;
-  // A full bulk request must fit; validation then refuses what exceeds its own bound with a
-  // field-level error instead of gRPC's bare RESOURCE_EXHAUSTED.
+  // The largest message any RPC may legitimately carry (a full bulk request, an ImportData
+  // chunk) must fit, with 1 MiB over so that the per-method bounds (the service checks each
+  // request's size against ValidationLimits::MaxRequestBytes) answer a field-level error
+  // instead of gRPC's bare RESOURCE_EXHAUSTED.
   server_options.max_receive_message_bytes =
-      static_cast<int>(g.validator_->limits().max_bulk_request_bytes + (1 << 20));
+      static_cast<int>(g.validator_->limits().MaxMessageBytes(kMaxImportMessageBytes) + (1 << 20));
+  server_options.memory_quota_bytes = int64_t{config.grpc_memory_quota_mb} << 20;
   auto server = GatewayServer::Start(*g.service_, server_options);
   if (!server.ok()) return server.status();
   g.server_ = *std::move(server);

@@ -273,6 +273,8 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup&
                                                    absl::FormatDuration(in.max_deadline), ")"));
   }
 
+  CheckRange("grpc_memory_quota_mb", in.grpc_memory_quota_mb, 65536, out.grpc_memory_quota_mb,
+             problems);
   CheckRange("max_inflight_upstream", in.max_inflight_upstream, 100000, out.max_inflight_upstream,
              problems);
   CheckLimits(in.limits, problems);
@@ -314,9 +316,9 @@ std::string GatewayConfig::DebugString() const {
       " keepalive_time=", d(keepalive_time), " keepalive_timeout=", d(keepalive_timeout),
       " min_client_ping_interval=", d(min_client_ping_interval),
       " max_inflight_upstream=", max_inflight_upstream,
-      " reflection=", reflection ? "true" : "false", " log_level=", LogLevelName(log_level),
-      " access_log=", access_log ? "true" : "false", " max_id_bytes=", limits.max_id_bytes,
-      " max_event_name_bytes=", limits.max_event_name_bytes,
+      " grpc_memory_quota_mb=", grpc_memory_quota_mb, " reflection=", reflection ? "true" : "false",
+      " log_level=", LogLevelName(log_level), " access_log=", access_log ? "true" : "false",
+      " max_id_bytes=", limits.max_id_bytes, " max_event_name_bytes=", limits.max_event_name_bytes,
       " max_metadata_keys=", limits.max_metadata_keys,
       " max_metadata_key_bytes=", limits.max_metadata_key_bytes,
       " max_string_value_bytes=", limits.max_string_value_bytes,

@@ -64,6 +64,7 @@ struct ConfigInput {
   absl::Duration keepalive_timeout = absl::Seconds(20);
   absl::Duration min_client_ping_interval = absl::Seconds(30);
   int max_inflight_upstream = 256;
+  int grpc_memory_quota_mb = 128;
   bool reflection = true;
   std::string log_level = "info";
   bool access_log = true;
@@ -118,6 +119,9 @@ struct GatewayConfig {
   absl::Duration min_client_ping_interval;
   // Upstream HTTP requests in flight at once, across all callers (`--max_inflight_upstream`).
   int max_inflight_upstream = 0;
+  // The gRPC server's memory bound, MiB (`--grpc_memory_quota_mb`): a grpc::ResourceQuota over
+  // its connections' buffers.
+  int grpc_memory_quota_mb = 0;
   // Whether to register the gRPC server reflection service (`--reflection`).
   bool reflection = true;
   LogLevel log_level = LogLevel::kInfo;

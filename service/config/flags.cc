@@ -60,6 +60,9 @@ ABSL_FLAG(absl::Duration, keepalive_timeout, ConfigInput().keepalive_timeout,
           "A connection whose ping goes unanswered this long is closed; < --keepalive_time.");
 ABSL_FLAG(absl::Duration, min_client_ping_interval, ConfigInput().min_client_ping_interval,
           "Clients may send keepalive pings this often without being refused.");
+ABSL_FLAG(int, grpc_memory_quota_mb, ConfigInput().grpc_memory_quota_mb,
+          "Memory the gRPC server's connections may hold for requests being received, in MiB "
+          "(a gRPC resource quota): past it, gRPC sheds connections instead of growing.");
 ABSL_FLAG(int, max_inflight_upstream, ConfigInput().max_inflight_upstream,
           "Upstream HTTP requests in flight at once, across all callers.");
 ABSL_FLAG(bool, reflection, ConfigInput().reflection,
@@ -331,6 +334,7 @@ ConfigInput ConfigInputFromFlags() {
   in.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
   in.min_client_ping_interval = absl::GetFlag(FLAGS_min_client_ping_interval);
   in.max_inflight_upstream = absl::GetFlag(FLAGS_max_inflight_upstream);
+  in.grpc_memory_quota_mb = absl::GetFlag(FLAGS_grpc_memory_quota_mb);
   in.reflection = absl::GetFlag(FLAGS_reflection);
   in.log_level = absl::GetFlag(FLAGS_log_level);
   in.access_log = absl::GetFlag(FLAGS_access_log);

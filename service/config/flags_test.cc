@@ -77,6 +77,7 @@ TEST(FlagsTest, ContractFlagNamesAndDefaults) {
       {"connect_timeout", "2s"},
       {"max_connection_age", "5m"},
       {"max_connection_age_grace", "5m"},
+      {"grpc_memory_quota_mb", "128"},
       {"keepalive_time", "1m"},
       {"keepalive_timeout", "20s"},
       {"min_client_ping_interval", "30s"},

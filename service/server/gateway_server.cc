@@ -12,6 +12,7 @@
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "service/metrics/grpc_server_interceptor.h"
 
 namespace userpilot::gateway {
@@ -64,6 +65,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   int port = 0;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  if (options.memory_quota_bytes > 0) {
+    grpc::ResourceQuota quota("userpilot-gateway-grpc");
+    quota.Resize(static_cast<size_t>(options.memory_quota_bytes));
+    builder.SetResourceQuota(quota);
+  }
   auto ms = [](absl::Duration d) {
     return d == absl::InfiniteDuration()
                ? INT_MAX

@@ -28,6 +28,8 @@ struct GatewayServerOptions {
   bool reflection = true;                // Serve grpc.reflection.v1alpha.
   // Largest request message accepted (gRPC's default is 4 MiB, too small for a full bulk call).
   int max_receive_message_bytes = 4 * 1024 * 1024;
+  // What the server's connections may hold at once (a grpc::ResourceQuota); 0: unbounded.
+  int64_t memory_quota_bytes = 0;
   // Connections are closed (with GOAWAY) after this age, +-10% jitter, so clients behind a
   // Kubernetes ClusterIP Service reconnect and spread over new replicas as the deployment scales.
   absl::Duration max_connection_age = absl::Minutes(5);

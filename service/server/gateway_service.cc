@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "service/logging/access_log.h"
 #include "service/server/grpc_status.h"
 #include "service/server/request_decoder.h"
@@ -25,6 +26,28 @@ absl::Time CallDeadline(const grpc::CallbackServerContext& context,
     return now + options.default_deadline;
   }
   return std::min(absl::FromChrono(deadline), now + options.max_deadline);
+}
+
+// What bounds the size of each unary RPC's request (validation_limits.h).
+ValidationLimits::RequestShape ShapeOf(RpcId rpc) {
+  using Shape = ValidationLimits::RequestShape;
+  switch (rpc) {
+    case RpcId::kBulkIdentifyUsers:
+    case RpcId::kBulkIdentifyCompanies:
+    case RpcId::kImportFile:
+      return Shape::kBulk;
+    case RpcId::kDeleteUsers:
+    case RpcId::kDeleteCompanies:
+      return Shape::kDelete;
+    case RpcId::kListJobs:
+    case RpcId::kGetJob:
+      return Shape::kJob;
+    case RpcId::kIdentifyUser:
+    case RpcId::kIdentifyCompany:
+    case RpcId::kTrackEvent:
+      return Shape::kEntity;
+  }
+  return Shape::kBulk;
 }
 
 }  // namespace
@@ -64,6 +87,17 @@ grpc::ServerUnaryReactor* GatewayService::Unary(grpc::CallbackServerContext* con
     }
     reactor->Finish(answer);
   };
+  // Larger than anything validation could let through: refused from its size, before the bytes
+  // are copied or parsed, and freed as the call ends.
+  const int64_t max_bytes = validator_.limits().MaxRequestBytes(ShapeOf(Rpc::kId));
+  if (const int64_t bytes = static_cast<int64_t>(request_bytes->Length()); bytes > max_bytes) {
+    const CallStatus refused = InvalidArgumentError(
+        {FieldViolation{std::string(kWholeRequestField),
+                        absl::StrCat("must be at most ", max_bytes, " bytes serialized for ",
+                                     Rpc::kName, " (got ", bytes, ")")}});
+    finish(refused.status(), refused.facts());
+    return reactor;
+  }
   // The stub copies what it keeps of the request; it lives until the stub has it.
   Request request;
   if (CallStatus decoded = DecodeRequest(*request_bytes, request); !decoded.ok()) {

@@ -1,5 +1,6 @@
 #include "service/validation/validation_limits.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,34 @@ std::vector<ValidationLimits::Problem> ValidationLimits::Problems() const {
     }
   }
   return problems;
+}
+
+int64_t ValidationLimits::MaxRequestBytes(RequestShape shape) const {
+  constexpr int64_t kFraming = 32;  // tags and lengths of one field, generously
+  const int64_t metadata =
+      max_metadata_keys * (max_metadata_key_bytes + max_string_value_bytes + 4 * kFraming);
+  switch (shape) {
+    case RequestShape::kEntity:
+      // A user (or event) with its metadata and a company with its own: two ids, an event
+      // name, two metadata objects.
+      return 2 * (max_id_bytes + kFraming) + max_event_name_bytes + 2 * metadata + 8 * kFraming;
+    case RequestShape::kBulk:
+      return max_bulk_request_bytes;
+    case RequestShape::kDelete:
+      return max_delete_ids * (max_id_bytes + kFraming) + kFraming;
+    case RequestShape::kJob:
+      return max_job_id_bytes + kFraming;
+  }
+  return max_bulk_request_bytes;
+}
+
+int64_t ValidationLimits::MaxMessageBytes(int64_t max_import_chunk_bytes) const {
+  int64_t most = max_import_chunk_bytes;
+  for (RequestShape shape :
+       {RequestShape::kEntity, RequestShape::kBulk, RequestShape::kDelete, RequestShape::kJob}) {
+    most = std::max(most, MaxRequestBytes(shape));
+  }
+  return most;
 }
 
 absl::Status ValidationLimits::Validate() const {

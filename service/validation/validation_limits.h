@@ -74,6 +74,23 @@ struct ValidationLimits {
   };
   // Every field out of range; empty when Validate() is OK.
   std::vector<Problem> Problems() const;
+
+  // The shapes of request, by what bounds their size.
+  enum class RequestShape {
+    kEntity,  // IdentifyUser, IdentifyCompany, TrackEvent: ids, a name, two metadata objects
+    kBulk,    // BulkIdentifyUsers, BulkIdentifyCompanies: max_bulk_request_bytes
+    kDelete,  // DeleteUsers, DeleteCompanies: max_delete_ids ids
+    kJob,     // GetJob, ListJobs: one job id at most
+  };
+  // The largest serialized request of `shape` that these limits can let through, protobuf's
+  // framing included (generously: 32 bytes per field), so that anything larger can be refused
+  // from its size alone, before it is parsed (server/gateway_service.cc). One place derives the
+  // gRPC receive bounds from the validation rules.
+  int64_t MaxRequestBytes(RequestShape shape) const;
+
+  // The largest message any RPC may carry: the largest of MaxRequestBytes and the ImportData
+  // chunk bound `max_import_chunk_bytes`. The gRPC server's receive limit.
+  int64_t MaxMessageBytes(int64_t max_import_chunk_bytes) const;
 };
 
 }  // namespace userpilot::gateway

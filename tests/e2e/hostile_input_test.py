@@ -363,7 +363,6 @@ class OversizedMessagesTest(GatewayTestCase):
                       error)
         self.assertNothingUpstream()
 
-    @known_defect(11, "RSS grew 116 -> 311 MB: no per-method receive limits, no resource quota")
     def test_twenty_concurrent_16_mib_requests_stay_within_a_memory_bound(self):
         if self.gateway.sanitized():
             self.skipTest("AddressSanitizer's quarantine keeps freed memory resident")
