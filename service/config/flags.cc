@@ -62,7 +62,7 @@ ABSL_FLAG(absl::Duration, min_client_ping_interval, ConfigInput().min_client_pin
           "Clients may send keepalive pings this often without being refused.");
 ABSL_FLAG(int, grpc_memory_quota_mb, ConfigInput().grpc_memory_quota_mb,
           "Memory the gRPC server's connections may hold for requests being received, in MiB "
-          "(a gRPC resource quota): past it, gRPC sheds connections instead of growing.");
+          "(a gRPC resource quota over the memory gRPC accounts to it).");
 ABSL_FLAG(int, max_inflight_upstream, ConfigInput().max_inflight_upstream,
           "Upstream HTTP requests in flight at once, across all callers.");
 ABSL_FLAG(bool, reflection, ConfigInput().reflection,
