@@ -70,6 +70,9 @@ enum class TransportFailure {
   kQueueFull,       // The gateway's HTTP queue was full: nothing was sent.
   kCannotSend,      // The request could not be built or handed to libcurl: nothing was sent.
   kConnection,      // Connection, TLS or protocol failure, or the client shutting down.
+  kNotHttp,         // A reply arrived but was not HTTP (a garbage or missing status line, an
+                    // undecodable content encoding): the upstream's fault, and the request
+                    // was sent.
 };
 
 // Whether the request reached Userpilot.

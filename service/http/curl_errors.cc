@@ -56,6 +56,7 @@ absl::string_view UnavailableSummary(CURLcode code) {
     case CURLE_RECV_ERROR:
       return "receiving the response failed";
     case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:  // Only once connected: see ReplyIsNotHttp().
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_HTTP3:
@@ -89,6 +90,23 @@ bool IsInternal(CURLcode code, bool response_too_large) {
   }
 }
 
+// A reply arrived that is not a valid HTTP response. libcurl 7.88 reports a status line it
+// cannot parse ("HTTP/1.1 2OO OK", "Unsupported HTTP version in response") or one missing
+// altogether ("Received HTTP/0.9 when not allowed") as CURLE_UNSUPPORTED_PROTOCOL, the code it
+// also gives for a URL scheme it will not use; the scheme is refused before any connection is
+// made, so a connection (or a written request) tells the two apart.
+bool ReplyIsNotHttp(const CurlFailure& f) {
+  switch (f.code) {
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+      return true;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return f.connected || !f.nothing_written;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 TransportFailure MapCurlFailure(const CurlFailure& f) {
@@ -100,6 +118,13 @@ TransportFailure MapCurlFailure(const CurlFailure& f) {
   if (f.response_too_large || f.code == CURLE_FILESIZE_EXCEEDED) {
     out.status = absl::UnavailableError(absl::StrCat(
         where, "the response is larger than the limit of ", f.max_response_bytes, " bytes"));
+    return out;
+  }
+  if (ReplyIsNotHttp(f)) {
+    // The server's fault, and maybe a passing one (a proxy in trouble): UNAVAILABLE, like a
+    // dropped connection. The request was sent.
+    out.status = absl::UnavailableError(absl::StrCat(where, UnavailableSummary(f.code), why));
+    out.reply_not_http = true;
     return out;
   }
   if (f.code == CURLE_URL_MALFORMAT || f.code == CURLE_UNSUPPORTED_PROTOCOL) {

@@ -53,10 +53,20 @@ struct CurlFailure {
 struct TransportFailure {
   absl::Status status;
   bool request_may_have_been_sent = true;
+  // See HttpResult::reply_not_http.
+  bool reply_not_http = false;
 };
 
 // Maps a failed transfer onto the caller-facing status (google.rpc.Code semantics: what should
 // the caller do next). The message is not yet redacted; see RedactHeaderValues().
+//   URL malformed, scheme refused (before connecting)       INVALID_ARGUMENT, not sent
+//   a reply that is not HTTP (garbage status line, no       UNAVAILABLE, sent, reply_not_http
+//     status line, undecodable content encoding)
+//   libcurl's total timeout                                  DEADLINE_EXCEEDED
+//   connect timeout with time left before the deadline      UNAVAILABLE, not sent
+//   libcurl misuse, out of memory, our own callbacks        INTERNAL
+//   the response over max_response_bytes                    UNAVAILABLE, sent
+//   anything else (resolve, connect, TLS, dropped, reset)   UNAVAILABLE
 TransportFailure MapCurlFailure(const CurlFailure& failure);
 
 // "scheme://host[:port]" of an absolute URL, with any userinfo removed; "<invalid url>" when

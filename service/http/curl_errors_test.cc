@@ -77,12 +77,47 @@ INSTANTIATE_TEST_SUITE_P(
              absl::StatusCode::kInvalidArgument, false},
         Case{"UnsupportedScheme", CURLE_UNSUPPORTED_PROTOCOL, true, false, true,
              absl::StatusCode::kInvalidArgument, false},
+        // libcurl's code for a status line it cannot parse: a bad reply, not a bad URL.
+        Case{"GarbageStatusLine", CURLE_UNSUPPORTED_PROTOCOL, false, true, true, kUnavailable,
+             true},
+        Case{"BadContentEncoding", CURLE_BAD_CONTENT_ENCODING, false, true, true, kUnavailable,
+             true},
         Case{"OurWriteError", CURLE_WRITE_ERROR, false, true, true, absl::StatusCode::kInternal,
              true},
         Case{"BadArgument", CURLE_BAD_FUNCTION_ARGUMENT, true, false, true,
              absl::StatusCode::kInternal, true},
         Case{"Unknown", CURLE_FTP_WEIRD_PASS_REPLY, false, true, true, kUnavailable, true}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+
+TEST(MapCurlFailureTest, OnlyRepliesThatAreNotHttpSaySo) {
+  CurlFailure failure;
+  failure.method = "POST";
+  failure.origin = "http://h";
+  failure.detail = "Unsupported HTTP version in response";
+  failure.code = CURLE_UNSUPPORTED_PROTOCOL;
+  failure.connected = true;
+  TransportFailure got = MapCurlFailure(failure);
+  EXPECT_TRUE(got.reply_not_http);
+  EXPECT_THAT(got.status.message(), HasSubstr("the server's reply is not valid HTTP"));
+  EXPECT_THAT(got.status.message(), Not(HasSubstr("URL")));
+  failure.code = CURLE_WEIRD_SERVER_REPLY;
+  EXPECT_TRUE(MapCurlFailure(failure).reply_not_http);
+  // The same code before any connection: the URL's scheme was refused.
+  failure.code = CURLE_UNSUPPORTED_PROTOCOL;
+  failure.connected = false;
+  failure.nothing_written = true;
+  failure.detail = "Protocol \"ftp\" not supported or disabled in libcurl";
+  got = MapCurlFailure(failure);
+  EXPECT_FALSE(got.reply_not_http);
+  EXPECT_THAT(got.status.message(), HasSubstr("unusable URL"));
+  for (const CURLcode code :
+       {CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_OPERATION_TIMEDOUT, CURLE_COULDNT_CONNECT}) {
+    failure.code = code;
+    failure.connected = true;
+    failure.nothing_written = false;
+    EXPECT_FALSE(MapCurlFailure(failure).reply_not_http) << code;
+  }
+}
 
 TEST(MapCurlFailureTest, SizeCapNamesTheLimit) {
   CurlFailure failure;

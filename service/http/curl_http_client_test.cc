@@ -738,6 +738,37 @@ TEST(CurlHttpClientTest, QueuedRequestWhoseDeadlinePassesIsNotSent) {
   EXPECT_EQ(server.requests().size(), 1u);
 }
 
+TEST(CurlHttpClientTest, GarbageStatusLineIsAnUnavailableReplyNotHttp) {
+  for (const std::string status_line : {"garbage", "HTTP/1.1 2OO OK", "HTTP/7.1 200 OK"}) {
+    LoopbackHttpServer server([&](const ReceivedRequest& request) {
+      ScriptedReply reply = Echo(request);
+      reply.status_line = status_line;
+      return reply;
+    });
+    auto client = MakeClient();
+    Completions completions;
+    client->Send(Request("POST", server.Url("/v1/identify")), completions.Expect(0));
+    const HttpResult result = completions.WaitForOne(0);
+    EXPECT_EQ(result.transport_status.code(), absl::StatusCode::kUnavailable)
+        << status_line << ": " << result.transport_status;
+    EXPECT_TRUE(result.reply_not_http) << status_line;
+    EXPECT_TRUE(result.request_may_have_been_sent) << status_line;
+    EXPECT_THAT(result.transport_status.message(), HasSubstr("not valid HTTP")) << status_line;
+    EXPECT_THAT(result.transport_status.message(), Not(HasSubstr("URL"))) << status_line;
+  }
+}
+
+TEST(CurlHttpClientTest, UnsupportedSchemeIsStillABadUrl) {
+  auto client = MakeClient();
+  Completions completions;
+  client->Send(Request("GET", "ftp://127.0.0.1:1/x"), completions.Expect(0));
+  const HttpResult result = completions.WaitForOne(0);
+  EXPECT_EQ(result.transport_status.code(), absl::StatusCode::kInvalidArgument)
+      << result.transport_status;
+  EXPECT_FALSE(result.reply_not_http);
+  EXPECT_FALSE(result.request_may_have_been_sent);
+}
+
 TEST(CurlHttpClientTest, TransfersWaitingForAConnectionStillHonourTheirDeadline) {
   LoopbackHttpServer server(Hold);
   CurlHttpClientOptions options;

@@ -315,6 +315,7 @@ void FinishFromCurl(CURL* easy, Transfer& t, CURLcode code) {
                      ": reading the request body failed: ", t.body_read_error.message()));
   }
   t.result.request_may_have_been_sent = mapped.request_may_have_been_sent;
+  t.result.reply_not_http = mapped.reply_not_http;
   t.result.response = HttpResponse();
 }
 

@@ -85,6 +85,11 @@ struct HttpResult {
   // connection was refused, or the name did not resolve), so even a non-idempotent request can
   // be retried safely. True whenever any byte of the request may have been sent.
   bool request_may_have_been_sent = true;
+  // True when a reply arrived but was not a valid HTTP response (a garbage or missing status
+  // line, an undecodable content encoding); transport_status is then UNAVAILABLE and the
+  // request was sent. The upstream's fault, not the network's: the layer above may report it
+  // as a bad response rather than as an unreachable upstream.
+  bool reply_not_http = false;
   HttpResponse response;   // Meaningful only when transport_status is OK.
   absl::Duration elapsed;  // From Send() to completion.
 };

@@ -144,10 +144,16 @@ CallStatus TransportError(const HttpResult& result, absl::string_view endpoint) 
   //  - the gateway's own HTTP queue is full: RESOURCE_EXHAUSTED (back off; nothing was sent);
   //  - the gateway cannot build the request (bad URL, libcurl misuse): INTERNAL, an operator
   //    problem that no retry fixes;
+  //  - a reply that is not HTTP: UNAVAILABLE, a broken answer (from Userpilot or a proxy in
+  //    between) that a retry may well not meet again;
   //  - anything else (connection, TLS, protocol, shutdown, the per-attempt cap): UNAVAILABLE,
   //    try again (on another replica when this one is shutting down).
   absl::StatusCode code = absl::StatusCode::kUnavailable;
   absl::string_view what = "could not reach Userpilot for ";
+  if (result.reply_not_http) {
+    what = "Userpilot's reply was not HTTP for ";
+    facts.upstream.transport = TransportFailure::kNotHttp;
+  }
   switch (transport.code()) {
     case absl::StatusCode::kDeadlineExceeded:
       code = absl::StatusCode::kDeadlineExceeded;

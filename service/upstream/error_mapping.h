@@ -8,6 +8,8 @@
 //   transport: deadline passed      DEADLINE_EXCEEDED    UPSTREAM_UNAVAILABLE
 //   transport: HTTP queue full      RESOURCE_EXHAUSTED   UPSTREAM_UNAVAILABLE (nothing was sent)
 //   transport: cannot build request INTERNAL             GATEWAY_INTERNAL_ERROR (bad URL, libcurl)
+//   transport: a reply not HTTP     UNAVAILABLE          UPSTREAM_UNAVAILABLE (sent; a broken
+//     (garbage status line)                                 answer, not a refused connection)
 //   transport: any other failure    UNAVAILABLE          UPSTREAM_UNAVAILABLE
 //   2xx (any: company identify      OK
 //        answers 200 or 202)

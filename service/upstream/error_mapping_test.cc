@@ -352,6 +352,22 @@ TEST(RetryDelaySourceTest, TellsUserpilotsDelayFromTheGatewaysDefault) {
   EXPECT_FALSE(MapHttpResult(Response(503), kEndpoint, kNow).facts().retry_delay.has_value());
 }
 
+TEST(ReachTest, AReplyThatIsNotHttpIsASentUnavailableNotHttpFailure) {
+  HttpResult result = Transport(absl::UnavailableError("weird server reply"), true);
+  result.reply_not_http = true;
+  const CallStatus status = MapHttpResult(result, kEndpoint, kNow);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(status.facts().reason, ErrorReason::kUpstreamUnavailable);
+  EXPECT_EQ(status.facts().upstream.transport, TransportFailure::kNotHttp);
+  EXPECT_EQ(status.facts().upstream.reach, Reach::kUnknown);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("reply was not HTTP"));
+  // Without the flag the same status is an ordinary connection failure.
+  EXPECT_EQ(MapHttpResult(Transport(absl::UnavailableError("reset"), true), kEndpoint, kNow)
+                .facts()
+                .upstream.transport,
+            TransportFailure::kConnection);
+}
+
 TEST(ReachTest, CertainlyNotSentOnlyForTransportFailuresThatSaySo) {
   EXPECT_EQ(MapHttpResult(Transport(absl::UnavailableError("refused"), false), kEndpoint, kNow)
                 .facts()

@@ -611,7 +611,6 @@ class UpstreamOdditiesTest(GatewayTestCase):
         code, answer = self.call("IdentifyUser", gateway_pb2.IdentifyUserRequest(user_id="u"))
         self.assertEqual(code, grpc.StatusCode.OK, answer)
 
-    @known_defect(12, "a garbage status line is reported as an unusable URL (INTERNAL)")
     def test_a_garbage_status_line_is_a_retryable_bad_response(self):
         self.emulator.script("status", status=200, status_line="HTTP/1.1 2OO Okay",
                              path_prefix="/v1/identify", count=100)
@@ -620,7 +619,6 @@ class UpstreamOdditiesTest(GatewayTestCase):
         self.assertEqual(code, grpc.StatusCode.UNAVAILABLE, error)
         self.assertNotIn("URL", error.details())
 
-    @known_defect(12, "a garbage status line is not retried")
     def test_one_garbage_status_line_is_retried_for_an_idempotent_call(self):
         self.emulator.script("status", status=200, status_line="garbage",
                              path_prefix="/v1/identify", count=1)

@@ -62,9 +62,12 @@ bool HasHeader(const HttpHeaders& headers, absl::string_view name) {
   return false;
 }
 
-std::string Head(int status, const HttpHeaders& headers) {
-  std::string out =
-      absl::StrCat("HTTP/1.1 ", status, " ", status == 200 ? "OK" : "Scripted", "\r\n");
+std::string Head(const ScriptedReply& reply) {
+  std::string out = reply.status_line.empty()
+                        ? absl::StrCat("HTTP/1.1 ", reply.status, " ",
+                                       reply.status == 200 ? "OK" : "Scripted", "\r\n")
+                        : absl::StrCat(reply.status_line, "\r\n");
+  const HttpHeaders& headers = reply.headers;
   for (const auto& [name, value] : headers) absl::StrAppend(&out, name, ": ", value, "\r\n");
   return out;
 }
@@ -242,8 +245,7 @@ void LoopbackHttpServer::Serve(int fd, int connection) {
     if (reply.kind == Kind::kHoldThenRespond && !WaitForRelease(fd)) break;
     if (reply.kind == Kind::kCloseMidBody) {
       reply.headers.emplace_back("Content-Length", absl::StrCat(reply.body.size()));
-      SendAll(fd, absl::StrCat(Head(reply.status, reply.headers), "\r\n",
-                               reply.body.substr(0, reply.body.size() / 2)));
+      SendAll(fd, absl::StrCat(Head(reply), "\r\n", reply.body.substr(0, reply.body.size() / 2)));
       break;
     }
     if (reply.close_delimited) {
@@ -251,8 +253,7 @@ void LoopbackHttpServer::Serve(int fd, int connection) {
     } else if (!HasHeader(reply.headers, "Content-Length")) {
       reply.headers.emplace_back("Content-Length", absl::StrCat(reply.body.size()));
     }
-    const bool sent =
-        SendAll(fd, absl::StrCat(Head(reply.status, reply.headers), "\r\n", reply.body));
+    const bool sent = SendAll(fd, absl::StrCat(Head(reply), "\r\n", reply.body));
     if (!sent || reply.close_delimited || client_closes) break;
   }
   {

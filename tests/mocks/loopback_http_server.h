@@ -51,6 +51,8 @@ struct ScriptedReply {
   HttpHeaders headers;  // Content-Length is added unless present or close_delimited.
   std::string body;
   bool close_delimited = false;  // No Content-Length; the body ends when the server closes.
+  // Sent instead of "HTTP/1.1 <status> <reason>" when set ("garbage", "HTTP/1.1 2OO OK").
+  std::string status_line;
 };
 
 class LoopbackHttpServer {
