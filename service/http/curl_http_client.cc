@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/http/curl_errors.h"
 #include "service/http/curl_transfer.h"
+#include "service/http/latency_estimate.h"
 
 // Locking note: this file uses std::mutex, not absl::Mutex. Debian's libabsl is built without
 // ThreadSanitizer, so TSan cannot see absl::Mutex's synchronisation and reports false races on
@@ -164,6 +165,8 @@ class CurlHttpClient::Impl {
     stats.queued = queued_;
     stats.in_flight = in_flight_;
     stats.rejected_queue_full = rejected_;
+    stats.refused_too_late = published_refused_too_late_;
+    stats.typical_latency = published_typical_latency_;
     return stats;
   }
 
@@ -186,9 +189,11 @@ class CurlHttpClient::Impl {
       Accept(incoming, stopping);
       if (stopping) break;
       const absl::Time now = absl::Now();
-      ExpireQueued(now);
       ExpireRunning(now);
       StartQueued(now);
+      // Whatever is still queued has found every slot busy.
+      waiting_below_seq_ = queued_end_seq_;
+      ExpireQueued(now);
       int still_running = 0;
       curl_multi_perform(multi_, &still_running);
       CollectFinished();
@@ -231,26 +236,68 @@ class CurlHttpClient::Impl {
       } else {
         queue_deadlines_.emplace(t->request.deadline, t->seq);
         const uint64_t seq = t->seq;
+        queued_end_seq_ = seq + 1;
         queue_.emplace(seq, std::move(t));
       }
     }
     incoming.clear();
   }
 
+  // The queued transfer to start next: the oldest while the queue keeps up; the newest once it
+  // is backed up, i.e. its oldest transfer has waited longer than the upstream's typical answer
+  // time (a backlog of more than one round of slots). Under sustained overload, oldest-first
+  // would start every transfer with just about the typical answer time left (everything older
+  // having expired), so each one would finish at the edge of its deadline and many would miss
+  // it; newest-first starts transfers with most of their deadline left, and the oldest ones
+  // expire from the queue, never sent (adaptive LIFO). O(1): the queue is ordered by arrival.
+  std::map<uint64_t, TransferPtr>::iterator NextToStart(absl::Time now) {
+    const absl::Duration typical = latency_.typical();
+    const auto oldest = queue_.begin();
+    if (typical > absl::ZeroDuration() && now - oldest->second->send_time > typical) {
+      return std::prev(queue_.end());
+    }
+    return oldest;
+  }
+
+  // True when `t`, about to leave the queue at `now`, should not be sent: its deadline has
+  // passed, or it has waited for a slot and no more of its deadline is left than the upstream
+  // typically takes to answer (latency_estimate.h). O(1).
+  bool TooLate(const Transfer& t, absl::Time now) const {
+    const absl::Duration left = t.request.deadline - now;
+    return left <= absl::ZeroDuration() ||
+           (t.seq < waiting_below_seq_ && left <= latency_.typical());
+  }
+
+  // Answers `t` DEADLINE_EXCEEDED, not sent, saying why TooLate() held.
+  void RefuseTooLate(TransferPtr t, absl::Time now) {
+    ++refused_too_late_;
+    const absl::Duration left = t->request.deadline - now;
+    const auto ms = [](absl::Duration d) {
+      return absl::StrCat(absl::ToInt64Milliseconds(d), " ms");
+    };
+    std::string why =
+        left <= absl::ZeroDuration()
+            ? std::string(": the deadline passed while waiting in the HTTP client's queue")
+            : absl::StrCat(": ", ms(left), " of the deadline left after waiting ",
+                           ms(now - t->send_time), " in the HTTP client's queue, not more ",
+                           "than the upstream's typical answer time of ", ms(latency_.typical()));
+    absl::Status status = absl::DeadlineExceededError(absl::StrCat(
+        Where(t->request), why, " (max_in_flight ", options_.max_in_flight, "); not sent"));
+    FailUnsent(std::move(t), std::move(status));
+  }
+
+  // Answers the queued transfers that can no longer make their deadline, soonest deadline
+  // first: O(log n) each. Runs after StartQueued, when every queued transfer has waited, so
+  // "deadline - typical answer time <= now" is TooLate() for all of them.
   void ExpireQueued(absl::Time now) {
-    while (!queue_deadlines_.empty() && queue_deadlines_.begin()->first <= now) {
+    const absl::Duration typical = latency_.typical();
+    while (!queue_deadlines_.empty() && queue_deadlines_.begin()->first - typical <= now) {
       const auto node = queue_.find(queue_deadlines_.begin()->second);
       queue_deadlines_.erase(queue_deadlines_.begin());
       TransferPtr t = std::move(node->second);
       queue_.erase(node);
       ++left_queue_;
-      http_internal::FinishUnsent(
-          *t, absl::DeadlineExceededError(
-                  absl::StrCat(Where(t->request),
-                               ": the deadline passed while waiting in the HTTP client's "
-                               "queue (max_in_flight ",
-                               options_.max_in_flight, "); not sent")));
-      finished_.push_back(std::move(t));
+      RefuseTooLate(std::move(t), now);
     }
   }
 
@@ -264,10 +311,15 @@ class CurlHttpClient::Impl {
 
   void StartQueued(absl::Time now) {
     while (running_.size() < options_.max_in_flight && !queue_.empty()) {
-      TransferPtr t = std::move(queue_.begin()->second);
-      queue_.erase(queue_.begin());
+      const auto next = NextToStart(now);
+      TransferPtr t = std::move(next->second);
+      queue_.erase(next);
       queue_deadlines_.erase({t->request.deadline, t->seq});
       ++left_queue_;
+      if (TooLate(*t, now)) {
+        RefuseTooLate(std::move(t), now);
+        continue;
+      }
       CURL* easy = idle_easy_.empty() ? curl_easy_init() : idle_easy_.back();
       if (!idle_easy_.empty()) idle_easy_.pop_back();
       if (easy == nullptr) {
@@ -287,6 +339,7 @@ class CurlHttpClient::Impl {
                                                                   curl_multi_strerror(added))));
         continue;
       }
+      t->started = now;
       running_deadlines_.emplace(t->request.deadline, t.get());
       Transfer* key = t.get();
       running_.emplace(key, Running{easy, std::move(t)});
@@ -294,6 +347,7 @@ class CurlHttpClient::Impl {
   }
 
   void CollectFinished() {
+    const absl::Time now = absl::Now();
     int pending = 0;
     while (CURLMsg* msg = curl_multi_info_read(multi_, &pending)) {
       if (msg->msg != CURLMSG_DONE) continue;
@@ -303,6 +357,8 @@ class CurlHttpClient::Impl {
       curl_easy_getinfo(easy, CURLINFO_PRIVATE, &key);
       TransferPtr t = Detach(reinterpret_cast<Transfer*>(key));
       http_internal::FinishFromCurl(easy, *t, code);
+      // An HTTP answer (any status) measures the upstream; an upload's time is its size's.
+      if (code == CURLE_OK && t->request.body_source == nullptr) latency_.Add(now - t->started);
       ReleaseEasy(easy);
       finished_.push_back(std::move(t));
     }
@@ -367,6 +423,8 @@ class CurlHttpClient::Impl {
     queued_ -= left_queue_;
     left_queue_ = 0;
     in_flight_ = running_.size();
+    published_refused_too_late_ = refused_too_late_;
+    published_typical_latency_ = latency_.typical();
   }
 
   // Runs the callbacks of everything finished, with no lock held: they may call Send().
@@ -385,7 +443,7 @@ class CurlHttpClient::Impl {
   int PollTimeoutMs(absl::Time now) const {
     absl::Duration wait = kMaxPollWait;
     if (!queue_deadlines_.empty()) {
-      wait = std::min(wait, queue_deadlines_.begin()->first - now);
+      wait = std::min(wait, queue_deadlines_.begin()->first - latency_.typical() - now);
     }
     if (!running_deadlines_.empty()) {
       wait = std::min(wait, running_deadlines_.begin()->first + kDeadlineGrace - now);
@@ -408,15 +466,26 @@ class CurlHttpClient::Impl {
   uint64_t next_seq_ = 0;               // Guarded by mu_.
   bool stopping_ = false;               // Guarded by mu_.
   bool exited_ = false;                 // Guarded by mu_. The event thread has finished.
+  // Guarded by mu_. Published copies of refused_too_late_ and latency_.typical().
+  uint64_t published_refused_too_late_ = 0;
+  absl::Duration published_typical_latency_ = absl::ZeroDuration();
 
   // Event thread only.
-  std::map<uint64_t, TransferPtr> queue_;  // FIFO: by sequence number.
+  std::map<uint64_t, TransferPtr> queue_;  // By sequence number (arrival); see NextToStart().
   std::set<std::pair<absl::Time, uint64_t>> queue_deadlines_;
   std::unordered_map<Transfer*, Running> running_;
   std::set<std::pair<absl::Time, Transfer*>> running_deadlines_;
   std::vector<CURL*> idle_easy_;       // Reset handles, reused to save allocations.
   std::vector<TransferPtr> finished_;  // Result filled in, callback not yet run.
   size_t left_queue_ = 0;              // Left the queue since the last PublishCounts().
+  http_internal::LatencyEstimate latency_;
+  uint64_t refused_too_late_ = 0;
+  // Queued transfers with a sequence number below waiting_below_seq_ have found every slot
+  // busy (they were still queued after StartQueued filled the slots), so TooLate() may judge
+  // them by the estimate; a transfer that finds a free slot is always sent. queued_end_seq_
+  // is one past the last queued transfer's.
+  uint64_t waiting_below_seq_ = 0;
+  uint64_t queued_end_seq_ = 0;
 };
 
 absl::StatusOr<std::unique_ptr<CurlHttpClient>> CurlHttpClient::Create(

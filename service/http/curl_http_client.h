@@ -6,9 +6,17 @@
 // requests cost one thread. Connections are HTTP/1.1 keep-alive and are reused across requests.
 //
 // Flow control, in one place: at most `max_in_flight` transfers run at once; up to `max_queued`
-// more wait in FIFO order; beyond that a request fails at once with RESOURCE_EXHAUSTED and is
-// never sent. A request's deadline bounds its whole life, queue included: one that expires in
-// the queue completes with DEADLINE_EXCEEDED without being sent.
+// more wait; beyond that a request fails at once with RESOURCE_EXHAUSTED and is never sent. A
+// request's deadline bounds its whole life, queue included. A request that finds a free slot is
+// sent. One that has to wait is sent only while it can still be answered in time: once no more
+// of its deadline is left than the upstream's typical answer time (learnt from recent answers,
+// latency_estimate.h), it completes with DEADLINE_EXCEEDED without being sent
+// (request_may_have_been_sent false), at that moment rather than at its deadline. Waiting
+// requests are started oldest first while the queue keeps up, and newest first once its oldest
+// request has waited longer than a typical answer (adaptive LIFO): under sustained overload the
+// slots then go to requests with most of their deadline left, and the oldest expire unsent. So
+// against a slow upstream the slots serve requests that can still be answered, instead of
+// requests that hold a slot until their deadline and answer nothing (issue 13 item 10).
 //
 // Security defaults: TLS peer and host verification are always on (`ca_file` only chooses the
 // trust store); proxies are never taken from the environment; redirects are not followed; only
@@ -25,9 +33,9 @@
 // request has its own). A `body_source` body is read piece by piece on the event thread while
 // it is sent (libcurl's read callback, 64 KiB at a time), with its size as Content-Length, so
 // a file upload costs no more memory than a small request; libcurl rewinds it (seek callback)
-// when it sends the request again. A failed read ends the request with INTERNAL. libcurl's own defaults "Accept: */*", "Expect: 100-continue" and
-// "Content-Type: application/x-www-form-urlencoded" are suppressed unless the request sets
-// those headers itself.
+// when it sends the request again. A failed read ends the request with INTERNAL. libcurl's own
+// defaults "Accept: */*", "Expect: 100-continue" and "Content-Type:
+// application/x-www-form-urlencoded" are suppressed unless the request sets those headers itself.
 //
 // Known limitation (libcurl 7.88 behaviour, not configurable): when a request written on a
 // reused keep-alive connection gets no response byte before the connection closes, libcurl
@@ -58,7 +66,7 @@ namespace userpilot::gateway {
 struct CurlHttpClientOptions {
   // Transfers handed to libcurl at once. Must be >= 1.
   size_t max_in_flight = 256;
-  // Requests accepted while all in-flight slots are busy, waiting in FIFO order. Beyond this,
+  // Requests accepted while all in-flight slots are busy, waiting for one. Beyond this,
   // Send() completes the request with RESOURCE_EXHAUSTED (not sent). Must be >= 1.
   size_t max_queued = 4096;
   // Open connections at most (busy and idle, all hosts together); also how many idle keep-alive
@@ -94,6 +102,11 @@ struct CurlHttpClientStats {
   size_t queued = 0;                 // Accepted, waiting for an in-flight slot.
   size_t in_flight = 0;              // Handed to libcurl, not yet completed.
   uint64_t rejected_queue_full = 0;  // Since start: requests refused because the queue was full.
+  // Since start: queued requests answered DEADLINE_EXCEEDED without being sent, because their
+  // deadline passed or less of it was left than the upstream's typical answer time.
+  uint64_t refused_too_late = 0;
+  // The upstream's typical answer time (latency_estimate.h); zero until enough answers.
+  absl::Duration typical_latency = absl::ZeroDuration();
 };
 
 class CurlHttpClient final : public HttpClient {

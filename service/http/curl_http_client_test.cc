@@ -594,6 +594,7 @@ TEST(CurlHttpClientTest, ConnectionRefusedIsUnavailableAndNotSent) {
   EXPECT_EQ(result.transport_status.code(), absl::StatusCode::kUnavailable)
       << result.transport_status;
   EXPECT_FALSE(result.request_may_have_been_sent);
+  EXPECT_TRUE(result.attempted);  // Refused by the upstream's host: a fact about the upstream.
   EXPECT_THAT(result.transport_status.message(), HasSubstr("could not connect"));
 }
 
@@ -690,6 +691,7 @@ TEST(CurlHttpClientTest, FullQueueIsResourceExhaustedNotSentAndDeliveredAsynchro
   EXPECT_EQ(rejected.transport_status.code(), absl::StatusCode::kResourceExhausted)
       << rejected.transport_status;
   EXPECT_FALSE(rejected.request_may_have_been_sent);
+  EXPECT_FALSE(rejected.attempted);
   EXPECT_EQ(completions.size(), 1u);  // A and B are unaffected.
   EXPECT_EQ(client->Stats().rejected_queue_full, 1u);
 
@@ -738,6 +740,78 @@ TEST(CurlHttpClientTest, QueuedRequestWhoseDeadlinePassesIsNotSent) {
   EXPECT_EQ(server.requests().size(), 1u);
 }
 
+// Answers "/slow" after 1 s, holds "/hold" until Release(), answers anything else at once.
+ScriptedReply SlowHoldOrQuick(const ReceivedRequest& request) {
+  if (request.target == "/slow") std::this_thread::sleep_for(std::chrono::seconds(1));
+  if (request.target == "/hold") return Hold(request);
+  return Echo(request);
+}
+
+// Fills `client`'s LatencyEstimate with answers that each took at least 1 s.
+void TeachThatAnswersTakeASecond(CurlHttpClient& client, LoopbackHttpServer& server, size_t slots) {
+  Completions completions;
+  for (size_t i = 0; i < slots; ++i) {
+    client.Send(Request("GET", server.Url("/slow"), absl::Seconds(10)),
+                completions.Expect(static_cast<int>(i)));
+  }
+  for (const auto& [key, entry] : completions.WaitFor(slots)) {
+    EXPECT_TRUE(entry.result.transport_status.ok()) << key << entry.result.transport_status;
+  }
+  EXPECT_GE(client.Stats().typical_latency, absl::Seconds(1));
+}
+
+TEST(CurlHttpClientTest, QueuedRequestThatCannotBeAnsweredInTimeIsRefusedUnsent) {
+  LoopbackHttpServer server(SlowHoldOrQuick);
+  CurlHttpClientOptions options;
+  options.max_in_flight = 16;  // LatencyEstimate::kMinSamples answers at once.
+  auto client = MakeClient(options);
+  TeachThatAnswersTakeASecond(*client, server, options.max_in_flight);
+
+  Completions completions;
+  for (int i = 0; i < 16; ++i) {
+    client->Send(Request("GET", server.Url("/hold")), completions.Expect(i));
+  }
+  ASSERT_TRUE(server.WaitForRequests(32, kWaitLimit));
+  // Every slot is busy. With 900 ms left, less than the typical second an answer takes, this
+  // one cannot be answered in time: refused from the queue, never sent.
+  client->Send(Request("GET", server.Url("/late"), absl::Milliseconds(900)),
+               completions.Expect(100));
+  // With 10 s left, this one waits for a slot and is sent.
+  client->Send(Request("GET", server.Url("/patient"), absl::Seconds(10)), completions.Expect(101));
+  const HttpResult late = completions.WaitForOne(100);
+  EXPECT_EQ(late.transport_status.code(), absl::StatusCode::kDeadlineExceeded)
+      << late.transport_status;
+  EXPECT_FALSE(late.request_may_have_been_sent);
+  EXPECT_THAT(late.transport_status.message(), HasSubstr("typical answer time"));
+  EXPECT_THAT(late.transport_status.message(), HasSubstr("not sent"));
+  EXPECT_FALSE(late.attempted);
+  EXPECT_EQ(client->Stats().refused_too_late, 1u);
+  EXPECT_EQ(client->Stats().queued, 1u);  // "/patient" still waits.
+
+  server.Release();
+  const HttpResult patient = completions.WaitForOne(101);
+  EXPECT_TRUE(patient.transport_status.ok()) << patient.transport_status;
+  completions.WaitFor(18);
+  for (const ReceivedRequest& request : server.requests()) EXPECT_NE(request.target, "/late");
+  EXPECT_EQ(client->Stats().refused_too_late, 1u);
+}
+
+TEST(CurlHttpClientTest, RequestFindingAFreeSlotIsSentWhateverTheEstimate) {
+  LoopbackHttpServer server(SlowHoldOrQuick);
+  CurlHttpClientOptions options;
+  options.max_in_flight = 16;
+  auto client = MakeClient(options);
+  TeachThatAnswersTakeASecond(*client, server, options.max_in_flight);
+  // 900 ms is less than the typical answer time, but nothing competes for the slots: it is
+  // sent (and the estimate learns that answers got faster).
+  Completions completions;
+  client->Send(Request("GET", server.Url("/quick"), absl::Milliseconds(900)),
+               completions.Expect(0));
+  const HttpResult quick = completions.WaitForOne(0);
+  EXPECT_TRUE(quick.transport_status.ok()) << quick.transport_status;
+  EXPECT_EQ(client->Stats().refused_too_late, 0u);
+}
+
 TEST(CurlHttpClientTest, GarbageStatusLineIsAnUnavailableReplyNotHttp) {
   for (const std::string status_line : {"garbage", "HTTP/1.1 2OO OK", "HTTP/7.1 200 OK"}) {
     LoopbackHttpServer server([&](const ReceivedRequest& request) {
@@ -753,6 +827,7 @@ TEST(CurlHttpClientTest, GarbageStatusLineIsAnUnavailableReplyNotHttp) {
         << status_line << ": " << result.transport_status;
     EXPECT_TRUE(result.reply_not_http) << status_line;
     EXPECT_TRUE(result.request_may_have_been_sent) << status_line;
+    EXPECT_TRUE(result.attempted) << status_line;
     EXPECT_THAT(result.transport_status.message(), HasSubstr("not valid HTTP")) << status_line;
     EXPECT_THAT(result.transport_status.message(), Not(HasSubstr("URL"))) << status_line;
   }

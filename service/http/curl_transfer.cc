@@ -330,6 +330,7 @@ void FinishAbandoned(CURL* easy, Transfer& t, absl::StatusCode code, absl::strin
 void FinishUnsent(Transfer& t, absl::Status status) {
   t.result.transport_status = std::move(status);
   t.result.request_may_have_been_sent = false;
+  t.result.attempted = false;
   t.result.response = HttpResponse();
 }
 

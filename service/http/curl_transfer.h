@@ -32,13 +32,14 @@ struct Transfer {
   HttpRequest request;
   HttpClient::Callback done;
   absl::Time send_time;
-  uint64_t seq = 0;  // FIFO order in the queue.
+  uint64_t seq = 0;  // Arrival order in the queue.
   // Set by Send() when the outcome is known without the network; such a transfer only needs its
   // callback run. OK means "not decided".
   absl::Status decided;
   HttpResult result;  // Filled in when the transfer ends; response filled while it runs.
 
   // While handed to libcurl:
+  absl::Time started;  // When it was handed over.
   curl_slist* header_list = nullptr;
   size_t max_response_bytes = 0;
   size_t received_bytes = 0;  // Headers and body so far, against max_response_bytes.
@@ -70,7 +71,7 @@ void FinishFromCurl(CURL* easy, Transfer& t, CURLcode code);
 // backstop, shutdown). `code` is DEADLINE_EXCEEDED or CANCELLED.
 void FinishAbandoned(CURL* easy, Transfer& t, absl::StatusCode code, absl::string_view why);
 
-// Fills t.result for a transfer that never reached libcurl.
+// Fills t.result for a transfer that never reached libcurl (not attempted, not sent).
 void FinishUnsent(Transfer& t, absl::Status status);
 
 }  // namespace userpilot::gateway::http_internal

@@ -90,6 +90,11 @@ struct HttpResult {
   // request was sent. The upstream's fault, not the network's: the layer above may report it
   // as a bad response rather than as an unreachable upstream.
   bool reply_not_http = false;
+  // False when the client answered without trying the network at all: its queue was full, the
+  // request could no longer be answered in time, it was malformed, or the client was shutting
+  // down (request_may_have_been_sent is then false too). Such an outcome is the gateway's own
+  // decision and says nothing about the upstream's health.
+  bool attempted = true;
   HttpResponse response;   // Meaningful only when transport_status is OK.
   absl::Duration elapsed;  // From Send() to completion.
 };
