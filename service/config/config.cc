@@ -1,6 +1,8 @@
 #include "service/config/config.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -212,6 +214,21 @@ EnvLookup ProcessEnvironment() {
   };
 }
 
+int MaxInflightUpstreamFor(const RateLimitOptions& budgets, absl::Duration upstream_timeout) {
+  double per_second = 0;
+  for (const BudgetOptions* budget : {&budgets.identify, &budgets.track, &budgets.deletes,
+                                      &budgets.job_reads, &budgets.bulk, &budgets.imports}) {
+    if (budget->rate.limit > 0 && budget->rate.window > absl::ZeroDuration()) {
+      per_second +=
+          static_cast<double>(budget->rate.limit) / absl::ToDoubleSeconds(budget->rate.window);
+    }
+  }
+  // Less a hair, so that 22.7/s x 10 s, 227.00000000000003 in floating point, gives 227.
+  const double needed = std::ceil(per_second * absl::ToDoubleSeconds(upstream_timeout) - 1e-6);
+  return static_cast<int>(
+      std::clamp<double>(needed, kMinDerivedInflightUpstream, kMaxInflightUpstream));
+}
+
 absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup& env) {
   GatewayConfig out;
   Problems problems(in.from_environment);
@@ -275,8 +292,6 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup&
 
   CheckRange("grpc_memory_quota_mb", in.grpc_memory_quota_mb, 65536, out.grpc_memory_quota_mb,
              problems);
-  CheckRange("max_inflight_upstream", in.max_inflight_upstream, 100000, out.max_inflight_upstream,
-             problems);
   CheckLimits(in.limits, problems);
   out.limits = in.limits;
   out.traffic = LoadTrafficConfig(in.traffic, [&](absl::string_view flag, std::string message) {
@@ -286,6 +301,16 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup&
       problems.Flag(flag, message);
     }
   });
+  if (in.max_inflight_upstream == 0) {
+    out.max_inflight_upstream =
+        MaxInflightUpstreamFor(out.traffic.rate_limits, out.upstream_timeout);
+  } else if (in.max_inflight_upstream < 0 || in.max_inflight_upstream > kMaxInflightUpstream) {
+    problems.Flag("max_inflight_upstream",
+                  absl::StrCat("must be 0 (sized from the budgets) or from 1 to ",
+                               kMaxInflightUpstream, ", not ", in.max_inflight_upstream));
+  } else {
+    out.max_inflight_upstream = in.max_inflight_upstream;
+  }
   out.jobs = LoadJobsConfig(
       in.jobs, [&](absl::string_view flag, std::string message) { problems.Flag(flag, message); });
   out.jobs.import.limits.rows = out.limits;  // Import rows follow the unary calls' limits.

@@ -44,6 +44,21 @@ enum class LogLevel { kDebug, kInfo, kWarning, kError };
 // "debug", "info", "warning" or "error".
 absl::string_view LogLevelName(LogLevel level);
 
+// --max_inflight_upstream's range, and the least value MaxInflightUpstreamFor() gives.
+inline constexpr int kMaxInflightUpstream = 100000;
+inline constexpr int kMinDerivedInflightUpstream = 64;
+
+// The default of --max_inflight_upstream: enough slots that the budgets, not the HTTP client,
+// limit what is sent, even when every request takes as long as an attempt may. By Little's law
+// the requests in flight are the rate they are sent at times how long each stays in flight;
+// the budgets bound the rate of every attempt (retries included), and --upstream_timeout
+// bounds how long one attempt holds a slot. So
+//   ceil(sum over the six budgets of limit / window, per second, x upstream_timeout),
+// at least kMinDerivedInflightUpstream (room for uploads, which may take --upload_timeout, and
+// for budgets set very low) and at most kMaxInflightUpstream. With the default budgets (600 +
+// 600 per minute, 1 per 2 s, 120, 6 and 6 per minute: 22.7/s) and 10 s: 227.
+int MaxInflightUpstreamFor(const RateLimitOptions& budgets, absl::Duration upstream_timeout);
+
 // The raw settings, one field per flag with the flag's name and default, not yet checked.
 // flags.cc fills one from the command line and environment; tests fill one directly.
 struct ConfigInput {
@@ -63,7 +78,7 @@ struct ConfigInput {
   absl::Duration keepalive_time = absl::Minutes(1);
   absl::Duration keepalive_timeout = absl::Seconds(20);
   absl::Duration min_client_ping_interval = absl::Seconds(30);
-  int max_inflight_upstream = 256;
+  int max_inflight_upstream = 0;  // 0: MaxInflightUpstreamFor(the budgets, upstream_timeout).
   int grpc_memory_quota_mb = 128;
   bool reflection = true;
   std::string log_level = "info";
@@ -117,7 +132,8 @@ struct GatewayConfig {
   absl::Duration keepalive_time;
   absl::Duration keepalive_timeout;
   absl::Duration min_client_ping_interval;
-  // Upstream HTTP requests in flight at once, across all callers (`--max_inflight_upstream`).
+  // Upstream HTTP requests in flight at once, across all callers (`--max_inflight_upstream`,
+  // or MaxInflightUpstreamFor() when it is 0).
   int max_inflight_upstream = 0;
   // The gRPC server's memory bound, MiB (`--grpc_memory_quota_mb`): a grpc::ResourceQuota over
   // its connections' buffers.

@@ -150,8 +150,11 @@ std::vector<Case> Cases() {
       {"max_connection_age_zero",
        [](ConfigInput& c) { c.max_connection_age = absl::ZeroDuration(); },
        "--max_connection_age: must be a positive"},
-      {"inflight_zero", [](ConfigInput& c) { c.max_inflight_upstream = 0; },
-       "--max_inflight_upstream: must be from 1 to 100000, not 0"},
+      {"inflight_negative", [](ConfigInput& c) { c.max_inflight_upstream = -1; },
+       "--max_inflight_upstream: must be 0 (sized from the budgets) or from 1 to 100000, not -1"},
+      {"inflight_over_max", [](ConfigInput& c) { c.max_inflight_upstream = 100001; },
+       "--max_inflight_upstream: must be 0 (sized from the budgets) or from 1 to 100000, not "
+       "100001"},
       // The validation limits' own ranges (ValidationLimits::Problems), reported per flag.
       {"max_id_bytes_zero", [](ConfigInput& c) { c.limits.max_id_bytes = 0; },
        "--max_id_bytes: must be between 1 and 4096"},
@@ -219,7 +222,8 @@ TEST(LoadConfigTest, DefaultsCarryThrough) {
   EXPECT_EQ(c->max_deadline, absl::Minutes(5));
   EXPECT_EQ(c->connect_timeout, absl::Seconds(2));
   EXPECT_EQ(c->shutdown_grace, absl::Seconds(25));
-  EXPECT_EQ(c->max_inflight_upstream, 256);
+  // Sized from the default budgets (22.7 requests/s) and --upstream_timeout (10 s).
+  EXPECT_EQ(c->max_inflight_upstream, 227);
   EXPECT_TRUE(c->reflection);
   EXPECT_EQ(c->log_level, LogLevel::kInfo);
   EXPECT_EQ(c->limits.max_id_bytes, 256);
@@ -230,6 +234,38 @@ TEST(LoadConfigTest, DefaultsCarryThrough) {
   EXPECT_EQ(c->limits.max_bulk_rows, 10000);
   EXPECT_EQ(c->limits.max_delete_ids, 1000);
   EXPECT_EQ(c->limits.max_job_id_bytes, 512);
+}
+
+TEST(LoadConfigTest, MaxInflightUpstreamIsSizedFromTheBudgetsUnlessGiven) {
+  ConfigInput in;
+  in.traffic.identify_rate = "6000/1m";  // 100/s
+  in.traffic.track_rate = "3000/1m";     // 50/s; the others keep 0.5 + 2 + 0.1 + 0.1 /s
+  in.upstream_timeout = absl::Seconds(4);
+  absl::StatusOr<GatewayConfig> c = LoadConfig(in, EnvWithKey());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_inflight_upstream, 611);  // ceil(152.7 * 4)
+  EXPECT_EQ(MaxInflightUpstreamFor(c->traffic.rate_limits, absl::Seconds(4)), 611);
+
+  // Small budgets and a short timeout: the floor.
+  in.traffic.identify_rate = "1/1m";
+  in.traffic.track_rate = "1/1m";
+  in.upstream_timeout = absl::Seconds(1);
+  in.connect_timeout = absl::Seconds(1);
+  c = LoadConfig(in, EnvWithKey());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_inflight_upstream, kMinDerivedInflightUpstream);
+
+  // Huge budgets: the ceiling.
+  in.traffic.identify_rate = "100000000/1s";
+  c = LoadConfig(in, EnvWithKey());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_inflight_upstream, kMaxInflightUpstream);
+
+  // Given: kept as given.
+  in.max_inflight_upstream = 12;
+  c = LoadConfig(in, EnvWithKey());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_inflight_upstream, 12);
 }
 
 struct UrlCase {

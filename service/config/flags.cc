@@ -64,7 +64,11 @@ ABSL_FLAG(int, grpc_memory_quota_mb, ConfigInput().grpc_memory_quota_mb,
           "Memory the gRPC server's connections may hold for requests being received, in MiB "
           "(a gRPC resource quota over the memory gRPC accounts to it).");
 ABSL_FLAG(int, max_inflight_upstream, ConfigInput().max_inflight_upstream,
-          "Upstream HTTP requests in flight at once, across all callers.");
+          "Upstream HTTP requests in flight at once, across all callers; more wait in a queue. "
+          "0 sizes it from the budgets: ceil(sum of the budgets' requests per second x "
+          "--upstream_timeout), at least 64 (227 with the default budgets and timeout), so the "
+          "budgets and not this bound limit what is sent even when every request takes as long "
+          "as an attempt may.");
 ABSL_FLAG(bool, reflection, ConfigInput().reflection,
           "Register the gRPC server reflection service (for grpcurl and similar tools).");
 ABSL_FLAG(std::string, log_level, ConfigInput().log_level,

@@ -81,7 +81,7 @@ TEST(FlagsTest, ContractFlagNamesAndDefaults) {
       {"keepalive_time", "1m"},
       {"keepalive_timeout", "20s"},
       {"min_client_ping_interval", "30s"},
-      {"max_inflight_upstream", "256"},
+      {"max_inflight_upstream", "0"},
       {"upstream_ca_file", ""},
       {"reflection", "true"},
       {"shutdown_grace", "25s"},
