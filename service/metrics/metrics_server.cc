@@ -11,10 +11,25 @@ namespace userpilot::gateway {
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     std::shared_ptr<MetricsRegistry> registry, const MetricsServerOptions& options) {
+  if (options.threads < 1) {
+    return absl::InvalidArgumentError("MetricsServerOptions: threads must be at least 1");
+  }
+  if (options.request_timeout < absl::Milliseconds(1) ||
+      options.request_timeout == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        "MetricsServerOptions: request_timeout must be at least 1 ms and finite");
+  }
+  // civetweb's options (see the header for why each): it takes "host:port" and "[v6]:port" as
+  // they are.
+  std::vector<std::string> civetweb_options = {
+      "listening_ports",    options.listen,
+      "num_threads",        absl::StrCat(options.threads),
+      "request_timeout_ms", absl::StrCat(absl::ToInt64Milliseconds(options.request_timeout)),
+      "enable_keep_alive",  "no",
+  };
   std::unique_ptr<prometheus::Exposer> exposer;
   try {
-    // civetweb takes "host:port" and "[v6]:port" as they are.
-    exposer = std::make_unique<prometheus::Exposer>(options.listen, options.threads);
+    exposer = std::make_unique<prometheus::Exposer>(std::move(civetweb_options));
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("cannot serve metrics on '", options.listen,
                                                "' (--metrics_listen): the address is malformed "

@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -19,7 +21,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-// GET `path` from 127.0.0.1:`port` with HTTP/1.0; the whole answer, headers included.
+// GET `path` from 127.0.0.1:`port` with HTTP/1.0; the whole answer, headers included (read
+// until the server closes the connection, or 10 s pass).
 std::string HttpGet(int port, const std::string& path) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
@@ -86,6 +89,51 @@ TEST_F(MetricsServerTest, ServesTheTextFormatRunningHooksAtEachScrape) {
   const std::string second = HttpGet(server_->port(), "/metrics");
   EXPECT_EQ(gauge_->Value(), before + 1);
   EXPECT_THAT(second, HasSubstr("test_scrapes " + std::to_string(static_cast<int>(before + 1))));
+}
+
+// A TCP connection to 127.0.0.1:`port`, optionally having sent `bytes`; closed when it goes.
+class RawConnection {
+ public:
+  RawConnection(int port, const std::string& bytes) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    if (connected_ && !bytes.empty()) send(fd_, bytes.data(), bytes.size(), 0);
+  }
+  ~RawConnection() { close(fd_); }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  bool connected() const { return connected_; }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+TEST_F(MetricsServerTest, IdleAndHalfSentConnectionsDoNotBlockAScrape) {
+  // Each of these holds a civetweb worker until the request timeout: fewer than the workers.
+  std::vector<std::unique_ptr<RawConnection>> held;
+  for (int i = 0; i < 6; ++i) {
+    held.push_back(std::make_unique<RawConnection>(server_->port(), ""));
+    held.push_back(
+        std::make_unique<RawConnection>(server_->port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n"));
+  }
+  for (const auto& connection : held) ASSERT_TRUE(connection->connected());
+  // HttpGet gives up after 10 s: with civetweb's own defaults (2 workers, 30 s) this fails.
+  EXPECT_THAT(HttpGet(server_->port(), "/metrics"), StartsWith("HTTP/1.1 200 OK"));
+}
+
+TEST_F(MetricsServerTest, BadOptionsAreRefused) {
+  MetricsServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.threads = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument(MetricsServer::Start(*registry_, options).status()));
+  options.threads = 1;
+  options.request_timeout = absl::ZeroDuration();
+  EXPECT_TRUE(absl::IsInvalidArgument(MetricsServer::Start(*registry_, options).status()));
 }
 
 TEST_F(MetricsServerTest, OtherPathsAreNotFound) {
