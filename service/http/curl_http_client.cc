@@ -4,8 +4,10 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -65,6 +67,7 @@ absl::Status ValidateOptions(const CurlHttpClientOptions& o) {
   };
   if (o.max_in_flight < 1) return bad("max_in_flight must be at least 1");
   if (o.max_queued < 1) return bad("max_queued must be at least 1");
+  if (o.completion_threads < 1) return bad("completion_threads must be at least 1");
   if (o.max_response_bytes < 1) return bad("max_response_bytes must be at least 1");
   if (o.connect_timeout <= absl::ZeroDuration() || o.connect_timeout == absl::InfiniteDuration()) {
     return bad("connect_timeout must be positive and finite");
@@ -91,7 +94,7 @@ class CurlHttpClient::Impl {
   Impl(CurlHttpClientOptions options, CURLM* multi) : options_(std::move(options)), multi_(multi) {}
 
   ~Impl() {
-    if (std::this_thread::get_id() == event_thread_id_) {
+    if (OnOwnThread()) {
       std::fprintf(stderr, "CurlHttpClient destroyed from its own completion callback\n");
       std::abort();
     }
@@ -101,6 +104,10 @@ class CurlHttpClient::Impl {
   }
 
   void Start() {
+    for (size_t i = 0; i < options_.completion_threads; ++i) {
+      workers_.emplace_back([this] { RunCompletions(); });
+      worker_ids_.push_back(workers_.back().get_id());
+    }
     thread_ = std::thread([this] { Run(); });
     event_thread_id_ = thread_.get_id();
   }
@@ -155,8 +162,17 @@ class CurlHttpClient::Impl {
         curl_multi_wakeup(multi_);
       }
     }
-    if (std::this_thread::get_id() == event_thread_id_) return;  // The destructor joins.
-    std::call_once(join_once_, [this] { thread_.join(); });
+    if (OnOwnThread()) return;  // Cannot join itself: the destructor joins.
+    std::call_once(join_once_, [this] {
+      thread_.join();
+      // Every completion is queued by now (the event thread delivers all before it exits).
+      {
+        std::lock_guard<std::mutex> lock(completions_mu_);
+        completions_closed_ = true;
+      }
+      completions_ready_.notify_all();
+      for (std::thread& worker : workers_) worker.join();
+    });
   }
 
   CurlHttpClientStats Stats() const {
@@ -167,6 +183,8 @@ class CurlHttpClient::Impl {
     stats.rejected_queue_full = rejected_;
     stats.refused_too_late = published_refused_too_late_;
     stats.typical_latency = published_typical_latency_;
+    std::lock_guard<std::mutex> completions_lock(completions_mu_);
+    stats.completions_waiting = completions_.size();
     return stats;
   }
 
@@ -427,17 +445,47 @@ class CurlHttpClient::Impl {
     published_typical_latency_ = latency_.typical();
   }
 
-  // Runs the callbacks of everything finished, with no lock held: they may call Send().
+  // Hands the callbacks of everything finished to the completion threads: the event thread
+  // runs no user code, so parsing an answer (or anything else a callback does) never holds
+  // up the other transfers.
   void Deliver() {
+    if (finished_.empty()) return;
     std::vector<TransferPtr> batch;
     batch.swap(finished_);
-    for (TransferPtr& t : batch) {
-      t->result.elapsed = absl::Now() - t->send_time;
-      Callback done = std::move(t->done);
-      HttpResult result = std::move(t->result);
-      t.reset();  // Free the request (body, headers) before running user code.
-      std::move(done)(std::move(result));
+    {
+      std::lock_guard<std::mutex> lock(completions_mu_);
+      for (TransferPtr& t : batch) {
+        t->result.elapsed = absl::Now() - t->send_time;
+        completions_.push_back(Completion{std::move(t->done), std::move(t->result)});
+        t.reset();  // Free the request (body, headers) before user code runs.
+      }
     }
+    completions_ready_.notify_all();
+  }
+
+  // A completion thread: runs callbacks in the order they finished, with no lock held (they
+  // may call Send()), until Shutdown() closes the queue and it is empty.
+  void RunCompletions() {
+    pthread_setname_np(pthread_self(), "upgw-http-done");
+    for (;;) {
+      Completion next;
+      {
+        std::unique_lock<std::mutex> lock(completions_mu_);
+        completions_ready_.wait(lock,
+                                [this] { return completions_closed_ || !completions_.empty(); });
+        if (completions_.empty()) return;
+        next = std::move(completions_.front());
+        completions_.pop_front();
+      }
+      std::move(next.done)(std::move(next.result));
+    }
+  }
+
+  // True on the event thread or a completion thread (i.e. inside a callback).
+  bool OnOwnThread() const {
+    const std::thread::id self = std::this_thread::get_id();
+    return self == event_thread_id_ ||
+           std::find(worker_ids_.begin(), worker_ids_.end(), self) != worker_ids_.end();
   }
 
   int PollTimeoutMs(absl::Time now) const {
@@ -455,8 +503,21 @@ class CurlHttpClient::Impl {
   const CurlHttpClientOptions options_;
   CURLM* const multi_;  // curl_multi_wakeup is the only call made off the event thread.
   std::thread thread_;
-  std::thread::id event_thread_id_;  // Set before the client is handed out; then constant.
+  std::thread::id event_thread_id_;          // Set before the client is handed out; then constant.
+  std::vector<std::thread> workers_;         // Completion threads.
+  std::vector<std::thread::id> worker_ids_;  // Set before the client is handed out; then constant.
   std::once_flag join_once_;
+
+  // Finished transfers whose callbacks wait for a completion thread. At most one per accepted
+  // request, so bounded by what Send() accepts; Stats().completions_waiting shows it.
+  struct Completion {
+    Callback done;
+    HttpResult result;
+  };
+  mutable std::mutex completions_mu_;
+  std::condition_variable completions_ready_;
+  std::deque<Completion> completions_;  // Guarded by completions_mu_.
+  bool completions_closed_ = false;     // Guarded by completions_mu_.
 
   mutable std::mutex mu_;
   std::vector<TransferPtr> submitted_;  // Guarded by mu_. Send()'s batch, not yet taken.

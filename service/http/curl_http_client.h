@@ -45,10 +45,15 @@
 // (connections are retired before the server's idle timeout closes them); idempotency keys,
 // where the API has them, close it.
 //
+// Completion callbacks never run on the event thread: it hands each finished transfer to a few
+// completion threads (`completion_threads`), which run the callbacks in the order the transfers
+// finished, possibly several at once. So a callback that takes CPU time (parsing a large or
+// hostile answer) holds up neither the transfers in flight nor shutdown's cancellations; it
+// only delays the callbacks queued behind it, and only while every completion thread is busy.
+//
 // Thread-safety: Send(), Stats() and Shutdown() may be called from any thread, concurrently,
-// including from inside a completion callback. Completion callbacks run one at a time on the
-// event thread, never inside Send(); they must not block or throw (post heavy work elsewhere),
-// because every other transfer waits while one runs.
+// including from inside a completion callback. Callbacks run on the completion threads, never
+// inside Send(), concurrently with one another; they must not block or throw.
 #ifndef USERPILOT_GATEWAY_SERVICE_HTTP_CURL_HTTP_CLIENT_H_
 #define USERPILOT_GATEWAY_SERVICE_HTTP_CURL_HTTP_CLIENT_H_
 
@@ -95,6 +100,9 @@ struct CurlHttpClientOptions {
   std::string proxy;
   // User-Agent header of every request that does not set one itself. Empty sends none.
   std::string user_agent = "userpilot-gateway/0.1";
+  // Threads that run completion callbacks (see above). Must be >= 1. Two keep one slow
+  // callback from delaying every other answer on a 2-core machine.
+  size_t completion_threads = 2;
 };
 
 // A snapshot of the client's load, for metrics. Cheap: one short lock.
@@ -107,6 +115,8 @@ struct CurlHttpClientStats {
   uint64_t refused_too_late = 0;
   // The upstream's typical answer time (latency_estimate.h); zero until enough answers.
   absl::Duration typical_latency = absl::ZeroDuration();
+  // Finished requests whose callbacks wait for a completion thread.
+  size_t completions_waiting = 0;
 };
 
 class CurlHttpClient final : public HttpClient {
@@ -119,19 +129,20 @@ class CurlHttpClient final : public HttpClient {
   CurlHttpClient(const CurlHttpClient&) = delete;
   CurlHttpClient& operator=(const CurlHttpClient&) = delete;
 
-  // Shutdown(), then frees libcurl's state (closing idle connections). Must not run on the
-  // event thread, i.e. not from inside a completion callback.
+  // Shutdown(), then frees libcurl's state (closing idle connections). Must not run on one of
+  // the client's threads, i.e. not from inside a completion callback.
   ~CurlHttpClient() override;
 
-  // Queues `request` and returns at once; `done` runs exactly once on the event thread. Outcomes
-  // decided without the network (expired deadline, full queue, malformed request, client
-  // shutting down) are also delivered from the event thread, promptly.
+  // Queues `request` and returns at once; `done` runs exactly once on a completion thread.
+  // Outcomes decided without the network (expired deadline, full queue, malformed request,
+  // client shutting down) are also delivered that way, promptly.
   // One exception: after Shutdown() has returned there is no event thread, so `done` runs
   // inside Send() with CANCELLED. Callers that can race with shutdown must tolerate that.
   void Send(HttpRequest request, Callback done) override;
 
   // Stops accepting requests, completes every queued and in-flight request with CANCELLED
-  // (in-flight ones report whether they may have been sent), then joins the event thread.
+  // (in-flight ones report whether they may have been sent), then joins the event thread and,
+  // once every callback has run, the completion threads.
   // Idempotent; safe from any thread. Called from a completion callback it cannot join its own
   // thread: it then only starts the shutdown, and the destructor finishes it.
   void Shutdown();

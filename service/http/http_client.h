@@ -4,8 +4,9 @@
 // production implementation (curl_http_client.h) drives libcurl's multi interface on one event
 // thread; tests substitute a fake. Nothing outside http/ includes curl.
 //
-// Thread-safety: Send() may be called from any thread, concurrently. The completion runs on the
-// client's own event thread; it must not block (post heavy work elsewhere).
+// Thread-safety: Send() may be called from any thread, concurrently. The completion runs on a
+// thread of the client's (never the thread that drives the network, never inside Send()),
+// possibly concurrently with other completions; it must not block.
 #ifndef USERPILOT_GATEWAY_SERVICE_HTTP_HTTP_CLIENT_H_
 #define USERPILOT_GATEWAY_SERVICE_HTTP_HTTP_CLIENT_H_
 
@@ -105,8 +106,8 @@ class HttpClient {
 
   virtual ~HttpClient() = default;
 
-  // Starts `request` and returns at once. `done` runs exactly once, on the client's event
-  // thread, never inside Send() itself.
+  // Starts `request` and returns at once. `done` runs exactly once, on one of the client's
+  // threads, never inside Send() itself.
   virtual void Send(HttpRequest request, Callback done) = 0;
 };
 

@@ -18,8 +18,8 @@
 // what it keeps (the JSON body, or the request itself for a retry).
 //
 // Thread-safety: every method may be called from any thread, concurrently. The callback runs
-// exactly once, on an implementation-defined thread (usually the HTTP event thread), never
-// inside the call itself; it must not block.
+// exactly once, on an implementation-defined thread (usually an HTTP client completion
+// thread), never inside the call itself; it must not block.
 #ifndef USERPILOT_GATEWAY_SERVICE_UPSTREAM_USERPILOT_STUB_H_
 #define USERPILOT_GATEWAY_SERVICE_UPSTREAM_USERPILOT_STUB_H_
 
