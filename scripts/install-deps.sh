@@ -16,7 +16,8 @@ build_packages=(
   libcurl4-openssl-dev prometheus-cpp-dev libhiredis-dev libspdlog-dev
   # CRC32C (crc32_iscsi) for the delivery log's record checksums.
   libisal-dev
-  # RapidJSON (header-only): the SAX reader that checks ImportData's NDJSON rows.
+  # RapidJSON (header-only): the SAX reader that checks ImportData's NDJSON rows, and the
+  # depth-bounded, linear-time reader of Userpilot's JSON answers.
   rapidjson-dev
   # google/rpc/*.proto (Status, error details) and gRPC's own protos (health, reflection).
   golang-github-gogo-googleapis-dev grpc-proto

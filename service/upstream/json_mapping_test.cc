@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
@@ -15,6 +17,8 @@ namespace {
 
 using google::protobuf::Value;
 using google::protobuf::util::MessageDifferencer;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 // A request from its proto3 JSON (shapes mirror REST, so this reads like the REST body).
 template <typename T>
@@ -336,7 +340,8 @@ std::vector<JobCase> JobCases() {
           status: JOB_STATUS_PROCESSING raw_status: "processing" type: "bulk_identify_users"
           filename: "users.ndjson" file_size: 379 total_rows: 10000 completed_rows: 1200
           start_time: "2025-05-19T07:29:12Z" elapsed_time: 61
-          links: "/v1/background_jobs/bulk:jobs:NX-ac54070e")"},
+          links: "/v1/background_jobs/bulk:jobs:NX-ac54070e"
+          start_timestamp { seconds: 1747639752 })"},
       {"ImportsFormNumbersAsStrings",
        R"({"job_id":"imp-1","status":"queued","filename":"data_import.csv","file_size":"1234",
            "total_rows":"56","start_time":"2024-07-28 08:55:35","end_time":"","links":""})",
@@ -346,7 +351,7 @@ std::vector<JobCase> JobCases() {
       {"MinimalBulkForm",
        R"({"job_id":"bulk:jobs:NX-1","status":"queued","submitted_at":"2025-05-19T07:29:12Z"})",
        R"(job_id: "bulk:jobs:NX-1" status: JOB_STATUS_QUEUED raw_status: "queued"
-          submitted_at: "2025-05-19T07:29:12Z")"},
+          submitted_at: "2025-05-19T07:29:12Z" submitted_timestamp { seconds: 1747639752 })"},
       {"NullsAreAbsent",
        R"({"job_id":"j","status":null,"file_size":null,"total_rows":null,"end_time":null,
            "links":null})",
@@ -372,7 +377,23 @@ std::vector<JobCase> JobCases() {
        R"({"job_id":123,"start_time":1700000000,"end_time":1.5,"type":true,
            "links":{"self":"/v1/background_jobs/j","b":[1,"x"]}})",
        R"(job_id: "123" start_time: "1700000000" end_time: "1.5" type: "true"
-          links: "{\"b\":[1,\"x\"],\"self\":\"/v1/background_jobs/j\"}")"},
+          links: "{\"self\":\"/v1/background_jobs/j\",\"b\":[1,\"x\"]}")"},
+      {"TimestampsFromRfc3339WithAZone",
+       R"({"start_time":"2025-05-19T09:29:12.5+02:00","end_time":"2025-05-19t07:30:00z",
+           "submitted_at":"0001-01-01T00:00:00Z"})",
+       R"(start_time: "2025-05-19T09:29:12.5+02:00" start_timestamp { seconds: 1747639752
+          nanos: 500000000 } end_time: "2025-05-19t07:30:00z"
+          end_timestamp { seconds: 1747639800 } submitted_at: "0001-01-01T00:00:00Z"
+          submitted_timestamp { seconds: -62135596800 })"},
+      {"NoTimestampsWithoutAZoneOrOutOfRange",
+       R"({"start_time":"2025-05-19T07:29:12","end_time":"10000-01-01T00:00:00Z",
+           "submitted_at":"0000-12-31T23:59:59Z"})",
+       R"(start_time: "2025-05-19T07:29:12" end_time: "10000-01-01T00:00:00Z"
+          submitted_at: "0000-12-31T23:59:59Z")"},
+      {"NoTimestampFromANumberOrGarbage",
+       R"({"start_time":1747639752,"end_time":"yesterday","submitted_at":"2025-05-19T07:29:12Zjunk"})",
+       R"(start_time: "1747639752" end_time: "yesterday"
+          submitted_at: "2025-05-19T07:29:12Zjunk")"},
       {"EmptyObject", "{}", ""},
       {"ByteOrderMarkAndWhitespace", "\xEF\xBB\xBF \n{\"job_id\":\"j\"}\n", R"(job_id: "j")"},
   };
@@ -411,6 +432,58 @@ TEST(ParseJobTest, RejectsWhatIsNotAJobObject) {
     EXPECT_FALSE(job.ok()) << "'" << body << "'";
     EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << body;
   }
+}
+
+std::string Nested(int depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+TEST(ParseJobTest, NestingIsBoundedWhileParsing) {
+  // The job object is one level: links may nest kMaxJsonDepth - 1 more.
+  const absl::StatusOr<v1::Job> deepest =
+      ParseJob(absl::StrCat(R"({"job_id":"j","links":)", Nested(kMaxJsonDepth - 1), "}"));
+  ASSERT_TRUE(deepest.ok()) << deepest.status();
+  EXPECT_EQ(deepest->links(), Nested(kMaxJsonDepth - 1));
+  for (const std::string& body :
+       {absl::StrCat(R"({"job_id":"j","links":)", Nested(kMaxJsonDepth), "}"), Nested(12000),
+        std::string(100000, '[')}) {
+    const absl::StatusOr<v1::Job> job = ParseJob(body);
+    ASSERT_FALSE(job.ok()) << body.size();
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(job.status().message()), HasSubstr("nested deeper than 32"));
+    EXPECT_FALSE(ParseJobList(body).ok());
+    EXPECT_TRUE(ParseErrorBody(body).empty());
+  }
+}
+
+TEST(ParseJobTest, SizeIsBoundedBeforeParsing) {
+  std::string big = R"({"job_id":"j","links":")";
+  big.append(kMaxAnswerBytes, 'x');
+  big += R"("})";
+  const absl::StatusOr<v1::Job> job = ParseJob(big);
+  ASSERT_FALSE(job.ok());
+  EXPECT_THAT(std::string(job.status().message()), HasSubstr("over the 8388608 read"));
+  // Error bodies have a tighter bound: only a few hundred bytes of them are ever quoted.
+  std::string error = R"({"errors":[{"message":"m","details":")";
+  error.append(kMaxErrorBodyBytes, 'x');
+  error += R"("}]})";
+  EXPECT_TRUE(ParseErrorBody(error).empty());
+  EXPECT_EQ(ParseErrorBody(R"({"errors":[{"message":"m"}]})").size(), 1u);
+}
+
+TEST(ParseJobTest, InvalidUtf8IsNotJsonAndTheErrorQuotesNothing) {
+  const absl::StatusOr<v1::Job> job = ParseJob("{\"job_id\":\"SECRET\xff\"}");
+  ASSERT_FALSE(job.ok());
+  EXPECT_THAT(std::string(job.status().message()), HasSubstr("not JSON"));
+  EXPECT_THAT(std::string(job.status().message()), Not(HasSubstr("SECRET")));
+}
+
+TEST(ParseResponseTest, AJobAnswerMustNameAJob) {
+  v1::Job job;
+  const absl::Status empty = ParseResponse("{}", "r", &job);
+  EXPECT_EQ(empty.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(empty.message()), HasSubstr("neither a job_id nor a status"));
+  EXPECT_FALSE(ParseResponse(R"({"links":"x","file_size":3})", "r", &job).ok());
+  EXPECT_TRUE(ParseResponse(R"({"status":"queued"})", "r", &job).ok());
+  EXPECT_TRUE(ParseResponse(R"({"job_id":"j"})", "r", &job).ok());
 }
 
 // ----- Job lists -----
