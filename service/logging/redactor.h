@@ -3,8 +3,10 @@
 // Every log line passes through one (Logger does it for each message and field, and again for
 // the finished line), so the key cannot leak through an error message that quotes a header, a
 // URL, or Userpilot's answer. Besides the key itself it scrubs the forms a message may carry it
-// in: JSON-escaped and percent-encoded. Each occurrence becomes "[redacted]" (Secret's
-// printed form).
+// in: JSON-escaped (with or without `\/`), percent-encoded (upper- or lower-case hex), base64
+// and base64url (padded or not, and the key's part of a longer encoded text such as
+// "Token <key>"). Each occurrence becomes "[redacted]" (Secret's printed form). The upstream
+// layer scrubs Userpilot's answers with the same forms (upstream/error_mapping.h).
 //
 // Thread-safety: immutable after construction; Redact() may run on any thread.
 #ifndef USERPILOT_GATEWAY_SERVICE_LOGGING_REDACTOR_H_

@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/reflection.h"
 #include "service/upstream/json_mapping.h"
 
 namespace userpilot::gateway {
@@ -108,13 +110,20 @@ Mapping Classify(long http_status) {  // NOLINT(runtime/int): curl's type.
 }
 
 // The facts of an answered request: endpoint, HTTP status and request id.
-CallFacts AnswerFacts(const HttpResult& result, absl::string_view endpoint) {
+CallFacts AnswerFacts(const HttpResult& result, absl::string_view endpoint,
+                      const Redactor* redactor) {
   CallFacts facts;
   facts.upstream.endpoint = endpoint;
   facts.upstream.http_status = static_cast<int>(result.response.status_code);
   facts.upstream.reach = Reach::kAnswered;
-  facts.upstream.request_id = UpstreamRequestId(result.response);
+  facts.upstream.request_id = UpstreamRequestId(result.response, redactor);
   return facts;
+}
+
+// `text` without any form of the key (when there is a redactor).
+std::string Scrubbed(std::string text, const Redactor* redactor) {
+  if (redactor == nullptr || !redactor->Contains(text)) return text;
+  return redactor->Redact(text);
 }
 
 // The delay a 429 (or a 5xx) asks for: Retry-After, else X-RateLimit-Reset.
@@ -179,15 +188,12 @@ CallStatus TransportError(const HttpResult& result, absl::string_view endpoint) 
                     std::move(facts));
 }
 
-std::string Redact(absl::string_view text, absl::string_view secret) {
-  return absl::StrReplaceAll(text, {{secret, "[REDACTED]"}});
-}
-
 }  // namespace
 
-CallStatus MapHttpResult(const HttpResult& result, absl::string_view endpoint, absl::Time now) {
+CallStatus MapHttpResult(const HttpResult& result, absl::string_view endpoint, absl::Time now,
+                         const Redactor* redactor) {
   if (!result.transport_status.ok()) return TransportError(result, endpoint);
-  CallFacts facts = AnswerFacts(result, endpoint);
+  CallFacts facts = AnswerFacts(result, endpoint, redactor);
   const long http_status = result.response.status_code;  // NOLINT(runtime/int)
   if (http_status >= 200 && http_status <= 299)
     return CallStatus(absl::OkStatus(), std::move(facts));
@@ -197,7 +203,13 @@ CallStatus MapHttpResult(const HttpResult& result, absl::string_view endpoint, a
   std::string message =
       absl::StrCat(mapping.summary, " (HTTP ", http_status, " on ", endpoint, ")");
   if (mapping.quote_upstream) {
-    const std::vector<UpstreamError> errors = ParseErrorBody(result.response.body);
+    std::vector<UpstreamError> errors = ParseErrorBody(result.response.body);
+    // Scrubbed before anything is cut to size, so that no cut leaves part of a form behind.
+    for (UpstreamError& e : errors) {
+      for (std::string* text : {&e.error, &e.error_code, &e.message, &e.details}) {
+        *text = Scrubbed(std::move(*text), redactor);
+      }
+    }
     for (const UpstreamError& e : errors) {
       if (e.error_code.empty()) continue;
       facts.upstream.error_code = Truncate(e.error_code, kMaxQuotedBytes);
@@ -221,14 +233,17 @@ CallStatus MapHttpResult(const HttpResult& result, absl::string_view endpoint, a
 }
 
 CallStatus UpstreamBadResponseError(const HttpResult& result, absl::string_view endpoint,
-                                    absl::string_view problem) {
-  CallFacts facts = AnswerFacts(result, endpoint);
+                                    absl::string_view problem, const Redactor* redactor) {
+  CallFacts facts = AnswerFacts(result, endpoint, redactor);
   facts.reason = ErrorReason::kUpstreamBadResponse;
-  return CallStatus(absl::InternalError(absl::StrCat(
-                        "Userpilot accepted the request (HTTP ", result.response.status_code,
-                        " on ", endpoint, ") but its answer could not be read: ", problem,
-                        ". The request has probably taken effect; do not simply retry it")),
-                    std::move(facts));
+  // A read changes nothing upstream; anything else has probably taken effect.
+  const bool read = absl::StartsWith(endpoint, "GET ");
+  return CallStatus(
+      absl::InternalError(absl::StrCat(
+          read ? "Userpilot answered (HTTP " : "Userpilot accepted the request (HTTP ",
+          result.response.status_code, " on ", endpoint, ") but its answer could not be read: ",
+          problem, read ? "" : ". The request has probably taken effect; do not simply retry it")),
+      std::move(facts));
 }
 
 std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now) {
@@ -251,21 +266,51 @@ std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Tim
   return std::nullopt;
 }
 
-CallStatus RedactSecret(CallStatus status, absl::string_view secret) {
-  if (status.ok() || secret.empty()) return status;
-  if (absl::StrContains(status.message(), secret)) {
-    status.set_message(Redact(status.message(), secret));
-  }
+CallStatus RedactSecret(CallStatus status, const Redactor& redactor) {
+  if (status.ok()) return status;
+  if (redactor.Contains(status.message())) status.set_message(redactor.Redact(status.message()));
   UpstreamFacts& upstream = status.facts().upstream;
   for (std::string* text : {&upstream.request_id, &upstream.error_code, &upstream.message}) {
-    if (absl::StrContains(*text, secret)) *text = Redact(*text, secret);
+    *text = Scrubbed(std::move(*text), &redactor);
   }
   return status;
 }
 
-std::string UpstreamRequestId(const HttpResponse& response) {
+void RedactStrings(google::protobuf::Message& message, const Redactor& redactor) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection& reflection = *message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection.ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+      if (field->is_repeated()) {
+        for (int i = 0; i < reflection.FieldSize(message, field); ++i) {
+          std::string text = reflection.GetRepeatedString(message, field, i);
+          if (redactor.Contains(text)) {
+            reflection.SetRepeatedString(&message, field, i, redactor.Redact(text));
+          }
+        }
+      } else {
+        std::string text = reflection.GetString(message, field);
+        if (redactor.Contains(text)) reflection.SetString(&message, field, redactor.Redact(text));
+      }
+    } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (field->is_repeated()) {
+        for (int i = 0; i < reflection.FieldSize(message, field); ++i) {
+          RedactStrings(*reflection.MutableRepeatedMessage(&message, field, i), redactor);
+        }
+      } else {
+        RedactStrings(*reflection.MutableMessage(&message, field), redactor);
+      }
+    }
+  }
+}
+
+std::string UpstreamRequestId(const HttpResponse& response, const Redactor* redactor) {
   std::string id;
-  for (char c : absl::StripAsciiWhitespace(response.Header("x-request-id"))) {
+  const std::string scrubbed =
+      Scrubbed(std::string(absl::StripAsciiWhitespace(response.Header("x-request-id"))), redactor);
+  for (char c : scrubbed) {
     if (id.size() == kMaxRequestIdBytes) break;
     if (absl::ascii_isprint(static_cast<unsigned char>(c))) id += c;
   }

@@ -46,8 +46,12 @@
 // (server/error_details.h) turns these into the ErrorInfo metadata callers see. Messages quote
 // Userpilot's error text (parsed from its JSON error body, truncated; never a raw non-JSON body
 // such as a proxy's HTML page) for 4xx and 5xx answers except 401/403, which quote nothing from
-// Userpilot (neither in the message nor in the facts) so that no echo of the key can leak. The
-// API key is never an input here; HttpUserpilotStub additionally scrubs it with RedactSecret.
+// Userpilot (neither in the message nor in the facts) so that no echo of the key can leak.
+// Every text taken from Userpilot (error entries, request id) is scrubbed of every form of the
+// API key (logging/redactor.h: raw, JSON-escaped, percent-encoded, base64, base64url) before it
+// is cut to size; HttpUserpilotStub scrubs the whole status again with RedactSecret, and
+// successful answers with RedactStrings. Nothing of a body that is not JSON (a proxy's HTML
+// page), nor of a JSON body that cannot be read, is ever quoted.
 //
 // Thread-safety: free functions over values; safe from any thread.
 #ifndef USERPILOT_GATEWAY_SERVICE_UPSTREAM_ERROR_MAPPING_H_
@@ -60,8 +64,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/message.h"
 #include "service/common/call_result.h"
 #include "service/http/http_client.h"
+#include "service/logging/redactor.h"
 
 namespace userpilot::gateway {
 
@@ -74,28 +80,34 @@ inline constexpr absl::Duration kDefaultRateLimitedRetryDelay = absl::Seconds(1)
 
 // Maps `result` of a call to `endpoint` (static storage, e.g. "POST /v1/identify": a Route's
 // endpoint) to a CallStatus as in the table above; OK (with the facts of the answer) for a 2xx.
-// `now` resolves HTTP-date `Retry-After` values.
+// `now` resolves HTTP-date `Retry-After` values. `redactor` (null: none) scrubs the API key
+// from Userpilot's text before it is quoted or cut.
 CallStatus MapHttpResult(const HttpResult& result, absl::string_view endpoint,
-                         absl::Time now = absl::Now());
+                         absl::Time now = absl::Now(), const Redactor* redactor = nullptr);
 
 // The status for a 2xx answer whose body the endpoint needs but could not be read: INTERNAL,
-// UPSTREAM_BAD_RESPONSE; `problem` says what was wrong (never the body itself).
+// UPSTREAM_BAD_RESPONSE; `problem` says what was wrong (never quoting the body).
 CallStatus UpstreamBadResponseError(const HttpResult& result, absl::string_view endpoint,
-                                    absl::string_view problem);
+                                    absl::string_view problem, const Redactor* redactor = nullptr);
 
 // Parses an HTTP `Retry-After` value (RFC 9110 10.2.3): delay-seconds (digits only) or an
 // HTTP-date in any of the three forms recipients must accept (IMF-fixdate, RFC 850, asctime).
 // A date in the past gives zero. nullopt for anything else (empty, negative, fractional, junk).
 std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now);
 
-// Returns `status` with every occurrence of `secret` in its message and in the text facts
-// (Userpilot's request id, error code and text) replaced by "[REDACTED]". A no-op for an OK
-// status or an empty secret.
-CallStatus RedactSecret(CallStatus status, absl::string_view secret);
+// Returns `status` with every form of the key (`redactor`) in its message and in the text facts
+// (Userpilot's request id, error code and text) replaced by "[redacted]". A no-op for an OK
+// status.
+CallStatus RedactSecret(CallStatus status, const Redactor& redactor);
 
-// Userpilot's `x-request-id` from `response`, reduced to printable ASCII and at most 128 bytes
-// so that it is safe in logs and in proto string fields. "" when absent.
-std::string UpstreamRequestId(const HttpResponse& response);
+// Replaces every form of the key in every string field of `message`, nested messages and
+// repeated fields included: for successful answers, whose every text came from Userpilot.
+void RedactStrings(google::protobuf::Message& message, const Redactor& redactor);
+
+// Userpilot's `x-request-id` from `response`, scrubbed by `redactor` (when not null), reduced
+// to printable ASCII and at most 128 bytes so that it is safe in logs and in proto string
+// fields. "" when absent.
+std::string UpstreamRequestId(const HttpResponse& response, const Redactor* redactor = nullptr);
 
 }  // namespace userpilot::gateway
 

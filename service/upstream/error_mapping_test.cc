@@ -395,22 +395,22 @@ TEST(RedactSecretTest, ScrubsMessageAndUpstreamTextAndKeepsTheRest) {
                {{"x-request-id", "id-KEY-1"}}),
       kEndpoint, kNow);
   ASSERT_THAT(std::string(mapped.message()), HasSubstr("KEY-1"));
-  const CallStatus redacted = RedactSecret(mapped, "KEY-1");
+  const CallStatus redacted = RedactSecret(mapped, Redactor("KEY-1"));
   EXPECT_EQ(redacted.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(redacted.message()), Not(HasSubstr("KEY-1")));
-  EXPECT_THAT(std::string(redacted.message()), HasSubstr("bad key [REDACTED] given"));
+  EXPECT_THAT(std::string(redacted.message()), HasSubstr("bad key [redacted] given"));
   EXPECT_EQ(wire::Reason(redacted), "UPSTREAM_REJECTED_REQUEST");
-  EXPECT_EQ(wire::Metadata(redacted)["upstream_error_code"], "[REDACTED]");
-  EXPECT_EQ(wire::Metadata(redacted)["upstream_request_id"], "id-[REDACTED]");
+  EXPECT_EQ(wire::Metadata(redacted)["upstream_error_code"], "[redacted]");
+  EXPECT_EQ(wire::Metadata(redacted)["upstream_request_id"], "id-[redacted]");
   EXPECT_EQ(wire::Metadata(redacted)["endpoint"], "POST /v1/identify");
-  EXPECT_EQ(redacted.facts().upstream.message, "bad key [REDACTED] given");
+  EXPECT_EQ(redacted.facts().upstream.message, "bad key [redacted] given");
 }
 
 TEST(RedactSecretTest, LeavesUnrelatedStatusesAlone) {
   const CallStatus status = absl::UnavailableError("nothing secret");
-  EXPECT_EQ(RedactSecret(status, "KEY-1").status(), status.status());
-  EXPECT_EQ(RedactSecret(status, "").status(), status.status());
-  EXPECT_TRUE(RedactSecret(absl::OkStatus(), "KEY-1").ok());
+  EXPECT_EQ(RedactSecret(status, Redactor("KEY-1")).status(), status.status());
+  EXPECT_EQ(RedactSecret(status, Redactor("")).status(), status.status());
+  EXPECT_TRUE(RedactSecret(absl::OkStatus(), Redactor("KEY-1")).ok());
 }
 
 }  // namespace

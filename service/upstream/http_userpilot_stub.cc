@@ -11,8 +11,8 @@
 namespace userpilot::gateway {
 
 struct HttpUserpilotStub::Settings {
-  std::string base_url;  // Without trailing slashes.
-  std::string api_key;
+  std::string base_url;   // Without trailing slashes.
+  Redactor redactor{""};  // Every form of the API key.
   absl::Duration request_timeout;
   absl::Duration upload_timeout;
   HttpHeaders headers;  // Sent on every call, in this order.
@@ -23,14 +23,20 @@ namespace {
 
 // What the caller of `endpoint` gets from `result`: the mapped error, or the parsed answer,
 // with the facts of the exchange either way.
+// Every text from Userpilot is scrubbed of the API key, in errors and answers alike.
 template <typename Response>
-Result<Response> Conclude(const HttpResult& result, absl::string_view endpoint, absl::Time now) {
-  CallStatus status = MapHttpResult(result, endpoint, now);
-  if (!status.ok()) return status;
+Result<Response> Conclude(const HttpResult& result, absl::string_view endpoint, absl::Time now,
+                          const Redactor& redactor) {
+  CallStatus status = MapHttpResult(result, endpoint, now, &redactor);
+  if (!status.ok()) return RedactSecret(std::move(status), redactor);
   Response response;
   const absl::Status parsed =
       ParseResponse(result.response.body, status.facts().upstream.request_id, &response);
-  if (!parsed.ok()) return UpstreamBadResponseError(result, endpoint, parsed.message());
+  if (!parsed.ok()) {
+    return RedactSecret(UpstreamBadResponseError(result, endpoint, parsed.message(), &redactor),
+                        redactor);
+  }
+  RedactStrings(response, redactor);
   return Result<Response>(std::move(response), std::move(status).facts());
 }
 
@@ -72,7 +78,7 @@ HttpUserpilotStub::HttpUserpilotStub(HttpClient& http, UpstreamOptions options, 
   settings->headers = {{"Authorization", absl::StrCat("Token ", options.api_key)},
                        {"X-API-Version", std::string(kUserpilotApiVersion)},
                        {"Accept", "application/json"}};
-  settings->api_key = std::move(options.api_key);
+  settings->redactor = Redactor(options.api_key);
   settings->request_timeout = options.request_timeout;
   settings->upload_timeout = options.upload_timeout;
   settings->clock = std::move(clock);
@@ -128,8 +134,8 @@ void HttpUserpilotStub::Send(const CallOptions& options, const Route& route, Htt
               "no answer within the per-attempt timeout of ", absl::FormatDuration(attempt_timeout),
               " (", result.transport_status.message(), ")"));
         }
-        Result<Response> answer = Conclude<Response>(result, endpoint, settings->clock());
-        if (!answer.ok()) answer = RedactSecret(std::move(answer).error(), settings->api_key);
+        Result<Response> answer =
+            Conclude<Response>(result, endpoint, settings->clock(), settings->redactor);
         if (attempt_timed_out)
           answer.facts().upstream.transport = TransportFailure::kAttemptTimeout;
         answer.facts().http_attempts = 1;

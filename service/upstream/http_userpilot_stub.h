@@ -20,13 +20,16 @@
 // per-attempt cap, `upload_timeout`.
 //
 // The API key appears only in the Authorization header handed to the HttpClient: it is never
-// logged, and every error status passes through RedactSecret before reaching the caller.
+// logged, and every text from Userpilot - an error's status and facts (RedactSecret), every
+// string of a successful answer (RedactStrings) - is scrubbed of every form of it
+// (logging/redactor.h) before it reaches the caller or a log.
 //
 // Thread-safety: immutable after construction; every method may be called from any thread,
-// concurrently. Callbacks run on the HttpClient's completion thread, never inside the call
-// (the HttpClient's own guarantee); they do only parsing, no blocking. A callback holds shared
-// ownership of what it needs, so it stays valid if the stub is destroyed first; the HttpClient
-// must outlive the stub and all its calls.
+// concurrently. Callbacks run on the HttpClient's completion threads (never on the thread that
+// drives the network), never inside the call (the HttpClient's own guarantees); they parse the
+// answer (size and depth bounded, linear time: json_mapping.h) and never block. A callback
+// holds shared ownership of what it needs, so it stays valid if the stub is destroyed first;
+// the HttpClient must outlive the stub and all its calls.
 #ifndef USERPILOT_GATEWAY_SERVICE_UPSTREAM_HTTP_USERPILOT_STUB_H_
 #define USERPILOT_GATEWAY_SERVICE_UPSTREAM_HTTP_USERPILOT_STUB_H_
 

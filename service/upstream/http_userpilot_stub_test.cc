@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -429,11 +431,79 @@ TEST_F(HttpUserpilotStubTest, KeyEchoedInAnyErrorIsRedacted) {
   stub_.TrackEvent(CallOptions(), v1::TrackEventRequest(), result.Callback());
   const CallStatus status = result.Get().error();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(status.message()), HasSubstr("bad header Token [REDACTED]"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("bad header Token [redacted]"));
   EXPECT_THAT(status.ToString(), Not(HasSubstr(kKey)));
   const auto info = wire::Info(status);
   ASSERT_TRUE(info.has_value());
-  EXPECT_EQ(info->metadata().at("upstream_error_code"), "[REDACTED]");
+  EXPECT_EQ(info->metadata().at("upstream_error_code"), "[redacted]");
+}
+
+// The key's other forms, as Userpilot might echo them.
+std::vector<std::string> KeyForms() {
+  const std::string key = kKey;
+  // (Other alignments and escapes: logging/redactor_test.cc.)
+  return {key, absl::Base64Escape(key), absl::WebSafeBase64Escape(key)};
+}
+
+TEST_F(HttpUserpilotStubTest, EveryFormOfTheKeyIsScrubbedFromErrorsBeforeTheyAreCut) {
+  for (const std::string& form : KeyForms()) {
+    // The echo straddles the 300-byte cut of quoted text: scrubbing after the cut would leave
+    // part of it behind.
+    http_.EnqueueResponse(
+        400, absl::StrCat(R"({"errors":[{"message":")", std::string(290, 'm'), form, R"("}]})"),
+        {{"x-request-id", absl::StrCat("r-", form)}});
+    Capture<v1::TrackEventResponse> result;
+    stub_.TrackEvent(CallOptions(), v1::TrackEventRequest(), result.Callback());
+    const CallStatus status = result.Get().error();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    const std::string everything =
+        absl::StrCat(status.message(), " ", status.facts().upstream.message, " ",
+                     status.facts().upstream.request_id);
+    for (size_t i = 0; i + 8 <= form.size(); ++i) {
+      EXPECT_THAT(everything, Not(HasSubstr(form.substr(i, 8)))) << form;
+    }
+    EXPECT_EQ(status.facts().upstream.request_id, "r-[redacted]") << form;
+  }
+}
+
+TEST_F(HttpUserpilotStubTest, SuccessfulJobAnswersAreScrubbedToo) {
+  for (const std::string& form : KeyForms()) {
+    http_.EnqueueResponse(200, absl::StrCat(R"({"job_id":"j","status":"queued","filename":")", form,
+                                            R"(","links":{"k":")", form, R"("}})"));
+    Capture<v1::Job> job;
+    stub_.GetJob(CallOptions(), FromJson<v1::GetJobRequest>(R"({"job_id":"j"})"), job.Callback());
+    ASSERT_TRUE(job.Get().ok()) << job.Get().status();
+    EXPECT_EQ(job.Get()->filename(), "[redacted]") << form;
+    EXPECT_EQ(job.Get()->links(), R"({"k":"[redacted]"})") << form;
+  }
+  http_.EnqueueResponse(200, absl::StrCat(R"([{"job_id":")", kKey, R"("}])"));
+  Capture<v1::ListJobsResponse> list;
+  stub_.ListJobs(CallOptions(), v1::ListJobsRequest(), list.Callback());
+  ASSERT_TRUE(list.Get().ok());
+  EXPECT_EQ(list.Get()->jobs(0).job_id(), "[redacted]");
+}
+
+TEST_F(HttpUserpilotStubTest, ABodyThatIsNotJsonIsNeverQuoted) {
+  for (long code : {200L, 400L, 503L}) {  // NOLINT(runtime/int)
+    http_.EnqueueResponse(code, absl::StrCat("<html>SNIPPET ", kKey, "</html>"));
+    Capture<v1::Job> job;
+    stub_.GetJob(CallOptions(), FromJson<v1::GetJobRequest>(R"({"job_id":"j"})"), job.Callback());
+    ASSERT_FALSE(job.Get().ok());
+    EXPECT_THAT(job.Get().status().ToString(), Not(HasSubstr("SNIPPET"))) << code;
+    EXPECT_THAT(job.Get().error().facts().upstream.message, Not(HasSubstr("SNIPPET"))) << code;
+  }
+}
+
+TEST_F(HttpUserpilotStubTest, AnEmptyObjectIsNotAJob) {
+  http_.EnqueueResponse(200, "{}");
+  Capture<v1::Job> job;
+  stub_.GetJob(CallOptions(), FromJson<v1::GetJobRequest>(R"({"job_id":"j"})"), job.Callback());
+  EXPECT_EQ(job.Get().status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(Reason(job.Get().error()), "UPSTREAM_BAD_RESPONSE");
+  EXPECT_THAT(std::string(job.Get().status().message()),
+              HasSubstr("neither a job_id nor a status"));
+  // A read has changed nothing upstream: no warning that it took effect.
+  EXPECT_THAT(std::string(job.Get().status().message()), Not(HasSubstr("taken effect")));
 }
 
 TEST_F(HttpUserpilotStubTest, StatusClassesEndToEnd) {
