@@ -451,21 +451,18 @@ class DeepUpstreamBodiesTest(unittest.TestCase):
             user_id="u-after"), timeout=2.0)
         self.assertEqual(code, grpc.StatusCode.OK, answer)
 
-    @known_defect(1, "a deep GetJob answer holds the libcurl event thread for seconds")
     def test_deep_job_answer_leaves_other_rpcs_answered(self):
         self.emulator.script("status", status=200, nest_depth=self.DEPTH,
                              path_prefix="/v1/background_jobs/")
         self.assertStaysResponsive("/v1/background_jobs/", "GetJob",
                                    gateway_pb2.GetJobRequest(job_id="bulk:jobs:deep"))
 
-    @known_defect(1, "a deep 400 body holds the libcurl event thread for seconds")
     def test_deep_error_body_leaves_other_rpcs_answered(self):
         self.emulator.script("status", status=400, nest_depth=self.DEPTH,
                              path_prefix="/v1/companies/identify")
         self.assertStaysResponsive("/v1/companies/identify", "IdentifyCompany",
                                    gateway_pb2.IdentifyCompanyRequest(company_id="c-deep"))
 
-    @known_defect(1, "SIGTERM ignored while a deep body is parsed (needed SIGKILL)")
     def test_sigterm_is_honoured_while_a_deep_body_is_parsed(self):
         self.emulator.script("status", status=200, nest_depth=100000,  # 200 KB
                              path_prefix="/v1/background_jobs/")
@@ -565,7 +562,6 @@ class KeyEchoInJobAnswerTest(KeyEchoTestCase):
 class KeyEchoInNonJson2xxTest(KeyEchoTestCase):
     WHERE = "non_json_2xx"
 
-    @known_defect(8, "a non-JSON 2xx body's snippet is quoted in errors")
     def test_a_non_json_2xx_body_is_never_quoted(self):
         self.emulator.script("status", status=200, body="<html>SNIPPET-MARKER</html>",
                              content_type="text/html", path_prefix="/v1/background_jobs/",
@@ -576,24 +572,11 @@ class KeyEchoInNonJson2xxTest(KeyEchoTestCase):
         self.assertNotIn("SNIPPET-MARKER", " ".join(error_texts(error)))
 
 
-# The (where, form) probes the gateway fails on 988e125 (issue 13 item 8): answers to callers
-# scrub only the raw key; successful job answers are not scrubbed at all.
-_UNSCRUBBED = "only the raw key is scrubbed from answers"
-ECHO_DEFECTS = {
-    **{(where, form): _UNSCRUBBED for where in ("error_400", "error_503", "non_json_2xx")
-       for form in ("json", "percent", "base64", "base64url")},
-    **{("job_answer", form): "successful job answers are not scrubbed at all"
-       for form in ECHO_FORMS},
-}
-
-
 def _echo_test(where, form):
     def test(self):
         self.check_echo(form)
     test.__name__ = f"test_echo_{form}"
     test.__doc__ = f"The key echoed {form} ({where}) reaches no one."
-    if (where, form) in ECHO_DEFECTS:
-        test = known_defect(8, ECHO_DEFECTS[(where, form)])(test)
     return test
 
 
@@ -626,7 +609,6 @@ class UpstreamOdditiesTest(GatewayTestCase):
         self.assertEqual(code, grpc.StatusCode.OK, answer)
         self.assertEqual(len(self.emulator.requests_to("/v1/identify")), 2)
 
-    @known_defect(12, "GetJob accepts a 2xx {} as an empty Job")
     def test_an_empty_object_is_not_a_job(self):
         self.emulator.script("status", status=200, body="{}",
                              path_prefix="/v1/background_jobs/", count=10)
