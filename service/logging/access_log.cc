@@ -27,16 +27,20 @@ double Milliseconds(absl::Duration d) { return absl::ToDoubleMicroseconds(d) / 1
 }  // namespace
 
 void AccessLog::Record(absl::string_view method, absl::string_view caller,
-                       const grpc::Status& status, const CallFacts& facts, absl::Duration latency) {
+                       const TraceContext& trace, const grpc::Status& status,
+                       const CallFacts& facts, absl::Duration latency) {
   if (!logger_.Enabled(LogSeverity::kInfo)) return;
   std::vector<LogField> fields = {{"method", method},
                                   {"caller", caller},
-                                  {"grpc_code", CodeName(status.error_code())},
-                                  {"upstream_status", facts.upstream.http_status},
-                                  {"attempts", facts.http_attempts},
-                                  {"queue_wait_ms", Milliseconds(facts.budget_wait)},
-                                  {"latency_ms", Milliseconds(latency)},
-                                  {"upstream_request_id", facts.upstream.request_id}};
+                                  {"trace_id", trace.trace_id},
+                                  {"span_id", trace.span_id}};
+  if (!trace.parent_span_id.empty()) fields.emplace_back("parent_span_id", trace.parent_span_id);
+  fields.insert(fields.end(), {{"grpc_code", CodeName(status.error_code())},
+                               {"upstream_status", facts.upstream.http_status},
+                               {"attempts", facts.http_attempts},
+                               {"queue_wait_ms", Milliseconds(facts.budget_wait)},
+                               {"latency_ms", Milliseconds(latency)},
+                               {"upstream_request_id", facts.upstream.request_id}});
   if (facts.retry.stopped.has_value()) {
     fields.emplace_back("retry_stopped_because", StopReasonName(*facts.retry.stopped));
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -50,7 +51,24 @@ ValidationLimits::RequestShape ShapeOf(RpcId rpc) {
   return Shape::kBulk;
 }
 
+// Every value of metadata `key`, in order.
+std::vector<absl::string_view> MetadataValues(const grpc::CallbackServerContext& context,
+                                              absl::string_view key) {
+  std::vector<absl::string_view> values;
+  const auto range =
+      context.client_metadata().equal_range(grpc::string_ref(key.data(), key.size()));
+  for (auto it = range.first; it != range.second; ++it) {
+    values.emplace_back(it->second.data(), it->second.size());
+  }
+  return values;
+}
+
 }  // namespace
+
+TraceContext CallTraceContext(const grpc::CallbackServerContext& context) {
+  return TraceContextForCall(MetadataValues(context, "traceparent"),
+                             MetadataValues(context, "tracestate"));
+}
 
 std::string CallerName(const grpc::CallbackServerContext& context) {
   const auto& metadata = context.client_metadata();
@@ -78,12 +96,13 @@ grpc::ServerUnaryReactor* GatewayService::Unary(grpc::CallbackServerContext* con
   const absl::Time start = absl::Now();
   CallOptions options;
   options.caller = CallerName(*context);
+  options.trace = CallTraceContext(*context);
   // Finishes the call and logs it with the facts the layers below gathered.
-  auto finish = [reactor, access_log = options_.access_log, caller = options.caller, start](
-                    const absl::Status& status, const CallFacts& facts) {
+  auto finish = [reactor, access_log = options_.access_log, caller = options.caller,
+                 trace = options.trace, start](const absl::Status& status, const CallFacts& facts) {
     const grpc::Status answer = ToGrpcStatus(status, facts);
     if (access_log != nullptr) {
-      access_log->Record(Rpc::kName, caller, answer, facts, absl::Now() - start);
+      access_log->Record(Rpc::kName, caller, trace, answer, facts, absl::Now() - start);
     }
     reactor->Finish(answer);
   };

@@ -1,9 +1,9 @@
 // The gRPC face of the gateway: the UserpilotGateway service on gRPC's callback API.
 //
 // Each RPC is one short, non-blocking reaction: validate the request (every violation at once,
-// before any upstream cost), derive the call's deadline and caller, hand the request to the
-// UserpilotStub stack, and finish the reactor from the stub's completion (which runs on the
-// HTTP event thread). No gRPC thread ever waits on the network or a budget.
+// before any upstream cost), derive the call's deadline, caller and trace context, hand the
+// request to the UserpilotStub stack, and finish the reactor from the stub's completion (which runs
+// on the HTTP event thread). No gRPC thread ever waits on the network or a budget.
 //
 // Thread-safety: all methods are called by gRPC concurrently from its own threads. The service
 // holds only immutable state and references to thread-safe collaborators.
@@ -41,6 +41,10 @@ struct GatewayServiceOptions {
 // "unknown" when absent, "invalid" when it holds anything else (names reach logs and metrics,
 // so they are never taken verbatim).
 std::string CallerName(const grpc::CallbackServerContext& context);
+
+// The call's trace context from its `traceparent` and `tracestate` metadata
+// (common/trace_context.h): the caller's trace with a new span for the gateway, or a new trace.
+TraceContext CallTraceContext(const grpc::CallbackServerContext& context);
 
 // The generated callback service with every unary method raw (it receives and answers a
 // grpc::ByteBuffer: request_decoder.h) and ImportData raw (its reactor decodes messages itself,

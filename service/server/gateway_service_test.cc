@@ -85,6 +85,47 @@ TEST_F(GatewayServiceTest, PassesRequestCallerAndDeadlineToUpstream) {
   EXPECT_LT(absl::AbsDuration(seen.deadline - deadline), absl::Milliseconds(200));
 }
 
+TEST_F(GatewayServiceTest, PassesTheCallersTraceWithANewSpan) {
+  CallOptions seen;
+  EXPECT_CALL(stub_, ListJobs)
+      .WillOnce([&](const CallOptions& options, const v1::ListJobsRequest&,
+                    StubCallback<v1::ListJobsResponse> done) {
+        seen = options;
+        std::move(done)(v1::ListJobsResponse());
+      });
+  grpc::ClientContext context;
+  context.AddMetadata("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  context.AddMetadata("tracestate", "congo=t61rcWkgMzE");
+  v1::ListJobsResponse response;
+  ASSERT_TRUE(client_->ListJobs(&context, v1::ListJobsRequest(), &response).ok());
+  EXPECT_EQ(seen.trace.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(seen.trace.parent_span_id, "00f067aa0ba902b7");
+  EXPECT_EQ(seen.trace.span_id.size(), 16u);
+  EXPECT_NE(seen.trace.span_id, "00f067aa0ba902b7");
+  EXPECT_EQ(seen.trace.flags, 0x01);
+  EXPECT_EQ(seen.trace.tracestate, "congo=t61rcWkgMzE");
+}
+
+TEST_F(GatewayServiceTest, InvalidTraceparentStartsANewTrace) {
+  CallOptions seen;
+  EXPECT_CALL(stub_, ListJobs)
+      .WillOnce([&](const CallOptions& options, const v1::ListJobsRequest&,
+                    StubCallback<v1::ListJobsResponse> done) {
+        seen = options;
+        std::move(done)(v1::ListJobsResponse());
+      });
+  grpc::ClientContext context;
+  context.AddMetadata("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01");
+  context.AddMetadata("tracestate", "congo=t61rcWkgMzE");
+  v1::ListJobsResponse response;
+  ASSERT_TRUE(client_->ListJobs(&context, v1::ListJobsRequest(), &response).ok());
+  EXPECT_EQ(seen.trace.trace_id.size(), 32u);
+  EXPECT_NE(seen.trace.trace_id, "00000000000000000000000000000000");
+  EXPECT_EQ(seen.trace.parent_span_id, "");
+  EXPECT_EQ(seen.trace.flags, 0);
+  EXPECT_EQ(seen.trace.tracestate, "");
+}
+
 TEST_F(GatewayServiceTest, CallWithoutDeadlineGetsTheDefault) {
   CallOptions seen;
   EXPECT_CALL(stub_, ListJobs)

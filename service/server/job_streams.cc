@@ -242,6 +242,7 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* StartImportData(grpc::CallbackServerC
   ImportCall call;
   call.deadline = deadline;
   call.caller = CallerName(*context);
+  call.trace = CallTraceContext(*context);
   reactor->Begin(*importer, std::move(call));
   return reactor.get();  // Kept alive by itself until OnDone.
 }

@@ -115,6 +115,14 @@ void HttpUserpilotStub::Send(const CallOptions& options, const Route& route, Htt
   request.method = std::string(route.method);
   request.url = absl::StrCat(settings_->base_url, FillPath(route.path, form.path_parameter));
   request.headers = settings_->headers;
+  if (!options.trace.empty()) {
+    // Each attempt is a span of its own, a child of the gateway's span for the call.
+    request.headers.emplace_back(
+        "traceparent", FormatTraceparent(options.trace.trace_id, NewSpanId(), options.trace.flags));
+    if (!options.trace.tracestate.empty()) {
+      request.headers.emplace_back("tracestate", options.trace.tracestate);
+    }
+  }
   if (uploading) {
     request.headers.emplace_back("Content-Type", std::move(form.upload.content_type));
     request.body_source = std::move(form.upload.source);

@@ -7,6 +7,9 @@
 //   X-API-Version: 2020-09-22
 //   Accept: application/json
 //   Content-Type: application/json        (only when there is a body)
+//   traceparent: 00-<trace id>-<new span id>-<flags>  (when the call has a trace context: the
+//   tracestate: <the caller's>                         trace id of CallOptions::trace, a span id
+//                                                      of this attempt's own; tracestate when set)
 // - with deadline min(caller's deadline, now + request_timeout), and maps the answer through
 // error_mapping.h (status and facts) and json_mapping.h (ParseResponse). Acknowledgement
 // responses carry Userpilot's `x-request-id` as `upstream_request_id`.

@@ -1,5 +1,6 @@
 #include "service/upstream/http_userpilot_stub.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -263,6 +264,58 @@ TEST_F(HttpUserpilotStubTest, BaseUrlMayCarryAPathPrefixAndTrailingSlashes) {
                   result.Callback());
   ASSERT_TRUE(result.Get().ok());
   EXPECT_EQ(OnlyRequest().url, "http://127.0.0.1:8080/userpilot/v1/track");
+}
+
+// ----- Trace context -----
+
+TEST_F(HttpUserpilotStubTest, EachAttemptSendsTheTraceIdWithASpanOfItsOwn) {
+  CallOptions options = Within(absl::Seconds(5));
+  options.trace.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  options.trace.span_id = "b7ad6b7169203331";
+  options.trace.parent_span_id = "00f067aa0ba902b7";
+  options.trace.flags = 0x01;
+  options.trace.tracestate = "congo=t61rcWkgMzE";
+  const auto request = FromJson<v1::TrackEventRequest>(R"({"user_id":"u","event_name":"e"})");
+  for (int i = 0; i < 2; ++i) {
+    http_.EnqueueResponse(202);
+    Capture<v1::TrackEventResponse> result;
+    stub_.TrackEvent(options, request, result.Callback());
+    ASSERT_TRUE(result.Get().ok());
+  }
+  const std::vector<HttpRequest> requests = http_.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  std::vector<std::string> spans;
+  for (const HttpRequest& sent : requests) {
+    HttpHeaders expected = JsonHeaders();
+    ASSERT_EQ(sent.headers.size(), expected.size() + 2);
+    // The usual headers first, unchanged; then the trace.
+    EXPECT_EQ(HttpHeaders(sent.headers.begin(), sent.headers.begin() + 3),
+              HttpHeaders(expected.begin(), expected.begin() + 3));
+    const auto traceparent =
+        std::find_if(sent.headers.begin(), sent.headers.end(),
+                     [](const auto& header) { return header.first == "traceparent"; });
+    ASSERT_NE(traceparent, sent.headers.end());
+    const auto parsed = ParseTraceparent(traceparent->second);
+    ASSERT_TRUE(parsed.has_value()) << traceparent->second;
+    EXPECT_EQ(parsed->trace_id, options.trace.trace_id);
+    EXPECT_EQ(parsed->flags, 0x01);
+    EXPECT_NE(parsed->parent_id, options.trace.span_id);
+    EXPECT_NE(parsed->parent_id, options.trace.parent_span_id);
+    spans.push_back(parsed->parent_id);
+    EXPECT_NE(
+        std::find(sent.headers.begin(), sent.headers.end(),
+                  std::make_pair(std::string("tracestate"), std::string("congo=t61rcWkgMzE"))),
+        sent.headers.end());
+  }
+  EXPECT_NE(spans[0], spans[1]);  // One span per attempt.
+}
+
+TEST_F(HttpUserpilotStubTest, NoTraceNoTraceHeaders) {
+  http_.EnqueueResponse(200, "[]");
+  Capture<v1::ListJobsResponse> result;
+  stub_.ListJobs(Within(absl::Seconds(5)), v1::ListJobsRequest(), result.Callback());
+  ASSERT_TRUE(result.Get().ok());
+  EXPECT_EQ(OnlyRequest().headers, BaseHeaders());
 }
 
 // ----- Deadlines -----

@@ -30,6 +30,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "service/common/call_result.h"
+#include "service/common/trace_context.h"
 #include "service/upstream/import_file_request.h"
 #include "service/upstream/upstream_rpcs.h"
 #include "userpilot/gateway/v1/gateway.pb.h"
@@ -42,6 +43,9 @@ struct CallOptions {
   absl::Time deadline = absl::InfiniteFuture();
   // Who is calling (the `x-caller` metadata); used for fairness and logs, never sent upstream.
   std::string caller;
+  // The call's W3C trace context (common/trace_context.h): each HTTP attempt sends its trace id
+  // upstream as `traceparent` with a span id of its own. Empty: no trace headers are sent.
+  TraceContext trace;
 };
 
 // Receives the one answer of a call.

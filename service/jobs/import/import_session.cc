@@ -163,6 +163,7 @@ void ImportSession::Submit(std::shared_ptr<const HttpBodySource> body) {
   CallOptions options;
   options.deadline = call_.deadline;
   options.caller = call_.caller;
+  options.trace = call_.trace;
   std::shared_ptr<ImportSubmission> submission =
       importer_.Submit(options, std::move(request), header_->wait_for_running_job(),
                        [weak = weak_from_this()](Result<v1::Job> job) {

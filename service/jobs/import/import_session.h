@@ -41,6 +41,7 @@
 #include "absl/time/time.h"
 #include "service/common/call_result.h"
 #include "service/common/scheduler.h"
+#include "service/common/trace_context.h"
 #include "service/http/http_client.h"
 #include "service/jobs/import/import_spool.h"
 #include "service/jobs/import/importer.h"
@@ -69,6 +70,8 @@ struct ImportCall {
   absl::Time deadline = absl::InfiniteFuture();
   // The caller's name (x-caller), for the upstream trace and fairness.
   std::string caller = "unknown";
+  // The call's W3C trace context (common/trace_context.h), sent upstream with the upload.
+  TraceContext trace;
 };
 
 class ImportSession : public std::enable_shared_from_this<ImportSession> {
