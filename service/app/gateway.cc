@@ -8,6 +8,7 @@
 #include "service/jobs/import/importer.h"
 #include "service/jobs/watch/job_watch_registry.h"
 #include "service/logging/access_log.h"
+#include "service/logging/logger.h"
 #include "service/metrics/component_exports.h"
 #include "service/metrics/metered_http_client.h"
 #include "service/metrics/metrics_server.h"
@@ -15,6 +16,7 @@
 #include "service/retry/retrying_stub.h"
 #include "service/server/gateway_server.h"
 #include "service/server/gateway_service.h"
+#include "service/upstream/key_checker.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -33,6 +35,39 @@ BudgetMetricsOptions BudgetMetricsFor(const GatewayConfig& config) {
     options.callers.insert(caller);
   }
   return options;
+}
+
+// Checks the API key now and every config.key_check_interval: a rejection turns health
+// NOT_SERVING (and an acceptance back), counted, and logged once per change, never with the key.
+std::unique_ptr<KeyChecker> StartKeyCheck(const GatewayConfig& config, Logger* logger,
+                                          std::shared_ptr<UserpilotStub> stub, Scheduler& scheduler,
+                                          GatewayServer& server, KeyCheckMetrics& metrics) {
+  metrics.Enable();
+  KeyCheckObserver observer;
+  observer.on_check = [&metrics](KeyVerdict verdict, const CallStatus&) {
+    metrics.RecordCheck(KeyVerdictName(verdict));
+  };
+  observer.on_change = [&server, logger](bool accepted, const CallStatus& answer) {
+    server.SetServing(accepted);
+    if (logger == nullptr) return;
+    if (accepted) {
+      logger->Info("Userpilot accepts the API key: health SERVING",
+                   {{"upstream_request_id", answer.facts().upstream.request_id}});
+    } else {
+      logger->Warning(
+          "Userpilot rejects the API key: health NOT_SERVING until a key check succeeds",
+          {{"upstream_status", answer.facts().upstream.http_status},
+           {"upstream_request_id", answer.facts().upstream.request_id},
+           {"error", answer.message()}});
+    }
+  };
+  KeyCheckOptions options;
+  options.interval = config.key_check_interval;
+  options.timeout = config.default_deadline;
+  auto checker =
+      std::make_unique<KeyChecker>(std::move(stub), scheduler, options, std::move(observer));
+  checker->Start();
+  return checker;
 }
 
 }  // namespace
@@ -144,6 +179,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   auto server = GatewayServer::Start(*g.service_, server_options);
   if (!server.ok()) return server.status();
   g.server_ = *std::move(server);
+  if (config.key_check_interval > absl::ZeroDuration()) {
+    g.key_checker_ = StartKeyCheck(config, environment.logger, g.stack_.stub, scheduler, *g.server_,
+                                   g.metrics_->key_check);
+  }
   return gateway;
 }
 
@@ -158,6 +197,8 @@ int Gateway::metrics_port() const {
 void Gateway::Shutdown(absl::Time deadline) {
   if (shut_down_) return;
   shut_down_ = true;
+  // No key check may turn health back to SERVING during the drain.
+  if (key_checker_ != nullptr) key_checker_->Stop();
   // Watches end first, with UNAVAILABLE, so watchers reconnect to another replica at once
   // instead of holding the drain open until the deadline.
   if (job_watches_ != nullptr) job_watches_->Shutdown();

@@ -1,5 +1,6 @@
 // The whole gateway, built from one GatewayConfig: metrics, HTTP client, the upstream stub
-// stack, job watching and imports, validation, the gRPC service and server, /metrics.
+// stack, job watching and imports, validation, the gRPC service and server, /metrics, the
+// upstream key check.
 //
 // This is the composition root. main() parses the configuration, builds a Gateway and waits
 // for a signal; integration tests build one on port 0 in-process against the emulator. The
@@ -37,6 +38,7 @@ class GatewayServer;
 class GatewayService;
 class Importer;
 class JobWatchRegistry;
+class KeyChecker;
 class Logger;
 class MeteredHttpClient;
 class MetricsServer;
@@ -46,8 +48,8 @@ UpstreamStackOptions UpstreamStackOptionsFrom(const GatewayConfig& config);
 
 // What the gateway needs besides its configuration.
 struct GatewayEnvironment {
-  // Where access logs go (when config.access_log); null: no access log. Must outlive the
-  // gateway.
+  // Where access logs (when config.access_log) and the key check's changes go; null: not
+  // logged. Must outlive the gateway.
   Logger* logger = nullptr;
   // Serve /metrics on config.metrics_listen. Off in tests that run many gateways.
   bool serve_metrics = true;
@@ -72,6 +74,9 @@ class Gateway {
   // Every metric, as /metrics serves it (tests read it without HTTP).
   MetricsRegistry& metrics() { return *metrics_registry_; }
 
+  // Health: SERVING once listening; NOT_SERVING while Userpilot rejects the API key (the key
+  // check, upstream/key_checker.h, when config.key_check_interval > 0) and from a drain on.
+  //
   // Drains: health NOT_SERVING, job watches end with UNAVAILABLE (so watchers reconnect to
   // another replica), no new calls, calls in flight may finish until shortly before
   // `deadline`; then calls still waiting for a budget or an upstream answer are answered
@@ -100,6 +105,8 @@ class Gateway {
   std::unique_ptr<GatewayService> service_;
   std::unique_ptr<GatewayServer> server_;
   std::unique_ptr<MetricsServer> metrics_server_;
+  // Sets the server's health from Userpilot's verdict on the key; stopped before the server.
+  std::unique_ptr<KeyChecker> key_checker_;
   std::vector<MetricsRegistry::CollectHook> metric_hooks_;
   bool shut_down_ = false;
 };

@@ -292,6 +292,14 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup&
 
   CheckRange("grpc_memory_quota_mb", in.grpc_memory_quota_mb, 65536, out.grpc_memory_quota_mb,
              problems);
+  if (in.key_check_interval < absl::ZeroDuration() ||
+      in.key_check_interval == absl::InfiniteDuration()) {
+    problems.Flag("key_check_interval",
+                  absl::StrCat("must be a finite duration such as 5m, or 0 to turn the check "
+                               "off, not ",
+                               absl::FormatDuration(in.key_check_interval)));
+  }
+  out.key_check_interval = in.key_check_interval;
   CheckLimits(in.limits, problems);
   out.limits = in.limits;
   out.traffic = LoadTrafficConfig(in.traffic, [&](absl::string_view flag, std::string message) {
@@ -351,7 +359,7 @@ std::string GatewayConfig::DebugString() const {
       " max_bulk_request_bytes=", limits.max_bulk_request_bytes,
       " max_delete_ids=", limits.max_delete_ids, " max_job_id_bytes=", limits.max_job_id_bytes,
       " max_violations=", limits.max_violations, " ", TrafficDebugString(traffic), " ",
-      JobsDebugString(jobs));
+      JobsDebugString(jobs), " key_check_interval=", d(key_check_interval));
 }
 
 }  // namespace userpilot::gateway

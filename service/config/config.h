@@ -80,6 +80,7 @@ struct ConfigInput {
   absl::Duration min_client_ping_interval = absl::Seconds(30);
   int max_inflight_upstream = 0;  // 0: MaxInflightUpstreamFor(the budgets, upstream_timeout).
   int grpc_memory_quota_mb = 128;
+  absl::Duration key_check_interval = absl::Minutes(5);
   bool reflection = true;
   std::string log_level = "info";
   bool access_log = true;
@@ -138,6 +139,9 @@ struct GatewayConfig {
   // The gRPC server's memory bound, MiB (`--grpc_memory_quota_mb`): a grpc::ResourceQuota over
   // its connections' buffers.
   int grpc_memory_quota_mb = 0;
+  // How often Userpilot is asked whether it accepts the API key, the first time at start-up
+  // (`--key_check_interval`; upstream/key_checker.h). Zero: never.
+  absl::Duration key_check_interval;
   // Whether to register the gRPC server reflection service (`--reflection`).
   bool reflection = true;
   LogLevel log_level = LogLevel::kInfo;

@@ -140,6 +140,12 @@ std::vector<Case> Cases() {
        "--connect_timeout: must be a positive"},
       {"shutdown_grace_zero", [](ConfigInput& c) { c.shutdown_grace = absl::ZeroDuration(); },
        "--shutdown_grace: must be a positive"},
+      {"key_check_negative", [](ConfigInput& c) { c.key_check_interval = absl::Seconds(-1); },
+       "--key_check_interval: must be a finite duration such as 5m, or 0 to turn the check off, "
+       "not -1s"},
+      {"key_check_infinite",
+       [](ConfigInput& c) { c.key_check_interval = absl::InfiniteDuration(); },
+       "--key_check_interval: must be a finite duration"},
       {"connect_over_upstream", [](ConfigInput& c) { c.connect_timeout = absl::Seconds(20); },
        "--connect_timeout: (20s) must not exceed --upstream_timeout (10s)"},
       {"default_over_max", [](ConfigInput& c) { c.default_deadline = absl::Minutes(10); },
@@ -182,6 +188,7 @@ std::vector<Case> Cases() {
       {"max_violations_zero", [](ConfigInput& c) { c.limits.max_violations = 0; },
        "--max_violations: must be between 1"},
       {"log_level_upper", [](ConfigInput& c) { c.log_level = "WARNING"; }, ""},
+      {"key_check_off", [](ConfigInput& c) { c.key_check_interval = absl::ZeroDuration(); }, ""},
       {"log_level_bad", [](ConfigInput& c) { c.log_level = "verbose"; },
        "--log_level: 'verbose' is not one of debug, info, warning, error"},
       {"ca_file_missing", [](ConfigInput& c) { c.upstream_ca_file = "/nonexistent/ca.pem"; },
@@ -224,6 +231,7 @@ TEST(LoadConfigTest, DefaultsCarryThrough) {
   EXPECT_EQ(c->shutdown_grace, absl::Seconds(25));
   // Sized from the default budgets (22.7 requests/s) and --upstream_timeout (10 s).
   EXPECT_EQ(c->max_inflight_upstream, 227);
+  EXPECT_EQ(c->key_check_interval, absl::Minutes(5));
   EXPECT_TRUE(c->reflection);
   EXPECT_EQ(c->log_level, LogLevel::kInfo);
   EXPECT_EQ(c->limits.max_id_bytes, 256);

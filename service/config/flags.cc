@@ -69,6 +69,10 @@ ABSL_FLAG(int, max_inflight_upstream, ConfigInput().max_inflight_upstream,
           "--upstream_timeout), at least 64 (227 with the default budgets and timeout), so the "
           "budgets and not this bound limit what is sent even when every request takes as long "
           "as an attempt may.");
+ABSL_FLAG(absl::Duration, key_check_interval, ConfigInput().key_check_interval,
+          "Ask Userpilot whether it accepts the API key (GET /v1/background_jobs, job_read "
+          "budget) at start-up and this often; a 401/403 turns health NOT_SERVING until a check "
+          "succeeds. 0 turns the check off.");
 ABSL_FLAG(bool, reflection, ConfigInput().reflection,
           "Register the gRPC server reflection service (for grpcurl and similar tools).");
 ABSL_FLAG(std::string, log_level, ConfigInput().log_level,
@@ -339,6 +343,7 @@ ConfigInput ConfigInputFromFlags() {
   in.min_client_ping_interval = absl::GetFlag(FLAGS_min_client_ping_interval);
   in.max_inflight_upstream = absl::GetFlag(FLAGS_max_inflight_upstream);
   in.grpc_memory_quota_mb = absl::GetFlag(FLAGS_grpc_memory_quota_mb);
+  in.key_check_interval = absl::GetFlag(FLAGS_key_check_interval);
   in.reflection = absl::GetFlag(FLAGS_reflection);
   in.log_level = absl::GetFlag(FLAGS_log_level);
   in.access_log = absl::GetFlag(FLAGS_access_log);

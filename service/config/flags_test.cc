@@ -82,6 +82,7 @@ TEST(FlagsTest, ContractFlagNamesAndDefaults) {
       {"keepalive_timeout", "20s"},
       {"min_client_ping_interval", "30s"},
       {"max_inflight_upstream", "0"},
+      {"key_check_interval", "5m"},
       {"upstream_ca_file", ""},
       {"reflection", "true"},
       {"shutdown_grace", "25s"},

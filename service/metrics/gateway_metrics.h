@@ -5,6 +5,7 @@
 //   struct             metrics                          fed by
 //   GrpcServerMetrics  grpc_server_*                    grpc_server_interceptor.h
 //   UpstreamMetrics    userpilot_gateway_upstream_*     metrics_stub.h, metered_http_client.h
+//   KeyCheckMetrics    userpilot_gateway_upstream_key_* the key check (app/gateway.cc)
 //   BudgetMetrics      userpilot_gateway_budget_*       limiter Stats() at scrape (hook),
 //                                                       BudgetObserver (pushed)
 //   RetryMetrics       userpilot_gateway_retr*_,        RetryingStub::stats() at scrape
@@ -176,6 +177,27 @@ class UpstreamMetrics {
   prometheus::Family<prometheus::Gauge>& http_queued;
   prometheus::Family<prometheus::Gauge>& http_max_in_flight;
   prometheus::Family<prometheus::Counter>& http_queue_full;
+};
+
+// The upstream key check (upstream/key_checker.h): whether Userpilot accepts the gateway's API
+// key, asked at start-up and every --key_check_interval.
+//   userpilot_gateway_upstream_key_valid                      gauge    1 accepted (or not yet
+//                                                                      refused), 0 rejected
+//   userpilot_gateway_upstream_key_checks_total{result}       counter  accepted | rejected |
+//                                                                      inconclusive
+// Families only: the series appear when the check is wired (off with --key_check_interval=0).
+class KeyCheckMetrics {
+ public:
+  explicit KeyCheckMetrics(prometheus::Registry& registry);
+
+  // Creates the series: key_valid 1 (the gateway starts assuming its key works, as its health
+  // does) and every result at zero.
+  void Enable();
+  // Counts one check's `result` (KeyVerdictName) and, when conclusive, sets key_valid.
+  void RecordCheck(absl::string_view result);
+
+  prometheus::Family<prometheus::Gauge>& key_valid;
+  prometheus::Family<prometheus::Counter>& key_checks;
 };
 
 // The status_class of an attempt's outcome: "2xx" for OK; else from the HTTP status of its
@@ -367,12 +389,14 @@ struct GatewayMetrics {
   explicit GatewayMetrics(prometheus::Registry& registry, BudgetMetricsOptions budget = {})
       : grpc_server(registry),
         upstream(registry),
+        key_check(registry),
         budgets(registry, std::move(budget)),
         retries(registry),
         jobs(registry) {}
 
   GrpcServerMetrics grpc_server;
   UpstreamMetrics upstream;
+  KeyCheckMetrics key_check;
   BudgetMetrics budgets;
   RetryMetrics retries;
   JobMetrics jobs;

@@ -252,6 +252,34 @@ TEST(UpstreamMetricsTest, UnwiredPartsExportNoSeries) {
   }
 }
 
+TEST(KeyCheckMetricsTest, NoSeriesUntilEnabledThenTheKeysStanding) {
+  MetricsRegistry registry;
+  KeyCheckMetrics metrics(registry.registry());
+  for (const auto& family : registry.Collect()) {
+    if (family.name == "userpilot_gateway_upstream_key_valid" ||
+        family.name == "userpilot_gateway_upstream_key_checks_total") {
+      EXPECT_TRUE(family.metric.empty()) << family.name;
+    }
+  }
+  metrics.Enable();
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_upstream_key_valid"), 1);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_upstream_key_checks_total",
+                         {{"result", "rejected"}}),
+            0);
+  metrics.RecordCheck("rejected");
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_upstream_key_valid"), 0);
+  metrics.RecordCheck("inconclusive");  // No verdict: the standing stays.
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_upstream_key_valid"), 0);
+  metrics.RecordCheck("accepted");
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_upstream_key_valid"), 1);
+  for (const char* result : {"accepted", "rejected", "inconclusive"}) {
+    EXPECT_EQ(
+        CounterValue(registry, "userpilot_gateway_upstream_key_checks_total", {{"result", result}}),
+        1)
+        << result;
+  }
+}
+
 // --- budgets ---------------------------------------------------------------------------------
 
 BudgetSnapshot Snapshot() {

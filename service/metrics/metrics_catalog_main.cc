@@ -43,6 +43,9 @@ int main() {
       },
       256);
 
+  metrics.key_check.Enable();
+  metrics.key_check.RecordCheck("rejected");
+
   metrics.budgets.Update({"identify", 10, 7, 1, 4, 2, true, 100, 20, {{"queue_full", 3}}, 5});
   metrics.budgets.OnAdmitted("identify", "billing", absl::Milliseconds(30));
   metrics.budgets.OnRejected("identify", "someone", "queue_full");

@@ -76,6 +76,33 @@ void UpstreamMetrics::RecordAttempt(absl::string_view endpoint, const absl::Stat
   }
 }
 
+KeyCheckMetrics::KeyCheckMetrics(prometheus::Registry& registry)
+    : key_valid(prometheus::BuildGauge()
+                    .Name("userpilot_gateway_upstream_key_valid")
+                    .Help("1 while Userpilot accepts the gateway's API key (or no check has "
+                          "refused it yet), 0 after a check was answered 401/403 (health is "
+                          "then NOT_SERVING).")
+                    .Register(registry)),
+      key_checks(prometheus::BuildCounter()
+                     .Name("userpilot_gateway_upstream_key_checks_total")
+                     .Help("Checks of the API key against Userpilot, by result: accepted, "
+                           "rejected (401/403), inconclusive (no verdict: 5xx, 429, network, "
+                           "the gateway's own budget).")
+                     .Register(registry)) {}
+
+void KeyCheckMetrics::Enable() {
+  key_valid.Add({}).Set(1);
+  for (const char* result : {"accepted", "rejected", "inconclusive"}) {
+    key_checks.Add({{"result", result}});
+  }
+}
+
+void KeyCheckMetrics::RecordCheck(absl::string_view result) {
+  key_checks.Add({{"result", std::string(result)}}).Increment();
+  if (result == "accepted") key_valid.Add({}).Set(1);
+  if (result == "rejected") key_valid.Add({}).Set(0);
+}
+
 absl::string_view UpstreamStatusClass(const absl::Status& status, const CallFacts& facts) {
   if (status.ok()) return "2xx";
   const int code = facts.upstream.http_status;

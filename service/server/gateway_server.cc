@@ -118,12 +118,23 @@ GatewayServer::GatewayServer(std::unique_ptr<grpc::Server> server, int port,
 
 GatewayServer::~GatewayServer() { Shutdown(absl::Now()); }
 
-void GatewayServer::Shutdown(absl::Time deadline) {
+void GatewayServer::SetServing(bool serving) {
+  std::lock_guard<std::mutex> lock(mu_);
   if (shut_down_) return;
-  shut_down_ = true;
-  // SetServingStatus(false) marks every service NOT_SERVING at once; Shutdown() then refuses new
-  // calls and waits for those in flight until the deadline.
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(kServiceName, serving);
+}
+
+void GatewayServer::Shutdown(absl::Time deadline) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    // SetServingStatus(false) marks every service NOT_SERVING at once; Shutdown() then refuses
+    // new calls and waits for those in flight until the deadline.
+    server_->GetHealthCheckService()->SetServingStatus(false);
+  }
   // gRPC's shutdown also waits for every connection to close, and an idle client closes its
   // connection only when it pleases after the GOAWAY. So once no call is in flight, the idle
   // connections are cut (grpc_server_cancel_all_calls disconnects every channel; with no call

@@ -2,17 +2,19 @@
 // health service (grpc.health.v1) and server reflection.
 //
 // Health reports SERVING for "" (the whole server) and for
-// "userpilot.gateway.v1.UserpilotGateway" once the server listens, and NOT_SERVING from the
-// moment a drain starts, so load balancers stop sending before the port closes.
+// "userpilot.gateway.v1.UserpilotGateway" once the server listens, NOT_SERVING while
+// SetServing(false) holds (Userpilot rejects the gateway's key), and NOT_SERVING from the moment
+// a drain starts, so load balancers stop sending before the port closes.
 //
-// Thread-safety: Start() once, then Shutdown() from any one thread; port() is immutable after
-// Start().
+// Thread-safety: Start() once, then Shutdown() from any one thread; SetServing() from any
+// thread; port() is immutable after Start().
 #ifndef USERPILOT_GATEWAY_SERVICE_SERVER_GATEWAY_SERVER_H_
 #define USERPILOT_GATEWAY_SERVICE_SERVER_GATEWAY_SERVER_H_
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -60,6 +62,10 @@ class GatewayServer {
   // The bound port (the real one when the options asked for 0).
   int port() const { return port_; }
 
+  // Health of "" and of the gateway service: SERVING (true) or NOT_SERVING. Ignored once
+  // Shutdown() has begun: a draining server stays NOT_SERVING.
+  void SetServing(bool serving);
+
   // Flips health to NOT_SERVING, stops taking calls, and lets calls in flight finish until
   // `deadline`; calls still running then are cancelled. Idle client connections never hold the
   // drain: they are cut as soon as no call is in flight. Returns when the server has stopped.
@@ -73,6 +79,7 @@ class GatewayServer {
   const int port_;
   // Calls gRPC holds, counted by an interceptor; shared with it.
   const std::shared_ptr<std::atomic<int64_t>> live_calls_;
+  std::mutex mu_;  // Orders SetServing() against the drain's NOT_SERVING.
   bool shut_down_ = false;
 };
 

@@ -319,7 +319,9 @@ class Emulator(Process):
 class Gateway(Process):
     """The userpilot-gateway binary in front of `upstream_url`, on a port of the kernel's
     choosing, /metrics on another. USERPILOT_* variables of the test's environment are not
-    passed on: only `args` and `env` count."""
+    passed on: only `args` and `env` count. The upstream key check is off
+    (--key_check_interval=0), so the emulator's record holds only what the test caused; a test
+    of the check passes its own --key_check_interval in `args` (the later flag wins)."""
 
     def __init__(self, upstream_url, args=(), api_key=API_KEY, env=None, log_path=None,
                  binary=None, start_timeout=START_TIMEOUT):
@@ -329,7 +331,7 @@ class Gateway(Process):
         super().__init__("gateway", [binary or GATEWAY_BIN, "--listen=127.0.0.1:0",
                                      "--metrics_listen=127.0.0.1:0",
                                      f"--upstream_url={upstream_url}", "--shutdown_grace=2s",
-                                     *args],
+                                     "--key_check_interval=0", *args],
                          env=_clean_env(extra), log_path=log_path)
         match = self.wait_for_log(r"serving gRPC on port (\d+)(?:, /metrics on port (\d+))?",
                                   timeout=start_timeout)
