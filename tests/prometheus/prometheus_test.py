@@ -100,7 +100,9 @@ class LivePrometheusTest(unittest.TestCase):
     @classmethod
     def start_servers(cls):
         cls.emulator = harness.Emulator(["--job_step=100ms"], api_key=API_KEY)
-        cls.gateway = harness.Gateway(cls.emulator.url, api_key=API_KEY, binary=GATEWAY)
+        # The key check on (the harness turns it off), so its metrics are exposed too.
+        cls.gateway = harness.Gateway(cls.emulator.url, ["--key_check_interval=5m"],
+                                      api_key=API_KEY, binary=GATEWAY)
         cls.channel = cls.gateway.channel()
         cls.stub = cls.gateway.stub(cls.channel)
         cls.metrics_url = cls.gateway.metrics_url
