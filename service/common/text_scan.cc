@@ -100,15 +100,17 @@ TextScan ScanText(absl::string_view text) {
   size_t pos = 0;
   while (pos < text.size()) {
     // Printable ASCII other than the space (most of any text) changes nothing but
-    // only_whitespace: skip it without decoding, eight bytes at a time where it can.
+    // only_whitespace and blank: skip it without decoding, eight bytes at a time where it can.
     while (text.size() - pos >= 8 && AllPrintableAscii8(text.data() + pos)) {
       scan.only_whitespace = false;
+      scan.blank = false;
       pos += 8;
     }
     if (pos == text.size()) break;
     const auto b = static_cast<uint8_t>(text[pos]);
     if (b > 0x20 && b < 0x7F) {
       scan.only_whitespace = false;
+      scan.blank = false;
       ++pos;
       continue;
     }

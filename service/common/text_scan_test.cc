@@ -145,13 +145,20 @@ TEST(TextScanTest, FastPathAgreesWithACharacterByCharacterScan) {
         scan.control_at = pos;
       }
       scan.only_whitespace &= IsWhitespace(c);
+      if (!IsWhitespace(c)) {
+        if (!IsInvisible(c)) {
+          scan.blank = false;
+        } else if (!scan.invisible.has_value()) {
+          scan.invisible = c;
+        }
+      }
       pos += length;
     }
     return scan;
   };
   const std::string specials[] = {
       std::string(1, '\0'), "\t",           " ", "\x7F", "\x80", "\xC3\xA9",
-      "\xC2\x85",           "\xE2\x80\xA8", "~", "!",    "\xFF"};
+      "\xC2\x85",           "\xE2\x80\xA8", "~", "!",    "\xFF", "\xE2\x80\x8B"};
   for (const std::string& special : specials) {
     for (size_t at = 0; at <= 20; ++at) {
       for (const char filler : {'a', ' '}) {
@@ -166,6 +173,8 @@ TEST(TextScanTest, FastPathAgreesWithACharacterByCharacterScan) {
         EXPECT_EQ(got.control_at, want.control_at);
         EXPECT_EQ(got.has_nul, want.has_nul);
         EXPECT_EQ(got.only_whitespace, want.only_whitespace);
+        EXPECT_EQ(got.blank, want.blank);
+        EXPECT_EQ(got.invisible, want.invisible);
       }
     }
   }
