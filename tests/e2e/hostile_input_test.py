@@ -383,7 +383,10 @@ class OversizedMessagesTest(GatewayTestCase):
               f"codes {sorted(set(c.name for c in results))}")
         self.assertEqual(len(results), 20)
         self.assertNotIn(grpc.StatusCode.OK, results)
-        self.assertLess(peak - before, 64 * 1024, "peak RSS grew by more than 64 MiB")
+        # Measured: 31-53 MiB of growth alone, up to 133 MiB on a loaded machine (gRPC 1.51 holds
+        # each whole message until the handler refuses it from its size: not a hard bound); the
+        # 20 requests carry 320 MiB, and the gateway before per-method limits grew 195-257 MiB.
+        self.assertLess(peak - before, 160 * 1024, "peak RSS grew by more than 160 MiB")
         self.assertNothingUpstream()
 
 
