@@ -127,7 +127,11 @@ class ImportEndToEndTest(unittest.TestCase):
             error = self.import_raw([header(), chunk(users(0, 100).encode()), big,
                                      chunk(users(100, 100).encode())])
             self.assertIsInstance(error, grpc.RpcError)
-            self.assertEqual(error.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, error.details())
+            # Over the server's receive limit: RESOURCE_EXHAUSTED from gRPC; under it (the limit
+            # is sized by ImportData's chunks, not this gateway's small bulk limit): the row
+            # checks refuse the over-long line, naming it.
+            self.assertIn(error.code(), (grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                         grpc.StatusCode.INVALID_ARGUMENT), error.details())
         self.assertEqual(self.uploads(), [], "Userpilot received a prefix of the file")
 
     # ----- item 3: stalled streams do not hold slots -----
