@@ -4,7 +4,7 @@
 #ifndef USERPILOT_GATEWAY_SERVICE_DELIVERY_REDIS_H_
 #define USERPILOT_GATEWAY_SERVICE_DELIVERY_REDIS_H_
 
-#include "service/ratelimit/redis_client.h"  // IWYU pragma: export
-#include "service/ratelimit/redis_url.h"     // IWYU pragma: export
+#include "service/redis/redis_client.h"  // IWYU pragma: export
+#include "service/redis/redis_url.h"     // IWYU pragma: export
 
 #endif  // USERPILOT_GATEWAY_SERVICE_DELIVERY_REDIS_H_

@@ -13,10 +13,10 @@ std::vector<const BudgetOptions*> AllBudgets(const RateLimitOptions& options) {
           &options.job_reads, &options.bulk,  &options.imports};
 }
 
-// The spec a source enforces: the window widened by the margin, part of which is timer slack.
+// The spec a source enforces: the window widened by the margin, and the pace's timer slack.
 RateSpec WithMargin(RateSpec spec, absl::Duration margin) {
   spec.window += margin;
-  spec.tolerance = std::min(margin / 2, kMaxTimerTolerance);
+  spec.tolerance = std::min(kPacingSlack, spec.interval() / 4);
   return spec;
 }
 
@@ -41,12 +41,8 @@ absl::Status RateLimitOptions::Validate() const {
   return shared.Validate();
 }
 
-TokenSourceFactory LocalTokenSources(int64_t burst) {
-  return [burst](const RateSpec& spec) {
-    LocalTokenSourceOptions options;
-    options.burst = std::clamp<int64_t>(burst, 1, std::max<int64_t>(spec.limit, 1));
-    return std::make_unique<LocalTokenSource>(spec, options);
-  };
+TokenSourceFactory LocalTokenSources() {
+  return [](const RateSpec& spec) { return std::make_unique<LocalTokenSource>(spec); };
 }
 
 std::vector<std::shared_ptr<FairLimiter>> Budgets::All() const {
@@ -60,7 +56,8 @@ void Budgets::Shutdown() const {
 }
 
 absl::StatusOr<Budgets> MakeBudgets(const RateLimitOptions& options, Scheduler& scheduler,
-                                    TokenSourceFactory source_factory, BudgetObserver* observer) {
+                                    TokenSourceFactory source_factory, BudgetObserver* observer,
+                                    Logger* logger) {
   if (absl::Status status = options.Validate(); !status.ok()) return status;
   if (source_factory == nullptr) source_factory = LocalTokenSources();
   absl::Status failure;
@@ -75,6 +72,7 @@ absl::StatusOr<Budgets> MakeBudgets(const RateLimitOptions& options, Scheduler& 
     FairLimiterOptions limiter = options.limiter;
     limiter.max_queue = budget.max_queue;
     if (observer != nullptr) limiter.observer = observer;
+    if (logger != nullptr) limiter.logger = logger;
     return std::make_shared<FairLimiter>(std::move(source), scheduler, std::move(limiter));
   };
   Budgets budgets;

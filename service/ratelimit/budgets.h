@@ -15,14 +15,17 @@
 //   imports    6 / 1 min (Userpilot documents no rate, only one import job at a time (409);
 //              same reasoning as bulk)
 //
+// Each budget admits by ExactWindow's rule (exact_window.h): at most `limit` requests in any
+// window, a burst that fits the window goes at once, calls that wait are paced at
+// window / limit.
+//
 // spacing_margin: each budget enforces `limit` per (window + spacing_margin), so admissions
 // keep at least `spacing_margin` of slack against network jitter between the gateway and
-// Userpilot's sliding window (two requests sent exactly one window apart can arrive less than a
-// window apart). 100 ms costs 0.17% of a 600/min budget and 5% of the delete budget. Tests with
+// Userpilot's window (two requests sent exactly one window apart can arrive less than a window
+// apart). 100 ms costs 0.17% of a 600/min budget and 5% of the delete budget. Tests with
 // scaled-down windows (say 20 per second) should lower it (to a few ms) or utilisation drops.
-// Part of it, min(spacing_margin / 2, kMaxTimerTolerance), becomes the sources' timer slack
-// (RateSpec::tolerance), so late timer wake-ups do not waste budget; the rest stays for the
-// network.
+// The pace's timer slack (RateSpec::tolerance) is kPacingSlack, at most a quarter of the pace:
+// it lets a late timer keep the schedule and never loosens the window.
 //
 // Thread-safety: options are values; Budgets holds thread-safe limiters.
 #ifndef USERPILOT_GATEWAY_SERVICE_RATELIMIT_BUDGETS_H_
@@ -48,9 +51,8 @@ namespace userpilot::gateway {
 // Makes the TokenSource of one budget; `spec` already includes spacing_margin in its window.
 using TokenSourceFactory = std::function<std::unique_ptr<TokenSource>(const RateSpec& spec)>;
 
-// In-process GCRA sources (one replica). `burst` (default 1: none) is clamped to each budget's
-// limit; see local_token_source.h for what a burst costs.
-TokenSourceFactory LocalTokenSources(int64_t burst = 1);
+// In-process sources (one replica): LocalTokenSource.
+TokenSourceFactory LocalTokenSources();
 
 // The six limiters. Shared so that RateLimitedStub's in-flight completions can report to a
 // budget without outliving it (they hold weak references).
@@ -90,10 +92,12 @@ struct Budgets {
 // `source_factory` (LocalTokenSources() when null). `observer`, when not null, is told of every
 // budget's admissions and refusals (FairLimiterOptions::observer; it replaces any observer in
 // options.limiter) and must outlive the budgets: the composition root passes BudgetMetrics.
+// `logger`, when not null, gets the budgets' warnings (a capped upstream pause; it replaces
+// options.limiter.logger) and must outlive them.
 // InvalidArgument for invalid options, or Internal when the factory returns null.
 absl::StatusOr<Budgets> MakeBudgets(const RateLimitOptions& options, Scheduler& scheduler,
                                     TokenSourceFactory source_factory = nullptr,
-                                    BudgetObserver* observer = nullptr);
+                                    BudgetObserver* observer = nullptr, Logger* logger = nullptr);
 
 }  // namespace userpilot::gateway
 

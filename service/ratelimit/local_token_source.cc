@@ -10,8 +10,8 @@
 namespace userpilot::gateway {
 namespace {
 
-const RateSpec& Checked(const RateSpec& spec, const LocalTokenSourceOptions& options) {
-  if (absl::Status status = LocalTokenSource::Validate(spec, options); !status.ok()) {
+const RateSpec& Checked(const RateSpec& spec) {
+  if (absl::Status status = LocalTokenSource::Validate(spec); !status.ok()) {
     std::fprintf(stderr, "LocalTokenSource: %s\n", status.ToString().c_str());
     std::abort();
   }
@@ -20,8 +20,7 @@ const RateSpec& Checked(const RateSpec& spec, const LocalTokenSourceOptions& opt
 
 }  // namespace
 
-absl::Status LocalTokenSource::Validate(const RateSpec& spec,
-                                        const LocalTokenSourceOptions& options) {
+absl::Status LocalTokenSource::Validate(const RateSpec& spec) {
   if (spec.limit <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("budget '", spec.name, "': limit must be positive, got ", spec.limit));
@@ -36,36 +35,58 @@ absl::Status LocalTokenSource::Validate(const RateSpec& spec,
                                                    "': tolerance must be in [0, window), got ",
                                                    absl::FormatDuration(spec.tolerance)));
   }
-  if (options.burst < 1 || options.burst > spec.limit) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "budget '", spec.name, "': burst must be in [1, ", spec.limit, "], got ", options.burst));
-  }
   return absl::OkStatus();
 }
 
-LocalTokenSource::LocalTokenSource(RateSpec spec, LocalTokenSourceOptions options)
-    : spec_(Checked(spec, options)),
-      interval_(Gcra::IntervalFor(spec_.window, spec_.limit, options.burst)),
-      gcra_(interval_, options.burst, spec_.tolerance) {}
+LocalTokenSource::LocalTokenSource(RateSpec spec)
+    : spec_(Checked(spec)),
+      interval_(ExactWindow::IntervalFor(spec_.window, spec_.limit)),
+      window_(spec_.limit, spec_.window, spec_.tolerance) {}
 
-TakeResult LocalTokenSource::TryTake(absl::Time now) {
+TakeResult LocalTokenSource::TryTake(absl::Time now, TakeKind kind) {
   std::lock_guard<std::mutex> lock(mu_);
-  TakeResult result;
   if (now < paused_until_) {
-    result.retry_at = std::max(paused_until_, gcra_.NextAllowed());
+    TakeResult result;
+    result.retry_at = paused_until_;
     return result;
   }
-  result.granted = gcra_.TryTake(now, &result.retry_at);
-  return result;
+  return window_.Take(now, kind);
+}
+
+void LocalTokenSource::Take(absl::Time now, TakeKind kind, int64_t want, Done done) {
+  TakeResult total;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (total.granted < want) {
+      if (now < paused_until_) {
+        total.retry_at = paused_until_;
+        break;
+      }
+      const TakeResult one = window_.Take(now, kind);
+      total.granted += one.granted;
+      total.retry_at = one.retry_at;
+      if (one.granted == 0) break;
+    }
+  }
+  std::move(done)(total);
+}
+
+std::optional<TakeResult> LocalTokenSource::TryTakeNow(absl::Time now, TakeKind kind) {
+  return TryTake(now, kind);
+}
+
+bool LocalTokenSource::Plan(absl::Time now, int64_t count, absl::Time start,
+                            absl::Duration min_spacing, std::vector<absl::Time>* times) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  window_.Plan(now, count, std::max(start, paused_until_), min_spacing, times);
+  return true;
 }
 
 std::optional<int64_t> LocalTokenSource::Available(absl::Time now) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (now < paused_until_) return 0;
-  return gcra_.Available(now);
+  return window_.Room(now);
 }
-
-void LocalTokenSource::Take(absl::Time now, Done done) { std::move(done)(TryTake(now)); }
 
 void LocalTokenSource::PauseUntil(absl::Time until) {
   std::lock_guard<std::mutex> lock(mu_);

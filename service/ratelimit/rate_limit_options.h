@@ -20,6 +20,8 @@
 
 namespace userpilot::gateway {
 
+class Logger;  // service/logging/logger.h
+
 // How much of a budget one caller deserves while calls wait.
 struct CallerPolicy {
   // The caller's share of admissions relative to other waiting callers; > 0. Default 1.
@@ -28,6 +30,10 @@ struct CallerPolicy {
   // the budget's max_queue).
   size_t max_queued = 0;
 };
+
+// A few minutes: longer than any window Userpilot documents (one minute), short enough that a
+// hostile or broken header (`Retry-After: 86400`) costs minutes, not a day.
+inline constexpr absl::Duration kDefaultMaxUpstreamPause = absl::Minutes(5);
 
 struct FairLimiterOptions {
   // Calls waiting in this budget, all callers together; >= 1.
@@ -54,6 +60,11 @@ struct FairLimiterOptions {
   // until the deadline itself.
   absl::Duration admission_headroom = absl::ZeroDuration();
 
+  // The longest pause an upstream hint (Retry-After, X-RateLimit-Reset) may impose on the
+  // budget; a longer one is cut to this, logged and counted. The retry delay given to callers
+  // must be capped with the same value (one option, --max_upstream_pause). > 0, finite.
+  absl::Duration max_upstream_pause = kDefaultMaxUpstreamPause;
+
   // Told of every answer as it is decided, for metrics that need every observation (the wait
   // histogram, outcomes per caller): OnAdmitted(budget, caller, wait from Acquire() to the
   // permit) for each admission, OnRejected(budget, caller, cause) for each error answer, with
@@ -61,6 +72,10 @@ struct FairLimiterOptions {
   // runs (a refusal inside Acquire() is reported there, its `done` posted). Null: none. Not
   // owned; must outlive the limiter.
   BudgetObserver* observer = nullptr;
+
+  // Where a capped upstream pause is logged (warning). Null: not logged (still counted). Not
+  // owned; must outlive the limiter.
+  Logger* logger = nullptr;
 
   // The policy of `caller`.
   const CallerPolicy& PolicyFor(absl::string_view caller) const;
@@ -82,10 +97,9 @@ inline FairLimiterOptions DefaultBudgetLimiterOptions() {
   return options;
 }
 
-// The most timer slack a budget takes from its spacing margin: above the stalls a loaded 2-core
-// host gives a timer thread (usually well under 1 ms, now and then several), far below the
-// margin's default, which keeps 90 ms for the network.
-inline constexpr absl::Duration kMaxTimerTolerance = absl::Milliseconds(10);
+// The timer slack of a budget's pace: above the stalls a loaded 2-core host gives a timer thread
+// (usually well under 1 ms, now and then several), far below any pace worth pacing.
+inline constexpr absl::Duration kPacingSlack = absl::Milliseconds(10);
 
 // One budget: its rate and how many calls may wait for it.
 struct BudgetOptions {

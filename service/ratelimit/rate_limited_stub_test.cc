@@ -157,7 +157,7 @@ TEST_F(RateLimitedStubTest, RoutesEachMethodToItsBudget) {
     route.expect();
     std::optional<CallStatus> answer;
     route.call(&answer);
-    EXPECT_FALSE(answer.has_value());  // Never inside the call.
+    EXPECT_TRUE(answer.has_value());  // Nobody waits: admitted and answered inside the call.
     scheduler_.RunDue();
     ASSERT_TRUE(answer.has_value());
     EXPECT_TRUE(answer->ok()) << *answer;
@@ -172,11 +172,8 @@ TEST_F(RateLimitedStubTest, RoutesEachMethodToItsBudget) {
 }
 
 TEST_F(RateLimitedStubTest, ForwardsAnIntactCopyOfTheRequestWithTheCallOptions) {
-  // A first call takes the permit, so the second waits after its caller's request is gone.
-  EXPECT_CALL(*mock_, TrackEvent(_, _, _)).WillOnce(AnswerOk());
-  std::optional<CallStatus> first;
-  stub_->TrackEvent(CallOptions(), {}, Record<v1::TrackEventResponse>(&first));
-  scheduler_.RunDue();
+  // A pause makes the call wait until after its caller's request is gone.
+  budgets_.track->OnUpstreamRateLimited(absl::Milliseconds(500), absl::InfiniteFuture());
 
   v1::TrackEventRequest expected;
   expected.set_user_id("u-1");
@@ -315,93 +312,6 @@ TEST(ClassifyUpstreamStatusTest, TellsUpstream429sFromEverythingElse) {
   EXPECT_EQ(Classify(absl::ResourceExhaustedError("bare")).kind, Kind::kNone);
   EXPECT_EQ(Classify(MapHttpResult(FakeHttpClient::Response(503), "x", now)).kind, Kind::kNone);
   EXPECT_EQ(Classify(MapHttpResult(FakeHttpClient::Response(400), "x", now)).kind, Kind::kNone);
-}
-
-TEST(BudgetsTest, DefaultsAreUserpilotsDocumentedLimits) {
-  const RateLimitOptions options;
-  EXPECT_EQ(options.identify.rate.name, "identify");
-  EXPECT_EQ(options.identify.rate.limit, 600);
-  EXPECT_EQ(options.identify.rate.window, absl::Minutes(1));
-  EXPECT_EQ(options.track.rate.limit, 600);
-  EXPECT_EQ(options.track.rate.window, absl::Minutes(1));
-  EXPECT_EQ(options.deletes.rate.limit, 1);
-  EXPECT_EQ(options.deletes.rate.window, absl::Seconds(2));
-  EXPECT_EQ(options.job_reads.rate.limit, 120);
-  EXPECT_EQ(options.bulk.rate.limit, 6);
-  EXPECT_EQ(options.imports.rate.limit, 6);
-  EXPECT_TRUE(options.Validate().ok());
-}
-
-TEST(BudgetsTest, FactoryGetsEachSpecWithTheSpacingMargin) {
-  FakeScheduler scheduler;
-  std::vector<RateSpec> specs;
-  auto budgets = MakeBudgets(RateLimitOptions(), scheduler, [&](const RateSpec& spec) {
-    specs.push_back(spec);
-    return std::make_unique<LocalTokenSource>(spec);
-  });
-  ASSERT_TRUE(budgets.ok()) << budgets.status();
-  ASSERT_EQ(specs.size(), 6u);
-  EXPECT_EQ(specs[0].name, "identify");
-  EXPECT_EQ(specs[0].window, absl::Minutes(1) + absl::Milliseconds(100));
-  EXPECT_EQ(specs[0].tolerance, kMaxTimerTolerance);  // Part of the margin is timer slack.
-  EXPECT_EQ(specs[2].name, "delete");
-  EXPECT_EQ(specs[2].window, absl::Milliseconds(2100));
-  EXPECT_EQ(budgets->identify->name(), "identify");
-  EXPECT_EQ(budgets->deletes->Stats().configured_limit, 1);
-  EXPECT_EQ(budgets->bulk->name(), "bulk");
-  EXPECT_EQ(budgets->imports->name(), "imports");
-}
-
-TEST(BudgetsTest, TimerSlackIsHalfASmallMarginAndNoneWithoutOne) {
-  FakeScheduler scheduler;
-  for (const auto& [margin, slack] : std::vector<std::pair<absl::Duration, absl::Duration>>{
-           {absl::Milliseconds(4), absl::Milliseconds(2)},
-           {absl::Milliseconds(40), kMaxTimerTolerance},
-           {absl::ZeroDuration(), absl::ZeroDuration()}}) {
-    RateLimitOptions options;
-    options.spacing_margin = margin;
-    std::vector<RateSpec> specs;
-    ASSERT_TRUE(MakeBudgets(options, scheduler, [&](const RateSpec& spec) {
-                  specs.push_back(spec);
-                  return std::make_unique<LocalTokenSource>(spec);
-                }).ok());
-    EXPECT_EQ(specs[0].tolerance, slack) << margin;
-  }
-}
-
-TEST(BudgetsTest, InvalidOptionsAndNullSourcesAreStartupErrors) {
-  FakeScheduler scheduler;
-  RateLimitOptions options;
-  options.track.rate.limit = 0;
-  EXPECT_TRUE(absl::IsInvalidArgument(MakeBudgets(options, scheduler).status()));
-  options = RateLimitOptions();
-  options.bulk.max_queue = 0;
-  EXPECT_TRUE(absl::IsInvalidArgument(options.Validate()));
-  options = RateLimitOptions();
-  options.limiter.decrease_factor = 0;
-  EXPECT_TRUE(absl::IsInvalidArgument(options.Validate()));
-  options = RateLimitOptions();
-  options.spacing_margin = -absl::Seconds(1);
-  EXPECT_TRUE(absl::IsInvalidArgument(options.Validate()));
-  EXPECT_TRUE(absl::IsInternal(MakeBudgets(RateLimitOptions(), scheduler, [](const RateSpec&) {
-                                 return std::unique_ptr<TokenSource>();
-                               }).status()));
-}
-
-TEST(BudgetsTest, ShutdownAnswersEveryBudgetsWaitingCalls) {
-  FakeScheduler scheduler;
-  auto budgets = MakeBudgets(TestOptions(), scheduler);
-  ASSERT_TRUE(budgets.ok());
-  int unavailable = 0;
-  for (const auto& budget : budgets->All()) {
-    for (int i = 0; i < 2; ++i) {
-      budget->Acquire("a", absl::InfiniteFuture(), [&](CallStatus status) {
-        if (absl::IsUnavailable(status.status())) ++unavailable;
-      });
-    }
-  }
-  budgets->Shutdown();
-  EXPECT_EQ(unavailable, 12);
 }
 
 }  // namespace

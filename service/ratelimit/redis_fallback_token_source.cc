@@ -32,8 +32,14 @@ RedisFallbackCounters::Snapshot RedisFallbackCounters::Read() const {
 }
 
 RateSpec FallbackTokenSource::LocalShare(const RateSpec& spec, int replicas) {
+  const int64_t n = std::max(1, replicas);
   RateSpec share = spec;
-  share.window = spec.window * std::max(1, replicas);
+  if (spec.limit >= n) {
+    share.limit = spec.limit / n;
+  } else {
+    share.limit = 1;
+    share.window = spec.window * ((n + spec.limit - 1) / spec.limit);
+  }
   return share;
 }
 
@@ -53,31 +59,53 @@ FallbackTokenSource::FallbackTokenSource(std::unique_ptr<RedisTokenSource> redis
   }
 }
 
-void FallbackTokenSource::Take(absl::Time now, Done done) {
-  if (mode_ == RedisFallbackMode::kLocal && !redis_->available()) {
+bool FallbackTokenSource::LocalDecides() const {
+  return mode_ == RedisFallbackMode::kLocal && !redis_->available();
+}
+
+void FallbackTokenSource::Take(absl::Time now, TakeKind kind, int64_t want, Done done) {
+  if (LocalDecides()) {
     counters_->local_decisions.fetch_add(1, std::memory_order_relaxed);
-    local_->Take(now, std::move(done));
+    local_->Take(now, kind, want, std::move(done));
     return;
   }
   const absl::Time asked = clock_();
-  redis_->Take(
-      now, [done = std::move(done), now, asked, mode = mode_, local = local_, clock = clock_,
-            counters = counters_](absl::StatusOr<TakeResult> result) mutable {
-        if (result.ok()) {
-          counters->redis_decisions.fetch_add(1, std::memory_order_relaxed);
-          std::move(done)(std::move(result));
-          return;
-        }
-        counters->redis_errors.fetch_add(1, std::memory_order_relaxed);
-        if (mode == RedisFallbackMode::kRefuse) {
-          counters->refused.fetch_add(1, std::memory_order_relaxed);
-          std::move(done)(std::move(result));
-          return;
-        }
-        counters->local_decisions.fetch_add(1, std::memory_order_relaxed);
-        // Decide at the time the error arrived, on the caller's clock.
-        local->Take(now + std::max(absl::ZeroDuration(), clock() - asked), std::move(done));
-      });
+  redis_->Take(now, kind, want,
+               [done = std::move(done), now, kind, want, asked, mode = mode_, local = local_,
+                clock = clock_, counters = counters_](absl::StatusOr<TakeResult> result) mutable {
+                 if (result.ok()) {
+                   counters->redis_decisions.fetch_add(1, std::memory_order_relaxed);
+                   std::move(done)(std::move(result));
+                   return;
+                 }
+                 counters->redis_errors.fetch_add(1, std::memory_order_relaxed);
+                 if (mode == RedisFallbackMode::kRefuse) {
+                   counters->refused.fetch_add(1, std::memory_order_relaxed);
+                   std::move(done)(std::move(result));
+                   return;
+                 }
+                 counters->local_decisions.fetch_add(1, std::memory_order_relaxed);
+                 // Decide at the time the error arrived, on the caller's clock.
+                 local->Take(now + std::max(absl::ZeroDuration(), clock() - asked), kind, want,
+                             std::move(done));
+               });
+}
+
+std::optional<TakeResult> FallbackTokenSource::TryTakeNow(absl::Time now, TakeKind kind) {
+  if (!LocalDecides()) return std::nullopt;
+  std::optional<TakeResult> result = local_->TryTakeNow(now, kind);
+  if (result.has_value()) counters_->local_decisions.fetch_add(1, std::memory_order_relaxed);
+  return result;
+}
+
+bool FallbackTokenSource::Plan(absl::Time now, int64_t count, absl::Time start,
+                               absl::Duration min_spacing, std::vector<absl::Time>* times) const {
+  return LocalDecides() && local_->Plan(now, count, start, min_spacing, times);
+}
+
+std::optional<int64_t> FallbackTokenSource::Available(absl::Time now) const {
+  if (!LocalDecides()) return std::nullopt;
+  return local_->Available(now);
 }
 
 void FallbackTokenSource::PauseUntil(absl::Time until) {

@@ -10,15 +10,21 @@
 // server answering again). In `refuse` mode the Redis error reaches the caller (UNAVAILABLE),
 // so FairLimiter refuses the call.
 //
-// What 1/N guarantees: with all N replicas cut off from Redis, together they stay within the
-// limit (each spaces its grants N intervals apart; any window holds at most ceil(limit / N) per
-// replica, so exactly `limit` when N divides it). Not covered: the switch itself (grants made
+// The local share is floor(limit / N) requests per window (at least 1): with all N replicas cut
+// off from Redis, each holds at most its share in any window, so together they stay within the
+// limit (a burst of each replica's share fits too). With fewer permits than replicas (delete:
+// 1 per 2 s), each replica gets 1 per ceil(N / limit) windows: the long-run rate stays within
+// the limit, but one window can then hold up to N. Not covered: the switch itself (grants made
 // through Redis in the last window are unknown to the local source, and vice versa, so the
 // window around a switch can hold up to about twice the limit), and a split where some replicas
 // still reach Redis while others do not. `refuse` avoids both at the cost of availability.
 //
 // PauseUntil() pauses both sources, so a 429 pauses this replica whichever one decides.
 // spec() is the configured (full) spec in both modes.
+//
+// While Redis is not healthy in `local` mode, TryTakeNow() and Plan() answer from the local
+// share (so FairLimiter admits without a hop and estimates exactly, as for one replica);
+// otherwise they defer to Take(), which asks Redis.
 //
 // Thread-safety: thread-safe. `done` runs on the Redis event thread, or inline for a local
 // decision made without asking Redis (as LocalTokenSource does). Outstanding Take()s complete
@@ -29,6 +35,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -66,8 +74,8 @@ struct RedisFallbackCounters {
 
 class FallbackTokenSource final : public TokenSource {
  public:
-  // This replica's share of `spec` among `replicas` (>= 1): the same limit over a window N
-  // times as long, i.e. spacing N * window / limit.
+  // This replica's share of `spec` among `replicas` (>= 1): floor(limit / N) per window, or
+  // 1 per ceil(N / limit) windows when limit < N (see the file comment).
   static RateSpec LocalShare(const RateSpec& spec, int replicas);
 
   // `local` must be non-null in kLocal mode (built from LocalShare(redis->spec(), N)); it is
@@ -77,15 +85,22 @@ class FallbackTokenSource final : public TokenSource {
                       RedisFallbackMode mode, RedisClockFn clock,
                       std::shared_ptr<RedisFallbackCounters> counters = nullptr);
 
-  void Take(absl::Time now, Done done) override;
+  void Take(absl::Time now, TakeKind kind, int64_t want, Done done) override;
+  std::optional<TakeResult> TryTakeNow(absl::Time now, TakeKind kind) override;
+  bool Plan(absl::Time now, int64_t count, absl::Time start, absl::Duration min_spacing,
+            std::vector<absl::Time>* times) const override;
   void PauseUntil(absl::Time until) override;
   RateSpec spec() const override { return redis_->spec(); }
+  std::optional<int64_t> Available(absl::Time now) const override;
 
   RedisFallbackMode mode() const { return mode_; }
   const RedisFallbackCounters& counters() const { return *counters_; }
   RedisTokenSource& redis() { return *redis_; }
 
  private:
+  // Redis is down and the local share decides (local mode).
+  bool LocalDecides() const;
+
   const std::unique_ptr<RedisTokenSource> redis_;
   const std::shared_ptr<TokenSource> local_;  // Shared with pending Redis callbacks.
   const RedisFallbackMode mode_;

@@ -2,11 +2,10 @@
 // loopback port, so Redis is never available. With a server: redis_token_source_test.cc.
 #include "service/ratelimit/redis_fallback_token_source.h"
 
-#include <pthread.h>
-#include <signal.h>
-
 #include <future>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -31,7 +30,8 @@ struct ManualClock {
 absl::StatusOr<TakeResult> TakeAndWait(TokenSource& source, absl::Time now) {
   auto promise = std::make_shared<std::promise<absl::StatusOr<TakeResult>>>();
   std::future<absl::StatusOr<TakeResult>> future = promise->get_future();
-  source.Take(now, [promise](absl::StatusOr<TakeResult> r) { promise->set_value(std::move(r)); });
+  source.Take(now, TakeKind::kImmediate, 1,
+              [promise](absl::StatusOr<TakeResult> r) { promise->set_value(std::move(r)); });
   if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
     return absl::DeadlineExceededError("Take() did not complete");
   }
@@ -48,13 +48,18 @@ TEST(RedisFallbackModeTest, ParsesFlagValues) {
   EXPECT_EQ(RedisFallbackModeName(RedisFallbackMode::kRefuse), "refuse");
 }
 
-TEST(FallbackTokenSourceTest, LocalShareSpacesGrantsNIntervalsApart) {
+TEST(FallbackTokenSourceTest, LocalShareIsAnNthOfTheLimitPerWindow) {
   RateSpec spec{"identify", 600, absl::Minutes(1)};
   RateSpec share = FallbackTokenSource::LocalShare(spec, 3);
   EXPECT_EQ(share.name, "identify");
-  EXPECT_EQ(share.limit, 600);
-  EXPECT_EQ(share.interval(), absl::Milliseconds(300));
-  EXPECT_EQ(FallbackTokenSource::LocalShare(spec, 1).interval(), absl::Milliseconds(100));
+  EXPECT_EQ(share.limit, 200);
+  EXPECT_EQ(share.window, absl::Minutes(1));
+  EXPECT_EQ(FallbackTokenSource::LocalShare(spec, 1).limit, 600);
+  EXPECT_EQ(FallbackTokenSource::LocalShare({"x", 10, absl::Seconds(1)}, 4).limit, 2);  // 8 of 10.
+  // Fewer permits than replicas: one per ceil(N / limit) windows each.
+  RateSpec scarce = FallbackTokenSource::LocalShare({"delete", 1, absl::Seconds(2)}, 3);
+  EXPECT_EQ(scarce.limit, 1);
+  EXPECT_EQ(scarce.window, absl::Seconds(6));
 }
 
 TEST(MakeRedisBudgetSourcesTest, RejectsBadOptionsNamingTheFlag) {
@@ -104,28 +109,39 @@ TEST(FallbackTokenSourceTest, UnreachableRedisDecidesLocallyAtOneNth) {
   std::unique_ptr<TokenSource> source = sources->factory({"identify", 6, absl::Seconds(1)});
   EXPECT_EQ(source->spec().limit, 6);  // The configured spec, not the share.
 
+  // The share: 2 per second, a burst of 2 at once, then when the first leaves the window.
   const absl::Time t0 = *clock.now;
   absl::StatusOr<TakeResult> r = TakeAndWait(*source, t0);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_TRUE(r->granted);
-  r = TakeAndWait(*source, t0 + absl::Milliseconds(499));
+  EXPECT_EQ(r->granted, 1);
+  r = TakeAndWait(*source, t0 + absl::Milliseconds(1));
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_FALSE(r->granted);
-  EXPECT_EQ(r->retry_at, t0 + absl::Milliseconds(500));  // 1 s / 6 * 3 replicas.
-  r = TakeAndWait(*source, t0 + absl::Milliseconds(500));
+  EXPECT_EQ(r->granted, 1);
+  r = TakeAndWait(*source, t0 + absl::Milliseconds(2));
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_TRUE(r->granted);
+  EXPECT_EQ(r->granted, 0);
+  EXPECT_EQ(r->retry_at, t0 + absl::Seconds(1));
+  // Decided on the caller's thread too, and planned exactly, while Redis is out of reach.
+  std::optional<TakeResult> now = source->TryTakeNow(t0 + absl::Seconds(1), TakeKind::kImmediate);
+  ASSERT_TRUE(now.has_value());
+  EXPECT_EQ(now->granted, 1);
+  std::vector<absl::Time> plan;
+  EXPECT_TRUE(
+      source->Plan(t0 + absl::Seconds(1), 1, t0 + absl::Seconds(1), absl::ZeroDuration(), &plan));
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan.front(), t0 + absl::Seconds(1) + absl::Milliseconds(1));
+  EXPECT_EQ(source->Available(t0 + absl::Seconds(1)), 0);
 
   // A 429 pauses the local share too.
   source->PauseUntil(t0 + absl::Seconds(5));
   r = TakeAndWait(*source, t0 + absl::Seconds(2));
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_FALSE(r->granted);
+  EXPECT_EQ(r->granted, 0);
   EXPECT_EQ(r->retry_at, t0 + absl::Seconds(5));
 
   RedisRateLimitStats stats = sources->Stats();
   EXPECT_FALSE(stats.redis_up);
-  EXPECT_EQ(stats.decisions.local_decisions, 4u);
+  EXPECT_EQ(stats.decisions.local_decisions, 5u);
   EXPECT_EQ(stats.decisions.redis_decisions, 0u);
 }
 
@@ -146,40 +162,6 @@ TEST(FallbackTokenSourceTest, RefuseModePassesUnavailableOn) {
   EXPECT_EQ(stats.decisions.refused, 1u);
   EXPECT_EQ(stats.decisions.local_decisions, 0u);
   EXPECT_GE(stats.client.rejected_not_connected, 1u);
-}
-
-TEST(RedisClientTest, EventThreadBlocksSigpipe) {
-  // hiredis writes with write(2): without this a server reset could kill the gateway.
-  RedisClientOptions options;
-  options.endpoint = *ParseRedisUrl(kClosedUrl);
-  absl::StatusOr<std::unique_ptr<RedisClient>> client = RedisClient::Create(options);
-  ASSERT_TRUE(client.ok()) << client.status();
-  std::promise<bool> blocked;
-  (*client)->Post([&blocked] {
-    sigset_t mask;
-    pthread_sigmask(SIG_BLOCK, nullptr, &mask);
-    blocked.set_value(sigismember(&mask, SIGPIPE) == 1);
-  });
-  EXPECT_TRUE(blocked.get_future().get());
-}
-
-TEST(RedisClientTest, RejectsBadOptionsNamingTheField) {
-  RedisClientOptions options;
-  options.endpoint = *ParseRedisUrl(kClosedUrl);
-  options.stall_timeout = absl::Milliseconds(10);
-  absl::StatusOr<std::unique_ptr<RedisClient>> client = RedisClient::Create(options);
-  ASSERT_FALSE(client.ok());
-  EXPECT_THAT(client.status().message(), HasSubstr("stall_timeout"));
-  options.stall_timeout = absl::Seconds(1);
-  options.max_in_flight = 0;
-  client = RedisClient::Create(options);
-  ASSERT_FALSE(client.ok());
-  EXPECT_THAT(client.status().message(), HasSubstr("max_in_flight"));
-  options.max_in_flight = 1;
-  options.reconnect_initial_backoff = absl::Seconds(10);
-  client = RedisClient::Create(options);
-  ASSERT_FALSE(client.ok());
-  EXPECT_THAT(client.status().message(), HasSubstr("backoff"));
 }
 
 }  // namespace

@@ -12,10 +12,8 @@
 namespace userpilot::gateway {
 namespace {
 
-// Keys live this long past the moment they stop mattering (tat or pause-until reached).
+// Keys live this long past the moment they stop mattering.
 constexpr int64_t kTtlMarginMs = 1000;
-// A pause longer than this is stored as this long (a Retry-After of days is a bug upstream).
-constexpr absl::Duration kMaxPause = absl::Hours(24);
 
 // Both scripts: microsecond integers on the Redis clock. Numbers written to keys go through
 // string.format('%.0f'), because Redis turns a Lua number argument into a string with 14
@@ -23,23 +21,75 @@ constexpr absl::Duration kMaxPause = absl::Hours(24);
 // doubles: exact for integers below 2^53 us (~285 years since 1970).
 // redis.replicate_commands() lets Redis 3.2-4.x write after TIME (effects replication); it is
 // the default, and a no-op, from Redis 5 on.
+// The take script is ExactWindow::Take (exact_window.cc) for up to `want` permits: keep the two
+// in step.
 constexpr absl::string_view kTakeScript = R"lua(
--- KEYS[1] tat, KEYS[2] pause; ARGV[1] interval (us), ARGV[2] TTL margin (ms),
--- ARGV[3] tolerance (us).
--- Returns {granted 0|1, wait us, server time us, paused 0|1}.
+-- KEYS[1] log, KEYS[2] pace, KEYS[3] pause.
+-- ARGV[1] limit, ARGV[2] window (us), ARGV[3] interval (us), ARGV[4] slack (us),
+-- ARGV[5] paced (0|1), ARGV[6] want, ARGV[7] TTL margin (ms).
+-- Returns {granted, wait (us) until one more could go, server time (us), paused 0|1}.
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local pause = tonumber(redis.call('GET', KEYS[2]) or 0) or 0
+local pause = tonumber(redis.call('GET', KEYS[3]) or 0) or 0
 if pause > now then return {0, pause - now, now, 1} end
-local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
-local tolerance = tonumber(ARGV[3] or 0) or 0
-if tat - tolerance > now then return {0, tat - tolerance - now, now, 0} end
-local interval = tonumber(ARGV[1])
-local next_tat = math.max(tat, now) + interval
-redis.call('SET', KEYS[1], string.format('%.0f', next_tat),
-           'PX', math.ceil((next_tat - now) / 1000) + tonumber(ARGV[2]))
-return {1, 0, now, 0}
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local interval = tonumber(ARGV[3])
+local slack = tonumber(ARGV[4])
+local paced = ARGV[5] == '1'
+local want = tonumber(ARGV[6])
+local margin = tonumber(ARGV[7])
+-- Decide at the time the grant is recorded: recorded times never go backwards.
+local at = math.max(now, tonumber(redis.call('LINDEX', KEYS[1], -1) or 0) or 0)
+-- The window: forget sends that left it, and any beyond `limit` (a limit lowered since).
+while true do
+  local oldest = redis.call('LINDEX', KEYS[1], 0)
+  if not oldest or tonumber(oldest) > at - window then break end
+  redis.call('LPOP', KEYS[1])
+end
+local count = redis.call('LLEN', KEYS[1])
+if count > limit then
+  redis.call('LTRIM', KEYS[1], count - limit, -1)
+  count = limit
+end
+local pace = redis.call('HMGET', KEYS[2], 'next', 'credit', 'ask')
+local next_slot = tonumber(pace[1] or '') or 0
+local credit = tonumber(pace[2] or '') or 0
+local ask = tonumber(pace[3] or '')
+if not paced then
+  -- Credit: whole intervals in which nobody asked, at most limit - 1.
+  if ask == nil or at - ask >= interval * (limit - 1) then
+    credit = limit - 1
+  else
+    credit = math.max(0, math.floor((at - ask) / interval))
+  end
+end
+ask = math.max(ask or 0, at)
+local granted = 0
+local blocked = 0
+while true do
+  blocked = 0
+  if count >= limit then blocked = tonumber(redis.call('LINDEX', KEYS[1], 0)) + window end
+  local from_credit = false
+  if paced and at < next_slot - slack then
+    if credit > 0 then from_credit = true else blocked = math.max(blocked, next_slot - slack) end
+  end
+  if blocked > at or granted >= want then break end
+  redis.call('RPUSH', KEYS[1], string.format('%.0f', at))
+  count = count + 1
+  granted = granted + 1
+  if paced then
+    if from_credit then credit = credit - 1 else next_slot = math.max(next_slot, at) + interval end
+  end
+end
+if granted > 0 then redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + margin) end
+redis.call('HSET', KEYS[2], 'next', string.format('%.0f', next_slot), 'credit',
+           string.format('%.0f', credit), 'ask', string.format('%.0f', ask))
+redis.call('PEXPIRE', KEYS[2], math.ceil(math.max(window, next_slot - now) / 1000) + margin)
+local wait = 0
+if blocked > now then wait = blocked - now end
+return {granted, wait, now, 0}
 )lua";
 
 constexpr absl::string_view kPauseScript = R"lua(
@@ -63,15 +113,18 @@ bool IsKeySafe(absl::string_view s) {
   return true;
 }
 
+// The window in whole microseconds, rounded up.
+int64_t WindowMicros(const RateSpec& spec) {
+  return absl::ToInt64Microseconds(absl::Ceil(spec.window, absl::Microseconds(1)));
+}
+
 // ceil(window / limit) in whole microseconds (0 when the spec is unusable).
 int64_t IntervalMicros(const RateSpec& spec) {
   if (spec.limit <= 0 || spec.window <= absl::ZeroDuration() ||
       spec.window == absl::InfiniteDuration()) {
     return 0;
   }
-  const int64_t window_us =
-      absl::ToInt64Microseconds(absl::Ceil(spec.window, absl::Microseconds(1)));
-  return (window_us + spec.limit - 1) / spec.limit;
+  return (WindowMicros(spec) + spec.limit - 1) / spec.limit;
 }
 
 const RateSpec& Checked(const RateSpec& spec, const RedisTokenSourceOptions& options) {
@@ -139,7 +192,8 @@ RedisTokenSource::RedisTokenSource(std::shared_ptr<RedisClient> client, RateSpec
     : client_(std::move(client)),
       spec_(Checked(spec, options)),
       interval_(absl::Microseconds(IntervalMicros(spec_))),
-      tat_key_(absl::StrCat(options.key_prefix, ":{", spec_.name, "}:tat")),
+      log_key_(absl::StrCat(options.key_prefix, ":{", spec_.name, "}:log")),
+      pace_key_(absl::StrCat(options.key_prefix, ":{", spec_.name, "}:pace")),
       pause_key_(absl::StrCat(options.key_prefix, ":{", spec_.name, "}:pause")),
       take_script_(client_->RegisterScript(std::string(kTakeScript))),
       pause_script_(client_->RegisterScript(std::string(kPauseScript))),
@@ -147,10 +201,13 @@ RedisTokenSource::RedisTokenSource(std::shared_ptr<RedisClient> client, RateSpec
 
 RedisTokenSource::~RedisTokenSource() = default;
 
-void RedisTokenSource::Decide(DecisionDone done) {
-  client_->Eval(take_script_, {tat_key_, pause_key_},
-                {std::to_string(absl::ToInt64Microseconds(interval_)), std::to_string(kTtlMarginMs),
-                 std::to_string(absl::ToInt64Microseconds(spec_.tolerance))},
+void RedisTokenSource::Decide(TakeKind kind, int64_t want, DecisionDone done) {
+  client_->Eval(take_script_, {log_key_, pace_key_, pause_key_},
+                {std::to_string(spec_.limit), std::to_string(WindowMicros(spec_)),
+                 std::to_string(absl::ToInt64Microseconds(interval_)),
+                 std::to_string(absl::ToInt64Microseconds(spec_.tolerance)),
+                 kind == TakeKind::kPaced ? "1" : "0", std::to_string(std::max<int64_t>(1, want)),
+                 std::to_string(kTtlMarginMs)},
                 [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
                   if (!reply.ok()) {
                     std::move(done)(std::move(reply).status());
@@ -161,7 +218,7 @@ void RedisTokenSource::Decide(DecisionDone done) {
                     return;
                   }
                   RedisDecision d;
-                  d.granted = reply->elements[0].integer == 1;
+                  d.granted = reply->elements[0].integer;
                   d.wait = absl::Microseconds(reply->elements[1].integer);
                   d.server_time = absl::FromUnixMicros(reply->elements[2].integer);
                   d.paused = reply->elements[3].integer == 1;
@@ -169,7 +226,7 @@ void RedisTokenSource::Decide(DecisionDone done) {
                 });
 }
 
-void RedisTokenSource::Take(absl::Time now, Done done) {
+void RedisTokenSource::Take(absl::Time now, TakeKind kind, int64_t want, Done done) {
   absl::Time paused_until = absl::InfinitePast();
   bool resend = false;
   {
@@ -193,21 +250,22 @@ void RedisTokenSource::Take(absl::Time now, Done done) {
     return;
   }
   const absl::Time asked = shared_->clock();
-  Decide([done = std::move(done), now, asked,
+  Decide(kind, want,
+         [done = std::move(done), now, asked,
           shared = shared_](absl::StatusOr<RedisDecision> d) mutable {
-    if (!d.ok()) {
-      std::move(done)(std::move(d).status());
-      return;
-    }
-    TakeResult result;
-    result.granted = d->granted;
-    if (!d->granted) {
-      // Redis measured the wait from when it ran the script; count the reply's trip too.
-      const absl::Duration elapsed = std::max(absl::ZeroDuration(), shared->clock() - asked);
-      result.retry_at = now + elapsed + d->wait;
-    }
-    std::move(done)(result);
-  });
+           if (!d.ok()) {
+             std::move(done)(std::move(d).status());
+             return;
+           }
+           TakeResult result;
+           result.granted = d->granted;
+           if (d->wait > absl::ZeroDuration()) {
+             // Redis measured the wait from when it ran the script; count the reply's trip too.
+             const absl::Duration elapsed = std::max(absl::ZeroDuration(), shared->clock() - asked);
+             result.retry_at = now + elapsed + d->wait;
+           }
+           std::move(done)(result);
+         });
 }
 
 void RedisTokenSource::PauseUntil(absl::Time until) {
@@ -222,7 +280,7 @@ void RedisTokenSource::PauseUntil(absl::Time until) {
 }
 
 void RedisTokenSource::SendPause(absl::Time until) {
-  const absl::Duration length = std::min(until - shared_->clock(), kMaxPause);
+  const absl::Duration length = until - shared_->clock();
   if (length <= absl::ZeroDuration()) {
     std::lock_guard<std::mutex> lock(shared_->mu);
     shared_->pause_sending = false;

@@ -1,29 +1,34 @@
 // RedisTokenSource: a budget's permits shared by every gateway replica that uses the same
-// Userpilot API key, decided atomically inside Redis.
+// Userpilot API key, decided atomically inside Redis by the same rule as one replica's
+// (ExactWindow, exact_window.h), so N replicas together behave like one.
 //
 // Each Take() runs one Lua script (EVALSHA; EVAL after a NOSCRIPT) on the budget's keys
-//   <prefix>:{<budget>}:tat     the GCRA theoretical arrival time, microseconds, Redis clock
-//   <prefix>:{<budget>}:pause   the shared pause-until (after a 429), microseconds, Redis clock
-// (one hash tag, so both keys sit in one Redis Cluster slot). The script reads the server's
+//   <prefix>:{<budget>}:log     a list of the send times of the last window, oldest first
+//                               (microseconds, Redis clock; at most `limit` entries)
+//   <prefix>:{<budget>}:pace    a hash: next (the pace slot), credit, ask (the last ask)
+//   <prefix>:{<budget>}:pause   the shared pause-until (after a 429), microseconds
+// (one hash tag, so all keys sit in one Redis Cluster slot). The script reads the server's
 // clock with TIME, never a replica's, so replicas with skewed clocks agree:
-//   now = TIME
-//   if pause > now:              refuse, wait = pause - now
-//   if tat - tolerance > now:    refuse, wait = tat - tolerance - now
-//   else:                        grant, tat = max(tat, now) + interval  (SET ... PX until tat
-//                                + 1 s: keys expire once they no longer constrain anything)
-// with interval = ceil(window / limit) in whole microseconds, no burst, and `spec.tolerance`
-// (token_source.h: timer slack, so that a replica waking a little late to its turn does not
-// waste that time). Grants are thus at least `interval` apart on the Redis clock on average and
-// never more than `tolerance` early, so any window of length `window - tolerance` holds at most
-// `limit` of them, across all replicas (gcra.h has the proof); MakeBudgets gives the source a
-// window with that slack. What a replica adds afterwards - its
-// network path to Userpilot - is outside any token source; keep a margin in the limit if that
-// jitter matters.
+//   now = TIME; if pause > now: refuse
+//   drop the log's entries at or before now - window (LPOP; O(1) amortised)
+//   kind immediate: credit = min(limit - 1, whole intervals since `ask`); ask = now
+//   up to `want` times: refuse if the log holds `limit` (wait until its oldest + window), or
+//     if paced, without credit, before next - slack (wait until then); else RPUSH now, and if
+//     paced spend a credit or move next to max(next, now) + interval
+// and answers {granted, wait until one more could go, server time, paused}. The list is O(1)
+// per grant (LINDEX at both ends, RPUSH, LPOP); keys expire once they no longer constrain
+// anything (the log a window after its last send, the pace hash a window after its last ask).
+// interval = ceil(window / limit) in whole microseconds, slack = `spec.tolerance`.
+//
+// One Take() may ask for up to `want` permits: a burst waiting for a round trip is admitted by
+// one script run. FairLimiter admits a Redis-shared budget's calls asynchronously (TryTakeNow()
+// and Plan() are not available: the shared state is in Redis).
 //
 // PauseUntil() stores the pause in Redis (a second script keeps the later of the stored and the
 // new pause), so a 429 seen by one replica pauses them all; it also pauses this source locally,
 // and a pause that could not be stored (Redis down) is re-sent by the next Take() made while
-// it is still in force and Redis is healthy.
+// it is still in force and Redis is healthy. FairLimiter caps pauses (max_upstream_pause)
+// before they reach the source.
 //
 // Errors: when Redis cannot decide (not connected, command deadline, too many commands in
 // flight, a Redis error reply such as LOADING or OOM) Take() completes with UNAVAILABLE; the
@@ -48,8 +53,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "service/ratelimit/redis_client.h"
 #include "service/ratelimit/token_source.h"
+#include "service/redis/redis_client.h"
 
 namespace userpilot::gateway {
 
@@ -66,9 +71,9 @@ struct RedisTokenSourceOptions {
 
 // One decision as Redis made it (for tests and diagnostics; Take() is built on it).
 struct RedisDecision {
-  bool granted = false;
+  int64_t granted = 0;
   bool paused = false;                            // Refused because of the shared pause.
-  absl::Duration wait = absl::ZeroDuration();     // When refused: until a Take can succeed.
+  absl::Duration wait = absl::ZeroDuration();     // Until one more permit could be taken.
   absl::Time server_time = absl::InfinitePast();  // Redis TIME when the script ran.
 };
 
@@ -85,21 +90,22 @@ class RedisTokenSource final : public TokenSource {
                    RedisTokenSourceOptions options = {});
   ~RedisTokenSource() override;
 
-  void Take(absl::Time now, Done done) override;
+  void Take(absl::Time now, TakeKind kind, int64_t want, Done done) override;
   void PauseUntil(absl::Time until) override;
   RateSpec spec() const override { return spec_; }
 
-  // Runs the script and reports Redis's view; no local pause check. `done` runs on the event
-  // thread.
-  void Decide(DecisionDone done);
+  // Runs the script for up to `want` permits and reports Redis's view; no local pause check.
+  // `done` runs on the event thread.
+  void Decide(TakeKind kind, int64_t want, DecisionDone done);
 
   // The client is connected and answering in time: worth asking (FallbackTokenSource skips
   // Redis while this is false).
   bool available() const { return client_->healthy(); }
 
-  // The spacing enforced in Redis, ceil(window / limit) in whole microseconds.
+  // The pace of waiting calls in Redis, ceil(window / limit) in whole microseconds.
   absl::Duration interval() const { return interval_; }
-  const std::string& tat_key() const { return tat_key_; }
+  const std::string& log_key() const { return log_key_; }
+  const std::string& pace_key() const { return pace_key_; }
   const std::string& pause_key() const { return pause_key_; }
 
   // The Lua sources, for review and tests.
@@ -113,7 +119,8 @@ class RedisTokenSource final : public TokenSource {
   const std::shared_ptr<RedisClient> client_;
   const RateSpec spec_;
   const absl::Duration interval_;
-  const std::string tat_key_;
+  const std::string log_key_;
+  const std::string pace_key_;
   const std::string pause_key_;
   const RedisClient::ScriptId take_script_;
   const RedisClient::ScriptId pause_script_;

@@ -24,10 +24,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "service/ratelimit/redis_client.h"
 #include "service/ratelimit/redis_fallback_token_source.h"
 #include "service/ratelimit/redis_token_source.h"
 #include "service/ratelimit/token_source.h"
+#include "service/redis/redis_client.h"
 
 namespace userpilot::gateway {
 

@@ -12,7 +12,7 @@
 // is ready when it answers PING. It dies with the test: the destructor kills it, and the child
 // asks the kernel for SIGKILL should the test process die first (PR_SET_PDEATHSIG).
 //
-// Link `upgw_redis_testing` (defined in service/ratelimit/redis.cmake). Integration tests that
+// Link `upgw_redis_testing` (defined in service/redis/CMakeLists.txt). Integration tests that
 // need Redis use it the same way; the binary is found on PATH (`redis-server`, Debian package
 // redis-server, installed by scripts/install-deps.sh).
 //

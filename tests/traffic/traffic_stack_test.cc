@@ -81,7 +81,7 @@ class TrafficStackTest : public ::testing::Test {
     RateLimitOptions limits;
     limits.identify.rate = {"identify", 10, absl::Seconds(1)};
     limits.track.rate = {"track", 10, absl::Seconds(1)};
-    limits.spacing_margin = absl::ZeroDuration();  // Exact 100 ms spacing.
+    limits.spacing_margin = absl::ZeroDuration();  // Windows of exactly 1 s; a 100 ms pace.
     auto budgets = MakeBudgets(limits, scheduler_);
     ASSERT_TRUE(budgets.ok()) << budgets.status();
     budgets_ = *std::move(budgets);
@@ -183,9 +183,10 @@ TEST_F(TrafficStackTest, A5xxBurstIsRetriedWithExponentialBackoffAndEveryRetrySp
   Script({Status(503), Status(502), Status(500), Accepted()});
   ASSERT_TRUE(answer.status.has_value());
   EXPECT_TRUE(answer.status->ok()) << *answer.status;
-  // Backoff 50, 100, 200 ms (half of 100, 200, 400); the first retry also waits for the budget's
-  // 100 ms spacing after the first attempt.
-  EXPECT_THAT(sent_at_, ElementsAre(absl::ZeroDuration(), kInterval, 2 * kInterval, 4 * kInterval));
+  // Backoff 50, 100, 200 ms (half of 100, 200, 400); the budget's window has room for all four
+  // attempts, so none waits for it.
+  EXPECT_THAT(sent_at_, ElementsAre(absl::ZeroDuration(), absl::Milliseconds(50),
+                                    absl::Milliseconds(150), absl::Milliseconds(350)));
   const FairLimiterStats budget = budgets_.identify->Stats();
   EXPECT_EQ(budget.admitted_without_wait + budget.admitted_after_wait, 4u);
   EXPECT_EQ(retrying_->stats().attempts, 4);
@@ -303,7 +304,9 @@ TEST_F(TrafficStackTest, ARefusedConnectionIsRetriedEvenForTrack) {
   Script({Refused(), Refused(), Accepted()});
   ASSERT_TRUE(track.status.has_value());
   EXPECT_TRUE(track.status->ok()) << *track.status;
-  EXPECT_THAT(sent_at_, ElementsAre(absl::ZeroDuration(), kInterval, 2 * kInterval));
+  // Backoff only (50, 100 ms): the budget's window has room.
+  EXPECT_THAT(sent_at_,
+              ElementsAre(absl::ZeroDuration(), absl::Milliseconds(50), absl::Milliseconds(150)));
 }
 
 // ----- 429 with and without Retry-After -----

@@ -11,8 +11,8 @@
 // or add AUTH here when needed), query strings and fragments.
 //
 // Thread-safety: a pure function.
-#ifndef USERPILOT_GATEWAY_SERVICE_RATELIMIT_REDIS_URL_H_
-#define USERPILOT_GATEWAY_SERVICE_RATELIMIT_REDIS_URL_H_
+#ifndef USERPILOT_GATEWAY_SERVICE_REDIS_REDIS_URL_H_
+#define USERPILOT_GATEWAY_SERVICE_REDIS_REDIS_URL_H_
 
 #include <string>
 
@@ -36,4 +36,4 @@ absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url);
 
 }  // namespace userpilot::gateway
 
-#endif  // USERPILOT_GATEWAY_SERVICE_RATELIMIT_REDIS_URL_H_
+#endif  // USERPILOT_GATEWAY_SERVICE_REDIS_REDIS_URL_H_

@@ -1,4 +1,4 @@
-#include "service/ratelimit/redis_client.h"
+#include "service/redis/redis_client.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>

@@ -1,4 +1,4 @@
-#include "service/ratelimit/redis_url.h"
+#include "service/redis/redis_url.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"

@@ -29,8 +29,8 @@
 // event thread, one at a time, never inside Command()/Eval() (exception: after Shutdown() they
 // run inline with CANCELLED); they must be short and must not block, call Shutdown() or
 // destroy the client.
-#ifndef USERPILOT_GATEWAY_SERVICE_RATELIMIT_REDIS_CLIENT_H_
-#define USERPILOT_GATEWAY_SERVICE_RATELIMIT_REDIS_CLIENT_H_
+#ifndef USERPILOT_GATEWAY_SERVICE_REDIS_REDIS_CLIENT_H_
+#define USERPILOT_GATEWAY_SERVICE_REDIS_REDIS_CLIENT_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -41,7 +41,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "service/ratelimit/redis_url.h"
+#include "service/redis/redis_url.h"
 
 namespace userpilot::gateway {
 
@@ -141,4 +141,4 @@ class RedisClient {
 
 }  // namespace userpilot::gateway
 
-#endif  // USERPILOT_GATEWAY_SERVICE_RATELIMIT_REDIS_CLIENT_H_
+#endif  // USERPILOT_GATEWAY_SERVICE_REDIS_REDIS_CLIENT_H_
