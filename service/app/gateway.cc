@@ -117,9 +117,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
     g.redis_ = *std::move(redis);
     sources = g.redis_->factory;
   }
-  // The budgets report every admission (with its wait) and refusal to the budget metrics.
-  auto budgets =
-      MakeBudgets(config.traffic.rate_limits, scheduler, std::move(sources), &g.metrics_->budgets);
+  // The budgets report every admission (with its wait) and refusal to the budget metrics, and
+  // log their warnings (a capped upstream pause).
+  auto budgets = MakeBudgets(config.traffic.rate_limits, scheduler, std::move(sources),
+                             &g.metrics_->budgets, environment.logger);
   if (!budgets.ok()) return budgets.status();
   g.budgets_ = *std::move(budgets);
   g.stack_ = MakeUpstreamStack(UpstreamStackOptionsFrom(config), *g.metered_http_, scheduler,

@@ -129,6 +129,9 @@ ABSL_FLAG(absl::Duration, admission_headroom, TrafficInput().admission_headroom,
           "A call waiting for a budget must be admitted at least this long before its deadline; "
           "one that cannot is refused at once or answered DEADLINE_EXCEEDED, never sent as its "
           "caller gives up.");
+ABSL_FLAG(absl::Duration, max_upstream_pause, TrafficInput().max_upstream_pause,
+          "The longest pause an upstream hint (429 Retry-After, X-RateLimit-Reset) may impose on "
+          "a budget; longer hints are cut to it, logged and counted (1s..1h).");
 ABSL_FLAG(std::string, budget_queues, TrafficInput().budget_queues,
           "Most calls waiting per budget, e.g. identify=2000,bulk=8 (defaults: identify=1000, "
           "track=1000, delete=30, job_read=240, bulk=4, imports=4). A full queue answers "
@@ -367,6 +370,7 @@ ConfigInput ConfigInputFromFlags() {
   t.import_rate = absl::GetFlag(FLAGS_import_rate);
   t.ratelimit_spacing_margin = absl::GetFlag(FLAGS_ratelimit_spacing_margin);
   t.admission_headroom = absl::GetFlag(FLAGS_admission_headroom);
+  t.max_upstream_pause = absl::GetFlag(FLAGS_max_upstream_pause);
   t.budget_queues = absl::GetFlag(FLAGS_budget_queues);
   t.caller_weights = absl::GetFlag(FLAGS_caller_weights);
   t.caller_max_queued = absl::GetFlag(FLAGS_caller_max_queued);

@@ -102,6 +102,7 @@ TEST(FlagsTest, ContractFlagNamesAndDefaults) {
       {"import_rate", "6/1m"},
       {"ratelimit_spacing_margin", "100ms"},
       {"admission_headroom", "100ms"},
+      {"max_upstream_pause", "5m"},
       {"budget_queues", ""},
       {"caller_weights", ""},
       {"caller_max_queued", ""},

@@ -85,6 +85,11 @@ TrafficConfig LoadTrafficConfig(const TrafficInput& in, const FlagProblem& probl
   } else {
     rl.limiter.admission_headroom = in.admission_headroom;
   }
+  if (in.max_upstream_pause < absl::Seconds(1) || in.max_upstream_pause > absl::Hours(1)) {
+    problem("max_upstream_pause", "must be from 1s to 1h");
+  } else {
+    rl.limiter.max_upstream_pause = in.max_upstream_pause;
+  }
   if (in.ratelimit_spacing_margin < absl::ZeroDuration() ||
       in.ratelimit_spacing_margin > absl::Seconds(10)) {
     problem("ratelimit_spacing_margin", "must be from 0s to 10s");
@@ -196,6 +201,7 @@ std::string TrafficDebugString(const TrafficConfig& config) {
       " import_rate=", FormatRate(rl.imports.rate),
       " ratelimit_spacing_margin=", absl::FormatDuration(rl.spacing_margin),
       " admission_headroom=", absl::FormatDuration(rl.limiter.admission_headroom),
+      " max_upstream_pause=", absl::FormatDuration(rl.limiter.max_upstream_pause),
       " budget_queues=", absl::StrJoin(queues, ","),
       " caller_weights=", absl::StrJoin(weights, ","),
       " caller_max_queued=", absl::StrJoin(caps, ","),

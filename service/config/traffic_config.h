@@ -41,6 +41,9 @@ struct TrafficInput {
   // A call must be admitted this long before its deadline, or is refused / answered
   // DEADLINE_EXCEEDED instead of being sent as its caller gives up.
   absl::Duration admission_headroom = kDefaultAdmissionHeadroom;
+  // The longest pause a 429's Retry-After / X-RateLimit-Reset may impose on a budget (and, for
+  // the upstream layer, the longest retry delay it passes on); one option, read here only.
+  absl::Duration max_upstream_pause = kDefaultMaxUpstreamPause;
   // Queue bound per budget, e.g. "identify=2000,bulk=8"; budgets not named keep their default.
   std::string budget_queues;
   // Fairness weight per caller (the `x-caller` name), e.g. "billing=2,batch-import=0.25".

@@ -138,5 +138,22 @@ TEST(TrafficConfigTest, AdmissionHeadroomReachesEveryBudgetAndIsBounded) {
   }
 }
 
+TEST(TrafficConfigTest, MaxUpstreamPauseReachesEveryBudgetAndIsBounded) {
+  TrafficInput in;
+  TrafficConfig config;
+  ASSERT_THAT(Problems(in, &config), ::testing::IsEmpty());
+  EXPECT_EQ(config.rate_limits.limiter.max_upstream_pause, absl::Minutes(5));
+  in.max_upstream_pause = absl::Seconds(90);
+  ASSERT_THAT(Problems(in, &config), ::testing::IsEmpty());
+  EXPECT_EQ(config.rate_limits.limiter.max_upstream_pause, absl::Seconds(90));
+  EXPECT_THAT(TrafficDebugString(config), HasSubstr("max_upstream_pause=1m30s"));
+  for (absl::Duration bad : {absl::Milliseconds(999), absl::Hours(2)}) {
+    in.max_upstream_pause = bad;
+    const auto problems = Problems(in);
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_EQ(problems.front().first, "max_upstream_pause");
+  }
+}
+
 }  // namespace
 }  // namespace userpilot::gateway

@@ -78,6 +78,12 @@ BudgetMetrics::BudgetMetrics(prometheus::Registry& registry, BudgetMetricsOption
                      .Help("Calls the budget answered with an error instead of a permit, by "
                            "reason.")
                      .Register(registry)),
+      upstream_pauses_capped(
+          prometheus::BuildCounter()
+              .Name("userpilot_gateway_budget_upstream_pause_capped_total")
+              .Help("Upstream pause hints (429 Retry-After, X-RateLimit-Reset) longer than "
+                    "--max_upstream_pause, cut to it.")
+              .Register(registry)),
       upstream_rate_limited(prometheus::BuildCounter()
                                 .Name("userpilot_gateway_budget_upstream_rate_limited_total")
                                 .Help("429 answers from Userpilot to calls of the budget.")
@@ -107,6 +113,7 @@ void BudgetMetrics::Update(const BudgetSnapshot& s) {
                static_cast<double>(s.admitted_after_wait));
   SetCountersByName(rejections, budget, "reason", s.rejections, kBudgetRejectReasons);
   SetCounterTo(upstream_rate_limited.Add(budget), static_cast<double>(s.upstream_rate_limited));
+  SetCounterTo(upstream_pauses_capped.Add(budget), static_cast<double>(s.upstream_pauses_capped));
   wait_seconds.Add(budget, WaitBuckets());  // Exists (at zero) before the first wait.
 }
 

@@ -218,6 +218,7 @@ absl::string_view UpstreamErrorReason(const CallFacts& facts);
 //   userpilot_gateway_budget_admissions_total{queued}     counter    "false": admitted at once
 //   userpilot_gateway_budget_rejections_total{reason}     counter    kBudgetRejectReasons
 //   userpilot_gateway_budget_upstream_rate_limited_total  counter    429s seen
+//   userpilot_gateway_budget_upstream_pause_capped_total  counter    pause hints cut to the cap
 //   userpilot_gateway_budget_wait_seconds                 histogram  pushed (BudgetObserver)
 //   userpilot_gateway_budget_caller_calls_total{caller,outcome}
 //                                                         counter    pushed; caller: configured
@@ -236,11 +237,13 @@ struct BudgetSnapshot {
   // By reason (kBudgetRejectReasons; any other name is counted as "other").
   std::vector<std::pair<std::string, uint64_t>> rejections;
   uint64_t upstream_rate_limited = 0;
+  // Upstream pause hints (Retry-After, X-RateLimit-Reset) cut to --max_upstream_pause.
+  uint64_t upstream_pauses_capped = 0;
 };
 
 inline constexpr absl::string_view kBudgetRejectReasons[] = {
-    "queue_full",   "caller_queue_full", "wait_exceeds_deadline", "pushed_out", "deadline_reached",
-    "source_error", "shutdown",
+    "queue_full", "caller_queue_full", "wait_exceeds_deadline", "pushed_out",
+    "displaced",  "deadline_reached",  "source_error",          "shutdown",
 };
 
 struct BudgetMetricsOptions {
@@ -273,6 +276,7 @@ class BudgetMetrics final : public BudgetObserver {
   prometheus::Family<prometheus::Gauge>& paused;
   prometheus::Family<prometheus::Counter>& admissions;
   prometheus::Family<prometheus::Counter>& rejections;
+  prometheus::Family<prometheus::Counter>& upstream_pauses_capped;
   prometheus::Family<prometheus::Counter>& upstream_rate_limited;
   prometheus::Family<prometheus::Histogram>& wait_seconds;
   prometheus::Family<prometheus::Counter>& caller_calls;

@@ -23,11 +23,13 @@ BudgetSnapshot ToBudgetSnapshot(const FairLimiterStats& stats) {
       {"caller_queue_full", stats.rejected_caller_cap},
       {"wait_exceeds_deadline", stats.rejected_wait_exceeds_deadline},
       {"pushed_out", stats.pushed_out},
+      {"displaced", stats.displaced},
       {"deadline_reached", stats.deadline_exceeded},
       {"source_error", stats.source_errors},
       {"shutdown", stats.cancelled_by_shutdown},
   };
   s.upstream_rate_limited = stats.upstream_rate_limited;
+  s.upstream_pauses_capped = stats.upstream_pauses_capped;
   s.tokens_available = stats.tokens_available;
   return s;
 }

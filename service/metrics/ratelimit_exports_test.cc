@@ -26,6 +26,8 @@ TEST(ToBudgetSnapshotTest, MapsEveryField) {
   stats.source_errors = 6;
   stats.cancelled_by_shutdown = 7;
   stats.upstream_rate_limited = 8;
+  stats.displaced = 9;
+  stats.upstream_pauses_capped = 10;
   const BudgetSnapshot s = ToBudgetSnapshot(stats);
   EXPECT_EQ(s.budget, "delete");
   EXPECT_DOUBLE_EQ(s.limit_per_second, 0.5);
@@ -37,11 +39,11 @@ TEST(ToBudgetSnapshotTest, MapsEveryField) {
   EXPECT_EQ(s.admitted_immediately, 10u);
   EXPECT_EQ(s.admitted_after_wait, 4u);
   const std::vector<std::pair<std::string, uint64_t>> want = {
-      {"queue_full", 1}, {"caller_queue_full", 2}, {"wait_exceeds_deadline", 3},
-      {"pushed_out", 4}, {"deadline_reached", 5},  {"source_error", 6},
-      {"shutdown", 7}};
+      {"queue_full", 1}, {"caller_queue_full", 2}, {"wait_exceeds_deadline", 3}, {"pushed_out", 4},
+      {"displaced", 9},  {"deadline_reached", 5},  {"source_error", 6},          {"shutdown", 7}};
   EXPECT_EQ(s.rejections, want);
   EXPECT_EQ(s.upstream_rate_limited, 8u);
+  EXPECT_EQ(s.upstream_pauses_capped, 10u);
   for (const auto& [reason, count] : s.rejections) {
     EXPECT_NE(std::find(std::begin(kBudgetRejectReasons), std::end(kBudgetRejectReasons), reason),
               std::end(kBudgetRejectReasons))
