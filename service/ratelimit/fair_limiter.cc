@@ -236,6 +236,13 @@ class FairLimiter::Core : public std::enable_shared_from_this<FairLimiter::Core>
   bool deadline_reached(absl::Time deadline, absl::Time now) const {
     return deadline != absl::InfiniteFuture() && now >= deadline - options_.admission_headroom;
   }
+  // Whether a permit expected at `expected` comes too late for a call with `deadline`: at or
+  // after its deadline less the headroom, less the pace's timer slack (a pump that wakes a few
+  // milliseconds late must not turn a planned admission into an expiry).
+  bool TooLate(absl::Time expected, absl::Time deadline) const {
+    return deadline != absl::InfiniteFuture() &&
+           expected >= deadline - options_.admission_headroom - spec_.tolerance;
+  }
   // Every waiting call in the order fairness serves them.
   std::vector<Ordered> ServiceOrderLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The waiting call to serve next, answering DEADLINE_EXCEEDED to expired ones on the way.
@@ -379,8 +386,7 @@ void FairLimiter::Core::Acquire(absl::string_view caller, absl::Time deadline, D
             wait,
             absl::StrCat(Describe(spec_), "; the caller's cap of ", policy.max_queued,
                          " waiting calls is reached"));
-      } else if (deadline != absl::InfiniteFuture() &&
-                 now + wait >= deadline - options_.admission_headroom) {
+      } else if (TooLate(now + wait, deadline)) {
         ++stats_.rejected_wait_exceeds_deadline;
         cause = kCauseWaitExceedsDeadline;
         refusal = BudgetError(
@@ -618,8 +624,7 @@ void FairLimiter::Core::DisplaceLocked(double tag, size_t ahead, absl::Time now,
   for (const Ordered& entry : ServiceOrderLocked()) {
     if (!TagAfter(entry.tag, tag)) continue;  // Served before the new call (or is it).
     const absl::Time deadline = entry.location.it->deadline;
-    if (deadline != absl::InfiniteFuture() &&
-        plan_[position] >= deadline - options_.admission_headroom) {
+    if (TooLate(plan_[position], deadline)) {
       ++stats_.displaced;
       RefuseWaiterLocked(entry.location, kCauseDisplaced, plan_[position] - now,
                          "a call that fair queueing serves first took its turn", answers);
@@ -643,7 +648,7 @@ void FairLimiter::Core::RefuseHopelessLocked(absl::Time now, absl::string_view w
     const absl::Time deadline = entry.location.it->deadline;
     const absl::Time expected =
         exact ? plan_[position] : first + interval * static_cast<int64_t>(position);
-    if (deadline != absl::InfiniteFuture() && expected >= deadline - options_.admission_headroom) {
+    if (TooLate(expected, deadline)) {
       ++stats_.rejected_wait_exceeds_deadline;
       RefuseWaiterLocked(entry.location, kCauseWaitExceedsDeadline, expected - now, why, answers);
       if (exact) {

@@ -52,19 +52,20 @@
 // the wait of a new call is computed, not guessed: the time the source will grant the permit of
 // its place in the fair order (the calls whose tags are not after its own are served first),
 // given the pause, the adaptive ceiling, the window and the pace. A call that cannot be
-// admitted before its deadline less `admission_headroom` is refused at once; one that is
-// queued is admitted at that time (nobody can take its permit: later calls queue behind, or
-// are admitted inline only while nobody waits). A later call that fairness serves first moves
-// the calls behind it back by one permit; the first of them that would then miss its deadline
-// is answered RESOURCE_EXHAUSTED ("displaced") at once rather than left to expire. The cost is
-// O(calls ahead) per waiting call, bounded by `max_queue`.
-// A Redis-shared source cannot replay the shared state without a round trip, so its estimate is
-// a guess: while the budget is not pacing (calls wait only for the round trip) the wait is the
-// round trip; while pacing, the time the source last named plus `ahead` intervals, where the
-// interval is the current (adaptive) pace or, when longer, the spacing this limiter's grants
-// actually had while calls kept waiting (an exponential average of recent gaps, each counted as
-// at most 8 intervals: other replicas take part of the permits). When the source refuses, the
-// waiting calls that this guess puts past their deadlines are refused at once.
+// admitted before its deadline less `admission_headroom` (and less the pace's timer slack,
+// RateSpec::tolerance, so a timer that fires a little late cannot make it expire) is refused
+// at once; one that is queued is admitted at that time (nobody can take its permit: later calls
+// queue behind, or are admitted inline only while nobody waits). A later call that fairness serves
+// first moves the calls behind it back by one permit; the first of them that would then miss its
+// deadline is answered RESOURCE_EXHAUSTED ("displaced") at once rather than left to expire. The
+// cost is O(calls ahead) per waiting call, bounded by `max_queue`. A Redis-shared source cannot
+// replay the shared state without a round trip, so its estimate is a guess: while the budget is not
+// pacing (calls wait only for the round trip) the wait is the round trip; while pacing, the time
+// the source last named plus `ahead` intervals, where the interval is the current (adaptive) pace
+// or, when longer, the spacing this limiter's grants actually had while calls kept waiting (an
+// exponential average of recent gaps, each counted as at most 8 intervals: other replicas take part
+// of the permits). When the source refuses, the waiting calls that this guess puts past their
+// deadlines are refused at once.
 //
 // Upstream feedback (from the stub layer):
 //  - OnUpstreamRateLimited(retry_after, admitted_at): Userpilot answered 429. The whole budget
