@@ -294,6 +294,7 @@ BudgetSnapshot Snapshot() {
   s.admitted_after_wait = 20;
   s.rejections = {{"queue_full", 3}, {"pushed_out", 1}, {"brand_new_reason", 2}};
   s.upstream_rate_limited = 5;
+  s.upstream_pauses_capped = 6;
   return s;
 }
 
@@ -329,6 +330,8 @@ TEST(BudgetMetricsTest, UpdateCopiesTheSnapshot) {
             2);
   EXPECT_EQ(CounterValue(registry, "userpilot_gateway_budget_upstream_rate_limited_total", track),
             5);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_budget_upstream_pause_capped_total", track),
+            6);
   // tokens_available < 0 means the source does not know: no series.
   EXPECT_EQ(FindMetric(registry.Collect(), "userpilot_gateway_budget_tokens_available", track),
             std::nullopt);
@@ -470,9 +473,9 @@ TEST(GatewayMetricsTest, AllFamiliesOnOneRegistryWithoutClashes) {
     EXPECT_TRUE(names.insert(family.name).second) << family.name;
     EXPECT_FALSE(family.help.empty()) << family.name;
   }
-  // gRPC 5, upstream 3 (no HTTP parts), budgets 10 (no tokens), retries 7, jobs 7 (no bytes,
+  // gRPC 5, upstream 3 (no HTTP parts), budgets 11 (no tokens), retries 7, jobs 7 (no bytes,
   // no bounds).
-  EXPECT_EQ(names.size(), 5u + 3u + 10u + 7u + 7u);
+  EXPECT_EQ(names.size(), 5u + 3u + 11u + 7u + 7u);
 }
 
 }  // namespace
