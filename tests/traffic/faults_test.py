@@ -106,7 +106,12 @@ class FaultsTest(unittest.TestCase):
     def test_429_with_retry_after_pauses_the_budget_for_it(self):
         self.fault("status", "/v1/identify", status=429, retry_after=1)
         first = self.identify_future("u1")
-        second = self.identify_future("u2")  # Queued behind the first: waits out the pause too.
+        # A call that comes once the 429 has paused the budget (a call sent together with the
+        # first would go at once: the budget's window has room) waits out the pause too.
+        harness.wait_for(
+            lambda: 'userpilot_gateway_budget_paused{budget="identify"} 1' in self.gateway.metrics(),
+            timeout=DEADLINE, what="the identify budget to pause")
+        second = self.identify_future("u2")
         first.result()
         second.result()
         seen = self.upstream("/v1/identify")
