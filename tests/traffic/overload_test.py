@@ -1,8 +1,8 @@
 """Issue 3's "Done when" on real processes: 5x overload, and one caller flooding beside another.
 
-One userpilot-emulator (sliding-window limits scaled down to 200 requests per 10 s for identify
+One userpilot-emulator (sliding-window limits scaled down to 400 requests per 20 s for identify
 and for track, i.e. 20/s each) and one userpilot-gateway whose budgets match them
-(--identify_rate=200/10s, --track_rate=200/10s) with a small spacing margin. Load comes from
+(--identify_rate=400/20s, --track_rate=400/20s) with the default spacing margin. Load comes from
 Python grpcio futures, open loop (nobody waits for an answer before sending the next call), with
 per-call deadlines.
 
@@ -25,20 +25,21 @@ sys.path.insert(0, os.path.dirname(__file__))
 import traffic_load as tl  # noqa: E402
 import upgw_harness as harness  # noqa: E402
 
-LIMIT = 200          # per WINDOW, identify and track each, in the emulator and the gateway
-WINDOW = 10.0        # seconds
+LIMIT = 400          # per WINDOW, identify and track each, in the emulator and the gateway
+WINDOW = 20.0        # seconds
 RATE = LIMIT / WINDOW  # 20 requests/s: the budget
-# The gateway keeps this much slack per window; it costs MARGIN / WINDOW (0.5%) of the budget.
-# It absorbs jitter between the gateway's admissions and the emulator's receive times, which a
-# burst and a loaded 2-core machine stretch to tens of milliseconds (20 ms was not enough).
-MARGIN = "50ms"
+# The gateway keeps this much slack per window (the default); it costs MARGIN / WINDOW (0.5%) of
+# the budget. It absorbs jitter between the gateway's admissions and the emulator's receive
+# times, which a burst and a loaded 2-core machine stretch past 50 ms (that let the emulator
+# see a 429 now and then).
+MARGIN = "100ms"
 DEADLINES = [1.0, 2.0, 3.0]  # seconds, cycled over the calls of a stream
 # How late after its deadline a caller may see its answer: gRPC's own deadline timer plus
 # Python's callback thread on a loaded 2-core machine.
 LATE_SLACK = 0.5
 # Seconds after the load starts before the steady span: the opening burst's window and the
 # transition window (each WINDOW plus the margin), and a little for the first calls to land.
-WARMUP = 2 * (WINDOW + 0.05) + 0.5
+WARMUP = 2 * (WINDOW + 0.1) + 0.5
 # Calls the gateway answered after their caller's deadline (or sent upstream for a caller that
 # had given up): none expected; a couple allowed for a scheduler stall of > 100 ms on a loaded
 # machine.
@@ -127,7 +128,7 @@ class OverloadTest(TrafficTestCase):
         self.emulator.admin("POST", "reset")  # Empty record, counters and rate windows.
 
     def test_five_times_overload_on_identify_and_track(self):
-        duration = 30.0
+        duration = WARMUP + 10.0
         streams = [tl.Stream("IdentifyUser", rate=5 * RATE, caller="svc-identify", callers=8),
                    tl.Stream("TrackEvent", rate=5 * RATE, caller="svc-track", callers=8)]
         rss = {}
@@ -181,7 +182,7 @@ class OverloadTest(TrafficTestCase):
         # The flooder sends 5x the whole identify budget; the modest caller 2 calls/s, a fifth
         # of its fair share (half the budget with two callers waiting). The flooder's opening
         # burst spends the first window; from when it frees, modest calls are served.
-        duration = 3 * WINDOW
+        duration = WARMUP + 10.0
         streams = [tl.Stream("IdentifyUser", rate=5 * RATE, caller="flooder"),
                    tl.Stream("IdentifyUser", rate=2, caller="modest")]
         load = tl.Load(self.gateway.target)
@@ -203,8 +204,8 @@ class OverloadTest(TrafficTestCase):
         # modest call succeeds. Weighted fair queueing puts each of its calls at most one flooder
         # call behind (one pace, 50 ms), far inside its 2 s deadline.
         began = min(o.start for o in load.outcomes)
-        opening = [o for o in modest if o.start < began + WINDOW + 0.15]
-        later = [o for o in modest if o.start >= began + WINDOW + 0.15]
+        opening = [o for o in modest if o.start < began + WINDOW + 0.2]
+        later = [o for o in modest if o.start >= began + WINDOW + 0.2]
         for o in opening:
             if o.code != grpc.StatusCode.OK:
                 self.assertEqual(o.code, grpc.StatusCode.RESOURCE_EXHAUSTED, o)

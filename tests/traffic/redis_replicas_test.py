@@ -2,7 +2,7 @@
 a real Debian redis-server stay within ONE budget under 5x overload, and use it fully; and what
 a replica does when Redis is unreachable (fall back to 1/N of the budget, or refuse).
 
-The emulator enforces 200 identify and 200 track requests per 10 s (20/s each); each replica is
+The emulator enforces 400 identify and 400 track requests per 20 s (20/s each); each replica is
 configured with that same budget and --ratelimit_replicas=2, so without Redis they would send
 twice the limit. Load is split evenly over both replicas. As in overload_test.py, the steady span
 starts two windows after the load (the opening burst's window, then the transition).
@@ -48,7 +48,7 @@ class TwoReplicasShareRedisTest(TrafficTestCase):
         assert all(s == 0 for s in statuses), f"gateway exit statuses {statuses}"
 
     def test_two_replicas_under_five_times_overload_stay_within_one_budget(self):
-        duration = 30.0
+        duration = WARMUP + 10.0
         streams = [tl.Stream("IdentifyUser", rate=5 * RATE, caller="svc-identify", callers=8),
                    tl.Stream("TrackEvent", rate=5 * RATE, caller="svc-track", callers=8)]
         load = tl.Load([g.target for g in self.gateways])  # Call i goes to replica i % 2.
@@ -105,7 +105,7 @@ class RedisUnreachableTest(TrafficTestCase):
             load = tl.Load(gateway.target)
             try:
                 start, end = load.run([tl.Stream("IdentifyUser", rate=5 * RATE, caller="svc")],
-                                      26.0, [2.0])
+                                      WARMUP + 6.0, [2.0])
             finally:
                 load.close()
         finally:
