@@ -1,5 +1,6 @@
 #include "service/logging/access_log.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,8 @@ std::string CodeName(grpc::StatusCode code) {
   return absl::StatusCodeToString(static_cast<absl::StatusCode>(value));
 }
 
-double Milliseconds(absl::Duration d) { return absl::ToDoubleMicroseconds(d) / 1000.0; }
+// Milliseconds rounded to the microsecond (12.346, not 12.345678912): finer digits are noise.
+double Milliseconds(absl::Duration d) { return std::round(absl::ToDoubleMicroseconds(d)) / 1000.0; }
 
 }  // namespace
 

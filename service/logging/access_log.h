@@ -12,9 +12,10 @@
 // grpc_code (the status code's name), and from the call's facts
 // (common/call_facts.h): upstream_status (the last HTTP status from Userpilot; 0 when none
 // arrived: validation refusal, budget refusal, transport failure), attempts (upstream HTTP
-// attempts), queue_wait_ms (time waiting for budgets), upstream_request_id (Userpilot's
-// x-request-id of the last answer, "" when none); latency_ms (the whole call, as the server saw
-// it). Only when set: retry_stopped_because; and error, the status message of a failed call (at
+// attempts), queue_wait_ms (time waiting for budgets, summed over attempts: CallFacts::
+// budget_wait), upstream_request_id (Userpilot's x-request-id of the last answer, "" when none);
+// latency_ms (the whole call, as the server saw it). Durations are in milliseconds rounded to
+// the microsecond. Only when set: retry_stopped_because; and error, the status message of a failed call (at
 // most 512 bytes), which is what the caller was told. Never request content: ids, event names
 // and properties stay out of the log.
 //

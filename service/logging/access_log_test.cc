@@ -78,6 +78,13 @@ TEST_F(AccessLogTest, ValidationRefusalHasNoUpstreamPart) {
                                     R"("upstream_request_id":"","error":"job_id: bad"})"));
 }
 
+TEST_F(AccessLogTest, DurationsAreRoundedToTheMicrosecond) {
+  CallFacts facts;
+  facts.budget_wait = absl::Nanoseconds(1234567891);  // 1234.567891 ms
+  log_.Record("IdentifyUser", "billing", grpc::Status::OK, facts, absl::Nanoseconds(1499));
+  EXPECT_THAT(out_.str(), HasSubstr(R"("queue_wait_ms":1234.568,"latency_ms":0.001,)"));
+}
+
 TEST_F(AccessLogTest, LongErrorsAreCutAtACharacterBoundary) {
   std::string message = "x";
   while (message.size() < 700) message += "\xC3\xA9";  // é

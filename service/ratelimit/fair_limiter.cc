@@ -66,7 +66,11 @@ void Report(BudgetObserver* observer, absl::string_view budget, const Answers& a
 }
 
 void Deliver(Answers& answers) {
-  for (Answer& answer : answers) std::move(answer.done)(std::move(answer.status));
+  for (Answer& answer : answers) {
+    // An admission carries its wait (CallFacts::budget_wait), the value the observer was told.
+    if (answer.cause.empty()) answer.status.facts().budget_wait = answer.wait;
+    std::move(answer.done)(std::move(answer.status));
+  }
   answers.clear();
 }
 

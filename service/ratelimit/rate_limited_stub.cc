@@ -1,5 +1,6 @@
 #include "service/ratelimit/rate_limited_stub.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
@@ -37,37 +38,43 @@ void RateLimitedStub::Call(const CallOptions& options, const typename Rpc::Reque
                            StubCallback<typename Rpc::Response> done) {
   using Response = typename Rpc::Response;
   const std::shared_ptr<FairLimiter>& budget = budgets_.For(Routing<Rpc>::For(request).budget);
-  budget->Acquire(
-      options.caller, options.deadline,
-      [inner = inner(), weak_budget = std::weak_ptr<FairLimiter>(budget), asked_at = budget->Now(),
-       options, request = typename Rpc::Request(request),
-       done = std::move(done)](CallStatus admission) mutable {
-        if (!admission.ok()) {
-          std::move(done)(std::move(admission));
-          return;
-        }
-        absl::Time admitted_at = absl::InfiniteFuture();
-        if (auto admitting = weak_budget.lock()) admitted_at = admitting->Now();
-        const absl::Duration wait =
-            admitted_at == absl::InfiniteFuture() ? absl::ZeroDuration() : admitted_at - asked_at;
-        InvokeRpc<Rpc>(*inner, options, request,
-                       [weak_budget, admitted_at, wait,
-                        done = std::move(done)](Result<Response> result) mutable {
-                         const UpstreamFeedback feedback =
-                             ClassifyUpstreamAnswer(result.status(), result.facts());
-                         if (feedback.kind != UpstreamFeedback::Kind::kNone) {
-                           if (auto budget = weak_budget.lock()) {
-                             if (feedback.kind == UpstreamFeedback::Kind::kSuccess) {
-                               budget->OnUpstreamSuccess(admitted_at);
-                             } else {
-                               budget->OnUpstreamRateLimited(feedback.retry_after, admitted_at);
-                             }
-                           }
-                         }
-                         result.facts().budget_wait += wait;
-                         std::move(done)(std::move(result));
-                       });
-      });
+  budget->Acquire(options.caller, options.deadline,
+                  [inner = inner(), weak_budget = std::weak_ptr<FairLimiter>(budget),
+                   asked_at = budget->Now(), options, request = typename Rpc::Request(request),
+                   done = std::move(done)](CallStatus admission) mutable {
+                    if (!admission.ok()) {
+                      // The time the call spent in the budget before the refusal (for one refused
+                      // at once, the microseconds of the hop that delivers the answer).
+                      if (auto refusing = weak_budget.lock()) {
+                        admission.facts().budget_wait =
+                            std::max(absl::ZeroDuration(), refusing->Now() - asked_at);
+                      }
+                      std::move(done)(std::move(admission));
+                      return;
+                    }
+                    absl::Time admitted_at = absl::InfiniteFuture();
+                    if (auto admitting = weak_budget.lock()) admitted_at = admitting->Now();
+                    // The limiter's own measure, the one its wait histogram observed.
+                    const absl::Duration wait = admission.facts().budget_wait;
+                    InvokeRpc<Rpc>(*inner, options, request,
+                                   [weak_budget, admitted_at, wait,
+                                    done = std::move(done)](Result<Response> result) mutable {
+                                     const UpstreamFeedback feedback =
+                                         ClassifyUpstreamAnswer(result.status(), result.facts());
+                                     if (feedback.kind != UpstreamFeedback::Kind::kNone) {
+                                       if (auto budget = weak_budget.lock()) {
+                                         if (feedback.kind == UpstreamFeedback::Kind::kSuccess) {
+                                           budget->OnUpstreamSuccess(admitted_at);
+                                         } else {
+                                           budget->OnUpstreamRateLimited(feedback.retry_after,
+                                                                         admitted_at);
+                                         }
+                                       }
+                                     }
+                                     result.facts().budget_wait += wait;
+                                     std::move(done)(std::move(result));
+                                   });
+                  });
 }
 
 // Every method of the interface, each calling its row's Call (declared extern in the header).

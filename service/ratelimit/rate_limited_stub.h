@@ -7,7 +7,9 @@
 // facts, DEADLINE_EXCEEDED, or UNAVAILABLE) and nothing is sent. Admitted: the call goes to the
 // inner stub with the same options and a copy of the request (taken before waiting, since the
 // caller's reference is valid only during the call). The inner stub's answer is passed through
-// with the wait added to its facts (budget_wait), after feedback to the budget:
+// with the wait added to its facts (budget_wait: the limiter's own measure from Acquire() to
+// the permit, the value its wait histogram observed; a refusal carries the time the call spent
+// in the budget before it), after feedback to the budget:
 //  - RESOURCE_EXHAUSTED with reason UPSTREAM_RATE_LIMITED (Userpilot's 429):
 //    OnUpstreamRateLimited(Retry-After, admission time). error_mapping gives every 429 a retry
 //    delay, substituting kDefaultRateLimitedRetryDelay (1 s) when Userpilot named none, and
@@ -23,8 +25,9 @@
 // must not retry a BUDGET_EXHAUSTED refusal: the budget has already judged the deadline.
 //
 // Thread-safety: as UserpilotStub: every method from any thread. Callbacks run on the
-// Scheduler's thread (refusals, admissions) or the inner stub's thread (answers), never inside
-// the call.
+// Scheduler's thread (refusals, admissions after a wait) or the inner stub's thread (answers);
+// a call admitted inside Acquire() is forwarded on the caller's thread, so its answer runs
+// inside the call when the inner stub answers inline.
 #ifndef USERPILOT_GATEWAY_SERVICE_RATELIMIT_RATE_LIMITED_STUB_H_
 #define USERPILOT_GATEWAY_SERVICE_RATELIMIT_RATE_LIMITED_STUB_H_
 

@@ -205,6 +205,26 @@ TEST_F(RateLimitedStubTest, ForwardsAnIntactCopyOfTheRequestWithTheCallOptions) 
       << forwarded.DebugString();
   EXPECT_EQ(forwarded_options.caller, "billing");
   EXPECT_EQ(forwarded_options.deadline, options.deadline);
+  // The answer carries the wait, exactly as the budget measured it for its histogram.
+  EXPECT_GE(second->facts().budget_wait, absl::Milliseconds(490));
+  EXPECT_EQ(second->facts().budget_wait, budgets_.track->Stats().total_wait);
+}
+
+TEST_F(RateLimitedStubTest, ARefusalAfterWaitingCarriesTheWait) {
+  EXPECT_CALL(*mock_, TrackEvent(_, _, _)).Times(0);
+  budgets_.track->OnUpstreamRateLimited(absl::Milliseconds(500), absl::InfiniteFuture());
+  CallOptions options;
+  options.deadline = scheduler_.Now() + absl::Seconds(5);
+  std::optional<CallStatus> answer;
+  stub_->TrackEvent(options, {}, Record<v1::TrackEventResponse>(&answer));
+  scheduler_.AdvanceBy(absl::Milliseconds(100));
+  EXPECT_FALSE(answer.has_value());
+  // A longer pause, which the waiting call cannot outlast: it is refused now, 100 ms in.
+  budgets_.track->OnUpstreamRateLimited(absl::Seconds(30), absl::InfiniteFuture());
+  scheduler_.RunDue();
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_FALSE(answer->ok());
+  EXPECT_EQ(answer->facts().budget_wait, absl::Milliseconds(100));
 }
 
 TEST_F(RateLimitedStubTest, RefusalReachesTheCallerAndNothingIsSent) {
