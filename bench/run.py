@@ -548,8 +548,7 @@ def scenario_jobs_binary(env, args, check):
                                        "--job_step=1h")
     gateway_flags = ["--watch_min_poll_interval=1s", "--watch_max_poll_interval=1s",
                      f"--max_watches={watchers + 10}", f"--max_watched_jobs={jobs + 10}",
-                     "--job_read_rate=1000000/1s", "--bulk_rate=1000000/1s",
-                     "--import_rate=1000000/1s"]
+                     "--job_read_rate=1000000/1s"]
     gateway, addr = env.start_gateway(url, *gateway_flags)
     # Userpilot runs one bulk job at a time: create each, let it end, then pin them all queued.
     ids = []

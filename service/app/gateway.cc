@@ -79,6 +79,7 @@ UpstreamStackOptions UpstreamStackOptionsFrom(const GatewayConfig& config) {
   options.upstream.request_timeout = config.upstream_timeout;
   options.upstream.upload_timeout = config.jobs.upload_timeout;
   options.retry = config.traffic.retry;
+  options.job_lanes = config.traffic.rate_limits.job_lanes;
   return options;
 }
 

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "service/metrics/metrics_stub.h"
+#include "service/ratelimit/job_lane.h"
 #include "service/ratelimit/rate_limited_stub.h"
 #include "service/retry/retrying_stub.h"
 #include "service/upstream/http_userpilot_stub.h"
@@ -25,6 +26,11 @@ UpstreamStack MakeUpstreamStack(UpstreamStackOptions options, HttpClient& http,
         std::make_shared<RetryingStub>(std::move(stub), scheduler, *std::move(options.retry));
     stack.retrying = retrying.get();
     stub = std::move(retrying);
+  }
+  if (options.job_lanes.has_value()) {
+    auto lanes = std::make_shared<JobLaneStub>(std::move(stub), scheduler, *options.job_lanes);
+    stack.job_lanes = lanes.get();
+    stub = std::move(lanes);
   }
   stack.stub = std::move(stub);
   return stack;

@@ -3,6 +3,9 @@
 // here.
 //
 // Outermost first (the order a call passes through them):
+//   JobLaneStub        one bulk job and one import job at a time: a bulk or import call waits
+//                      for the lane's running job (service/ratelimit/job_lane.h); when
+//                      `job_lanes` is set
 //   RetryingStub       retry policy, backoff, retry budget, circuit breaker (service/retry);
 //                      when `retry` is set
 //   RateLimitedStub    one admission per attempt from the call's budget (service/ratelimit);
@@ -28,12 +31,14 @@
 
 #include "service/common/scheduler.h"
 #include "service/http/http_client.h"
+#include "service/ratelimit/rate_limit_options.h"
 #include "service/retry/retry_options.h"
 #include "service/upstream/upstream_options.h"
 #include "service/upstream/userpilot_stub.h"
 
 namespace userpilot::gateway {
 
+class JobLaneStub;
 class RetryingStub;
 struct Budgets;
 class UpstreamMetrics;
@@ -45,11 +50,15 @@ struct UpstreamStackOptions {
   // The retry layer's options (its `upstream_host` is set to upstream.base_url, the host the
   // breaker guards); nullopt: no retry layer, every call is one attempt.
   std::optional<RetryOptions> retry = RetryOptions();
+  // The job lanes' options; nullopt: no lanes (bulk and import calls go straight through, and a
+  // second job meets Userpilot's 409).
+  std::optional<JobLaneOptions> job_lanes;
 };
 
 struct UpstreamStack {
   std::shared_ptr<UserpilotStub> stub;  // The outermost layer: what callers use.
   RetryingStub* retrying = nullptr;     // Inside `stub` when there is a retry layer.
+  JobLaneStub* job_lanes = nullptr;     // `stub` itself when there are lanes.
 };
 
 // Builds the stack. `http` and `scheduler` must outlive it and every call made through it;

@@ -19,8 +19,8 @@
 //                                 stopped), sums http_attempts
 //                                 and budget_wait over attempts
 //   validation                    violations                     -
-//   jobs                          reason JOB_IN_PROGRESS,        -
-//                                 job_id, retry_delay
+//   jobs, JobLaneStub             reason JOB_IN_PROGRESS,        -
+//   (ratelimit/job_lane.h)        job_id, retry_delay
 //
 // and the edge (server/error_details.h, called by server/grpc_status.h) turns them, once, into
 // the google.rpc details callers receive: ErrorInfo (reason, metadata), RetryInfo,
@@ -53,7 +53,7 @@ enum class ErrorReason {
   kUpstreamUnavailable,          // UPSTREAM_UNAVAILABLE: 5xx, 408/425, transport failure.
   kUpstreamRateLimited,          // UPSTREAM_RATE_LIMITED: 429.
   kUpstreamBadResponse,          // UPSTREAM_BAD_RESPONSE: 1xx/3xx/>599, unreadable 2xx body.
-  kJobInProgress,                // JOB_IN_PROGRESS: 409, or a wait for a running job that ran out.
+  kJobInProgress,                // JOB_IN_PROGRESS: 409, or a job wait outlasting the deadline.
   kBudgetExhausted,              // BUDGET_EXHAUSTED: the gateway's own budget refused the call.
   kCircuitOpen,                  // CIRCUIT_OPEN: the gateway's circuit breaker is open.
   kGatewayInternal,              // GATEWAY_INTERNAL_ERROR: the request could not even be built.

@@ -118,10 +118,6 @@ ABSL_FLAG(std::string, delete_rate, TrafficInput().delete_rate,
 ABSL_FLAG(std::string, job_read_rate, TrafficInput().job_read_rate,
           "Job-read budget (job watching polls spend it too), COUNT/WINDOW (Userpilot documents "
           "no limit).");
-ABSL_FLAG(std::string, bulk_rate, TrafficInput().bulk_rate,
-          "Bulk budget (bulk identifies, as requests or uploaded files), COUNT/WINDOW.");
-ABSL_FLAG(std::string, import_rate, TrafficInput().import_rate,
-          "Historical-import budget (uploads to /v1/imports), COUNT/WINDOW.");
 ABSL_FLAG(absl::Duration, ratelimit_spacing_margin, TrafficInput().ratelimit_spacing_margin,
           "Slack added to every budget window against network jitter, so Userpilot never sees "
           "more than COUNT in its own WINDOW.");
@@ -133,8 +129,8 @@ ABSL_FLAG(absl::Duration, max_upstream_pause, TrafficInput().max_upstream_pause,
           "The longest pause an upstream hint (429 Retry-After, X-RateLimit-Reset) may impose on "
           "a budget; longer hints are cut to it, logged and counted (1s..1h).");
 ABSL_FLAG(std::string, budget_queues, TrafficInput().budget_queues,
-          "Most calls waiting per budget, e.g. identify=2000,bulk=8 (defaults: identify=1000, "
-          "track=1000, delete=30, job_read=240, bulk=4, imports=4). A full queue answers "
+          "Most calls waiting per budget, e.g. identify=2000,track=1500 (defaults: identify=1000, "
+          "track=1000, delete=30, job_read=240). A full queue answers "
           "RESOURCE_EXHAUSTED.");
 ABSL_FLAG(std::string, caller_weights, TrafficInput().caller_weights,
           "Fair-share weight per caller (x-caller), e.g. billing=2,batch-import=0.25; others "
@@ -216,7 +212,8 @@ constexpr absl::string_view kUsage =
 std::string BudgetUsage() {
   std::string text =
       "Upstream budgets (rates: --identify_rate, --track_rate, --delete_rate,\n"
-      "--job_read_rate, --bulk_rate, --import_rate) and the RPCs that spend them:";
+      "--job_read_rate; bulk and imports are lanes of one job at a time, no rate)\n"
+      "and the RPCs that spend them:";
   for (size_t b = 0; b < kBudgetCount; ++b) {
     const auto budget = static_cast<BudgetId>(b);
     std::vector<absl::string_view> rpcs;
@@ -366,8 +363,6 @@ ConfigInput ConfigInputFromFlags() {
   t.track_rate = absl::GetFlag(FLAGS_track_rate);
   t.delete_rate = absl::GetFlag(FLAGS_delete_rate);
   t.job_read_rate = absl::GetFlag(FLAGS_job_read_rate);
-  t.bulk_rate = absl::GetFlag(FLAGS_bulk_rate);
-  t.import_rate = absl::GetFlag(FLAGS_import_rate);
   t.ratelimit_spacing_margin = absl::GetFlag(FLAGS_ratelimit_spacing_margin);
   t.admission_headroom = absl::GetFlag(FLAGS_admission_headroom);
   t.max_upstream_pause = absl::GetFlag(FLAGS_max_upstream_pause);

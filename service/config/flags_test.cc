@@ -98,8 +98,6 @@ TEST(FlagsTest, ContractFlagNamesAndDefaults) {
       {"track_rate", "600/1m"},
       {"delete_rate", "1/2s"},
       {"job_read_rate", "120/1m"},
-      {"bulk_rate", "6/1m"},
-      {"import_rate", "6/1m"},
       {"ratelimit_spacing_margin", "100ms"},
       {"admission_headroom", "100ms"},
       {"max_upstream_pause", "5m"},

@@ -33,8 +33,8 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParsePairs(
 }
 
 BudgetOptions* BudgetNamed(RateLimitOptions& options, absl::string_view name) {
-  for (BudgetOptions* budget : {&options.identify, &options.track, &options.deletes,
-                                &options.job_reads, &options.bulk, &options.imports}) {
+  for (BudgetOptions* budget :
+       {&options.identify, &options.track, &options.deletes, &options.job_reads}) {
     if (budget->rate.name == name) return budget;
   }
   return nullptr;
@@ -68,8 +68,6 @@ TrafficConfig LoadTrafficConfig(const TrafficInput& in, const FlagProblem& probl
       {"track_rate", {&in.track_rate, &rl.track}},
       {"delete_rate", {&in.delete_rate, &rl.deletes}},
       {"job_read_rate", {&in.job_read_rate, &rl.job_reads}},
-      {"bulk_rate", {&in.bulk_rate, &rl.bulk}},
-      {"import_rate", {&in.import_rate, &rl.imports}},
   };
   for (const auto& [flag, target] : rates) {
     auto spec = ParseRate(target.second->rate.name, *target.first);
@@ -183,8 +181,7 @@ TrafficConfig LoadTrafficConfig(const TrafficInput& in, const FlagProblem& probl
 std::string TrafficDebugString(const TrafficConfig& config) {
   const RateLimitOptions& rl = config.rate_limits;
   std::vector<std::string> queues, weights, caps;
-  for (const BudgetOptions* b :
-       {&rl.identify, &rl.track, &rl.deletes, &rl.job_reads, &rl.bulk, &rl.imports}) {
+  for (const BudgetOptions* b : {&rl.identify, &rl.track, &rl.deletes, &rl.job_reads}) {
     queues.push_back(absl::StrCat(b->rate.name, "=", b->max_queue));
   }
   for (const auto& [caller, policy] : rl.limiter.callers) {
@@ -197,8 +194,7 @@ std::string TrafficDebugString(const TrafficConfig& config) {
   return absl::StrCat(
       "identify_rate=", FormatRate(rl.identify.rate), " track_rate=", FormatRate(rl.track.rate),
       " delete_rate=", FormatRate(rl.deletes.rate),
-      " job_read_rate=", FormatRate(rl.job_reads.rate), " bulk_rate=", FormatRate(rl.bulk.rate),
-      " import_rate=", FormatRate(rl.imports.rate),
+      " job_read_rate=", FormatRate(rl.job_reads.rate),
       " ratelimit_spacing_margin=", absl::FormatDuration(rl.spacing_margin),
       " admission_headroom=", absl::FormatDuration(rl.limiter.admission_headroom),
       " max_upstream_pause=", absl::FormatDuration(rl.limiter.max_upstream_pause),

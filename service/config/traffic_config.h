@@ -34,8 +34,6 @@ struct TrafficInput {
   std::string track_rate = FormatRate(RateLimitOptions().track.rate);
   std::string delete_rate = FormatRate(RateLimitOptions().deletes.rate);
   std::string job_read_rate = FormatRate(RateLimitOptions().job_reads.rate);
-  std::string bulk_rate = FormatRate(RateLimitOptions().bulk.rate);
-  std::string import_rate = FormatRate(RateLimitOptions().imports.rate);
   // Slack added to every budget window against network jitter (0.17% of a 600/1m budget).
   absl::Duration ratelimit_spacing_margin = RateLimitOptions().spacing_margin;
   // A call must be admitted this long before its deadline, or is refused / answered
@@ -44,7 +42,8 @@ struct TrafficInput {
   // The longest pause a 429's Retry-After / X-RateLimit-Reset may impose on a budget (and, for
   // the upstream layer, the longest retry delay it passes on); one option, read here only.
   absl::Duration max_upstream_pause = kDefaultMaxUpstreamPause;
-  // Queue bound per budget, e.g. "identify=2000,bulk=8"; budgets not named keep their default.
+  // Queue bound per budget, e.g. "identify=2000,track=1500"; budgets not named keep their
+  // default.
   std::string budget_queues;
   // Fairness weight per caller (the `x-caller` name), e.g. "billing=2,batch-import=0.25".
   std::string caller_weights;

@@ -64,7 +64,7 @@ TEST(TrafficConfigTest, DefaultsAreUserpilotsDocumentedLimits) {
 TEST(TrafficConfigTest, ParsesQueuesCallersRedisAndRetries) {
   TrafficInput in;
   in.identify_rate = "60/10s";
-  in.budget_queues = "identify=2000, bulk=8";
+  in.budget_queues = "identify=2000, job_read=8";
   in.caller_weights = "billing=2,batch-import=0.25";
   in.caller_max_queued = "batch-import=50";
   in.default_caller_max_queued = 500;
@@ -77,7 +77,7 @@ TEST(TrafficConfigTest, ParsesQueuesCallersRedisAndRetries) {
   const RateLimitOptions& rl = config.rate_limits;
   EXPECT_EQ(rl.identify.rate.limit, 60);
   EXPECT_EQ(rl.identify.max_queue, 2000u);
-  EXPECT_EQ(rl.bulk.max_queue, 8u);
+  EXPECT_EQ(rl.job_reads.max_queue, 8u);
   EXPECT_EQ(rl.limiter.callers.at("billing").weight, 2);
   EXPECT_EQ(rl.limiter.callers.at("batch-import").weight, 0.25);
   EXPECT_EQ(rl.limiter.callers.at("batch-import").max_queued, 50u);

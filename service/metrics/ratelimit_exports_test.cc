@@ -60,7 +60,7 @@ TEST(ExportBudgetsTest, EveryBudgetAppearsAtScrape) {
   {
     MetricsRegistry::CollectHook hook = ExportBudgets(registry, metrics, *budgets);
     const auto families = registry.Collect();
-    for (const char* budget : {"identify", "track", "delete", "job_read", "bulk"}) {
+    for (const char* budget : {"identify", "track", "delete", "job_read"}) {
       const auto limit =
           FindMetric(families, "userpilot_gateway_budget_limit_per_second", {{"budget", budget}});
       ASSERT_TRUE(limit.has_value()) << budget;

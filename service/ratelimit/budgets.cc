@@ -9,8 +9,7 @@ namespace userpilot::gateway {
 namespace {
 
 std::vector<const BudgetOptions*> AllBudgets(const RateLimitOptions& options) {
-  return {&options.identify,  &options.track, &options.deletes,
-          &options.job_reads, &options.bulk,  &options.imports};
+  return {&options.identify, &options.track, &options.deletes, &options.job_reads};
 }
 
 // The spec a source enforces: the window widened by the margin, and the pace's timer slack.
@@ -36,6 +35,7 @@ absl::Status RateLimitOptions::Validate() const {
     return absl::InvalidArgumentError(
         "rate limiting: spacing_margin must be finite and not negative");
   }
+  if (absl::Status status = job_lanes.Validate(); !status.ok()) return status;
   FairLimiterOptions shared = limiter;
   shared.max_queue = 1;  // Ignored here; each budget's is checked above.
   return shared.Validate();
@@ -46,7 +46,7 @@ TokenSourceFactory LocalTokenSources() {
 }
 
 std::vector<std::shared_ptr<FairLimiter>> Budgets::All() const {
-  return {identify, track, deletes, job_reads, bulk, imports};
+  return {identify, track, deletes, job_reads};
 }
 
 void Budgets::Shutdown() const {
@@ -80,8 +80,6 @@ absl::StatusOr<Budgets> MakeBudgets(const RateLimitOptions& options, Scheduler& 
   budgets.track = make(options.track);
   budgets.deletes = make(options.deletes);
   budgets.job_reads = make(options.job_reads);
-  budgets.bulk = make(options.bulk);
-  budgets.imports = make(options.imports);
   if (!failure.ok()) return failure;
   return budgets;
 }

@@ -8,12 +8,10 @@
 //   track      600 / 1 min
 //   delete     1 / 2 s ("one request every 2 seconds")
 //   job_read   120 / 1 min (Userpilot documents none; a guard, so pollers cannot flood)
-//   bulk       6 / 1 min (Userpilot runs one bulk job at a time and processes ~1,200 rows a
-//              minute; a rate cannot express "one at a time", so this only keeps submissions
-//              rare; a second job still gets 409, JOB_IN_PROGRESS, from Userpilot). Bulk
-//              identify files uploaded as imports spend it too.
-//   imports    6 / 1 min (Userpilot documents no rate, only one import job at a time (409);
-//              same reasoning as bulk)
+//
+// BudgetId::kBulk and kImports have no budget here: Userpilot documents no rate for them, only
+// one bulk identify job (users or companies) and one import job at a time, which the job lanes
+// keep (job_lane.h). Budgets::For gives null for them, and RateLimitedStub lets them through.
 //
 // Each budget admits by ExactWindow's rule (exact_window.h): at most `limit` requests in any
 // window, a burst that fits the window goes at once, calls that wait are paced at
@@ -54,20 +52,20 @@ using TokenSourceFactory = std::function<std::unique_ptr<TokenSource>(const Rate
 // In-process sources (one replica): LocalTokenSource.
 TokenSourceFactory LocalTokenSources();
 
-// The six limiters. Shared so that RateLimitedStub's in-flight completions can report to a
+// The four limiters. Shared so that RateLimitedStub's in-flight completions can report to a
 // budget without outliving it (they hold weak references).
 struct Budgets {
   std::shared_ptr<FairLimiter> identify;
   std::shared_ptr<FairLimiter> track;
   std::shared_ptr<FairLimiter> deletes;
   std::shared_ptr<FairLimiter> job_reads;
-  std::shared_ptr<FairLimiter> bulk;
-  std::shared_ptr<FairLimiter> imports;
 
-  // All six, in the order above (for metrics).
+  // All four, in the order above (for metrics).
   std::vector<std::shared_ptr<FairLimiter>> All() const;
-  // The limiter of `budget` (upstream_rpcs.h names each call's).
+  // The limiter of `budget` (upstream_rpcs.h names each call's); null for kBulk and kImports,
+  // which are job lanes, not rates.
   const std::shared_ptr<FairLimiter>& For(BudgetId budget) const {
+    static const std::shared_ptr<FairLimiter> kNone;
     switch (budget) {
       case BudgetId::kIdentify:
         return identify;
@@ -78,11 +76,10 @@ struct Budgets {
       case BudgetId::kJobRead:
         return job_reads;
       case BudgetId::kBulk:
-        return bulk;
       case BudgetId::kImports:
         break;
     }
-    return imports;
+    return kNone;
   }
   // Shuts every budget down: waiting calls are answered UNAVAILABLE ("gateway shutting down").
   void Shutdown() const;

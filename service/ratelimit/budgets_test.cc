@@ -22,8 +22,7 @@ TEST(BudgetsTest, DefaultsAreUserpilotsDocumentedLimits) {
   EXPECT_EQ(options.deletes.rate.limit, 1);
   EXPECT_EQ(options.deletes.rate.window, absl::Seconds(2));
   EXPECT_EQ(options.job_reads.rate.limit, 120);
-  EXPECT_EQ(options.bulk.rate.limit, 6);
-  EXPECT_EQ(options.imports.rate.limit, 6);
+  EXPECT_EQ(options.job_lanes.max_waiting, 4u);
   EXPECT_EQ(options.limiter.max_upstream_pause, absl::Minutes(5));
   EXPECT_TRUE(options.Validate().ok());
 }
@@ -36,7 +35,7 @@ TEST(BudgetsTest, FactoryGetsEachSpecWithTheSpacingMarginAndThePacingSlack) {
     return std::make_unique<LocalTokenSource>(spec);
   });
   ASSERT_TRUE(budgets.ok()) << budgets.status();
-  ASSERT_EQ(specs.size(), 6u);
+  ASSERT_EQ(specs.size(), 4u);
   EXPECT_EQ(specs[0].name, "identify");
   EXPECT_EQ(specs[0].window, absl::Minutes(1) + absl::Milliseconds(100));
   EXPECT_EQ(specs[0].tolerance, kPacingSlack);
@@ -44,8 +43,10 @@ TEST(BudgetsTest, FactoryGetsEachSpecWithTheSpacingMarginAndThePacingSlack) {
   EXPECT_EQ(specs[2].window, absl::Milliseconds(2100));
   EXPECT_EQ(budgets->identify->name(), "identify");
   EXPECT_EQ(budgets->deletes->Stats().configured_limit, 1);
-  EXPECT_EQ(budgets->bulk->name(), "bulk");
-  EXPECT_EQ(budgets->imports->name(), "imports");
+  EXPECT_EQ(budgets->For(BudgetId::kJobRead)->name(), "job_read");
+  // Bulk identify and imports are job lanes, not rates.
+  EXPECT_EQ(budgets->For(BudgetId::kBulk), nullptr);
+  EXPECT_EQ(budgets->For(BudgetId::kImports), nullptr);
 }
 
 TEST(BudgetsTest, PacingSlackIsAtMostAQuarterOfThePace) {
@@ -68,7 +69,10 @@ TEST(BudgetsTest, InvalidOptionsAndNullSourcesAreStartupErrors) {
   options.track.rate.limit = 0;
   EXPECT_TRUE(absl::IsInvalidArgument(MakeBudgets(options, scheduler).status()));
   options = RateLimitOptions();
-  options.bulk.max_queue = 0;
+  options.job_reads.max_queue = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument(options.Validate()));
+  options = RateLimitOptions();
+  options.job_lanes.max_waiting = 0;
   EXPECT_TRUE(absl::IsInvalidArgument(options.Validate()));
   options = RateLimitOptions();
   options.limiter.decrease_factor = 0;
@@ -102,9 +106,9 @@ TEST(BudgetsTest, ShutdownAnswersEveryBudgetsWaitingCalls) {
       });
     }
   }
-  EXPECT_EQ(admitted, 600 + 600 + 1 + 120 + 6 + 6);
+  EXPECT_EQ(admitted, 600 + 600 + 1 + 120);
   budgets->Shutdown();
-  EXPECT_EQ(unavailable, 12);
+  EXPECT_EQ(unavailable, 8);
 }
 
 }  // namespace

@@ -101,6 +101,22 @@ inline FairLimiterOptions DefaultBudgetLimiterOptions() {
 // (usually well under 1 ms, now and then several), far below any pace worth pacing.
 inline constexpr absl::Duration kPacingSlack = absl::Milliseconds(10);
 
+// The job lanes (job_lane.h): one bulk identify job at a time, one import job at a time.
+struct JobLaneOptions {
+  // Between two GetJob polls of the job a call waits for; > 0. Each poll spends the job_read
+  // budget (120 a minute by default): two lanes polling every 2 s take 60 of them.
+  absl::Duration poll_interval = absl::Seconds(2);
+  // A call must be sent at least this long before its deadline (time for Userpilot to answer
+  // the submission); >= 0.
+  absl::Duration headroom = kDefaultAdmissionHeadroom;
+  // Calls waiting their turn on one lane (each holds a copy of its request, a bulk request may
+  // be megabytes); >= 1.
+  size_t max_waiting = 4;
+
+  // InvalidArgument naming the first bad field.
+  absl::Status Validate() const;
+};
+
 // One budget: its rate and how many calls may wait for it.
 struct BudgetOptions {
   RateSpec rate;
@@ -109,13 +125,12 @@ struct BudgetOptions {
 
 struct RateLimitOptions {
   // Requests per window, and the queue bound. Queue bounds also bound memory: each waiting
-  // call holds a copy of its request (a bulk request may be megabytes, hence 4).
+  // call holds a copy of its request. Bulk identify and imports have no rate (Userpilot
+  // documents none): one job at a time, kept by the job lanes below.
   BudgetOptions identify = {{"identify", 600, absl::Minutes(1)}, 1000};
   BudgetOptions track = {{"track", 600, absl::Minutes(1)}, 1000};
   BudgetOptions deletes = {{"delete", 1, absl::Seconds(2)}, 30};
   BudgetOptions job_reads = {{"job_read", 120, absl::Minutes(1)}, 240};
-  BudgetOptions bulk = {{"bulk", 6, absl::Minutes(1)}, 4};
-  BudgetOptions imports = {{"imports", 6, absl::Minutes(1)}, 4};
 
   // Slack added to every window (see the file comment); >= 0.
   absl::Duration spacing_margin = absl::Milliseconds(100);
@@ -123,6 +138,9 @@ struct RateLimitOptions {
   // Fairness, caller weights and caps, 429 backoff, adaptive rate, admission headroom: the
   // same for every budget. Its max_queue is ignored: each BudgetOptions has its own.
   FairLimiterOptions limiter = DefaultBudgetLimiterOptions();
+
+  // The bulk and import lanes (job_lane.h).
+  JobLaneOptions job_lanes;
 
   // InvalidArgument naming the first bad field.
   absl::Status Validate() const;

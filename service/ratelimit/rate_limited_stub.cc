@@ -38,6 +38,10 @@ void RateLimitedStub::Call(const CallOptions& options, const typename Rpc::Reque
                            StubCallback<typename Rpc::Response> done) {
   using Response = typename Rpc::Response;
   const std::shared_ptr<FairLimiter>& budget = budgets_.For(Routing<Rpc>::For(request).budget);
+  if (budget == nullptr) {  // A job lane's call: no rate (job_lane.h keeps its rule).
+    Forward<Rpc>(options, request, std::move(done));
+    return;
+  }
   budget->Acquire(options.caller, options.deadline,
                   [inner = inner(), weak_budget = std::weak_ptr<FairLimiter>(budget),
                    asked_at = budget->Now(), options, request = typename Rpc::Request(request),

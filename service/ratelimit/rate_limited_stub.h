@@ -2,7 +2,9 @@
 // permit before forwarding each call, and tells the budget how Userpilot answered.
 //
 // Per call: Acquire(options.caller, options.deadline) on the budget of the call's route (the
-// Budget column of upstream/upstream_rpcs.h; a bulk file upload spends the bulk budget).
+// Budget column of upstream/upstream_rpcs.h). Bulk identify and import calls have no budget
+// (Budgets::For gives null: their rule is one job at a time, job_lane.h) and go straight
+// through.
 // Refused: the caller gets the budget's refusal (RESOURCE_EXHAUSTED with the BUDGET_EXHAUSTED
 // facts, DEADLINE_EXCEEDED, or UNAVAILABLE) and nothing is sent. Admitted: the call goes to the
 // inner stub with the same options and a copy of the request (taken before waiting, since the

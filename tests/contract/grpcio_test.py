@@ -34,8 +34,7 @@ class ServiceConfigThroughGrpcioTest(unittest.TestCase):
         try:
             cls.gateway = harness.Gateway(
                 cls.emulator.url,
-                ["--retry_max_attempts=1", "--circuit_breaker=false", "--bulk_rate=600/1m",
-                 "--job_read_rate=6000/1m"],
+                ["--retry_max_attempts=1", "--circuit_breaker=false", "--job_read_rate=6000/1m"],
                 log_path=os.path.join(harness.BUILD, "tests/contract/gateway.log"))
         except BaseException:
             cls.emulator.cleanup()

@@ -43,9 +43,8 @@ class EndToEndTest(unittest.TestCase):
             cls.gateway = harness.Gateway(
                 cls.emulator.url,
                 ["--shutdown_grace=5s",
-                 # The emulator's jobs finish in a few hundred ms: let bulk calls follow each
-                 # other, and watch them at that pace.
-                 "--bulk_rate=600/1m", "--import_rate=600/1m", "--job_read_rate=6000/1m",
+                 # The emulator's jobs finish in a few hundred ms: watch them at that pace.
+                 "--job_read_rate=6000/1m",
                  "--watch_min_poll_interval=50ms", "--watch_max_poll_interval=200ms"],
                 api_key=API_KEY, log_path=os.path.join(harness.BUILD, "tests/e2e/gateway.log"))
         except BaseException:

@@ -53,7 +53,7 @@ class ImportEndToEndTest(unittest.TestCase):
         try:
             cls.gateway = harness.Gateway(
                 cls.emulator.url,
-                ["--bulk_rate=6000/1m", "--import_rate=6000/1m", "--job_read_rate=6000/1m",
+                ["--job_read_rate=6000/1m",
                  "--max_concurrent_imports=2", f"--import_idle_timeout={IDLE_TIMEOUT_S}s",
                  f"--default_deadline={DEADLINE_S}s", f"--max_deadline={DEADLINE_S}s",
                  f"--max_bulk_request_bytes={MAX_BULK_REQUEST_BYTES}"],
