@@ -6,7 +6,8 @@
     bench/run.sh footprint    # 3. resident memory idle and under load; start-up to SERVING
     bench/run.sh overload     # 4. 5x the budget offered: utilisation, upstream 429s, latency
     bench/run.sh jobs         # 5. job watch fan-out and streamed import (issue 4)
-    bench/run.sh all          # 1-5, one after another
+    bench/run.sh burst        # 6. bursts: time to upstream through the gateway vs direct
+    bench/run.sh all          # 1-6, one after another
 
 Each scenario starts what it needs on loopback (userpilot-emulator, userpilot-gateway), drives
 it with upgw-bench, prints a table and writes JSON to bench/results/<scenario>-<time>.json.
@@ -679,18 +680,119 @@ def scenario_jobs_gtest(env, args, check):
     return data, "\n".join(texts)
 
 
+def burst_to_upstream(send, n, url, tag):
+    """Sends n IdentifyUser-like calls at once with send(user_id) -> (code); returns
+    (time to upstream in ms of each accepted call, status counts). The emulator's request log
+    gives the receipt times, matched by user_id."""
+    import concurrent.futures
+    sent = {}
+    codes = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
+        futures = []
+        for i in range(n):
+            user = f"{tag}-{i}"
+            sent[user] = time.time()
+            futures.append(pool.submit(send, user))
+        for f in futures:
+            code = f.result()
+            codes[code] = codes.get(code, 0) + 1
+    received = {}
+    for r in admin(url, "GET", "/_emulator/requests"):
+        if r["path"] == "/v1/identify" and r["response_status"] == 202:
+            user = json.loads(r["body"]).get("user_id", "")
+            if user in sent:
+                received[user] = datetime.datetime.strptime(
+                    r["received_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                        tzinfo=datetime.timezone.utc).timestamp()
+    return [1000 * (received[u] - sent[u]) for u in received], codes
+
+
+def scenario_burst(env, args, check):
+    """Bursts against the identify budget: 100 calls at once after idle at Userpilot's 600/1m,
+    then bursts of twice a scaled-down budget (args.burst_budget) once per window. Time to
+    upstream (send to the emulator's receipt) through the gateway against the same calls sent
+    straight to an emulator of its own (which answers the excess 429)."""
+    sys.path.insert(0, os.path.join(args.build, "clients/python/package"))
+    import grpc
+    from userpilot.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+
+    count, window = args.burst_budget.split("/")
+    count, window_s = int(count), parse_seconds(window)
+    rounds = 1 if args.smoke else args.burst_rounds
+    data, rows = {}, []
+    for name, limit, win, n, repeat in (("100 after idle (600/1m)", 600, "60s", 100, 1),
+                                        (f"2x budget bursts ({args.burst_budget})", count, window,
+                                         2 * count, rounds)):
+        via_gw, gw_url = env.start_emulator(f"--identify_limit={limit}", f"--rate_window={win}",
+                                            "--request_log_capacity=100000")
+        direct, direct_url = env.start_emulator(f"--identify_limit={limit}",
+                                                f"--rate_window={win}",
+                                                "--request_log_capacity=100000")
+        gateway, addr = env.start_gateway(gw_url, f"--identify_rate={limit}/{win}")
+        channel = grpc.insecure_channel(addr)
+        grpc.channel_ready_future(channel).result(timeout=10)
+        stub = gateway_pb2_grpc.UserpilotGatewayStub(channel)
+
+        def through_gateway(user):
+            try:
+                stub.IdentifyUser(gateway_pb2.IdentifyUserRequest(user_id=user),
+                                  timeout=2 * parse_seconds(win) + 5)
+                return "OK"
+            except grpc.RpcError as e:
+                return e.code().name
+
+        def straight(user):
+            try:
+                http_json("POST", f"{direct_url}/v1/identify", {"user_id": user},
+                          key=EMULATOR_KEY)
+                return "202"
+            except urllib.error.HTTPError as e:
+                return str(e.code)
+
+        results = {}
+        for target, send, url in (("gateway", through_gateway, gw_url),
+                                  ("direct", straight, direct_url)):
+            times, codes = [], {}
+            for r in range(repeat):
+                t, c = burst_to_upstream(send, n, url, f"{target}-{r}")
+                times += t
+                for k, v in c.items():
+                    codes[k] = codes.get(k, 0) + v
+                if r + 1 < repeat:
+                    time.sleep(parse_seconds(win))
+            results[target] = {"to_upstream_ms": {q: percentile(times, p) for q, p in
+                                                  (("p50", 0.5), ("p90", 0.9), ("p99", 0.99),
+                                                   ("max", 1.0))},
+                               "accepted": len(times), "codes": codes}
+            pct = results[target]["to_upstream_ms"]
+            rows.append([name, target, n * repeat, len(times), fmt(pct["p50"], 1),
+                         fmt(pct["p90"], 1), fmt(pct["p99"], 1), fmt(pct["max"], 1),
+                         json.dumps(codes, sort_keys=True)])
+            check.that(len(times) > 0, f"burst {name} {target}: nothing reached the emulator")
+        stats = admin(gw_url, "GET", "/_emulator/stats")
+        results["gateway"]["upstream_429"] = stats.get("rate_limited", 0)
+        check.that(stats.get("rate_limited", 0) == 0, f"burst {name}: the gateway drew 429s")
+        data[name] = results
+        channel.close()
+        for p in (gateway, via_gw, direct):
+            env.stop(p)
+    return data, table(["scenario", "target", "sent", "reached upstream", "p50 ms", "p90 ms",
+                        "p99 ms", "max ms", "answers"], rows)
+
+
 SCENARIOS = {
     "overhead": scenario_overhead,
     "throughput": scenario_throughput,
     "footprint": scenario_footprint,
     "overload": scenario_overload,
     "jobs": scenario_jobs,
+    "burst": scenario_burst,
 }
 
 SMOKE = {
     "duration": "1s", "warmup": "200ms", "rates": "100", "ops": "identify,track",
     "repeats": 1, "concurrency": "4", "startups": 1, "settle": 0.2, "load_rate": 100,
-    "budget": "20/1s", "factor": 3, "margin": "100ms", "overload_duration": "1s", "deadline": "1s",
+    "budget": "20/1s", "factor": 3, "burst_budget": "10/1s", "margin": "100ms", "overload_duration": "1s", "deadline": "1s",
 }
 
 
@@ -728,6 +830,9 @@ def main():
     parser.add_argument("--deadline", default="2s", help="overload: caller deadline")
     parser.add_argument("--overload_ops", default="identify,track", help="overload: ops, in turn")
     parser.add_argument("--caller", default="bench-overload", help="overload: x-caller")
+    parser.add_argument("--burst_budget", default="50/5s",
+                        help="burst: the scaled-down identify budget bursts are twice of")
+    parser.add_argument("--burst_rounds", type=int, default=3, help="burst: 2x bursts, one a window")
     parser.add_argument("--jobs", type=int, default=100, help="jobs: watched jobs")
     parser.add_argument("--subscribers", type=int, default=10000, help="jobs: watchers")
     parser.add_argument("--import_mb", type=int, default=50, help="jobs: import size")
