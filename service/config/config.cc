@@ -216,15 +216,16 @@ EnvLookup ProcessEnvironment() {
 
 int MaxInflightUpstreamFor(const RateLimitOptions& budgets, absl::Duration upstream_timeout) {
   double per_second = 0;
-  for (const BudgetOptions* budget : {&budgets.identify, &budgets.track, &budgets.deletes,
-                                      &budgets.job_reads, &budgets.bulk, &budgets.imports}) {
+  for (const BudgetOptions* budget :
+       {&budgets.identify, &budgets.track, &budgets.deletes, &budgets.job_reads}) {
     if (budget->rate.limit > 0 && budget->rate.window > absl::ZeroDuration()) {
       per_second +=
           static_cast<double>(budget->rate.limit) / absl::ToDoubleSeconds(budget->rate.window);
     }
   }
-  // Less a hair, so that 22.7/s x 10 s, 227.00000000000003 in floating point, gives 227.
-  const double needed = std::ceil(per_second * absl::ToDoubleSeconds(upstream_timeout) - 1e-6);
+  // Less a hair, so that 22.5/s x 10 s, 225.00000000000003 in floating point, gives 225.
+  const double needed =
+      std::ceil(per_second * absl::ToDoubleSeconds(upstream_timeout) - 1e-6) + kJobLaneSlots;
   return static_cast<int>(
       std::clamp<double>(needed, kMinDerivedInflightUpstream, kMaxInflightUpstream));
 }

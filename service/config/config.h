@@ -53,10 +53,12 @@ inline constexpr int kMinDerivedInflightUpstream = 64;
 // the requests in flight are the rate they are sent at times how long each stays in flight;
 // the budgets bound the rate of every attempt (retries included), and --upstream_timeout
 // bounds how long one attempt holds a slot. So
-//   ceil(sum over the six budgets of limit / window, per second, x upstream_timeout),
+//   ceil(sum over the four budgets of limit / window, per second, x upstream_timeout)
+//   + kJobLaneSlots (the bulk and import lanes send one request at a time each),
 // at least kMinDerivedInflightUpstream (room for uploads, which may take --upload_timeout, and
 // for budgets set very low) and at most kMaxInflightUpstream. With the default budgets (600 +
-// 600 per minute, 1 per 2 s, 120, 6 and 6 per minute: 22.7/s) and 10 s: 227.
+// 600 per minute, 1 per 2 s, 120 per minute: 22.5/s) and 10 s: 225 + 2 = 227.
+inline constexpr int kJobLaneSlots = 2;
 int MaxInflightUpstreamFor(const RateLimitOptions& budgets, absl::Duration upstream_timeout);
 
 // The raw settings, one field per flag with the flag's name and default, not yet checked.

@@ -229,7 +229,7 @@ TEST(LoadConfigTest, DefaultsCarryThrough) {
   EXPECT_EQ(c->max_deadline, absl::Minutes(5));
   EXPECT_EQ(c->connect_timeout, absl::Seconds(2));
   EXPECT_EQ(c->shutdown_grace, absl::Seconds(25));
-  // Sized from the default budgets (22.7 requests/s) and --upstream_timeout (10 s).
+  // Sized from the default budgets (22.5 requests/s), --upstream_timeout (10 s) and two lanes.
   EXPECT_EQ(c->max_inflight_upstream, 227);
   EXPECT_EQ(c->key_check_interval, absl::Minutes(5));
   EXPECT_TRUE(c->reflection);
