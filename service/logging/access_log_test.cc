@@ -81,7 +81,8 @@ TEST_F(AccessLogTest, ValidationRefusalHasNoUpstreamPart) {
 TEST_F(AccessLogTest, DurationsAreRoundedToTheMicrosecond) {
   CallFacts facts;
   facts.budget_wait = absl::Nanoseconds(1234567891);  // 1234.567891 ms
-  log_.Record("IdentifyUser", "billing", grpc::Status::OK, facts, absl::Nanoseconds(1499));
+  log_.Record("IdentifyUser", "billing", TraceContext(), grpc::Status::OK, facts,
+              absl::Nanoseconds(1499));
   EXPECT_THAT(out_.str(), HasSubstr(R"("queue_wait_ms":1234.568,"latency_ms":0.001,)"));
 }
 
