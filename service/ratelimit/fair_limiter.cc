@@ -142,6 +142,7 @@ class FairLimiter::Core : public std::enable_shared_from_this<FairLimiter::Core>
 
   const std::string& name() const { return spec_.name; }
   absl::Time Now() const { return scheduler_.Now(); }
+  absl::Duration max_upstream_pause() const { return options_.max_upstream_pause; }
 
   // Reports `answers` to the observer, then runs them. Never with mu_ held.
   void Finish(Answers& answers) {
@@ -1042,5 +1043,7 @@ FairLimiterStats FairLimiter::Stats() const { return core_->Stats(); }
 const std::string& FairLimiter::name() const { return core_->name(); }
 
 absl::Time FairLimiter::Now() const { return core_->Now(); }
+
+absl::Duration FairLimiter::max_upstream_pause() const { return core_->max_upstream_pause(); }
 
 }  // namespace userpilot::gateway

@@ -202,6 +202,8 @@ class FairLimiter {
   // The budget's name (its TokenSource spec's) and its clock (the Scheduler's).
   const std::string& name() const;
   absl::Time Now() const;
+  // The longest pause a 429's Retry-After / X-RateLimit-Reset may impose (FairLimiterOptions).
+  absl::Duration max_upstream_pause() const;
 
  private:
   class Core;

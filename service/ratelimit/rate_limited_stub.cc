@@ -60,24 +60,31 @@ void RateLimitedStub::Call(const CallOptions& options, const typename Rpc::Reque
                     if (auto admitting = weak_budget.lock()) admitted_at = admitting->Now();
                     // The limiter's own measure, the one its wait histogram observed.
                     const absl::Duration wait = admission.facts().budget_wait;
-                    InvokeRpc<Rpc>(*inner, options, request,
-                                   [weak_budget, admitted_at, wait,
-                                    done = std::move(done)](Result<Response> result) mutable {
-                                     const UpstreamFeedback feedback =
-                                         ClassifyUpstreamAnswer(result.status(), result.facts());
-                                     if (feedback.kind != UpstreamFeedback::Kind::kNone) {
-                                       if (auto budget = weak_budget.lock()) {
-                                         if (feedback.kind == UpstreamFeedback::Kind::kSuccess) {
-                                           budget->OnUpstreamSuccess(admitted_at);
-                                         } else {
-                                           budget->OnUpstreamRateLimited(feedback.retry_after,
-                                                                         admitted_at);
-                                         }
-                                       }
-                                     }
-                                     result.facts().budget_wait += wait;
-                                     std::move(done)(std::move(result));
-                                   });
+                    InvokeRpc<Rpc>(
+                        *inner, options, request,
+                        [weak_budget, admitted_at, wait,
+                         done = std::move(done)](Result<Response> result) mutable {
+                          const UpstreamFeedback feedback =
+                              ClassifyUpstreamAnswer(result.status(), result.facts());
+                          if (feedback.kind != UpstreamFeedback::Kind::kNone) {
+                            if (auto budget = weak_budget.lock()) {
+                              if (feedback.kind == UpstreamFeedback::Kind::kSuccess) {
+                                budget->OnUpstreamSuccess(admitted_at);
+                              } else {
+                                budget->OnUpstreamRateLimited(feedback.retry_after, admitted_at);
+                                // The caller is told no longer a wait than the
+                                // budget's own (capped) pause.
+                                std::optional<RetryDelay>& delay = result.facts().retry_delay;
+                                if (delay.has_value()) {
+                                  delay->delay =
+                                      std::min(delay->delay, budget->max_upstream_pause());
+                                }
+                              }
+                            }
+                          }
+                          result.facts().budget_wait += wait;
+                          std::move(done)(std::move(result));
+                        });
                   });
 }
 

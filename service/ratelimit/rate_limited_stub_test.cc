@@ -274,6 +274,27 @@ TEST_F(RateLimitedStubTest, Upstream429WithRetryAfterPausesTheBudgetAndPassesThr
   EXPECT_TRUE(next->ok());
 }
 
+TEST_F(RateLimitedStubTest, ADayLongRetryAfterIsCappedForTheBudgetAndTheCaller) {
+  // Userpilot (or something posing as it) asks for a day: the budget pauses for
+  // --max_upstream_pause at most, and the caller is told no longer a wait than that.
+  const absl::Time now = scheduler_.Now();
+  const absl::Duration cap = budgets_.identify->max_upstream_pause();
+  ASSERT_LT(cap, absl::Hours(24));
+  const CallStatus limited = MapHttpResult(
+      FakeHttpClient::Response(429, "", {{"Retry-After", "86400"}}), "POST /v1/identify", now);
+  ASSERT_EQ(wire::RetryDelay(limited), absl::Seconds(86400));
+  EXPECT_CALL(*mock_, IdentifyCompany(_, _, _)).WillOnce(AnswerError{limited});
+  std::optional<CallStatus> answer;
+  stub_->IdentifyCompany(CallOptions(), {}, Record<v1::IdentifyCompanyResponse>(&answer));
+  scheduler_.RunDue();
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->status().code(), limited.status().code());
+  EXPECT_EQ(wire::RetryDelay(*answer), cap);
+  const FairLimiterStats stats = budgets_.identify->Stats();
+  EXPECT_EQ(stats.paused_until, now + cap);
+  EXPECT_EQ(stats.upstream_pauses_capped, 1u);
+}
+
 TEST_F(RateLimitedStubTest, Upstream429WithoutRetryAfterBacksOffExponentially) {
   const CallStatus limited =
       MapHttpResult(FakeHttpClient::Response(429), "POST /v1/track", scheduler_.Now());
