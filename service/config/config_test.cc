@@ -247,12 +247,12 @@ TEST(LoadConfigTest, DefaultsCarryThrough) {
 TEST(LoadConfigTest, MaxInflightUpstreamIsSizedFromTheBudgetsUnlessGiven) {
   ConfigInput in;
   in.traffic.identify_rate = "6000/1m";  // 100/s
-  in.traffic.track_rate = "3000/1m";     // 50/s; the others keep 0.5 + 2 + 0.1 + 0.1 /s
+  in.traffic.track_rate = "3000/1m";     // 50/s; deletes and job reads keep 0.5 + 2 /s
   in.upstream_timeout = absl::Seconds(4);
   absl::StatusOr<GatewayConfig> c = LoadConfig(in, EnvWithKey());
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->max_inflight_upstream, 611);  // ceil(152.7 * 4)
-  EXPECT_EQ(MaxInflightUpstreamFor(c->traffic.rate_limits, absl::Seconds(4)), 611);
+  EXPECT_EQ(c->max_inflight_upstream, 612);  // 152.5/s x 4 s, plus one slot per job lane
+  EXPECT_EQ(MaxInflightUpstreamFor(c->traffic.rate_limits, absl::Seconds(4)), 612);
 
   // Small budgets and a short timeout: the floor.
   in.traffic.identify_rate = "1/1m";
