@@ -474,6 +474,8 @@ def scenario_overload(env, args, check):
              "caller_ok_latency_ms": g["total"]["latency_ok_ms"],
              "caller_ok_per_s": g["ok_per_s"],
              "gateway_rss_peak_mb": (g["processes"].get("gateway") or {}).get("rss_peak_mb"),
+             "upstream_series": dict(upstream_series(records, path, t_start, window_s, count),
+                                     warmup_s=parse_seconds(args.warmup)),
              "runs": [doc]}
         data[op] = d
         lat, lat_ok = d["caller_latency_ms"], d["caller_ok_latency_ms"]
@@ -505,6 +507,18 @@ def http_json(method, url, body=None, key=None):
     with urllib.request.urlopen(req, timeout=10) as r:
         text = r.read().decode()
         return json.loads(text) if text else None
+
+
+def upstream_series(records, path, t0, window_s, count):
+    """The emulator's receipt times of `path` requests, in seconds since t0 (a time.time()),
+    split into accepted (202) and refused (429): what bench/plot.py draws against the budget of
+    `count` per `window_s`. Every scenario that plots upstream rates stores this shape."""
+    def offsets(status):
+        return [round(datetime.datetime.strptime(r["received_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+                      .replace(tzinfo=datetime.timezone.utc).timestamp() - t0, 4)
+                for r in records if r["path"] == path and r["response_status"] == status]
+    return {"budget_count": count, "window_s": window_s, "accepted_s": sorted(offsets(202)),
+            "refused_s": sorted(offsets(429))}
 
 
 def percentile(values, q):

@@ -93,6 +93,18 @@ std::string LatencyJson(const LatencyHistogram& h) {
       ",\"min\":", Ms(h.min()), ",\"mean\":", Ms(static_cast<int64_t>(h.mean())), "}");
 }
 
+// The distribution as [quantile, ms] pairs on a fixed grid (every percentile, then the tail to
+// the maximum), for plotting CDFs without shipping the whole histogram.
+std::string CdfJson(const LatencyHistogram& h) {
+  std::vector<double> quantiles;
+  for (int i = 0; i < 100; ++i) quantiles.push_back(i / 100.0);
+  for (double q : {0.995, 0.999, 0.9995, 0.9999, 1.0}) quantiles.push_back(q);
+  std::vector<std::string> points;
+  for (double q : quantiles)
+    points.push_back(absl::StrFormat("[%g,%s]", q, Ms(h.ValueAtQuantile(q))));
+  return absl::StrCat("[", absl::StrJoin(points, ","), "]");
+}
+
 std::string OpJson(const OpStats& s, const Target& target) {
   std::vector<std::string> codes;
   int64_t ok = 0;
@@ -255,11 +267,11 @@ int Main() {
     results.push_back(absl::StrFormat(
         "{\"target\":%s,\"sent\":%d,\"measured\":%d,\"unfinished\":%d,\"window_s\":%.3f,"
         "\"completed_per_s\":%.1f,\"ok_per_s\":%.1f,\"late_sends\":%d,\"max_send_lag_ms\":%s,"
-        "\"total\":%s,\"by_op\":{%s},\"processes\":{%s}}",
+        "\"total\":%s,\"latency_cdf_ms\":%s,\"by_op\":{%s},\"processes\":{%s}}",
         Quote(target->name()), stats.sent, stats.measured, stats.unfinished, window,
         window > 0 ? completed / window : 0, window > 0 ? ok / window : 0, stats.late_sends,
-        Ms(stats.max_send_lag_ns), OpJson(stats.total, *target), absl::StrJoin(by_op, ","),
-        absl::StrJoin(proc_json, ",")));
+        Ms(stats.max_send_lag_ns), OpJson(stats.total, *target), CdfJson(stats.total.latency),
+        absl::StrJoin(by_op, ","), absl::StrJoin(proc_json, ",")));
     const LatencyHistogram& h = stats.total.latency;
     std::cerr << absl::StrFormat(
         "upgw-bench: %-7s %s: %d calls measured, %.0f/s completed, %d ok, %d not ok, %d "
