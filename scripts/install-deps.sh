@@ -33,6 +33,8 @@ test_packages=(
   # setuptools and installed into a fresh venv, mypy over its typed API, certificates made with
   # openssl at test time.
   python3-setuptools python3-wheel python3-pip python3-venv python3-mypy openssl
+  # The benchmark report's pictures (bench/plot.py) and their test.
+  python3-matplotlib
 )
 # Building and running the Dockerfile without a Docker engine or a registry: buildah (chroot
 # isolation, vfs storage) and mmdebstrap for the Debian base image.
