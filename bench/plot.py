@@ -6,8 +6,10 @@
 For each file it writes, under --out, PNGs named after the file:
   overload-<time>-upstream.png   upstream requests per second against the budget over time,
                                  one panel per op (needs `upstream_series`, recorded by run.py)
-  burst-<time>-upstream.png      the same for the burst scenario, once it records
-                                 `upstream_series` (run.py's upstream_series() gives the shape)
+  burst-<time>-upstream.png      the same for the burst scenario: one panel per burst
+                                 scenario and target (through the gateway, then direct to an
+                                 emulator that answers the excess 429); files written before
+                                 run.py recorded `upstream_series` there have nothing to draw
   overhead-<time>-latency.png    caller latency distributions through the gateway beside
                                  direct calls, one panel per op and rate (needs
                                  `latency_cdf_ms`, written by upgw-bench; older files fall back
@@ -126,14 +128,24 @@ def overload(doc):
     return [("upstream", lambda path: plot_upstream(doc, panels, path))] if panels else []
 
 
-def burst(doc):
-    # bench/run.sh burst records its sub-scenarios under their names; each draws once it
-    # stores upstream_series (run.py's upstream_series()) beside its percentiles.
+BURST_TARGETS = {"gateway": "through the gateway",
+                 "direct": "direct to an emulator of its own (the excess answered 429)"}
+
+
+def burst_panels(doc):
+    """[(title, upstream_series)] of a burst result: bench/run.sh burst records each burst
+    scenario under its name, and under it each target's percentiles and upstream_series."""
     panels = []
     for name, sub in (doc["data"] or {}).items():
         for target, res in (sub.items() if isinstance(sub, dict) else []):
             if isinstance(res, dict) and "upstream_series" in res:
-                panels.append((f"{name}: {target}", res["upstream_series"]))
+                panels.append((f"{name}: {BURST_TARGETS.get(target, target)}",
+                               res["upstream_series"]))
+    return panels
+
+
+def burst(doc):
+    panels = burst_panels(doc)
     return [("upstream", lambda path: plot_upstream(doc, panels, path))] if panels else []
 
 

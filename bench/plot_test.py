@@ -78,17 +78,57 @@ class PlotTest(unittest.TestCase):
         self.assertEqual([q for _, q in plot.cdf_points(doc["data"]["runs"][0]["results"][0])],
                          [0.5, 0.9, 0.99, 0.999])
 
-    def test_burst_draws_once_it_records_upstream_series(self):
-        series = load("overload-canned.json")["data"]["identify"]["upstream_series"]
-        doc = dict(load("overload-canned.json"), scenario="burst")
-        doc["data"] = {"2x budget bursts (20/1s)": {"gateway": {"accepted": 40}}}
+    def test_burst_draws_each_scenario_and_target(self):
+        doc = load("burst-canned.json")
+        self.assertEqual(
+            [(title, len(series["accepted_s"]), len(series["refused_s"]))
+             for title, series in plot.burst_panels(doc)],
+            [("100 after idle (600/1m): through the gateway", 30, 0),
+             ("100 after idle (600/1m): direct to an emulator of its own (the excess answered "
+              "429)", 30, 0),
+             ("2x budget bursts (10/1s): through the gateway", 40, 0),
+             ("2x budget bursts (10/1s): direct to an emulator of its own (the excess answered "
+              "429)", 20, 20)])
+        status, written, err = self.run_plot(os.path.join(TESTDATA, "burst-canned.json"))
+        self.assertEqual(status, 0, err)
+        self.assertEqual([os.path.basename(p) for p in written], ["burst-canned-upstream.png"])
+        self.assert_picture(written[0])
+        # Four stacked panels: taller than the overload picture's one.
+        self.assertGreater(matplotlib.image.imread(written[0]).shape[0], 4 * 300)
+        # The gateway's bursts of twice the budget reach Userpilot at the budget's rate.
+        gateway = doc["data"]["2x budget bursts (10/1s)"]["gateway"]["upstream_series"]
+        _, rates = plot.trailing_window_rate(gateway["accepted_s"], 1.0, 0.01, 4.0)
+        self.assertEqual(max(rates), 10)
+
+    def test_burst_files_without_upstream_series_have_nothing_to_draw(self):
+        doc = copy.deepcopy(load("burst-canned.json"))
+        for sub in doc["data"].values():
+            for res in sub.values():
+                del res["upstream_series"]
         status, written, err = self.run_plot(self.write("burst-percentiles-only.json", doc))
         self.assertEqual((status, written), (0, []))
         self.assertIn("nothing to draw for burst", err)
-        doc["data"]["2x budget bursts (20/1s)"]["gateway"]["upstream_series"] = series
-        status, written, err = self.run_plot(self.write("burst-series.json", doc))
+
+    def test_run_py_records_the_series_plot_py_draws(self):
+        # run.py's upstream_series() on an emulator request log: the receipt times of one path
+        # since t0, split by answer; other paths (the gateway's key check) are left out.
+        import run  # noqa: E402  (bench/run.py, beside this file)
+        t0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+        log = [{"path": "/v1/validate", "response_status": 200,
+                "received_at": "2027-01-15T08:00:00.100000Z"},
+               {"path": "/v1/identify", "response_status": 429,
+                "received_at": "2027-01-15T08:00:00.750000Z"},
+               {"path": "/v1/identify", "response_status": 202,
+                "received_at": "2027-01-15T08:00:00.500000Z"},
+               {"path": "/v1/identify", "response_status": 202,
+                "received_at": "2027-01-15T08:00:00.250000Z"}]
+        series = run.upstream_series(log, "/v1/identify", t0, 1.0, 10)
+        self.assertEqual(series, {"budget_count": 10, "window_s": 1.0,
+                                  "accepted_s": [0.25, 0.5], "refused_s": [0.75]})
+        doc = load("burst-canned.json")
+        doc["data"] = {"2x budget bursts (10/1s)": {"gateway": {"upstream_series": series}}}
+        status, written, err = self.run_plot(self.write("burst-from-log.json", doc))
         self.assertEqual(status, 0, err)
-        self.assertEqual([os.path.basename(p) for p in written], ["burst-series-upstream.png"])
         self.assert_picture(written[0])
 
     def test_nothing_to_draw_and_unreadable(self):

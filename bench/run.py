@@ -767,6 +767,7 @@ def scenario_burst(env, args, check):
         for target, send, url in (("gateway", through_gateway, gw_url),
                                   ("direct", straight, direct_url)):
             times, codes = [], {}
+            t_start = time.time()
             for r in range(repeat):
                 t, c = burst_to_upstream(send, n, url, f"{target}-{r}")
                 times += t
@@ -778,6 +779,14 @@ def scenario_burst(env, args, check):
                                                   (("p50", 0.5), ("p90", 0.9), ("p99", 0.99),
                                                    ("max", 1.0))},
                                "accepted": len(times), "codes": codes}
+            # What the emulator received over the whole run, for bench/plot.py: through the
+            # gateway it should stay within the budget; direct, the excess is answered 429.
+            series = upstream_series(admin(url, "GET", "/_emulator/requests"), "/v1/identify",
+                                     t_start, parse_seconds(win), limit)
+            results[target]["upstream_series"] = series
+            check.that(len(series["accepted_s"]) == len(times),
+                       f"burst {name} {target}: the emulator's log holds "
+                       f"{len(series['accepted_s'])} accepted requests, {len(times)} calls matched")
             pct = results[target]["to_upstream_ms"]
             rows.append([name, target, n * repeat, len(times), fmt(pct["p50"], 1),
                          fmt(pct["p90"], 1), fmt(pct["p99"], 1), fmt(pct["max"], 1),
