@@ -37,10 +37,11 @@ BudgetMetricsOptions BudgetMetricsFor(const GatewayConfig& config) {
   return options;
 }
 
-// Checks the API key now and every config.key_check_interval: a rejection turns health
-// NOT_SERVING (and an acceptance back), counted, and logged once per change, never with the key.
+// Checks the API key (GET /v1/validate, sent by `probe`) now and every
+// config.key_check_interval: a rejection turns health NOT_SERVING (and an acceptance back),
+// counted, and logged once per change, never with the key.
 std::unique_ptr<KeyChecker> StartKeyCheck(const GatewayConfig& config, Logger* logger,
-                                          std::shared_ptr<UserpilotStub> stub, Scheduler& scheduler,
+                                          KeyProbe probe, Scheduler& scheduler,
                                           GatewayServer& server, KeyCheckMetrics& metrics) {
   metrics.Enable();
   KeyCheckObserver observer;
@@ -65,7 +66,7 @@ std::unique_ptr<KeyChecker> StartKeyCheck(const GatewayConfig& config, Logger* l
   options.interval = config.key_check_interval;
   options.timeout = config.default_deadline;
   auto checker =
-      std::make_unique<KeyChecker>(std::move(stub), scheduler, options, std::move(observer));
+      std::make_unique<KeyChecker>(std::move(probe), scheduler, options, std::move(observer));
   checker->Start();
   return checker;
 }
@@ -182,8 +183,11 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   if (!server.ok()) return server.status();
   g.server_ = *std::move(server);
   if (config.key_check_interval > absl::ZeroDuration()) {
-    g.key_checker_ = StartKeyCheck(config, environment.logger, g.stack_.stub, scheduler, *g.server_,
-                                   g.metrics_->key_check);
+    g.key_checker_ =
+        StartKeyCheck(config, environment.logger,
+                      MakeKeyCheckProbe(UpstreamStackOptionsFrom(config).upstream, *g.metered_http_,
+                                        scheduler, &g.metrics_->upstream),
+                      scheduler, *g.server_, g.metrics_->key_check);
   }
   return gateway;
 }

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "service/metrics/gateway_metrics.h"
 #include "service/metrics/metrics_stub.h"
 #include "service/ratelimit/job_lane.h"
 #include "service/ratelimit/rate_limited_stub.h"
@@ -34,6 +35,24 @@ UpstreamStack MakeUpstreamStack(UpstreamStackOptions options, HttpClient& http,
   }
   stack.stub = std::move(stub);
   return stack;
+}
+
+KeyProbe MakeKeyCheckProbe(UpstreamOptions upstream, HttpClient& http, Scheduler& scheduler,
+                           UpstreamMetrics* metrics) {
+  auto clock = [&scheduler] { return scheduler.Now(); };
+  auto stub = std::make_shared<HttpUserpilotStub>(http, std::move(upstream), clock);
+  return [stub = std::move(stub), clock, metrics](const CallOptions& options,
+                                                  absl::AnyInvocable<void(CallStatus) &&> done) {
+    const absl::Time start = clock();
+    stub->CheckKey(options,
+                   [clock, metrics, start, done = std::move(done)](CallStatus answer) mutable {
+                     if (metrics != nullptr) {
+                       metrics->RecordAttempt(KeyCheckEndpoint::kEndpoint, answer.status(),
+                                              answer.facts(), clock() - start);
+                     }
+                     std::move(done)(std::move(answer));
+                   });
+  };
 }
 
 }  // namespace userpilot::gateway

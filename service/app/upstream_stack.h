@@ -18,6 +18,9 @@
 // Userpilot receives (never the gateway's own refusals); and every layer's facts reach the
 // caller in one Result.
 //
+// The key check (upstream/key_checker.h) is not an RPC and passes none of these layers but the
+// metrics: MakeKeyCheckProbe below builds what it sends through.
+//
 // The clock of every layer is the scheduler's (Scheduler::Now), so a FakeScheduler moves the
 // whole stack's time at once.
 //
@@ -33,6 +36,7 @@
 #include "service/http/http_client.h"
 #include "service/ratelimit/rate_limit_options.h"
 #include "service/retry/retry_options.h"
+#include "service/upstream/key_checker.h"
 #include "service/upstream/upstream_options.h"
 #include "service/upstream/userpilot_stub.h"
 
@@ -67,6 +71,15 @@ struct UpstreamStack {
 UpstreamStack MakeUpstreamStack(UpstreamStackOptions options, HttpClient& http,
                                 Scheduler& scheduler, const Budgets* budgets = nullptr,
                                 UpstreamMetrics* metrics = nullptr);
+
+// The key check's probe: one `GET /v1/validate` attempt per check (KeyCheckEndpoint) through an
+// HttpUserpilotStub of its own over `http`, the client every call goes through (same headers,
+// per-attempt cap and error mapping), timed and counted in `metrics` (null: not counted) under
+// its endpoint like any attempt. No budget, retry layer, breaker or job lane: Userpilot
+// documents no limit for the endpoint, and a check that finds no verdict waits for the next.
+// `http`, `scheduler` and `metrics` must outlive the probe and its checks.
+KeyProbe MakeKeyCheckProbe(UpstreamOptions upstream, HttpClient& http, Scheduler& scheduler,
+                           UpstreamMetrics* metrics = nullptr);
 
 }  // namespace userpilot::gateway
 

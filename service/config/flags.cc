@@ -70,9 +70,9 @@ ABSL_FLAG(int, max_inflight_upstream, ConfigInput().max_inflight_upstream,
           "budgets and not this bound limit what is sent even when every request takes as long "
           "as an attempt may.");
 ABSL_FLAG(absl::Duration, key_check_interval, ConfigInput().key_check_interval,
-          "Ask Userpilot whether it accepts the API key (GET /v1/background_jobs, job_read "
-          "budget) at start-up and this often; a 401/403 turns health NOT_SERVING until a check "
-          "succeeds. 0 turns the check off.");
+          "Ask Userpilot whether it accepts the API key (one request, no budget) at start-up "
+          "and this often; a 401/403 turns health NOT_SERVING until a check succeeds. 0 turns "
+          "the check off.");
 ABSL_FLAG(bool, reflection, ConfigInput().reflection,
           "Register the gRPC server reflection service (for grpcurl and similar tools).");
 ABSL_FLAG(std::string, log_level, ConfigInput().log_level,

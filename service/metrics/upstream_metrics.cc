@@ -86,8 +86,8 @@ KeyCheckMetrics::KeyCheckMetrics(prometheus::Registry& registry)
       key_checks(prometheus::BuildCounter()
                      .Name("userpilot_gateway_upstream_key_checks_total")
                      .Help("Checks of the API key against Userpilot, by result: accepted, "
-                           "rejected (401/403), inconclusive (no verdict: 5xx, 429, network, "
-                           "the gateway's own budget).")
+                           "rejected (401/403), inconclusive (no verdict: 5xx, 429, any other "
+                           "status, network, timeout).")
                      .Register(registry)) {}
 
 void KeyCheckMetrics::Enable() {

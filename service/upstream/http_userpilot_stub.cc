@@ -104,6 +104,27 @@ void HttpUserpilotStub::Call(const CallOptions& options, const typename Rpc::Req
 template <typename Response>
 void HttpUserpilotStub::Send(const CallOptions& options, const Route& route, HttpForm form,
                              StubCallback<Response> done) {
+  std::string path = FillPath(route.path, form.path_parameter);
+  Exchange<Result<Response>>(options, route.method, std::move(path), route.endpoint,
+                             std::move(form), Conclude<Response>, std::move(done));
+}
+
+void HttpUserpilotStub::CheckKey(const CallOptions& options,
+                                 absl::AnyInvocable<void(CallStatus) &&> done) {
+  Exchange<CallStatus>(
+      options, KeyCheckEndpoint::kMethod, std::string(KeyCheckEndpoint::kPath),
+      KeyCheckEndpoint::kEndpoint, HttpForm(),
+      [](const HttpResult& result, absl::string_view endpoint, absl::Time now,
+         const Redactor& redactor) {
+        return RedactSecret(MapHttpResult(result, endpoint, now, &redactor), redactor);
+      },
+      std::move(done));
+}
+
+template <typename Answer, typename ConcludeFn>
+void HttpUserpilotStub::Exchange(const CallOptions& options, absl::string_view method,
+                                 std::string path, absl::string_view endpoint, HttpForm form,
+                                 ConcludeFn conclude, absl::AnyInvocable<void(Answer) &&> done) {
   const bool uploading = form.upload.source != nullptr;
   const absl::Duration attempt_timeout =
       uploading ? settings_->upload_timeout : settings_->request_timeout;
@@ -112,8 +133,8 @@ void HttpUserpilotStub::Send(const CallOptions& options, const Route& route, Htt
   const bool capped = attempt_deadline < options.deadline;
 
   HttpRequest request;
-  request.method = std::string(route.method);
-  request.url = absl::StrCat(settings_->base_url, FillPath(route.path, form.path_parameter));
+  request.method = std::string(method);
+  request.url = absl::StrCat(settings_->base_url, path);
   request.headers = settings_->headers;
   if (!options.trace.empty()) {
     // Each attempt is a span of its own, a child of the gateway's span for the call.
@@ -132,23 +153,23 @@ void HttpUserpilotStub::Send(const CallOptions& options, const Route& route, Htt
   request.body = std::move(form.json);
   request.deadline = capped ? attempt_deadline : options.deadline;
 
-  http_.Send(
-      std::move(request), [settings = settings_, endpoint = route.endpoint, capped, attempt_timeout,
-                           done = std::move(done)](HttpResult result) mutable {
-        const bool attempt_timed_out = capped && absl::IsDeadlineExceeded(result.transport_status);
-        if (attempt_timed_out) {
-          // The caller's deadline has not passed: report a slow upstream, which is worth a retry.
-          result.transport_status = absl::UnavailableError(absl::StrCat(
-              "no answer within the per-attempt timeout of ", absl::FormatDuration(attempt_timeout),
-              " (", result.transport_status.message(), ")"));
-        }
-        Result<Response> answer =
-            Conclude<Response>(result, endpoint, settings->clock(), settings->redactor);
-        if (attempt_timed_out)
-          answer.facts().upstream.transport = TransportFailure::kAttemptTimeout;
-        answer.facts().http_attempts = 1;
-        std::move(done)(std::move(answer));
-      });
+  http_.Send(std::move(request), [settings = settings_, endpoint, capped, attempt_timeout,
+                                  conclude = std::move(conclude),
+                                  done = std::move(done)](HttpResult result) mutable {
+    const bool attempt_timed_out = capped && absl::IsDeadlineExceeded(result.transport_status);
+    if (attempt_timed_out) {
+      // The caller's deadline has not passed: report a slow upstream, worth a retry.
+      result.transport_status = absl::UnavailableError(absl::StrCat(
+          "no answer within the per-attempt timeout of ", absl::FormatDuration(attempt_timeout),
+          " (", result.transport_status.message(), ")"));
+    }
+    Answer answer = conclude(result, endpoint, settings->clock(), settings->redactor);
+    if (attempt_timed_out) {
+      answer.facts().upstream.transport = TransportFailure::kAttemptTimeout;
+    }
+    answer.facts().http_attempts = 1;
+    std::move(done)(std::move(answer));
+  });
 }
 
 // Every method of the interface, each calling its row's Call (declared extern in the header).

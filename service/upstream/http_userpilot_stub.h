@@ -14,6 +14,8 @@
 // error_mapping.h (status and facts) and json_mapping.h (ParseResponse). Acknowledgement
 // responses carry Userpilot's `x-request-id` as `upstream_request_id`.
 //
+// CheckKey sends the key check (KeyCheckEndpoint, not an RPC) the same way, without a body.
+//
 // One attempt per call: retries, rate limiting and metrics are decorators stacked around this
 // stub. When the per-attempt cap (not the caller's deadline) cuts a request short, the result
 // is UNAVAILABLE, not DEADLINE_EXCEEDED: the caller still has time, and what it should do next
@@ -80,12 +82,25 @@ class HttpUserpilotStub final : public RpcDispatcher<HttpUserpilotStub> {
   void Call(const CallOptions& options, const typename Rpc::Request& request,
             StubCallback<typename Rpc::Response> done);
 
+  // One attempt of the key check (not an RPC: KeyCheckEndpoint in upstream_rpcs.h, `GET
+  // /v1/validate`), with the headers, deadline and error mapping of every call: OK for a 2xx
+  // answer (its body is not read), else the mapped error (a 401/403 is
+  // kUpstreamCredentialsRejected), with the facts of the exchange either way.
+  void CheckKey(const CallOptions& options, absl::AnyInvocable<void(CallStatus) &&> done);
+
  private:
   struct Settings;
 
   template <typename Response>
   void Send(const CallOptions& options, const Route& route, HttpForm form,
             StubCallback<Response> done);
+  // What Send and CheckKey share: sends `method` `path` with `form` and hands the HTTP result
+  // to `conclude(result, endpoint, now, redactor)` -> Answer (a Result<T> or a CallStatus),
+  // whose facts it completes (one attempt; an attempt timeout told apart from the caller's).
+  template <typename Answer, typename ConcludeFn>
+  void Exchange(const CallOptions& options, absl::string_view method, std::string path,
+                absl::string_view endpoint, HttpForm form, ConcludeFn conclude,
+                absl::AnyInvocable<void(Answer) &&> done);
 
   HttpClient& http_;
   std::shared_ptr<const Settings> settings_;  // Shared with in-flight callbacks.

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "service/http/body_source.h"
 #include "service/upstream/error_mapping.h"
+#include "service/upstream/key_checker.h"
 #include "tests/mocks/fake_http_client.h"
 #include "tests/util/wire_details.h"
 
@@ -604,6 +606,65 @@ TEST_F(HttpUserpilotStubTest, UnsentRequestIsMarkedSafeToRetry) {
   EXPECT_EQ(result.Get().status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(result.Get().facts().upstream.reach, Reach::kNever);
   EXPECT_EQ(wire::Metadata(result.Get().error())["request_may_have_been_sent"], "false");
+}
+
+// ----- The key check (not an RPC: KeyCheckEndpoint) -----
+
+// The one answer of a CheckKey call.
+CallStatus CheckKey(HttpUserpilotStub& stub, const CallOptions& options) {
+  auto answer = std::make_shared<std::promise<CallStatus>>();
+  std::future<CallStatus> future = answer->get_future();
+  stub.CheckKey(options, [answer](CallStatus status) { answer->set_value(std::move(status)); });
+  if (future.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    ADD_FAILURE() << "no key check answer within 10 s";
+    return absl::DeadlineExceededError("test timed out");
+  }
+  return future.get();
+}
+
+TEST_F(HttpUserpilotStubTest, KeyCheckIsGetValidateWithTheHeadersOfEveryCall) {
+  http_.EnqueueResponse(200, "not JSON: the body is not read", {{"x-request-id", "req-9"}});
+  const CallStatus answer = CheckKey(stub_, Within(absl::Seconds(30)));
+  EXPECT_TRUE(answer.ok()) << answer;
+  EXPECT_EQ(KeyVerdictOf(answer), KeyVerdict::kAccepted);
+  EXPECT_EQ(answer.facts().upstream.http_status, 200);
+  EXPECT_EQ(answer.facts().upstream.request_id, "req-9");
+  EXPECT_EQ(answer.facts().http_attempts, 1);
+  const HttpRequest request = OnlyRequest();
+  EXPECT_EQ(request.method, "GET");
+  EXPECT_EQ(request.url, "https://analytex.userpilot.io/v1/validate");
+  EXPECT_EQ(request.headers, BaseHeaders());  // no body, so no Content-Type
+  EXPECT_EQ(request.body, "");
+  EXPECT_EQ(request.deadline, kNow + absl::Seconds(10));  // the per-attempt cap
+}
+
+TEST_F(HttpUserpilotStubTest, KeyCheckRejectionIsCredentialsRejectedWithoutTheKey) {
+  for (const long status : {401, 403}) {  // NOLINT(runtime/int)
+    http_.EnqueueResponse(
+        status, std::string(R"({"errors":[{"message":"Invalid API key )") + kKey + R"("}]})");
+    const CallStatus answer = CheckKey(stub_, Within(absl::Seconds(30)));
+    EXPECT_EQ(Reason(answer), "UPSTREAM_CREDENTIALS_REJECTED") << status;
+    EXPECT_EQ(KeyVerdictOf(answer), KeyVerdict::kRejected) << status;
+    EXPECT_EQ(answer.facts().upstream.http_status, status);
+    EXPECT_THAT(answer.ToString(), Not(HasSubstr(kKey)));
+  }
+}
+
+TEST_F(HttpUserpilotStubTest, KeyCheckOtherAnswersAreNoVerdict) {
+  http_.EnqueueResponse(503);
+  http_.EnqueueResponse(429, "", {{"Retry-After", "30"}});
+  http_.EnqueueResponse(404);
+  http_.Enqueue(FakeHttpClient::TransportFailure(absl::DeadlineExceededError("timed out"), true));
+  for (const int expected : {503, 429, 404, 0}) {
+    const CallStatus answer = CheckKey(stub_, Within(absl::Seconds(30)));
+    EXPECT_FALSE(answer.ok()) << expected;
+    EXPECT_EQ(answer.facts().upstream.http_status, expected);
+    EXPECT_EQ(KeyVerdictOf(answer), KeyVerdict::kInconclusive) << answer;
+    if (expected == 0) {  // the per-attempt cap ran out, not the check's own deadline
+      EXPECT_EQ(answer.code(), absl::StatusCode::kUnavailable) << answer;
+      EXPECT_EQ(answer.facts().upstream.transport, TransportFailure::kAttemptTimeout);
+    }
+  }
 }
 
 // ----- Threading and lifetimes -----

@@ -28,30 +28,26 @@ KeyVerdict KeyVerdictOf(const CallStatus& answer) {
 }
 
 struct KeyChecker::Core : std::enable_shared_from_this<KeyChecker::Core> {
-  Core(std::shared_ptr<UserpilotStub> stub_in, Scheduler& scheduler_in, KeyCheckOptions options_in,
+  Core(KeyProbe probe_in, Scheduler& scheduler_in, KeyCheckOptions options_in,
        KeyCheckObserver observer_in)
       : scheduler(scheduler_in),
         options(options_in),
         observer(std::move(observer_in)),
-        stub(std::move(stub_in)) {}
+        probe(std::make_shared<KeyProbe>(std::move(probe_in))) {}
 
   // Sends one check unless stopped.
   void Check() {
-    std::shared_ptr<UserpilotStub> target;
+    std::shared_ptr<KeyProbe> send;
     {
       std::lock_guard<std::mutex> lock(mu);
       if (stopped) return;
       timer.reset();
-      target = stub;
+      send = probe;
     }
     CallOptions call;
     call.deadline = scheduler.Now() + options.timeout;
     call.caller = "key-check";
-    target->ListJobs(call, v1::ListJobsRequest(),
-                     [self = shared_from_this()](Result<v1::ListJobsResponse> answer) {
-                       self->Conclude(answer.ok() ? CallStatus(absl::OkStatus(), answer.facts())
-                                                  : CallStatus(answer.status(), answer.facts()));
-                     });
+    (*send)(call, [self = shared_from_this()](CallStatus answer) { self->Conclude(answer); });
   }
 
   // Tells the observer and sets the next check.
@@ -76,23 +72,23 @@ struct KeyChecker::Core : std::enable_shared_from_this<KeyChecker::Core> {
 
   // Held while the observer runs, so Stop() returns only after any call of it has ended.
   mutable std::mutex mu;
-  // Released by Stop(): a check in flight holds this core, which must not keep the stack
-  // (and so the check itself) alive once the gateway lets go of it.
-  std::shared_ptr<UserpilotStub> stub;
+  // Released by Stop(): a check in flight holds this core, which must not keep what the probe
+  // holds (and so the check itself) alive once the gateway lets go of it.
+  std::shared_ptr<KeyProbe> probe;
   bool stopped = false;
   bool started = false;
   std::optional<Scheduler::TimerId> timer;
   std::optional<bool> accepted;
 };
 
-KeyChecker::KeyChecker(std::shared_ptr<UserpilotStub> stub, Scheduler& scheduler,
-                       KeyCheckOptions options, KeyCheckObserver observer) {
-  if (stub == nullptr || options.interval <= absl::ZeroDuration() ||
+KeyChecker::KeyChecker(KeyProbe probe, Scheduler& scheduler, KeyCheckOptions options,
+                       KeyCheckObserver observer) {
+  if (probe == nullptr || options.interval <= absl::ZeroDuration() ||
       options.timeout <= absl::ZeroDuration()) {
-    std::fprintf(stderr, "KeyChecker: null stub or non-positive interval/timeout\n");
+    std::fprintf(stderr, "KeyChecker: null probe or non-positive interval/timeout\n");
     std::abort();
   }
-  core_ = std::make_shared<Core>(std::move(stub), scheduler, options, std::move(observer));
+  core_ = std::make_shared<Core>(std::move(probe), scheduler, options, std::move(observer));
 }
 
 KeyChecker::~KeyChecker() { Stop(); }
@@ -108,7 +104,7 @@ void KeyChecker::Stop() {
   std::lock_guard<std::mutex> lock(core_->mu);
   if (core_->stopped) return;
   core_->stopped = true;
-  core_->stub.reset();
+  core_->probe.reset();
   if (core_->timer.has_value()) core_->scheduler.Cancel(*core_->timer);
   core_->timer.reset();
 }

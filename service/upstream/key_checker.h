@@ -2,21 +2,22 @@
 // gateway's API key, so a wrong, revoked or wrong-region key shows as health NOT_SERVING, a
 // metric and one log line, instead of only as every call failing with INTERNAL.
 //
-// The check is `GET /v1/background_jobs` (the ListJobs RPC): the cheapest authenticated call
-// that Userpilot's OpenAPI documents. (Segment's destination tests keys with `GET /v1/validate`,
-// which the OpenAPI does not list, so the gateway does not rely on it.) It goes through the
-// whole upstream stack, so it spends the job_read budget like any other job read (shared
-// through Redis when configured), is retried on transient failures within its deadline, and is
-// counted in the upstream metrics.
+// The check is `GET /v1/validate` (KeyCheckEndpoint in upstream_rpcs.h), what Segment's
+// Userpilot destination tests a key with, sent by a KeyProbe: in the gateway, one attempt
+// through HttpUserpilotStub::CheckKey over the HTTP client every call uses (same headers,
+// deadline, error mapping and redaction), counted in the upstream metrics under its endpoint
+// (app/upstream_stack.h MakeKeyCheckProbe). It spends no budget, as Userpilot documents no
+// limit for it, and passes no retry layer or circuit breaker: an answer that is not a verdict
+// simply waits for the next check.
 //
 // Verdicts: a 2xx answer means the key is accepted; a 401/403 (ErrorReason
-// kUpstreamCredentialsRejected) means it is rejected; anything else (5xx, 429, a transport
-// failure, the gateway's own budget or breaker refusing) is inconclusive and changes nothing,
-// so an outage of Userpilot never turns the gateway's health off.
+// kUpstreamCredentialsRejected) means it is rejected; anything else (5xx, 429, 404, a transport
+// failure or timeout) is inconclusive and changes nothing, so an outage of Userpilot never
+// turns the gateway's health off.
 //
 // Nothing waits: the first check is handed to the scheduler at Start(), the next one is set
 // `interval` after the previous one ends (checks never overlap), and answers arrive on the
-// upstream stack's callback thread.
+// HTTP client's callback thread.
 //
 // Thread-safety: Start() once, Stop() from any thread (idempotent; the destructor calls it).
 // The observer runs on the scheduler's or the HTTP client's thread, one call at a time, never
@@ -50,7 +51,7 @@ KeyVerdict KeyVerdictOf(const CallStatus& answer);
 struct KeyCheckOptions {
   // Between the end of one check and the start of the next. Must be positive.
   absl::Duration interval = absl::Minutes(5);
-  // The deadline of one check, retries included.
+  // The deadline of one check.
   absl::Duration timeout = absl::Seconds(30);
 };
 
@@ -63,11 +64,17 @@ struct KeyCheckObserver {
   absl::AnyInvocable<void(bool accepted, const CallStatus&)> on_change;
 };
 
+// Sends one key check with `options` (deadline, caller) and calls `done` with its answer
+// exactly once, never inside the call itself (from any thread). Called again only after the
+// previous check's `done` ran.
+using KeyProbe = absl::AnyInvocable<void(const CallOptions& options,
+                                         absl::AnyInvocable<void(CallStatus) &&> done)>;
+
 class KeyChecker {
  public:
-  // `stub` is what checks call (the gateway's whole upstream stack); `scheduler` must outlive
+  // `probe` is what checks call (in the gateway: MakeKeyCheckProbe); `scheduler` must outlive
   // the checker (it is only used before Stop() returns).
-  KeyChecker(std::shared_ptr<UserpilotStub> stub, Scheduler& scheduler, KeyCheckOptions options,
+  KeyChecker(KeyProbe probe, Scheduler& scheduler, KeyCheckOptions options,
              KeyCheckObserver observer);
   ~KeyChecker();
 
@@ -77,7 +84,7 @@ class KeyChecker {
   // Starts the first check at once (on the scheduler's thread) and the periodic ones after it.
   void Start();
   // No check starts after this returns, and the observer is not called again; a check in
-  // flight finishes unobserved. The checker lets go of the stub here.
+  // flight finishes unobserved. The checker lets go of the probe (and what it holds) here.
   void Stop();
 
   // The standing of the key: nullopt until a check was conclusive.

@@ -1,5 +1,7 @@
-// KeyChecker over a mocked stub and a fake clock: when checks run, what each answer means, and
-// that nothing is observed after Stop().
+// KeyChecker over a recording probe and a fake clock: when checks run, what each answer means,
+// and that nothing is observed after Stop(). (What the probe sends, GET /v1/validate, is
+// http_userpilot_stub_test's; the whole path, metrics included, is
+// e2e.trace_and_key_check's.)
 #include "service/upstream/key_checker.h"
 
 #include <deque>
@@ -10,12 +12,10 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/mocks/fake_scheduler.h"
-#include "tests/mocks/mock_userpilot_stub.h"
 
 namespace userpilot::gateway {
 namespace {
 
-using ::testing::_;
 using ::testing::ElementsAre;
 using ::testing::Pair;
 
@@ -38,14 +38,14 @@ CallStatus Unavailable() {
 
 class KeyCheckerTest : public ::testing::Test {
  protected:
-  KeyCheckerTest() {
-    ON_CALL(*stub_, ListJobs)
-        .WillByDefault([this](const CallOptions& options, const v1::ListJobsRequest&,
-                              StubCallback<v1::ListJobsResponse> done) {
-          calls_.push_back(options);
-          pending_.push_back(std::move(done));
-        });
-    EXPECT_CALL(*stub_, ListJobs(_, _, _)).Times(::testing::AnyNumber());
+  // A probe that records each check and keeps its callback to be answered by Answer(); it holds
+  // `held_` as a probe holds its HTTP stub.
+  KeyProbe Probe() {
+    return [this, held = held_](const CallOptions& options,
+                                absl::AnyInvocable<void(CallStatus) &&> done) {
+      calls_.push_back(options);
+      pending_.push_back(std::move(done));
+    };
   }
 
   std::unique_ptr<KeyChecker> MakeChecker() {
@@ -56,26 +56,22 @@ class KeyCheckerTest : public ::testing::Test {
     observer.on_change = [this](bool accepted, const CallStatus& answer) {
       changes_.emplace_back(accepted, answer.facts().upstream.http_status);
     };
-    return std::make_unique<KeyChecker>(stub_, scheduler_, KeyCheckOptions{kInterval, kTimeout},
+    return std::make_unique<KeyChecker>(Probe(), scheduler_, KeyCheckOptions{kInterval, kTimeout},
                                         std::move(observer));
   }
 
   // Answers the oldest pending check.
   void Answer(const CallStatus& answer) {
     ASSERT_FALSE(pending_.empty());
-    StubCallback<v1::ListJobsResponse> done = std::move(pending_.front());
+    absl::AnyInvocable<void(CallStatus)&&> done = std::move(pending_.front());
     pending_.pop_front();
-    if (answer.ok()) {
-      std::move(done)(v1::ListJobsResponse());
-    } else {
-      std::move(done)(Result<v1::ListJobsResponse>(answer.status(), answer.facts()));
-    }
+    std::move(done)(answer);
   }
 
   FakeScheduler scheduler_;
-  std::shared_ptr<MockUserpilotStub> stub_ = std::make_shared<MockUserpilotStub>();
+  std::shared_ptr<int> held_ = std::make_shared<int>(0);
   std::vector<CallOptions> calls_;
-  std::deque<StubCallback<v1::ListJobsResponse>> pending_;
+  std::deque<absl::AnyInvocable<void(CallStatus) &&>> pending_;
   std::vector<KeyVerdict> checks_;
   std::vector<std::pair<bool, int>> changes_;
 };
@@ -175,16 +171,16 @@ TEST_F(KeyCheckerTest, NothingIsObservedOrSentAfterStop) {
   EXPECT_EQ(scheduler_.pending(), 0u);
 }
 
-TEST_F(KeyCheckerTest, StopLetsGoOfTheStubWhileACheckIsInFlight) {
+TEST_F(KeyCheckerTest, StopLetsGoOfTheProbeWhileACheckIsInFlight) {
   auto checker = MakeChecker();
   checker->Start();
   scheduler_.RunDue();
   ASSERT_EQ(pending_.size(), 1u);
-  EXPECT_EQ(stub_.use_count(), 2);
+  EXPECT_EQ(held_.use_count(), 2);
   checker->Stop();
-  // The check in flight holds the checker's state, which no longer holds the stub: dropping
-  // the stack can end the check.
-  EXPECT_EQ(stub_.use_count(), 1);
+  // The check in flight holds the checker's state, which no longer holds the probe: dropping
+  // what the probe holds (the HTTP stub) can end the check.
+  EXPECT_EQ(held_.use_count(), 1);
 }
 
 TEST_F(KeyCheckerTest, StopBeforeTheFirstCheckCancelsIt) {

@@ -35,6 +35,9 @@
 // specialization below (ImportFile: the bulk targets go to the bulk identify endpoints, and
 // spend their budget, because Userpilot counts them there).
 //
+// The one upstream endpoint that is not an RPC, the key check's, is described once below the
+// table (KeyCheckEndpoint); nothing else names it either.
+//
 // Thread-safety: constants and pure functions; IdempotencyOf() reads the (immutable) generated
 // descriptor pool once, thread-safely.
 #ifndef USERPILOT_GATEWAY_SERVICE_UPSTREAM_UPSTREAM_RPCS_H_
@@ -126,6 +129,18 @@ struct Routing<ImportFileRpc> {
         return kRoutes[0];
     }
   }
+};
+
+// The key check's endpoint (upstream/key_checker.h), the one upstream endpoint that is not an
+// RPC: `GET /v1/validate`, what Segment's Userpilot destination tests a key with. No body is
+// sent, and the answer's body is not read (its status alone is the verdict). It has no budget:
+// Userpilot documents no limit for it (the API notes' limits table names identify, track,
+// bulk, imports and delete), and the gateway sends it once every --key_check_interval.
+struct KeyCheckEndpoint {
+  static constexpr absl::string_view kMethod = "GET";
+  static constexpr absl::string_view kPath = "/v1/validate";
+  // The metrics' `endpoint` label and the name in messages.
+  static constexpr absl::string_view kEndpoint = "GET /v1/validate";
 };
 
 // The row of an RPC, as data.

@@ -6,10 +6,12 @@ a new span id for every upstream attempt, and `tracestate` verbatim; the access-
 the trace id, the gateway's span id and the caller's span id; an invalid traceparent is ignored
 and the gateway starts a trace of its own, which the log line and the upstream request share.
 
-Key check: a gateway whose key the emulator rejects reports NOT_SERVING (overall and for the
-service) within seconds of start-up, with userpilot_gateway_upstream_key_valid 0 and one log
-line that never holds the key; a good key reports SERVING; the periodic check follows
-Userpilot's answers both ways, and transient failures (503) change nothing.
+Key check: the gateway asks `GET /v1/validate` (what Segment's Userpilot destination tests a key
+with), with the key and the API version, spending no budget; a gateway whose key the emulator
+rejects reports NOT_SERVING (overall and for the service) within seconds of start-up, with
+userpilot_gateway_upstream_key_valid 0 and one log line that never holds the key; a good key
+reports SERVING; the periodic check follows Userpilot's answers both ways, and transient
+failures (503) change nothing.
 """
 
 import os
@@ -172,11 +174,17 @@ class KeyCheckTest(unittest.TestCase):
         self.assertEqual(metric_value(metrics, "userpilot_gateway_upstream_key_valid"), 0)
         self.assertEqual(metric_value(metrics, "userpilot_gateway_upstream_key_checks_total",
                                       'result="rejected"'), 1)
-        # The check asked the documented endpoint, with the key, on the job_read budget.
-        checks = self.emulator.requests_to("/v1/background_jobs")
+        # The check asked GET /v1/validate with the key and the API version, and nothing else;
+        # it spent no budget and is counted under its endpoint like any upstream attempt.
+        checks = self.emulator.requests_to("/v1/validate")
         self.assertEqual([(r["method"], r["response_status"]) for r in checks], [("GET", 401)])
-        self.assertEqual(metric_value(metrics, "userpilot_gateway_budget_admissions_total",
-                                      'budget="job_read",queued="false"'), 1)
+        self.assertEqual(checks[0]["headers"]["authorization"], "Token " + BAD_KEY)
+        self.assertEqual(checks[0]["headers"]["x-api-version"], "2020-09-22")
+        self.assertEqual([r["path"] for r in self.emulator.requests()], ["/v1/validate"])
+        self.assertEqual(metric_value(metrics, "userpilot_gateway_upstream_requests_total",
+                                      'endpoint="GET /v1/validate",status_class="4xx"'), 1)
+        self.assertIsNone(re.search(r'^userpilot_gateway_budget_admissions_total\{[^}]*\} [1-9]',
+                                    metrics, re.MULTILINE))
         rejected = self.log_lines(gateway, "rejects the API key")
         self.assertEqual(len(rejected), 1, rejected)
         self.assertEqual(rejected[0]["level"], "warning")
@@ -190,10 +198,9 @@ class KeyCheckTest(unittest.TestCase):
         self.assertEqual(failed.exception.code(), grpc.StatusCode.INTERNAL)
 
     def test_good_key_serving_and_the_periodic_check_follows_userpilot(self):
-        # Without the circuit breaker: the 503 phase below would open it, and while it is open
-        # checks are refused before reaching Userpilot (inconclusive, as documented), which
-        # would hold back the 401 this test waits for.
-        gateway = self.start_gateway(GOOD_KEY, "200ms", "--circuit_breaker=false")
+        # With the circuit breaker on (the default): the key check passes no breaker, so the 503
+        # phase below cannot hold back the 401 this test waits for.
+        gateway = self.start_gateway(GOOD_KEY, "200ms")
 
         def checks(result):
             return metric_value(gateway.metrics(), "userpilot_gateway_upstream_key_checks_total",
@@ -204,8 +211,7 @@ class KeyCheckTest(unittest.TestCase):
         self.assertEqual(metric_value(gateway.metrics(), "userpilot_gateway_upstream_key_valid"), 1)
 
         # Userpilot fails for a while: no verdict, health stays SERVING.
-        self.emulator.script("status", status=503, path_prefix="/v1/background_jobs",
-                             count=100000)
+        self.emulator.script("status", status=503, path_prefix="/v1/validate", count=100000)
         before = checks("inconclusive")
         harness.wait_for(lambda: checks("inconclusive") >= before + 2, 20,
                          "two inconclusive key checks")
@@ -214,8 +220,7 @@ class KeyCheckTest(unittest.TestCase):
         self.emulator.clear_faults()
 
         # The key is revoked: NOT_SERVING at the next check; restored: SERVING again.
-        self.emulator.script("status", status=401, path_prefix="/v1/background_jobs",
-                             count=100000)
+        self.emulator.script("status", status=401, path_prefix="/v1/validate", count=100000)
         self.wait_for_health(gateway, health_pb2.HealthCheckResponse.NOT_SERVING, 5)
         self.assertEqual(metric_value(gateway.metrics(), "userpilot_gateway_upstream_key_valid"), 0)
         self.emulator.clear_faults()
@@ -237,7 +242,7 @@ class KeyCheckTest(unittest.TestCase):
         gateway = self.start_gateway(BAD_KEY, "0")
         self.wait_for_health(gateway, health_pb2.HealthCheckResponse.SERVING, 1)
         time.sleep(0.5)  # what a check would need to arrive; none may
-        self.assertEqual(self.emulator.requests_to("/v1/background_jobs"), [])
+        self.assertEqual(self.emulator.requests_to("/v1/validate"), [])
         self.assertIsNone(metric_value(gateway.metrics(), "userpilot_gateway_upstream_key_valid"))
 
 
