@@ -69,13 +69,17 @@ def bin_rate(times, bin_s, end_s):
 def draw_upstream(ax, name, series):
     accepted, refused = series["accepted_s"], series.get("refused_s", [])
     window_s, count = series["window_s"], series["budget_count"]
-    end_s = max(accepted + refused + [window_s])
+    last = max(accepted + refused + [0])
+    # Up to one window past the last request (the window draining), but no more than a fifth
+    # of the run's span: a 30 ms burst under a 60 s window is drawn over its own span.
+    end_s = last + min(window_s, 0.2 * last + 0.01) if last > 0 else window_s
     budget = count / window_s
-    bin_s = window_s / 5
+    bin_s = min(window_s / 5, end_s / 40)
     xs, ys = bin_rate(accepted, bin_s, end_s)
     ax.step(xs, ys, where="post", color="tab:gray", alpha=0.5, linewidth=0.7,
-            label=f"accepted per {bin_s * 1000:g} ms bin, as /s")
-    ts, rates = trailing_window_rate(accepted, window_s, min(0.01, window_s / 100), end_s)
+            label=f"accepted per {bin_s * 1000:.3g} ms bin, as /s")
+    ts, rates = trailing_window_rate(accepted, window_s, min(0.01, window_s / 100, end_s / 400),
+                                     end_s)
     ax.plot(ts, rates, color="tab:green", linewidth=1.8,
             label=f"accepted in the last {window_s:g} s window, as /s")
     ax.axhline(budget, color="tab:red", linestyle="--", linewidth=1.2,
@@ -89,8 +93,15 @@ def draw_upstream(ax, name, series):
     ax.set_title(name)
     ax.set_xlim(0, end_s)
     # The offered rate (in the title) stays off the axis: at 5x the budget it would flatten
-    # what happens around the budget.
-    ax.set_ylim(0, max([budget] + ys + rates) * 1.25)
+    # what happens around the budget. A burst sent at once reaches many times the budget's
+    # average rate within a bin (a bin holds at most 5x the budget while the window is kept):
+    # above 10x the axis turns logarithmic beyond the budget, so the budget stays readable.
+    top = max([budget] + ys + rates)
+    if top > 10 * budget:
+        ax.set_yscale("symlog", linthresh=budget)
+        ax.set_ylim(0, top * 2)
+    else:
+        ax.set_ylim(0, top * 1.25)
     ax.set_ylabel("upstream requests / s")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
