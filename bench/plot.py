@@ -77,7 +77,8 @@ def draw_upstream(ax, name, series):
     bin_s = min(window_s / 5, end_s / 40)
     xs, ys = bin_rate(accepted, bin_s, end_s)
     ax.step(xs, ys, where="post", color="tab:gray", alpha=0.5, linewidth=0.7,
-            label=f"accepted per {bin_s * 1000:.3g} ms bin, as /s")
+            label=f"accepted per {bin_s * 1000:.3g} ms bin, as /s" if bin_s < 1 else
+            f"accepted per {bin_s:.3g} s bin, as /s")
     ts, rates = trailing_window_rate(accepted, window_s, min(0.01, window_s / 100, end_s / 400),
                                      end_s)
     ax.plot(ts, rates, color="tab:green", linewidth=1.8,
