@@ -51,6 +51,10 @@ EMULATOR_BIN = os.environ.get("UPGW_EMULATOR_BIN",
                               os.path.join(BUILD, "tests/emulator/userpilot-emulator"))
 CTL_BIN = os.environ.get("UPGW_CTL_BIN", os.path.join(BUILD, "clients/cli/userpilotctl"))
 API_KEY = "harness-test-key-5b3e"
+# The sanitizer these binaries were built with ("asan", "tsan"; empty: none). Instrumented
+# binaries run several times slower, so tests that measure timing on real processes widen their
+# timing bounds (never their correctness checks) when it is set.
+SANITIZER = os.environ.get("UPGW_SANITIZE", "")
 START_TIMEOUT = 20.0  # seconds for a process to become ready
 STOP_TIMEOUT = 10.0   # seconds between SIGTERM and SIGKILL
 ADMIN_TIMEOUT = 10.0  # seconds for one emulator admin call

@@ -32,18 +32,25 @@ RATE = LIMIT / WINDOW  # 20 requests/s: the budget
 # the budget. It absorbs jitter between the gateway's admissions and the emulator's receive
 # times, which a burst and a loaded 2-core machine stretch past 50 ms (that let the emulator
 # see a 429 now and then).
-MARGIN = "100ms"
+# Built with a sanitizer, the gateway and the emulator run several times slower and the jitter
+# grows with them (nine 429s at 100 ms under ASan on a loaded machine): three times the margin.
+MARGIN_S = 0.3 if harness.SANITIZER else 0.1
+MARGIN = f"{int(MARGIN_S * 1000)}ms"
 DEADLINES = [1.0, 2.0, 3.0]  # seconds, cycled over the calls of a stream
 # How late after its deadline a caller may see its answer: gRPC's own deadline timer plus
 # Python's callback thread on a loaded 2-core machine.
 LATE_SLACK = 0.5
 # Seconds after the load starts before the steady span: the opening burst's window and the
 # transition window (each WINDOW plus the margin), and a little for the first calls to land.
-WARMUP = 2 * (WINDOW + 0.1) + 0.5
+WARMUP = 2 * (WINDOW + MARGIN_S) + 0.5
 # Calls the gateway answered after their caller's deadline (or sent upstream for a caller that
 # had given up): none expected; a couple allowed for a scheduler stall of > 100 ms on a loaded
+# machine (ten with sanitizers, whose binaries stall longer).
+MAX_ORPHANS = 10 if harness.SANITIZER else 3
+# The share of the budget a steady span must use. With sanitizers 93%: the 300 ms margin leaves
+# 98.5%, and the instrumented gateway kept up with 96% of what it was allowed on a loaded 2-core
 # machine.
-MAX_ORPHANS = 3
+UTILISATION = 0.93 if harness.SANITIZER else 0.99
 OK_CODES = {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED,
             grpc.StatusCode.DEADLINE_EXCEEDED}
 
@@ -73,7 +80,8 @@ class TrafficTestCase(unittest.TestCase):
             self.assertEqual(o.details.reason, "BUDGET_EXHAUSTED", o)
             self.assertTrue(o.details.quota_failure.violations[0].subject, o)
 
-    def assertUtilisation(self, emulator_records, path, t0, t1, rate, share=1.0, at_least=0.99):
+    def assertUtilisation(self, emulator_records, path, t0, t1, rate, share=1.0,
+                          at_least=UTILISATION):
         """Accepted requests to `path` received in [t0, t1] are >= at_least of the budget's
         allowance for the span (rate * share * (t1 - t0)), less the one request an edge of the
         span may cut off, and never more than the allowance plus that one."""
@@ -221,7 +229,8 @@ class OverloadTest(TrafficTestCase):
         flooder_counts = tl.summarize(flooder)
         # 5x the budget: all but about a fifth refused.
         self.assertGreater(flooder_counts.get("RESOURCE_EXHAUSTED", 0), 0.75 * len(flooder))
-        self.assertGreater(flooder_counts.get("OK", 0), (RATE - 2) * (duration - WARMUP) * 0.98)
+        self.assertGreater(flooder_counts.get("OK", 0),
+                           (RATE - 2) * (duration - WARMUP) * min(0.98, UTILISATION))
 
 
 if __name__ == "__main__":
