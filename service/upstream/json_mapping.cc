@@ -25,6 +25,7 @@
 #include "rapidjson/reader.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
+#include "service/upstream/request_json_writer.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -369,6 +370,24 @@ bool IsEmpty(const UpstreamError& e) {
 // ----- Requests -----
 
 std::string RequestBody(const v1::IdentifyUserRequest& request) {
+  std::string json;
+  AppendRequestBody(request, json);
+  return json;
+}
+
+std::string RequestBody(const v1::IdentifyCompanyRequest& request) {
+  std::string json;
+  AppendRequestBody(request, json);
+  return json;
+}
+
+std::string RequestBody(const v1::TrackEventRequest& request) {
+  std::string json;
+  AppendRequestBody(request, json);
+  return json;
+}
+
+std::string ProtobufRequestBody(const v1::IdentifyUserRequest& request) {
   // user_id and metadata mirror the proto: let protobuf print them, then add the flattened
   // company by hand.
   v1::IdentifyUserRequest head;
@@ -382,7 +401,9 @@ std::string RequestBody(const v1::IdentifyUserRequest& request) {
   return json;
 }
 
-std::string RequestBody(const v1::IdentifyCompanyRequest& request) { return MirroredBody(request); }
+std::string ProtobufRequestBody(const v1::IdentifyCompanyRequest& request) {
+  return MirroredBody(request);
+}
 
 std::string RequestBody(const v1::BulkIdentifyUsersRequest& request) {
   for (const v1::BulkUser& user : request.users()) {
@@ -404,7 +425,9 @@ std::string RequestBody(const v1::BulkIdentifyCompaniesRequest& request) {
   return Json(request);
 }
 
-std::string RequestBody(const v1::TrackEventRequest& request) { return MirroredBody(request); }
+std::string ProtobufRequestBody(const v1::TrackEventRequest& request) {
+  return MirroredBody(request);
+}
 
 std::string RequestBody(const v1::DeleteUsersRequest& request) {
   return IdList("users", request.user_ids());

@@ -1,11 +1,13 @@
 // The JSON that Userpilot's REST API sends and receives, mapped to and from the gateway's protos.
 //
 // Request bodies follow the OpenAPI schemas and examples field for field, in the form the newest
-// Userpilot guides use. Where a proto mirrors its REST body (company identify, track, both bulk
-// identifies) protobuf's own JSON printer writes the whole body; only identify (company
-// properties flattened beside `company_id`) and the deletes (`user_ids` -> `users`) are
-// composed here, still with protobuf printing every value. The output is deterministic:
-// top-level keys in the order the OpenAPI shows them, metadata keys sorted bytewise.
+// Userpilot guides use. The hot ones (identify, company identify, track) are written straight
+// from the request with RapidJSON's Writer in protobuf's JSON conventions
+// (request_json_writer.h), byte for byte what protobuf's printer gives (ProtobufRequestBody).
+// The bulk identifies, whose protos mirror their REST bodies, are printed by protobuf's own
+// JSON printer; the deletes (`user_ids` -> `users`) are composed here, with protobuf printing
+// every value. The output is deterministic: top-level keys in the order the OpenAPI shows them,
+// metadata keys sorted bytewise.
 //
 // Body rules shared by every request:
 //  - Metadata values keep their JSON types: strings, numbers (integral values print without a
@@ -78,6 +80,14 @@ std::string RequestBody(const v1::TrackEventRequest& request);
 std::string RequestBody(const v1::DeleteUsersRequest& request);
 // DELETE /v1/companies: {"companies":["id", ...]}.
 std::string RequestBody(const v1::DeleteCompaniesRequest& request);
+
+// The identify, company identify and track bodies as protobuf's reflection-based JSON
+// converter prints them, which is how the bulk and delete bodies are printed. RequestBody
+// writes these three directly (request_json_writer.h: they are the hot path);
+// json_mapping_test checks over a corpus that both give the same bytes.
+std::string ProtobufRequestBody(const v1::IdentifyUserRequest& request);
+std::string ProtobufRequestBody(const v1::IdentifyCompanyRequest& request);
+std::string ProtobufRequestBody(const v1::TrackEventRequest& request);
 
 // What one request sends besides its route: the value of the route's `{parameter}` and the
 // body.
