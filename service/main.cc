@@ -59,6 +59,8 @@ int main(int argc, char** argv) {
   log_options.level =
       ParseLogSeverity(LogLevelName(config->log_level)).value_or(LogSeverity::kInfo);
   log_options.api_key = std::string(config->api_key.Reveal());
+  // Lines are written by a background thread, so no call waits for stderr.
+  log_options.queue_lines = kDefaultLogQueueLines;
   Logger logger(log_options);
   CaptureGrpcLogs(&logger);
   logger.Info("starting", {{"version", kVersion}, {"config", config->DebugString()}});

@@ -139,6 +139,13 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   g.metric_hooks_.push_back(
       ExportJobs(*g.metrics_registry_, g.metrics_->jobs, *g.job_watches_, g.importer_.get()));
 
+  if (environment.logger != nullptr) {
+    g.metric_hooks_.push_back(g.metrics_registry_->AddCollectHook(
+        [logger = environment.logger, metrics = &g.metrics_->log] {
+          metrics->Update(logger->dropped_lines(), logger->queue_lines());
+        }));
+  }
+
   g.validator_ = std::make_unique<RequestValidator>(config.limits);
   if (config.access_log && environment.logger != nullptr) {
     g.access_log_ = std::make_unique<AccessLog>(*environment.logger);

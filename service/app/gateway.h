@@ -48,8 +48,9 @@ UpstreamStackOptions UpstreamStackOptionsFrom(const GatewayConfig& config);
 
 // What the gateway needs besides its configuration.
 struct GatewayEnvironment {
-  // Where access logs (when config.access_log) and the key check's changes go; null: not
-  // logged. Must outlive the gateway.
+  // Where access logs (when config.access_log) and the key check's changes go, and whose
+  // dropped lines /metrics exports (userpilot_gateway_log_*); null: not logged. Must outlive the
+  // gateway.
   Logger* logger = nullptr;
   // Serve /metrics on config.metrics_listen. Off in tests that run many gateways.
   bool serve_metrics = true;

@@ -1,15 +1,20 @@
 #include "service/logging/logger.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdio>
+#include <mutex>
 #include <utility>
 
 #include "google/protobuf/stubs/logging.h"
 #include "grpc/support/log.h"
 #include "service/logging/json_writer.h"
+#include "spdlog/async_logger.h"
+#include "spdlog/details/thread_pool.h"
 #include "spdlog/logger.h"
 #include "spdlog/pattern_formatter.h"
-#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/sinks/base_sink.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -30,6 +35,37 @@ spdlog::level::level_enum SpdlogLevel(LogSeverity level) {
   }
   return spdlog::level::info;
 }
+
+// The queued logger's sink, run by the writer thread: lines gather in `batch_` until the queue
+// behind them is empty (the last line of a burst) or kMaxBatchBytes have gathered, then go out
+// in one fwrite and fflush. Without a queue (`pool` null) each line goes out at once.
+class BatchingFileSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  BatchingFileSink(std::FILE* file, spdlog::details::thread_pool* pool)
+      : file_(file), pool_(pool) {}
+  ~BatchingFileSink() override { WriteOut(); }  // The last batch, at shutdown.
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& message) override {
+    formatter_->format(message, batch_);  // Appends.
+    if (pool_ == nullptr || batch_.size() >= Logger::kMaxBatchBytes || pool_->queue_size() == 0) {
+      WriteOut();
+    }
+  }
+  void flush_() override { WriteOut(); }
+
+ private:
+  void WriteOut() {
+    if (batch_.size() == 0) return;
+    std::fwrite(batch_.data(), 1, batch_.size(), file_);
+    std::fflush(file_);
+    batch_.clear();
+  }
+
+  std::FILE* const file_;
+  spdlog::details::thread_pool* const pool_;
+  spdlog::memory_buf_t batch_;
+};
 
 std::atomic<Logger*> grpc_logger{nullptr};
 
@@ -76,23 +112,49 @@ std::optional<LogSeverity> ParseLogSeverity(absl::string_view name) {
   return std::nullopt;
 }
 
-Logger::Logger(const LoggerOptions& options)
-    : Logger(options, std::make_shared<spdlog::sinks::stderr_sink_mt>()) {}
+Logger::Logger(const LoggerOptions& options) : Logger(options, stderr) {}
+
+Logger::Logger(const LoggerOptions& options, std::FILE* file)
+    : level_(options.level), redactor_(options.api_key), queue_lines_(options.queue_lines) {
+  if (queue_lines_ > 0) {
+    pool_ = std::make_shared<spdlog::details::thread_pool>(
+        queue_lines_, 1, [] { pthread_setname_np(pthread_self(), "upgw-log"); });
+  }
+  Init(std::make_shared<BatchingFileSink>(file, pool_.get()));
+}
 
 Logger::Logger(const LoggerOptions& options, std::shared_ptr<spdlog::sinks::sink> sink)
-    : level_(options.level),
-      redactor_(options.api_key),
-      logger_(std::make_shared<spdlog::logger>("userpilot-gateway", std::move(sink))) {
+    : level_(options.level), redactor_(options.api_key), queue_lines_(options.queue_lines) {
+  if (queue_lines_ > 0) pool_ = std::make_shared<spdlog::details::thread_pool>(queue_lines_, 1);
+  Init(std::move(sink));
+}
+
+void Logger::Init(std::shared_ptr<spdlog::sinks::sink> sink) {
+  if (pool_ != nullptr) {
+    // overrun_oldest: a full queue drops its oldest line instead of making the caller wait.
+    logger_ = std::make_shared<spdlog::async_logger>("userpilot-gateway", std::move(sink), pool_,
+                                                     spdlog::async_overflow_policy::overrun_oldest);
+  } else {
+    logger_ = std::make_shared<spdlog::logger>("userpilot-gateway", std::move(sink));
+    logger_->flush_on(spdlog::level::debug);  // Every line, at once.
+  }
   logger_->set_formatter(
       std::make_unique<spdlog::pattern_formatter>(kPattern, spdlog::pattern_time_type::utc));
   logger_->set_level(SpdlogLevel(level_));
-  logger_->flush_on(spdlog::level::debug);
 }
 
 Logger::~Logger() {
   Logger* self = this;
   grpc_logger.compare_exchange_strong(self, nullptr);  // A forgotten CaptureGrpcLogs(nullptr).
-  logger_->flush();
+  if (pool_ == nullptr) {
+    logger_->flush();
+    return;
+  }
+  // No flush message: queued with the overrun policy, it could push out a line. The pool's stop
+  // message waits for room instead, the writer writes every line queued before it, and the sink
+  // writes out its last batch when the last line releases it (or here).
+  logger_.reset();
+  pool_.reset();  // Joins the writer.
 }
 
 bool Logger::Enabled(LogSeverity level) const {
@@ -125,6 +187,10 @@ void Logger::Write(LogSeverity level, absl::string_view message, const LogField*
 }
 
 void Logger::Flush() { logger_->flush(); }
+
+uint64_t Logger::dropped_lines() const {
+  return pool_ == nullptr ? 0 : static_cast<uint64_t>(pool_->overrun_counter());
+}
 
 void CaptureGrpcLogs(Logger* logger) {
   grpc_logger.store(logger, std::memory_order_release);

@@ -6,6 +6,7 @@
 //   GrpcServerMetrics  grpc_server_*                    grpc_server_interceptor.h
 //   UpstreamMetrics    userpilot_gateway_upstream_*     metrics_stub.h, metered_http_client.h
 //   KeyCheckMetrics    userpilot_gateway_upstream_key_* the key check (app/gateway.cc)
+//   LogMetrics         userpilot_gateway_log_*          Logger counts at scrape (app/gateway.cc)
 //   BudgetMetrics      userpilot_gateway_budget_*       limiter Stats() at scrape (hook),
 //                                                       BudgetObserver (pushed)
 //   RetryMetrics       userpilot_gateway_retr*_,        RetryingStub::stats() at scrape
@@ -27,6 +28,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -198,6 +200,22 @@ class KeyCheckMetrics {
 
   prometheus::Family<prometheus::Gauge>& key_valid;
   prometheus::Family<prometheus::Counter>& key_checks;
+};
+
+// The log writer (logging/logger.h): lines are queued for a background writer, which never
+// makes a call wait; a full queue drops lines instead.
+//   userpilot_gateway_log_lines_dropped_total    counter  lines dropped because the queue was
+//                                                         full (the output stalled or too slow)
+//   userpilot_gateway_log_queue_max_lines        gauge    the queue's bound
+// Families only: the series appear with the first Update(), i.e. once the logger is wired.
+class LogMetrics {
+ public:
+  explicit LogMetrics(prometheus::Registry& registry);
+  // Sets the series from the logger's own counts (Logger::dropped_lines(), queue_lines()).
+  void Update(uint64_t dropped_lines, size_t queue_lines);
+
+  prometheus::Family<prometheus::Counter>& dropped_lines;
+  prometheus::Family<prometheus::Gauge>& queue_max_lines;
 };
 
 // The status_class of an attempt's outcome: "2xx" for OK; else from the HTTP status of its
@@ -396,7 +414,8 @@ struct GatewayMetrics {
         key_check(registry),
         budgets(registry, std::move(budget)),
         retries(registry),
-        jobs(registry) {}
+        jobs(registry),
+        log(registry) {}
 
   GrpcServerMetrics grpc_server;
   UpstreamMetrics upstream;
@@ -404,6 +423,7 @@ struct GatewayMetrics {
   BudgetMetrics budgets;
   RetryMetrics retries;
   JobMetrics jobs;
+  LogMetrics log;
 };
 
 }  // namespace userpilot::gateway

@@ -280,6 +280,22 @@ TEST(KeyCheckMetricsTest, NoSeriesUntilEnabledThenTheKeysStanding) {
   }
 }
 
+TEST(LogMetricsTest, NoSeriesUntilUpdatedThenTheLoggersCounts) {
+  MetricsRegistry registry;
+  LogMetrics metrics(registry.registry());
+  for (const auto& family : registry.Collect()) {
+    if (family.name == "userpilot_gateway_log_lines_dropped_total" ||
+        family.name == "userpilot_gateway_log_queue_max_lines") {
+      EXPECT_TRUE(family.metric.empty()) << family.name;
+    }
+  }
+  metrics.Update(0, 4096);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_log_lines_dropped_total", {}), 0);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_log_queue_max_lines"), 4096);
+  metrics.Update(7, 4096);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_log_lines_dropped_total", {}), 7);
+}
+
 // --- budgets ---------------------------------------------------------------------------------
 
 BudgetSnapshot Snapshot() {

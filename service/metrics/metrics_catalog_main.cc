@@ -56,6 +56,7 @@ int main() {
   retry.circuit_state = CircuitStateValue::kOpen;
   metrics.retries.Update(retry);
   metrics.jobs.Update({2, 1, 30, 1, 60, 1, 4096, 5, 1, 2, 1, 20000, 1000, 8});
+  metrics.log.Update(3, 4096);
 
   std::cout << registry->Serialize();
   return 0;

@@ -2,6 +2,7 @@
 #include <string>
 
 #include "service/metrics/gateway_metrics.h"
+#include "service/metrics/metrics_registry.h"
 #include "service/upstream/upstream_rpcs.h"
 
 namespace userpilot::gateway {
@@ -101,6 +102,23 @@ void KeyCheckMetrics::RecordCheck(absl::string_view result) {
   key_checks.Add({{"result", std::string(result)}}).Increment();
   if (result == "accepted") key_valid.Add({}).Set(1);
   if (result == "rejected") key_valid.Add({}).Set(0);
+}
+
+LogMetrics::LogMetrics(prometheus::Registry& registry)
+    : dropped_lines(prometheus::BuildCounter()
+                        .Name("userpilot_gateway_log_lines_dropped_total")
+                        .Help("Log lines dropped because the log writer's queue was full (stderr "
+                              "stalled or slower than the lines arrive); calls never wait for "
+                              "the log.")
+                        .Register(registry)),
+      queue_max_lines(prometheus::BuildGauge()
+                          .Name("userpilot_gateway_log_queue_max_lines")
+                          .Help("The bound of the log writer's queue, in lines.")
+                          .Register(registry)) {}
+
+void LogMetrics::Update(uint64_t dropped, size_t queue_lines) {
+  SetCounterTo(dropped_lines.Add({}), static_cast<double>(dropped));
+  queue_max_lines.Add({}).Set(static_cast<double>(queue_lines));
 }
 
 absl::string_view UpstreamStatusClass(const absl::Status& status, const CallFacts& facts) {
