@@ -135,7 +135,11 @@ void HttpUserpilotStub::Exchange(const CallOptions& options, absl::string_view m
   HttpRequest request;
   request.method = std::string(method);
   request.url = absl::StrCat(settings_->base_url, path);
-  request.headers = settings_->headers;
+  // Room for the fixed headers and the ones added below (traceparent, tracestate,
+  // Content-Type), so the list is allocated once.
+  request.headers.reserve(settings_->headers.size() + 3);
+  request.headers.insert(request.headers.end(), settings_->headers.begin(),
+                         settings_->headers.end());
   if (!options.trace.empty()) {
     // Each attempt is a span of its own, a child of the gateway's span for the call.
     request.headers.emplace_back(

@@ -93,24 +93,32 @@ class StringOutput {
   std::string& out_;
 };
 
-// RapidJSON's stateless malloc/free allocator, shared so that a Writer does not allocate one
-// of its own.
-rapidjson::CrtAllocator& SharedAllocator() {
-  static rapidjson::CrtAllocator allocator;
-  return allocator;
-}
+// The Writer's nesting stack lives in a buffer inside the writer (kLevels levels of 16 bytes
+// before RapidJSON's pool falls back to the heap), so writing a body allocates nothing but its
+// output. A base class, so that it is built before the Writer that uses it.
+class StackPool {
+ protected:
+  static constexpr size_t kLevels = 32;
+  StackPool() : pool_(buffer_, sizeof(buffer_), sizeof(buffer_), &heap_) {}
 
-class Writer : private rapidjson::Writer<StringOutput> {
+  rapidjson::CrtAllocator heap_;
+  alignas(16) char buffer_[1024];
+  rapidjson::MemoryPoolAllocator<rapidjson::CrtAllocator> pool_;
+};
+
+using BaseWriter = rapidjson::Writer<StringOutput, rapidjson::UTF8<>, rapidjson::UTF8<>,
+                                     rapidjson::MemoryPoolAllocator<rapidjson::CrtAllocator>>;
+
+class Writer : private StackPool, private BaseWriter {
  public:
-  explicit Writer(StringOutput& stream)
-      : rapidjson::Writer<StringOutput>(stream, &SharedAllocator()) {}
+  explicit Writer(StringOutput& stream) : StackPool(), BaseWriter(stream, &pool_, kLevels) {}
 
-  void StartObject() { rapidjson::Writer<StringOutput>::StartObject(); }
-  void EndObject() { rapidjson::Writer<StringOutput>::EndObject(); }
-  void StartArray() { rapidjson::Writer<StringOutput>::StartArray(); }
-  void EndArray() { rapidjson::Writer<StringOutput>::EndArray(); }
-  void Null() { rapidjson::Writer<StringOutput>::Null(); }
-  void Bool(bool b) { rapidjson::Writer<StringOutput>::Bool(b); }
+  void StartObject() { BaseWriter::StartObject(); }
+  void EndObject() { BaseWriter::EndObject(); }
+  void StartArray() { BaseWriter::StartArray(); }
+  void EndArray() { BaseWriter::EndArray(); }
+  void Null() { BaseWriter::Null(); }
+  void Bool(bool b) { BaseWriter::Bool(b); }
 
   // Keys are strings to RapidJSON's bookkeeping too (it alternates key and value in objects).
   void Key(absl::string_view key) { String(key); }
