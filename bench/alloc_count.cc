@@ -5,6 +5,7 @@
 //
 //   validate      RequestValidator::Validate
 //   body          RequestBody (the JSON body, request_json_writer.h)
+//   (protobuf)    the same body from protobuf's JSON printer (ProtobufRequestBody), to compare
 //   stack         the whole upstream stack the gateway builds (MakeUpstreamStack: retries,
 //                 budgets with their fast path, metrics, HttpUserpilotStub) down to an HTTP
 //                 client that answers 202 at once, and back up to the call's callback
@@ -139,6 +140,9 @@ int Run(int calls) {
   const Count body = PerCall(calls, [&] {
     if (RequestBody(request).empty()) std::abort();
   });
+  const Count protobuf_body = PerCall(calls, [&] {
+    if (ProtobufRequestBody(request).empty()) std::abort();
+  });
 
   ThreadScheduler scheduler;
   MetricsRegistry registry;
@@ -190,6 +194,7 @@ int Run(int calls) {
   std::printf("%-12s %8s %10s\n", "piece", "allocs", "bytes");
   for (const auto& [name, count] : {std::pair<const char*, Count>{"validate", validate},
                                     {"body", body},
+                                    {"(protobuf)", protobuf_body},
                                     {"stack", through_stack},
                                     {"access_log", access_log}}) {
     std::printf("%-12s %8.1f %10.0f\n", name, count.allocations, count.bytes);
