@@ -220,6 +220,18 @@ class EndToEndTest(unittest.TestCase):
     def test_zz_sigterm_drains_and_key_never_logged(self):
         # Runs last (alphabetical): stops the shared gateway.
         self.call("IdentifyUser", gateway_pb2.IdentifyUserRequest(user_id="u-final"))
+        # A burst answered just before the signal: its access-log lines may still be queued for
+        # the log writer when the drain starts, and must all be written before the exit.
+        # Refused by validation (no user_id), so neither budgets nor Userpilot are involved.
+        burst = [self.stub.TrackEvent.future(
+            gateway_pb2.TrackEventRequest(event_name="e"), timeout=TIMEOUT,
+            metadata=[("x-caller", "e2e-drain")]) for _ in range(200)]
+        for future in burst:
+            self.assertEqual(future.exception().code(), grpc.StatusCode.INVALID_ARGUMENT)
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port()}/metrics",
+                                    timeout=TIMEOUT) as response:
+            self.assertIn("userpilot_gateway_log_lines_dropped_total 0",
+                          response.read().decode())
         # An open watch (WatchJobs never ends by itself) ends with UNAVAILABLE as the drain
         # starts, saying why, so the watcher can move to another replica; it is not left to be
         # cancelled when the grace period (5 s here) runs out.
@@ -244,6 +256,8 @@ class EndToEndTest(unittest.TestCase):
         calls = [line for line in lines if line["msg"] == "call"]
         self.assertTrue(any(c["method"] == "IdentifyUser" and c["caller"] == "e2e-python"
                             and c["grpc_code"] == "OK" for c in calls))
+        self.assertEqual(len([c for c in calls if c["caller"] == "e2e-drain"]), len(burst),
+                         "access-log lines lost at the drain")
         self.assertFalse(any("u-final" in json.dumps(line) for line in lines),
                          "request content reached the log")
 
