@@ -151,10 +151,11 @@ Logger::~Logger() {
     return;
   }
   // No flush message: queued with the overrun policy, it could push out a line. The pool's stop
-  // message waits for room instead, the writer writes every line queued before it, and the sink
-  // writes out its last batch when the last line releases it (or here).
-  logger_.reset();
+  // message waits for room instead, and the writer writes every line queued before it. Then,
+  // on this thread after the join, the logger and its sink go, and the sink writes out its last
+  // batch (the writer held it back: the stop message was still queued behind it).
   pool_.reset();  // Joins the writer.
+  logger_.reset();
 }
 
 bool Logger::Enabled(LogSeverity level) const {

@@ -157,8 +157,9 @@ class Logger {
   const LogSeverity level_;
   const Redactor redactor_;
   const size_t queue_lines_;
-  // The queue and its writer thread (null when lines are not queued). Created before, and
-  // destroyed after, logger_.
+  // The queue and its writer thread (null when lines are not queued). Created before logger_,
+  // and destroyed (joined) before it, so that the logger and its sink end on the destroying
+  // thread.
   std::shared_ptr<spdlog::details::thread_pool> pool_;
   std::shared_ptr<spdlog::logger> logger_;
 };
