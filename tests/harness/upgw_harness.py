@@ -38,6 +38,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 import urllib.error
 import urllib.request
 import weakref
@@ -385,6 +386,30 @@ class Gateway(Process):
 
 
 # ----- Other servers -----------------------------------------------------------------------
+
+class GatewayBehindEmulator(unittest.TestCase):
+    """A test case class whose tests share one emulator and one gateway in front of it, started
+    once for the class with EMULATOR_ARGS and GATEWAY_ARGS (`cls.emulator`, `cls.gateway`,
+    `cls.stub`); the class fails if the gateway does not exit 0 at the end."""
+    EMULATOR_ARGS = ()
+    GATEWAY_ARGS = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emulator = Emulator(cls.EMULATOR_ARGS)
+        try:
+            cls.gateway = Gateway(cls.emulator.url, cls.GATEWAY_ARGS)
+        except BaseException:
+            cls.emulator.stop()
+            raise
+        cls.stub = cls.gateway.stub()
+
+    @classmethod
+    def tearDownClass(cls):
+        status = cls.gateway.stop()
+        cls.emulator.stop()
+        assert status == 0, f"the gateway exited with {status}:\n{cls.gateway.log()[-4000:]}"
+
 
 def _start_on_free_port(make, ready, attempts=5):
     """make(port) -> Process; ready(process, port) -> bool. Retries on another port when the

@@ -44,25 +44,11 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-class BurstTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        # One emulator thread per connection: the 450-call burst opens up to
-        # --max_inflight_upstream (256) keep-alive connections, which must not leave the
-        # emulator's admin API without a thread.
-        cls.emulator = harness.Emulator(["--threads=512"])
-        try:
-            cls.gateway = harness.Gateway(cls.emulator.url)
-        except BaseException:
-            cls.emulator.stop()
-            raise
-        cls.stub = cls.gateway.stub()
-
-    @classmethod
-    def tearDownClass(cls):
-        status = cls.gateway.stop()
-        cls.emulator.stop()
-        assert status == 0, f"the gateway exited with {status}:\n{cls.gateway.log()[-4000:]}"
+class BurstTest(harness.GatewayBehindEmulator):
+    # One emulator thread per connection: the 450-call burst opens up to
+    # --max_inflight_upstream (256) keep-alive connections, which must not leave the
+    # emulator's admin API without a thread.
+    EMULATOR_ARGS = ["--threads=512"]
 
     def burst(self, tag, n):
         """n IdentifyUser calls sent back to back; [(user_id, sent (Unix s), code, details)]."""

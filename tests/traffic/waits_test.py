@@ -31,24 +31,8 @@ def metric(text, name, labels):
     return 0.0
 
 
-class WaitsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.emulator = harness.Emulator()
-        try:
-            cls.gateway = harness.Gateway(cls.emulator.url, [f"--identify_rate={LIMIT}/1s",
-                                                             "--ratelimit_spacing_margin=10ms",
-                                                             "--access_log"])
-        except BaseException:
-            cls.emulator.stop()
-            raise
-        cls.stub = cls.gateway.stub()
-
-    @classmethod
-    def tearDownClass(cls):
-        status = cls.gateway.stop()
-        cls.emulator.stop()
-        assert status == 0, f"the gateway exited with {status}:\n{cls.gateway.log()[-4000:]}"
+class WaitsTest(harness.GatewayBehindEmulator):
+    GATEWAY_ARGS = [f"--identify_rate={LIMIT}/1s", "--ratelimit_spacing_margin=10ms", "--access_log"]
 
     def test_access_log_metrics_and_waits_agree(self):
         calls = [self.stub.IdentifyUser.future(gateway_pb2.IdentifyUserRequest(user_id=f"w-{i}"),
