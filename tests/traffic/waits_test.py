@@ -32,7 +32,8 @@ def metric(text, name, labels):
 
 
 class WaitsTest(harness.GatewayBehindEmulator):
-    GATEWAY_ARGS = [f"--identify_rate={LIMIT}/1s", "--ratelimit_spacing_margin=10ms", "--access_log"]
+    GATEWAY_ARGS = [f"--identify_rate={LIMIT}/1s", "--ratelimit_spacing_margin=10ms",
+                    "--access_log"]
 
     def test_access_log_metrics_and_waits_agree(self):
         calls = [self.stub.IdentifyUser.future(gateway_pb2.IdentifyUserRequest(user_id=f"w-{i}"),
