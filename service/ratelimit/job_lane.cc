@@ -10,6 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "service/ratelimit/job_lane_observer.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -49,12 +50,13 @@ class JobLaneStub::Lane : public std::enable_shared_from_this<JobLaneStub::Lane>
         options_(options) {}
 
   void Enter(Entry entry) {
+    entry.entered = scheduler_.Now();
     std::optional<CallStatus> refusal;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (busy_) {
         if (waiting_.size() >= options_.max_waiting) {
-          ++stats_.refused;
+          ++stats_.refused_lane_full;
           refusal = RefusalLocked(absl::StrCat(options_.max_waiting, " calls already wait"));
         } else {
           const uint64_t seq = ++next_seq_;
@@ -88,6 +90,7 @@ class JobLaneStub::Lane : public std::enable_shared_from_this<JobLaneStub::Lane>
     JobLaneStats stats = stats_;
     stats.lane = name_;
     stats.waiting = waiting_.size();
+    stats.max_waiting = options_.max_waiting;
     stats.remembered_job = job_id_;
     return stats;
   }
@@ -140,7 +143,7 @@ class JobLaneStub::Lane : public std::enable_shared_from_this<JobLaneStub::Lane>
       CallStatus refusal;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        ++stats_.refused;
+        ++stats_.refused_job_unfinished;
         refusal = RefusalLocked("it would not end before the call's deadline");
       }
       std::move(head->answer)(Result<v1::Job>(std::move(refusal)));
@@ -158,6 +161,9 @@ class JobLaneStub::Lane : public std::enable_shared_from_this<JobLaneStub::Lane>
       std::lock_guard<std::mutex> lock(mu_);
       ++stats_.sent;
       if (waited) ++stats_.waited;
+    }
+    if (options_.observer != nullptr) {
+      options_.observer->OnSent(name_, scheduler_.Now() - head->entered);
     }
     Entry& entry = *head;
     entry.send([self = shared_from_this(), head = std::move(head),
@@ -243,7 +249,7 @@ class JobLaneStub::Lane : public std::enable_shared_from_this<JobLaneStub::Lane>
       if (it == waiting_.end()) return;
       answer = std::move(it->entry.answer);
       waiting_.erase(it);
-      ++stats_.refused;
+      ++stats_.refused_deadline;
       refusal = RefusalLocked("the call's deadline came while it waited its turn");
     }
     std::move(answer)(Result<v1::Job>(std::move(refusal)));

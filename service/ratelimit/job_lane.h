@@ -31,6 +31,9 @@
 // keep the lane state and the inner stub alive. Destroying the stub does not answer waiting
 // calls early: each is answered by its poll or its deadline.
 //
+// Observable: Stats() (read at scrape by the lane metrics) and JobLaneOptions::observer (every
+// send's wait).
+//
 // Thread-safety: as UserpilotStub: every method from any thread. Answers run on the inner
 // stub's threads or the Scheduler's thread; a refusal for a full lane is posted to the
 // Scheduler, never run inside the call.
@@ -53,15 +56,22 @@
 
 namespace userpilot::gateway {
 
-// A snapshot of one lane, for metrics and tests.
+// A snapshot of one lane, for metrics (JobLaneMetrics, at scrape) and tests. Counters only grow.
 struct JobLaneStats {
   std::string lane;            // "bulk", "imports"
   size_t waiting = 0;          // Calls waiting their turn (the one being checked not included).
+  size_t max_waiting = 0;      // Their bound (JobLaneOptions::max_waiting).
   std::string remembered_job;  // The job the lane waits for before the next send; "" if none.
-  uint64_t sent = 0;           // Calls sent to Userpilot.
-  uint64_t waited = 0;         // Of those, sent after waiting for a job to finish.
-  uint64_t refused = 0;        // Refused JOB_IN_PROGRESS by the lane (lane full or deadline).
-  uint64_t conflicts = 0;      // 409s from Userpilot for a job started elsewhere.
+  uint64_t sent = 0;           // Sends to Userpilot (a call sent again after a 409: twice).
+  // Of those, sent after waiting its turn or after a poll that found the job running.
+  uint64_t waited = 0;
+  // Calls the lane refused (FAILED_PRECONDITION / JOB_IN_PROGRESS, nothing sent), by why:
+  uint64_t refused_lane_full = 0;  // max_waiting calls already waited.
+  uint64_t refused_deadline = 0;   // Its deadline (less headroom) came while it waited its turn.
+  uint64_t refused_job_unfinished = 0;  // The job would not end before its deadline.
+  uint64_t conflicts = 0;               // 409s from Userpilot for a job started elsewhere.
+
+  uint64_t refused() const { return refused_lane_full + refused_deadline + refused_job_unfinished; }
 };
 
 class JobLaneStub final : public ForwardingStub<JobLaneStub> {
@@ -86,6 +96,7 @@ class JobLaneStub final : public ForwardingStub<JobLaneStub> {
   // refusal).
   struct Entry {
     absl::Time deadline;
+    absl::Time entered;  // When the call entered the lane (Scheduler::Now), for its wait.
     absl::AnyInvocable<void(StubCallback<v1::Job>)> send;
     StubCallback<v1::Job> answer;
   };

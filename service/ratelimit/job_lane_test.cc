@@ -5,10 +5,12 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/ratelimit/job_lane_observer.h"
 #include "tests/mocks/fake_scheduler.h"
 #include "tests/mocks/mock_userpilot_stub.h"
 #include "tests/util/wire_details.h"
@@ -187,7 +189,8 @@ TEST_F(JobLaneTest, ABulkThatCannotOutwaitTheRunningJobIsRefusedAtOnce) {
   ExpectJobInProgress(*companies, first);
   EXPECT_EQ(jobs_.submitted, 1);
   EXPECT_EQ(jobs_.conflicts, 0);
-  EXPECT_EQ(stub_->Stats()[0].refused, 1u);
+  EXPECT_EQ(stub_->Stats()[0].refused_job_unfinished, 1u);
+  EXPECT_EQ(stub_->Stats()[0].refused(), 1u);
 }
 
 TEST_F(JobLaneTest, AConflictWithAJobStartedElsewhereWaitsForThatJob) {
@@ -251,8 +254,43 @@ TEST_F(JobLaneTest, WaitingCallsAreBoundedAndEachIsRefusedAtItsDeadline) {
   scheduler_.AdvanceBy(absl::Seconds(2));
   ASSERT_TRUE(head->has_value());
   EXPECT_TRUE((*head)->ok());
-  EXPECT_EQ(stub_->Stats()[0].refused, 2u);
+  EXPECT_EQ(stub_->Stats()[0].refused_lane_full, 1u);
+  EXPECT_EQ(stub_->Stats()[0].refused_deadline, 1u);
+  EXPECT_EQ(stub_->Stats()[0].refused_job_unfinished, 0u);
+  EXPECT_EQ(stub_->Stats()[0].max_waiting, 1u);
   EXPECT_EQ(stub_->Stats()[0].waiting, 0u);
+}
+
+class RecordingLaneObserver : public JobLaneObserver {
+ public:
+  void OnSent(absl::string_view lane, absl::Duration wait) override {
+    sends.emplace_back(std::string(lane), wait);
+  }
+  std::vector<std::pair<std::string, absl::Duration>> sends;
+};
+
+TEST_F(JobLaneTest, TheObserverSeesEverySendWithItsWait) {
+  RecordingLaneObserver observer;
+  JobLaneOptions options;
+  options.observer = &observer;
+  Make(options);
+  auto users = Users(absl::Seconds(60));
+  const std::string first = (**users)->job_id();
+  auto companies = Companies(absl::Seconds(60));  // Polls the users job every 2 s.
+  scheduler_.AdvanceBy(absl::Seconds(3));
+  jobs_.Finish(first);
+  scheduler_.AdvanceBy(absl::Seconds(1));  // The poll at 4 s finds it finished.
+  ASSERT_TRUE(companies->has_value());
+  EXPECT_TRUE((*companies)->ok());
+  const std::vector<std::pair<std::string, absl::Duration>> want = {{"bulk", absl::ZeroDuration()},
+                                                                    {"bulk", absl::Seconds(4)}};
+  EXPECT_EQ(observer.sends, want);
+  const JobLaneStats stats = stub_->Stats()[0];
+  EXPECT_EQ(stats.lane, "bulk");
+  EXPECT_EQ(stats.sent, 2u);
+  EXPECT_EQ(stats.waited, 1u);
+  EXPECT_EQ(stub_->Stats()[1].lane, "imports");
+  EXPECT_EQ(stub_->Stats()[1].sent, 0u);
 }
 
 TEST_F(JobLaneTest, OtherCallsPassStraightThrough) {

@@ -20,7 +20,8 @@
 
 namespace userpilot::gateway {
 
-class Logger;  // service/logging/logger.h
+class Logger;           // service/logging/logger.h
+class JobLaneObserver;  // service/ratelimit/job_lane_observer.h
 
 // How much of a budget one caller deserves while calls wait.
 struct CallerPolicy {
@@ -112,6 +113,9 @@ struct JobLaneOptions {
   // Calls waiting their turn on one lane (each holds a copy of its request, a bulk request may
   // be megabytes); >= 1.
   size_t max_waiting = 4;
+  // Told of every send with the call's wait (the wait histogram). Null: none. Not owned; must
+  // outlive the lanes.
+  JobLaneObserver* observer = nullptr;
 
   // InvalidArgument naming the first bad field.
   absl::Status Validate() const;
