@@ -125,9 +125,18 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
                              &g.metrics_->budgets, environment.logger);
   if (!budgets.ok()) return budgets.status();
   g.budgets_ = *std::move(budgets);
-  g.stack_ = MakeUpstreamStack(UpstreamStackOptionsFrom(config), *g.metered_http_, scheduler,
-                               &g.budgets_, &g.metrics_->upstream);
+  // The job lanes report every send's wait to their metrics.
+  UpstreamStackOptions stack_options = UpstreamStackOptionsFrom(config);
+  if (stack_options.job_lanes.has_value()) {
+    stack_options.job_lanes->observer = &g.metrics_->job_lanes;
+  }
+  g.stack_ = MakeUpstreamStack(std::move(stack_options), *g.metered_http_, scheduler, &g.budgets_,
+                               &g.metrics_->upstream);
   g.metric_hooks_.push_back(ExportBudgets(*g.metrics_registry_, g.metrics_->budgets, g.budgets_));
+  if (g.stack_.job_lanes != nullptr) {
+    g.metric_hooks_.push_back(
+        ExportJobLanes(*g.metrics_registry_, g.metrics_->job_lanes, *g.stack_.job_lanes));
+  }
   g.metric_hooks_.push_back(
       ExportRetries(*g.metrics_registry_, g.metrics_->retries, *g.stack_.retrying));
 

@@ -2,6 +2,7 @@
 // metric structs of gateway_metrics.h:
 //
 //   ExportBudgets   Budgets (every FairLimiter)         -> BudgetMetrics   (upgw_metrics_ratelimit)
+//   ExportJobLanes  JobLaneStub::Stats()                -> JobLaneMetrics  (upgw_metrics_ratelimit)
 //   ExportRetries   RetryingStub::stats()               -> RetryMetrics    (upgw_metrics_retry)
 //   ExportJobs      JobWatchRegistry, Importer Stats()  -> JobMetrics      (upgw_metrics_jobs)
 //
@@ -21,6 +22,8 @@ namespace userpilot::gateway {
 
 struct Budgets;
 struct FairLimiterStats;
+class JobLaneStub;
+struct JobLaneStats;
 class RetryingStub;
 struct RetryStats;
 class JobWatchRegistry;
@@ -34,6 +37,12 @@ BudgetSnapshot ToBudgetSnapshot(const FairLimiterStats& stats);
 [[nodiscard]] MetricsRegistry::CollectHook ExportBudgets(MetricsRegistry& registry,
                                                          BudgetMetrics& metrics,
                                                          const Budgets& budgets);
+
+JobLaneSnapshot ToJobLaneSnapshot(const JobLaneStats& stats);
+// Reads every lane's Stats() at each scrape.
+[[nodiscard]] MetricsRegistry::CollectHook ExportJobLanes(MetricsRegistry& registry,
+                                                          JobLaneMetrics& metrics,
+                                                          const JobLaneStub& lanes);
 
 // --- upgw_metrics_retry ---
 RetrySnapshot ToRetrySnapshot(const RetryStats& stats);

@@ -1,5 +1,5 @@
-// BudgetMetrics, RetryMetrics and JobMetrics (gateway_metrics.h): families, and copying the
-// components' snapshots into them at scrape time.
+// BudgetMetrics, RetryMetrics, JobMetrics and JobLaneMetrics (gateway_metrics.h): families, and
+// copying the components' snapshots into them at scrape time.
 #include <string>
 
 #include "service/metrics/gateway_metrics.h"
@@ -252,6 +252,73 @@ void JobMetrics::Update(const JobSnapshot& s) {
   for (const auto& [name, value] : bounds) {
     if (value > 0) bound.Add({{"bound", name}}).Set(static_cast<double>(value));
   }
+}
+
+// --- job lanes -------------------------------------------------------------------------------
+
+const std::vector<double>& JobLaneMetrics::WaitBuckets() {
+  static const auto* const kBuckets =
+      new std::vector<double>{0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+  return *kBuckets;
+}
+
+JobLaneMetrics::JobLaneMetrics(prometheus::Registry& registry)
+    : waiting(prometheus::BuildGauge()
+                  .Name("userpilot_gateway_job_lane_waiting")
+                  .Help("Bulk or import calls waiting their turn on the job lane.")
+                  .Register(registry)),
+      max_waiting(prometheus::BuildGauge()
+                      .Name("userpilot_gateway_job_lane_max_waiting")
+                      .Help("Most calls that may wait their turn on the job lane "
+                            "(--job_lane_max_waiting); beyond, calls are refused at once.")
+                      .Register(registry)),
+      job_running(prometheus::BuildGauge()
+                      .Name("userpilot_gateway_job_lane_job_running")
+                      .Help("1 while the job lane knows a job that may still run (the next call "
+                            "on the lane waits for it), else 0.")
+                      .Register(registry)),
+      admissions(prometheus::BuildCounter()
+                     .Name("userpilot_gateway_job_lane_admissions_total")
+                     .Help("Calls the job lane sent to Userpilot; queued=\"true\" if they had to "
+                           "wait.")
+                     .Register(registry)),
+      rejections(prometheus::BuildCounter()
+                     .Name("userpilot_gateway_job_lane_rejections_total")
+                     .Help("Calls the job lane refused with FAILED_PRECONDITION/JOB_IN_PROGRESS, "
+                           "nothing sent, by reason.")
+                     .Register(registry)),
+      conflicts(prometheus::BuildCounter()
+                    .Name("userpilot_gateway_job_lane_conflicts_total")
+                    .Help("409s from Userpilot to the job lane's calls: a job started elsewhere "
+                          "(another replica, another client of the key).")
+                    .Register(registry)),
+      wait_seconds(prometheus::BuildHistogram()
+                       .Name("userpilot_gateway_job_lane_wait_seconds")
+                       .Help("Time calls sent by the job lane waited on it (their turn and the "
+                             "running job).")
+                       .Register(registry)) {}
+
+void JobLaneMetrics::Update(const JobLaneSnapshot& s) {
+  const prometheus::Labels lane = {{"lane", s.lane}};
+  waiting.Add(lane).Set(static_cast<double>(s.waiting));
+  max_waiting.Add(lane).Set(static_cast<double>(s.max_waiting));
+  job_running.Add(lane).Set(s.job_running ? 1 : 0);
+  SetCounterTo(admissions.Add({{"lane", s.lane}, {"queued", "false"}}),
+               static_cast<double>(s.admitted_immediately));
+  SetCounterTo(admissions.Add({{"lane", s.lane}, {"queued", "true"}}),
+               static_cast<double>(s.admitted_after_wait));
+  // Every reason exists (at zero) from the first update on, so rates show 0, not nothing.
+  for (absl::string_view reason : kJobLaneRejectReasons) {
+    rejections.Add({{"lane", s.lane}, {"reason", std::string(reason)}});
+  }
+  SetCountersByName(rejections, lane, "reason", s.rejections, kJobLaneRejectReasons);
+  SetCounterTo(conflicts.Add(lane), static_cast<double>(s.conflicts));
+  wait_seconds.Add(lane, WaitBuckets());  // Exists (at zero) before the first send.
+}
+
+void JobLaneMetrics::OnSent(absl::string_view lane, absl::Duration wait) {
+  wait_seconds.Add({{"lane", std::string(lane)}}, WaitBuckets())
+      .Observe(absl::ToDoubleSeconds(wait));
 }
 
 }  // namespace userpilot::gateway

@@ -13,6 +13,8 @@
 //                      userpilot_gateway_circuit_*
 //   JobMetrics         userpilot_gateway_job_*,         JobWatchRegistry / Importer Stats()
 //                      userpilot_gateway_import*        at scrape
+//   JobLaneMetrics     userpilot_gateway_job_lane_*     JobLaneStub::Stats() at scrape (hook),
+//                                                       JobLaneObserver (pushed)
 //   process_metrics.h  process_*, _build_info           /proc at scrape
 // (component_exports.h holds the hooks that read the components' Stats().)
 //
@@ -48,6 +50,7 @@
 #include "prometheus/registry.h"
 #include "service/common/call_facts.h"
 #include "service/ratelimit/budget_observer.h"
+#include "service/ratelimit/job_lane_observer.h"
 
 namespace google::protobuf {
 class ServiceDescriptor;
@@ -225,8 +228,8 @@ absl::string_view UpstreamStatusClass(const absl::Status& status, const CallFact
 absl::string_view UpstreamErrorReason(const CallFacts& facts);
 
 // ---------------------------------------------------------------------------------------------
-// Budgets: one FairLimiter per Userpilot limit (budget = identify, track, delete, job_read,
-// bulk: from configuration, five values). All labelled {budget}:
+// Budgets: one FairLimiter per Userpilot rate (budget = identify, track, delete, job_read:
+// from configuration, four values; bulk and imports are job lanes, below). All labelled {budget}:
 //   userpilot_gateway_budget_limit_per_second             gauge      configured rate
 //   userpilot_gateway_budget_effective_limit_per_second   gauge      after 429 adaptation
 //   userpilot_gateway_budget_tokens_available             gauge      only if the source knows
@@ -406,6 +409,63 @@ class JobMetrics {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Job lanes (ratelimit/job_lane.h): one bulk identify job and one import job at a time, so bulk
+// and import calls wait for the lane's running job in a bounded FIFO. All labelled {lane} =
+// bulk | imports (fixed in code):
+//   userpilot_gateway_job_lane_waiting                    gauge      calls waiting their turn
+//   userpilot_gateway_job_lane_max_waiting                gauge      their bound
+//                                                                    (--job_lane_max_waiting)
+//   userpilot_gateway_job_lane_job_running                gauge      1 while the lane knows a job
+//                                                                    that may still run (the next
+//                                                                    call waits for it), else 0
+//   userpilot_gateway_job_lane_admissions_total{queued}   counter    sends to Userpilot; "true":
+//                                                                    after waiting
+//   userpilot_gateway_job_lane_rejections_total{reason}   counter    kJobLaneRejectReasons
+//   userpilot_gateway_job_lane_conflicts_total            counter    409s: a job started elsewhere
+//   userpilot_gateway_job_lane_wait_seconds               histogram  pushed (JobLaneObserver)
+struct JobLaneSnapshot {
+  std::string lane;
+  uint64_t waiting = 0;
+  uint64_t max_waiting = 0;
+  bool job_running = false;
+  uint64_t admitted_immediately = 0;
+  uint64_t admitted_after_wait = 0;
+  // By reason (kJobLaneRejectReasons; any other name is counted as "other").
+  std::vector<std::pair<std::string, uint64_t>> rejections;
+  uint64_t conflicts = 0;
+};
+
+// queue_full: --job_lane_max_waiting calls already waited; deadline_reached: the call's deadline
+// (less --admission_headroom) came while it waited its turn; wait_exceeds_deadline: the lane's
+// job would not end before it. The budgets' words for the same three facts.
+inline constexpr absl::string_view kJobLaneRejectReasons[] = {"queue_full", "deadline_reached",
+                                                              "wait_exceeds_deadline"};
+
+class JobLaneMetrics final : public JobLaneObserver {
+ public:
+  explicit JobLaneMetrics(prometheus::Registry& registry);
+
+  // Copies a snapshot (taken at scrape time) into the lane's series; the first call creates
+  // them, every reason and the wait histogram at zero, so a lane appears once it is wired.
+  void Update(const JobLaneSnapshot& snapshot);
+
+  // JobLaneObserver: the wait histogram.
+  void OnSent(absl::string_view lane, absl::Duration wait) override;
+
+  // 10 ms .. 10 min: a call sent at once waits a poll round trip at most; one that waits for a
+  // bulk job waits poll intervals (2 s by default) up to its deadline (--max_deadline, 5 min).
+  static const std::vector<double>& WaitBuckets();
+
+  prometheus::Family<prometheus::Gauge>& waiting;
+  prometheus::Family<prometheus::Gauge>& max_waiting;
+  prometheus::Family<prometheus::Gauge>& job_running;
+  prometheus::Family<prometheus::Counter>& admissions;
+  prometheus::Family<prometheus::Counter>& rejections;
+  prometheus::Family<prometheus::Counter>& conflicts;
+  prometheus::Family<prometheus::Histogram>& wait_seconds;
+};
+
+// ---------------------------------------------------------------------------------------------
 // All of the above on one registry: what the composition root creates and hands out.
 struct GatewayMetrics {
   explicit GatewayMetrics(prometheus::Registry& registry, BudgetMetricsOptions budget = {})
@@ -415,7 +475,8 @@ struct GatewayMetrics {
         budgets(registry, std::move(budget)),
         retries(registry),
         jobs(registry),
-        log(registry) {}
+        log(registry),
+        job_lanes(registry) {}
 
   GrpcServerMetrics grpc_server;
   UpstreamMetrics upstream;
@@ -424,6 +485,7 @@ struct GatewayMetrics {
   RetryMetrics retries;
   JobMetrics jobs;
   LogMetrics log;
+  JobLaneMetrics job_lanes;
 };
 
 }  // namespace userpilot::gateway

@@ -472,6 +472,64 @@ TEST(JobMetricsTest, UpdateCopiesTheSnapshot) {
   EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_bound", {{"bound", "imports"}}), 8);
 }
 
+TEST(JobLaneMetricsTest, NoSeriesUntilTheFirstUpdateThenEveryReasonAndTheWaits) {
+  MetricsRegistry registry;
+  JobLaneMetrics metrics(registry.registry());
+  for (const auto& family : registry.Collect()) {
+    EXPECT_TRUE(family.metric.empty()) << family.name;
+  }
+  JobLaneSnapshot s;
+  s.lane = "bulk";
+  s.waiting = 2;
+  s.max_waiting = 4;
+  s.job_running = true;
+  s.admitted_immediately = 7;
+  s.admitted_after_wait = 3;
+  s.rejections = {{"queue_full", 1}, {"wait_exceeds_deadline", 2}, {"something_new", 5}};
+  s.conflicts = 6;
+  metrics.Update(s);
+  const Labels bulk = {{"lane", "bulk"}};
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_lane_waiting", bulk), 2);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_lane_max_waiting", bulk), 4);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_lane_job_running", bulk), 1);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_lane_admissions_total",
+                         {{"lane", "bulk"}, {"queued", "false"}}),
+            7);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_lane_admissions_total",
+                         {{"lane", "bulk"}, {"queued", "true"}}),
+            3);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_lane_rejections_total",
+                         {{"lane", "bulk"}, {"reason", "queue_full"}}),
+            1);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_lane_rejections_total",
+                         {{"lane", "bulk"}, {"reason", "deadline_reached"}}),
+            0);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_lane_rejections_total",
+                         {{"lane", "bulk"}, {"reason", "wait_exceeds_deadline"}}),
+            2);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_lane_rejections_total",
+                         {{"lane", "bulk"}, {"reason", "other"}}),
+            5);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_job_lane_conflicts_total", bulk), 6);
+  auto wait = FindMetric(registry.Collect(), "userpilot_gateway_job_lane_wait_seconds", bulk);
+  ASSERT_TRUE(wait.has_value());
+  EXPECT_EQ(wait->histogram.sample_count, 0u);
+
+  JobLaneObserver& observer = metrics;
+  observer.OnSent("bulk", absl::ZeroDuration());
+  observer.OnSent("bulk", absl::Seconds(4));
+  wait = FindMetric(registry.Collect(), "userpilot_gateway_job_lane_wait_seconds", bulk);
+  ASSERT_TRUE(wait.has_value());
+  EXPECT_EQ(wait->histogram.sample_count, 2u);
+  EXPECT_DOUBLE_EQ(wait->histogram.sample_sum, 4);
+
+  s.job_running = false;
+  s.waiting = 0;
+  metrics.Update(s);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_lane_job_running", bulk), 0);
+  EXPECT_EQ(GaugeValue(registry, "userpilot_gateway_job_lane_waiting", bulk), 0);
+}
+
 TEST(GatewayMetricsTest, AllFamiliesOnOneRegistryWithoutClashes) {
   MetricsRegistry registry;
   GatewayMetrics metrics(registry.registry());
@@ -484,14 +542,15 @@ TEST(GatewayMetricsTest, AllFamiliesOnOneRegistryWithoutClashes) {
   metrics.budgets.OnAdmitted("track", "", absl::ZeroDuration());
   metrics.retries.Update({});
   metrics.jobs.Update({});
+  metrics.job_lanes.Update({});
   std::set<std::string> names;
   for (const auto& family : registry.Collect()) {
     EXPECT_TRUE(names.insert(family.name).second) << family.name;
     EXPECT_FALSE(family.help.empty()) << family.name;
   }
   // gRPC 5, upstream 3 (no HTTP parts), budgets 11 (no tokens), retries 7, jobs 7 (no bytes,
-  // no bounds).
-  EXPECT_EQ(names.size(), 5u + 3u + 11u + 7u + 7u);
+  // no bounds), job lanes 7.
+  EXPECT_EQ(names.size(), 5u + 3u + 11u + 7u + 7u + 7u);
 }
 
 }  // namespace

@@ -57,6 +57,17 @@ int main() {
   metrics.retries.Update(retry);
   metrics.jobs.Update({2, 1, 30, 1, 60, 1, 4096, 5, 1, 2, 1, 20000, 1000, 8});
   metrics.log.Update(3, 4096);
+  JobLaneSnapshot lane;
+  lane.lane = "bulk";
+  lane.waiting = 1;
+  lane.max_waiting = 4;
+  lane.job_running = true;
+  lane.admitted_immediately = 3;
+  lane.admitted_after_wait = 2;
+  lane.rejections = {{"wait_exceeds_deadline", 1}};
+  lane.conflicts = 1;
+  metrics.job_lanes.Update(lane);
+  metrics.job_lanes.OnSent("bulk", absl::Seconds(4));
 
   std::cout << registry->Serialize();
   return 0;

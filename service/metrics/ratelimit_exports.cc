@@ -1,7 +1,8 @@
-// ExportBudgets and ToBudgetSnapshot (component_exports.h).
+// ExportBudgets, ToBudgetSnapshot, ExportJobLanes and ToJobLaneSnapshot (component_exports.h).
 #include "service/metrics/component_exports.h"
 #include "service/ratelimit/budgets.h"
 #include "service/ratelimit/fair_limiter.h"
+#include "service/ratelimit/job_lane.h"
 
 namespace userpilot::gateway {
 
@@ -40,6 +41,30 @@ MetricsRegistry::CollectHook ExportBudgets(MetricsRegistry& registry, BudgetMetr
     for (const auto& limiter : limiters) {
       if (limiter != nullptr) metrics.Update(ToBudgetSnapshot(limiter->Stats()));
     }
+  });
+}
+
+JobLaneSnapshot ToJobLaneSnapshot(const JobLaneStats& stats) {
+  JobLaneSnapshot s;
+  s.lane = stats.lane;
+  s.waiting = stats.waiting;
+  s.max_waiting = stats.max_waiting;
+  s.job_running = !stats.remembered_job.empty();
+  s.admitted_after_wait = stats.waited;
+  s.admitted_immediately = stats.sent - stats.waited;
+  s.rejections = {
+      {"queue_full", stats.refused_lane_full},
+      {"deadline_reached", stats.refused_deadline},
+      {"wait_exceeds_deadline", stats.refused_job_unfinished},
+  };
+  s.conflicts = stats.conflicts;
+  return s;
+}
+
+MetricsRegistry::CollectHook ExportJobLanes(MetricsRegistry& registry, JobLaneMetrics& metrics,
+                                            const JobLaneStub& lanes) {
+  return registry.AddCollectHook([&metrics, &lanes] {
+    for (const JobLaneStats& stats : lanes.Stats()) metrics.Update(ToJobLaneSnapshot(stats));
   });
 }
 

@@ -2,7 +2,9 @@
 #include "service/metrics/component_exports.h"
 #include "service/ratelimit/budgets.h"
 #include "service/ratelimit/fair_limiter.h"
+#include "service/ratelimit/job_lane.h"
 #include "tests/mocks/fake_scheduler.h"
+#include "tests/mocks/mock_userpilot_stub.h"
 
 namespace userpilot::gateway {
 namespace {
@@ -70,6 +72,64 @@ TEST(ExportBudgetsTest, EveryBudgetAppearsAtScrape) {
     }
   }
   budgets->Shutdown();
+}
+
+TEST(ToJobLaneSnapshotTest, MapsEveryField) {
+  JobLaneStats stats;
+  stats.lane = "imports";
+  stats.waiting = 3;
+  stats.max_waiting = 4;
+  stats.remembered_job = "import:jobs:1";
+  stats.sent = 10;
+  stats.waited = 4;
+  stats.refused_lane_full = 1;
+  stats.refused_deadline = 2;
+  stats.refused_job_unfinished = 3;
+  stats.conflicts = 5;
+  JobLaneSnapshot s = ToJobLaneSnapshot(stats);
+  EXPECT_EQ(s.lane, "imports");
+  EXPECT_EQ(s.waiting, 3u);
+  EXPECT_EQ(s.max_waiting, 4u);
+  EXPECT_TRUE(s.job_running);
+  EXPECT_EQ(s.admitted_immediately, 6u);
+  EXPECT_EQ(s.admitted_after_wait, 4u);
+  const std::vector<std::pair<std::string, uint64_t>> want = {
+      {"queue_full", 1}, {"deadline_reached", 2}, {"wait_exceeds_deadline", 3}};
+  EXPECT_EQ(s.rejections, want);
+  EXPECT_EQ(s.conflicts, 5u);
+  for (const auto& [reason, count] : s.rejections) {
+    EXPECT_NE(std::find(std::begin(kJobLaneRejectReasons), std::end(kJobLaneRejectReasons), reason),
+              std::end(kJobLaneRejectReasons))
+        << reason;
+  }
+  stats.remembered_job.clear();
+  EXPECT_FALSE(ToJobLaneSnapshot(stats).job_running);
+}
+
+TEST(ExportJobLanesTest, BothLanesAppearAtScrape) {
+  FakeScheduler scheduler;
+  auto mock = std::make_shared<::testing::NiceMock<MockUserpilotStub>>();
+  JobLaneOptions options;
+  options.max_waiting = 7;
+  JobLaneStub lanes(mock, scheduler, options);
+  MetricsRegistry registry;
+  JobLaneMetrics metrics(registry.registry());
+  MetricsRegistry::CollectHook hook = ExportJobLanes(registry, metrics, lanes);
+  const auto families = registry.Collect();
+  for (const char* lane : {"bulk", "imports"}) {
+    const auto bound =
+        FindMetric(families, "userpilot_gateway_job_lane_max_waiting", {{"lane", lane}});
+    ASSERT_TRUE(bound.has_value()) << lane;
+    EXPECT_EQ(bound->gauge.value, 7) << lane;
+    const auto waiting =
+        FindMetric(families, "userpilot_gateway_job_lane_waiting", {{"lane", lane}});
+    ASSERT_TRUE(waiting.has_value()) << lane;
+    EXPECT_EQ(waiting->gauge.value, 0) << lane;
+    EXPECT_TRUE(FindMetric(families, "userpilot_gateway_job_lane_rejections_total",
+                           {{"lane", lane}, {"reason", "queue_full"}})
+                    .has_value())
+        << lane;
+  }
 }
 
 }  // namespace

@@ -9,11 +9,14 @@ userpilot-gateway with its default lanes (GetJob polled every 2 s).
     at once with FAILED_PRECONDITION / JOB_IN_PROGRESS naming the running job, nothing sent;
     with a longer deadline: it waits for the job and is accepted, still without a 409;
   - a job started elsewhere (straight at the emulator): the gateway's call meets the 409, finds
-    the job with ListJobs, waits for it and is accepted.
+    the job with ListJobs, waits for it and is accepted;
+  - /metrics tells all of the above per lane: sends at once and after waiting, the refusal by
+    reason, the 409, the bound, and a wait histogram counting every send.
 """
 
 import json
 import os
+import re
 import sys
 import time
 import unittest
@@ -112,6 +115,41 @@ class LanesTest(unittest.TestCase):
         self.assertNotEqual(users.job_id, elsewhere)
         self.assertEqual(len(self.conflicts()), 1)  # Met once, then waited for.
         self.wait_finished(users.job_id)
+
+    def metric(self, text, name, **labels):
+        """The value of the sample `name` with exactly `labels` in /metrics `text`."""
+        want = {k: str(v) for k, v in labels.items()}
+        for line in text.splitlines():
+            match = re.fullmatch(r"([a-z_:]+)(?:\{(.*)\})? (\S+)", line)
+            if not match or match.group(1) != name:
+                continue
+            got = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+            if got == want:
+                return float(match.group(3))
+        self.fail(f"no sample {name}{want} in /metrics")
+
+    def test_4_the_lanes_metrics_say_what_happened(self):
+        text = self.gateway.metrics()
+        m = lambda name, **labels: self.metric(text, "userpilot_gateway_job_lane_" + name,  # noqa
+                                               **labels)
+        for lane in ("bulk", "imports"):
+            self.assertEqual(m("waiting", lane=lane), 0)
+            self.assertEqual(m("max_waiting", lane=lane), 4)
+        # test_2's short call, refused because the running job would outlast it.
+        self.assertEqual(m("rejections_total", lane="bulk", reason="wait_exceeds_deadline"), 1)
+        self.assertEqual(m("rejections_total", lane="bulk", reason="queue_full"), 0)
+        self.assertEqual(m("rejections_total", lane="bulk", reason="deadline_reached"), 0)
+        # test_3's 409; then it waited for that job and was sent once more.
+        self.assertEqual(m("conflicts_total", lane="bulk"), 1)
+        at_once = m("admissions_total", lane="bulk", queued="false")
+        after_wait = m("admissions_total", lane="bulk", queued="true")
+        self.assertGreaterEqual(after_wait, 1)  # test_3's resend (and test_2's long call).
+        self.assertEqual(at_once + after_wait, 6)  # 2 + 2 + 2 sends (test_3: the 409, then again).
+        # The wait histogram counts every send.
+        self.assertEqual(m("wait_seconds_count", lane="bulk"), at_once + after_wait)
+        self.assertGreater(m("wait_seconds_sum", lane="bulk"), 0)
+        self.assertEqual(m("admissions_total", lane="imports", queued="false"), 0)
+        self.assertEqual(m("wait_seconds_count", lane="imports"), 0)
 
 
 if __name__ == "__main__":
