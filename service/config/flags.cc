@@ -122,12 +122,19 @@ ABSL_FLAG(absl::Duration, ratelimit_spacing_margin, TrafficInput().ratelimit_spa
           "Slack added to every budget window against network jitter, so Userpilot never sees "
           "more than COUNT in its own WINDOW.");
 ABSL_FLAG(absl::Duration, admission_headroom, TrafficInput().admission_headroom,
-          "A call waiting for a budget must be admitted at least this long before its deadline; "
-          "one that cannot is refused at once or answered DEADLINE_EXCEEDED, never sent as its "
-          "caller gives up.");
+          "A call waiting for a budget or a job lane must be admitted at least this long before "
+          "its deadline; one that cannot is refused at once or answered DEADLINE_EXCEEDED, never "
+          "sent as its caller gives up.");
 ABSL_FLAG(absl::Duration, max_upstream_pause, TrafficInput().max_upstream_pause,
           "The longest pause an upstream hint (429 Retry-After, X-RateLimit-Reset) may impose on "
           "a budget; longer hints are cut to it, logged and counted (1s..1h).");
+ABSL_FLAG(absl::Duration, job_lane_poll_interval, TrafficInput().job_lane_poll_interval,
+          "How often a bulk or import call waiting for the lane's running job polls it (one job "
+          "read each); the two lanes together may take at most half of --job_read_rate "
+          "(100ms..5m).");
+ABSL_FLAG(int64_t, job_lane_max_waiting, TrafficInput().job_lane_max_waiting,
+          "Bulk or import calls that may wait their turn on one job lane (each holds its "
+          "request); beyond, calls are refused at once with FAILED_PRECONDITION (1..100).");
 ABSL_FLAG(std::string, budget_queues, TrafficInput().budget_queues,
           "Most calls waiting per budget, e.g. identify=2000,track=1500 (defaults: identify=1000, "
           "track=1000, delete=30, job_read=240). A full queue answers "
@@ -366,6 +373,8 @@ ConfigInput ConfigInputFromFlags() {
   t.ratelimit_spacing_margin = absl::GetFlag(FLAGS_ratelimit_spacing_margin);
   t.admission_headroom = absl::GetFlag(FLAGS_admission_headroom);
   t.max_upstream_pause = absl::GetFlag(FLAGS_max_upstream_pause);
+  t.job_lane_poll_interval = absl::GetFlag(FLAGS_job_lane_poll_interval);
+  t.job_lane_max_waiting = absl::GetFlag(FLAGS_job_lane_max_waiting);
   t.budget_queues = absl::GetFlag(FLAGS_budget_queues);
   t.caller_weights = absl::GetFlag(FLAGS_caller_weights);
   t.caller_max_queued = absl::GetFlag(FLAGS_caller_max_queued);

@@ -101,6 +101,8 @@ TEST(FlagsTest, ContractFlagNamesAndDefaults) {
       {"ratelimit_spacing_margin", "100ms"},
       {"admission_headroom", "100ms"},
       {"max_upstream_pause", "5m"},
+      {"job_lane_poll_interval", "2s"},
+      {"job_lane_max_waiting", "4"},
       {"budget_queues", ""},
       {"caller_weights", ""},
       {"caller_max_queued", ""},

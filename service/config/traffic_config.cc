@@ -14,6 +14,14 @@
 namespace userpilot::gateway {
 namespace {
 
+// --job_lane_poll_interval: from a tenth of a second (a fast emulator) to the longest default
+// deadline worth waiting (--max_deadline's default, 5 min).
+constexpr absl::Duration kMinJobLanePollInterval = absl::Milliseconds(100);
+constexpr absl::Duration kMaxJobLanePollInterval = absl::Minutes(5);
+// --job_lane_max_waiting: each waiting bulk call holds its request (up to
+// --max_bulk_request_bytes, 16 MiB by default), so a few, not thousands.
+constexpr int64_t kMaxJobLaneWaiting = 100;
+
 // "a=1,b=2" -> {(a,1), (b,2)}; an empty text is an empty list.
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParsePairs(
     absl::string_view text) {
@@ -38,6 +46,12 @@ BudgetOptions* BudgetNamed(RateLimitOptions& options, absl::string_view name) {
     if (budget->rate.name == name) return budget;
   }
   return nullptr;
+}
+
+// Two lanes polling every `interval` send 2 x window / interval job reads a window; at most
+// half of the budget's count: interval x count >= 4 x window.
+bool JobLanePollsFit(absl::Duration interval, const RateSpec& job_reads) {
+  return interval * job_reads.limit >= 4 * job_reads.window;
 }
 
 }  // namespace
@@ -82,6 +96,24 @@ TrafficConfig LoadTrafficConfig(const TrafficInput& in, const FlagProblem& probl
     problem("admission_headroom", "must be from 0s to 10s");
   } else {
     rl.limiter.admission_headroom = in.admission_headroom;
+    // The same time for the upstream request to be answered, whether the call waited for a
+    // budget or for a job lane.
+    rl.job_lanes.headroom = in.admission_headroom;
+  }
+  if (in.job_lane_poll_interval < kMinJobLanePollInterval ||
+      in.job_lane_poll_interval > kMaxJobLanePollInterval) {
+    problem("job_lane_poll_interval",
+            absl::StrCat("must be from ", absl::FormatDuration(kMinJobLanePollInterval), " to ",
+                         absl::FormatDuration(kMaxJobLanePollInterval)));
+  } else {
+    rl.job_lanes.poll_interval = in.job_lane_poll_interval;
+  }
+  if (in.job_lane_max_waiting < 1 || in.job_lane_max_waiting > kMaxJobLaneWaiting) {
+    problem("job_lane_max_waiting",
+            absl::StrCat("must be from 1 to ", kMaxJobLaneWaiting,
+                         " (each waiting call holds its request, up to --max_bulk_request_bytes)"));
+  } else {
+    rl.job_lanes.max_waiting = static_cast<size_t>(in.job_lane_max_waiting);
   }
   if (in.max_upstream_pause < absl::Seconds(1) || in.max_upstream_pause > absl::Hours(1)) {
     problem("max_upstream_pause", "must be from 1s to 1h");
@@ -141,6 +173,16 @@ TrafficConfig LoadTrafficConfig(const TrafficInput& in, const FlagProblem& probl
   } else {
     rl.limiter.default_caller.max_queued = static_cast<size_t>(in.default_caller_max_queued);
   }
+  // Both lanes polling at once spend at most half of the job_read budget, so polls leave room
+  // for GetJob, ListJobs and job watching.
+  if (!JobLanePollsFit(rl.job_lanes.poll_interval, rl.job_reads.rate)) {
+    problem(
+        "job_lane_poll_interval",
+        absl::StrCat("(", absl::FormatDuration(rl.job_lanes.poll_interval),
+                     ") two job lanes polling at this interval would take more than half of "
+                     "--job_read_rate (",
+                     FormatRate(rl.job_reads.rate), "): poll less often or raise --job_read_rate"));
+  }
   // Cross-field checks of the components themselves (their messages name the setting).
   if (absl::Status s = rl.Validate(); !s.ok()) problem("", std::string(s.message()));
 
@@ -198,6 +240,8 @@ std::string TrafficDebugString(const TrafficConfig& config) {
       " ratelimit_spacing_margin=", absl::FormatDuration(rl.spacing_margin),
       " admission_headroom=", absl::FormatDuration(rl.limiter.admission_headroom),
       " max_upstream_pause=", absl::FormatDuration(rl.limiter.max_upstream_pause),
+      " job_lane_poll_interval=", absl::FormatDuration(rl.job_lanes.poll_interval),
+      " job_lane_max_waiting=", rl.job_lanes.max_waiting,
       " budget_queues=", absl::StrJoin(queues, ","),
       " caller_weights=", absl::StrJoin(weights, ","),
       " caller_max_queued=", absl::StrJoin(caps, ","),

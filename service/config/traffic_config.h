@@ -1,6 +1,9 @@
 // Traffic-control configuration: the budgets (rate limits, queues, fairness between callers),
 // the optional Redis that shares budgets between replicas, and the retry policy.
 //
+// The job lanes (one bulk identify job and one import job at a time) are configured here too:
+// their poll interval and their bound on waiting calls; their headroom is --admission_headroom.
+//
 // Flags hold compact text (`--identify_rate=600/1m`, `--caller_weights=billing=2,batch=0.5`);
 // LoadTrafficConfig turns them into the components' own option structs, which validate
 // themselves (RateLimitOptions::Validate, RetryOptions::Validate), so a limit is checked in one
@@ -10,6 +13,7 @@
 #ifndef USERPILOT_GATEWAY_SERVICE_CONFIG_TRAFFIC_CONFIG_H_
 #define USERPILOT_GATEWAY_SERVICE_CONFIG_TRAFFIC_CONFIG_H_
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -42,6 +46,10 @@ struct TrafficInput {
   // The longest pause a 429's Retry-After / X-RateLimit-Reset may impose on a budget (and, for
   // the upstream layer, the longest retry delay it passes on); one option, read here only.
   absl::Duration max_upstream_pause = kDefaultMaxUpstreamPause;
+  // Job lanes: how often a call waiting for the lane's job polls it (each poll spends the
+  // job_read budget), and how many calls may wait their turn on one lane.
+  absl::Duration job_lane_poll_interval = JobLaneOptions().poll_interval;
+  int64_t job_lane_max_waiting = static_cast<int64_t>(JobLaneOptions().max_waiting);
   // Queue bound per budget, e.g. "identify=2000,track=1500"; budgets not named keep their
   // default.
   std::string budget_queues;

@@ -129,6 +129,7 @@ TEST(TrafficConfigTest, AdmissionHeadroomReachesEveryBudgetAndIsBounded) {
   in.admission_headroom = absl::Milliseconds(250);
   ASSERT_THAT(Problems(in, &config), ::testing::IsEmpty());
   EXPECT_EQ(config.rate_limits.limiter.admission_headroom, absl::Milliseconds(250));
+  EXPECT_EQ(config.rate_limits.job_lanes.headroom, absl::Milliseconds(250));  // The lanes too.
   EXPECT_THAT(TrafficDebugString(config), HasSubstr("admission_headroom=250ms"));
   for (absl::Duration bad : {-absl::Milliseconds(1), absl::Seconds(11)}) {
     in.admission_headroom = bad;
@@ -153,6 +154,67 @@ TEST(TrafficConfigTest, MaxUpstreamPauseReachesEveryBudgetAndIsBounded) {
     ASSERT_EQ(problems.size(), 1u);
     EXPECT_EQ(problems.front().first, "max_upstream_pause");
   }
+}
+
+TEST(TrafficConfigTest, JobLaneFlagsReachTheLanes) {
+  TrafficInput in;
+  TrafficConfig config;
+  ASSERT_THAT(Problems(in, &config), ::testing::IsEmpty());
+  EXPECT_EQ(config.rate_limits.job_lanes.poll_interval, absl::Seconds(2));
+  EXPECT_EQ(config.rate_limits.job_lanes.max_waiting, 4u);
+  EXPECT_EQ(config.rate_limits.job_lanes.headroom, kDefaultAdmissionHeadroom);
+  in.job_lane_poll_interval = absl::Seconds(5);
+  in.job_lane_max_waiting = 10;
+  ASSERT_THAT(Problems(in, &config), ::testing::IsEmpty());
+  EXPECT_EQ(config.rate_limits.job_lanes.poll_interval, absl::Seconds(5));
+  EXPECT_EQ(config.rate_limits.job_lanes.max_waiting, 10u);
+  EXPECT_THAT(TrafficDebugString(config),
+              HasSubstr("job_lane_poll_interval=5s job_lane_max_waiting=10"));
+}
+
+TEST(TrafficConfigTest, JobLaneFlagsOutOfRangeNameTheFlag) {
+  struct Case {
+    absl::Duration poll;
+    int64_t max_waiting;
+    const char* flag;
+  } cases[] = {
+      {absl::Milliseconds(99), 4, "job_lane_poll_interval"},
+      {absl::Minutes(5) + absl::Seconds(1), 4, "job_lane_poll_interval"},
+      {-absl::Seconds(1), 4, "job_lane_poll_interval"},
+      {absl::Seconds(2), 0, "job_lane_max_waiting"},
+      {absl::Seconds(2), -3, "job_lane_max_waiting"},
+      {absl::Seconds(2), 101, "job_lane_max_waiting"},
+  };
+  for (const Case& c : cases) {
+    TrafficInput in;
+    in.job_lane_poll_interval = c.poll;
+    in.job_lane_max_waiting = c.max_waiting;
+    const auto problems = Problems(in);
+    ASSERT_EQ(problems.size(), 1u) << c.flag << " " << c.poll << " " << c.max_waiting;
+    EXPECT_EQ(problems.front().first, c.flag);
+    EXPECT_THAT(problems.front().second, HasSubstr("must be from"));
+  }
+}
+
+TEST(TrafficConfigTest, JobLanePollsTakeAtMostHalfTheJobReadBudget) {
+  TrafficInput in;
+  // Two lanes every 2 s: 60 of the default 120 job reads a minute, exactly half.
+  ASSERT_THAT(Problems(in), ::testing::IsEmpty());
+  in.job_lane_poll_interval = absl::Seconds(1);
+  auto problems = Problems(in);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems.front().first, "job_lane_poll_interval");
+  EXPECT_THAT(problems.front().second, HasSubstr("--job_read_rate (120/1m)"));
+  // A larger job_read budget allows faster polls; a smaller one needs slower polls.
+  in.job_read_rate = "240/1m";
+  EXPECT_THAT(Problems(in), ::testing::IsEmpty());
+  in = TrafficInput();
+  in.job_read_rate = "60/1m";
+  problems = Problems(in);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems.front().first, "job_lane_poll_interval");
+  in.job_lane_poll_interval = absl::Seconds(4);
+  EXPECT_THAT(Problems(in), ::testing::IsEmpty());
 }
 
 }  // namespace
