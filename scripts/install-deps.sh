@@ -19,6 +19,8 @@ build_packages=(
   # RapidJSON (header-only): the SAX reader that checks ImportData's NDJSON rows, and the
   # depth-bounded, linear-time reader of Userpilot's JSON answers.
   rapidjson-dev
+  # libcrypto: SHA-256, constant-time comparison and certificate checks (service/auth).
+  libssl-dev
   # google/rpc/*.proto (Status, error details) and gRPC's own protos (health, reflection).
   golang-github-gogo-googleapis-dev grpc-proto
   # GoogleTest/GoogleMock: the CMake configuration needs them even for the gateway alone.

@@ -26,6 +26,10 @@ absl::string_view ErrorReasonName(ErrorReason reason) {
       return "CIRCUIT_OPEN";
     case ErrorReason::kGatewayInternal:
       return "GATEWAY_INTERNAL_ERROR";
+    case ErrorReason::kCallerUnauthenticated:
+      return "CALLER_UNAUTHENTICATED";
+    case ErrorReason::kCallerNotAllowed:
+      return "CALLER_NOT_ALLOWED";
   }
   return "";
 }

@@ -21,6 +21,9 @@
 //   validation                    violations                     -
 //   jobs, JobLaneStub             reason JOB_IN_PROGRESS,        -
 //   (ratelimit/job_lane.h)        job_id, retry_delay
+//   Authenticator (auth/)         reason CALLER_UNAUTHENTICATED  -
+//                                 or CALLER_NOT_ALLOWED,
+//                                 access_refusal
 //
 // and the edge (server/error_details.h, called by server/grpc_status.h) turns them, once, into
 // the google.rpc details callers receive: ErrorInfo (reason, metadata), RetryInfo,
@@ -57,8 +60,10 @@ enum class ErrorReason {
   kBudgetExhausted,              // BUDGET_EXHAUSTED: the gateway's own budget refused the call.
   kCircuitOpen,                  // CIRCUIT_OPEN: the gateway's circuit breaker is open.
   kGatewayInternal,              // GATEWAY_INTERNAL_ERROR: the request could not even be built.
+  kCallerUnauthenticated,        // CALLER_UNAUTHENTICATED: no or wrong credentials.
+  kCallerNotAllowed,             // CALLER_NOT_ALLOWED: the RPC is outside the caller's allow-list.
 };
-inline constexpr size_t kErrorReasonCount = 11;
+inline constexpr size_t kErrorReasonCount = 13;
 // "UPSTREAM_RATE_LIMITED" and so on; "" for kNone.
 absl::string_view ErrorReasonName(ErrorReason reason);
 
@@ -151,6 +156,12 @@ struct BudgetRefusal {
   std::string quota;        // QuotaFailure description; empty: no QuotaFailure.
 };
 
+// A refusal by the authenticator (auth/authenticator.h) of a caller who may not call an RPC.
+struct AccessRefusal {
+  std::string caller;  // The authenticated caller.
+  std::string rpc;     // "DeleteUsers"
+};
+
 struct CallFacts {
   ErrorReason reason = ErrorReason::kNone;
   // How long the caller should wait before trying again (RetryInfo), and why.
@@ -161,6 +172,7 @@ struct CallFacts {
   std::optional<BudgetRefusal> budget_refusal;  // BUDGET_EXHAUSTED
   std::string circuit_upstream;                 // CIRCUIT_OPEN: the host the breaker guards.
   std::string job_id;                           // JOB_IN_PROGRESS: the running job, if known.
+  std::optional<AccessRefusal> access_refusal;  // CALLER_NOT_ALLOWED
   std::vector<FieldViolation> violations;       // INVALID_ARGUMENT from validation.
   // The whole call.
   RetryFacts retry;

@@ -36,6 +36,10 @@ google::rpc::ErrorInfo MakeErrorInfo(const CallFacts& facts) {
   }
   if (!facts.circuit_upstream.empty()) put(kMetadataUpstream, facts.circuit_upstream);
   if (!facts.job_id.empty()) put(kMetadataJobId, facts.job_id);
+  if (facts.access_refusal.has_value()) {
+    put(kMetadataCaller, facts.access_refusal->caller);
+    put(kMetadataRpc, facts.access_refusal->rpc);
+  }
   if (facts.retry.stopped.has_value()) {
     put(kMetadataAttempts, absl::StrCat(facts.retry.attempts));
     put(kMetadataRetryStoppedBecause, StopReasonName(*facts.retry.stopped));

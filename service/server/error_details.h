@@ -19,6 +19,7 @@
 //                    job_id                      job_id
 //                    attempts,                   retry (when the retry layer stopped)
 //                    retry_stopped_because
+//                    caller, rpc                 access_refusal
 //   QuotaFailure   budget_refusal with a quota description (subject: the budget)
 //   RetryInfo      retry_delay
 // in that order (by type URL). An OK status has no details. The keys and reasons are part of
@@ -51,6 +52,8 @@ inline constexpr absl::string_view kMetadataUpstream = "upstream";  // the break
 inline constexpr absl::string_view kMetadataJobId = "job_id";
 inline constexpr absl::string_view kMetadataAttempts = "attempts";
 inline constexpr absl::string_view kMetadataRetryStoppedBecause = "retry_stopped_because";
+inline constexpr absl::string_view kMetadataCaller = "caller";  // CALLER_NOT_ALLOWED
+inline constexpr absl::string_view kMetadataRpc = "rpc";        // "DeleteUsers"
 
 // The google.rpc.Status of `status` (code and message) with the details of `facts`.
 google::rpc::Status ToRpcStatus(const absl::Status& status, const CallFacts& facts);

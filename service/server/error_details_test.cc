@@ -17,6 +17,27 @@ std::map<std::string, std::string> Metadata(const google::rpc::Status& rpc) {
   return {};
 }
 
+TEST(ErrorDetailsTest, AnAccessRefusalNamesTheCallerAndTheRpc) {
+  CallFacts facts;
+  facts.reason = ErrorReason::kCallerNotAllowed;
+  facts.access_refusal = AccessRefusal{"billing", "DeleteUsers"};
+  const google::rpc::Status rpc = ToRpcStatus(absl::PermissionDeniedError("no"), facts);
+  ASSERT_EQ(rpc.details_size(), 1);
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(rpc.details(0).UnpackTo(&info));
+  EXPECT_EQ(info.reason(), "CALLER_NOT_ALLOWED");
+  EXPECT_EQ(info.domain(), kErrorDomain);
+  EXPECT_EQ(Metadata(rpc),
+            (std::map<std::string, std::string>{{"caller", "billing"}, {"rpc", "DeleteUsers"}}));
+  facts = CallFacts();
+  facts.reason = ErrorReason::kCallerUnauthenticated;
+  const google::rpc::Status unauthenticated =
+      ToRpcStatus(absl::UnauthenticatedError("who?"), facts);
+  ASSERT_TRUE(unauthenticated.details(0).UnpackTo(&info));
+  EXPECT_EQ(info.reason(), "CALLER_UNAUTHENTICATED");
+  EXPECT_TRUE(Metadata(unauthenticated).empty());
+}
+
 TEST(ErrorDetailsTest, OkHasNoDetails) {
   CallFacts facts;
   facts.reason = ErrorReason::kUpstreamRateLimited;
