@@ -150,6 +150,11 @@ TEST(CappedListenerTest, RefusesConnectionsOverTheCapUntilOneCloses) {
 }
 
 TEST(CappedListenerTest, BacksOffWhenOutOfDescriptorsAndRecovers) {
+#ifdef __SANITIZE_ADDRESS__
+  // UBSan's vptr check opens a pipe to probe memory; with no descriptor left it reports every
+  // virtual call as a bad object.
+  GTEST_SKIP() << "needs a process without sanitizers (they need descriptors of their own)";
+#endif
   RecordingObserver observer;
   FakeAcceptor acceptor;
   std::unique_ptr<CappedListener> listener = Listen(100, &observer);
