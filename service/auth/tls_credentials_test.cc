@@ -37,7 +37,7 @@ class EchoCallerService final : public v1::UserpilotGateway::CallbackService {
                                          const v1::IdentifyUserRequest*,
                                          v1::IdentifyUserResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    absl::StatusOr<std::string> caller = auth_.Authenticate(*context, "IdentifyUser");
+    Result<std::string> caller = auth_.Authenticate(*context, "IdentifyUser");
     if (!caller.ok()) {
       reactor->Finish(grpc::Status(static_cast<grpc::StatusCode>(caller.status().code()),
                                    std::string(caller.status().message())));
