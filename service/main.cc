@@ -76,10 +76,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   // The message stays readable (and stable: scripts wait for "serving gRPC on port N").
+  const int health_port = (*gateway)->health_port();
   logger.Info(absl::StrCat("serving gRPC on port ", (*gateway)->port(), ", /metrics on port ",
-                           (*gateway)->metrics_port(), ", upstream ", config->upstream_url),
+                           (*gateway)->metrics_port(),
+                           health_port != 0 ? absl::StrCat(", health on port ", health_port) : "",
+                           ", upstream ", config->upstream_url),
               {{"grpc_port", (*gateway)->port()},
                {"metrics_port", (*gateway)->metrics_port()},
+               {"health_port", health_port},
                {"upstream", config->upstream_url}});
 
   const int signal = WaitForSignal(stop_signals);

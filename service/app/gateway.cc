@@ -4,6 +4,11 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "service/auth/authenticator.h"
+#include "service/auth/caller_token_store.h"
+#include "service/auth/capped_listener.h"
+#include "service/auth/tls_credentials.h"
 #include "service/http/curl_http_client.h"
 #include "service/jobs/import/importer.h"
 #include "service/jobs/watch/job_watch_registry.h"
@@ -71,6 +76,55 @@ std::unique_ptr<KeyChecker> StartKeyCheck(const GatewayConfig& config, Logger* l
   return checker;
 }
 
+// Refused calls and connections, counted (gateway_metrics.h SecurityMetrics).
+class MetricsAuthObserver final : public AuthObserver {
+ public:
+  explicit MetricsAuthObserver(SecurityMetrics& metrics) : metrics_(metrics) {}
+  void OnRefused(AuthRefusal reason, absl::string_view caller, absl::string_view) override {
+    metrics_.RecordAuthRefused(AuthRefusalName(reason), caller);
+  }
+
+ private:
+  SecurityMetrics& metrics_;
+};
+
+class MetricsConnectionObserver final : public ConnectionObserver {
+ public:
+  explicit MetricsConnectionObserver(SecurityMetrics& metrics) : metrics_(metrics) {}
+  void OnConnectionRefused(absl::string_view reason, size_t, absl::string_view) override {
+    metrics_.RecordConnectionRefused(reason);
+  }
+
+ private:
+  SecurityMetrics& metrics_;
+};
+
+// Starts the caller token store (--caller_tokens_file), logging every reload.
+absl::StatusOr<std::unique_ptr<CallerTokenStore>> StartTokenStore(const SecurityConfig& security,
+                                                                  Logger* logger) {
+  CallerTokenStore::Options options;
+  options.path = security.caller_tokens_file;
+  options.reload_interval = security.credentials_reload_interval;
+  if (logger != nullptr) {
+    options.on_reload = [logger, path = options.path](const CallerTokenStore::Reload& reload) {
+      if (reload.status.ok()) {
+        logger->Info("caller tokens loaded", {{"file", path},
+                                              {"tokens", static_cast<int64_t>(reload.tokens)},
+                                              {"callers", static_cast<int64_t>(reload.callers)}});
+      } else {
+        logger->Warning("caller tokens file not taken; the previous tokens stay in force",
+                        {{"file", path}, {"error", reload.status.message()}});
+      }
+    };
+  }
+  auto store = CallerTokenStore::Start(std::move(options));
+  if (!store.ok()) {
+    return absl::Status(store.status().code(),
+                        absl::StrCat("--caller_tokens_file: ", store.status().message()));
+  }
+  return store;
+}
+
 }  // namespace
 
 UpstreamStackOptions UpstreamStackOptionsFrom(const GatewayConfig& config) {
@@ -89,9 +143,23 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   std::unique_ptr<Gateway> gateway(new Gateway());
   Gateway& g = *gateway;
 
+  const SecurityConfig& security = config.security;
+  // Caller names that metrics may show: the allow-list's and the token file's at start.
+  std::set<std::string> known_callers;
+  for (const std::string& name : security.allow.Callers()) known_callers.insert(name);
+  if (!security.caller_tokens_file.empty()) {
+    auto store = StartTokenStore(security, environment.logger);
+    if (!store.ok()) return store.status();
+    g.caller_tokens_ = *std::move(store);
+    for (const std::string& name : g.caller_tokens_->Snapshot()->Callers()) {
+      known_callers.insert(name);
+    }
+  }
+
   g.metrics_registry_ = std::make_shared<MetricsRegistry>();
   prometheus::Registry& registry = g.metrics_registry_->registry();
-  g.metrics_ = std::make_unique<GatewayMetrics>(registry, BudgetMetricsFor(config));
+  g.metrics_ = std::make_unique<GatewayMetrics>(registry, BudgetMetricsFor(config),
+                                                std::move(known_callers));
   g.metrics_->grpc_server.AddService(UserpilotGatewayDescriptor());
   g.metrics_registry_->AddCollectable(std::make_shared<ProcessCollector>());
   RegisterBuildInfo(registry, environment.version, environment.revision);
@@ -159,6 +227,27 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   if (config.access_log && environment.logger != nullptr) {
     g.access_log_ = std::make_unique<AccessLog>(*environment.logger);
   }
+  g.auth_observer_ = std::make_unique<MetricsAuthObserver>(g.metrics_->security);
+  g.connection_observer_ = std::make_unique<MetricsConnectionObserver>(g.metrics_->security);
+  AuthenticatorOptions auth;
+  auth.tokens = g.caller_tokens_.get();
+  auth.client_certificates = security.tls.client_certificates();
+  auth.allow = security.allow;
+  auth.observer = g.auth_observer_.get();
+  g.authenticator_ = std::make_unique<Authenticator>(std::move(auth));
+  if (Logger* logger = environment.logger) {
+    if (g.authenticator_->enabled()) {
+      logger->Info("callers must authenticate", {{"auth", g.authenticator_->DebugString()}});
+    } else {
+      logger->Warning(
+          "authentication is off (development mode): every caller is trusted and named by its "
+          "x-caller metadata; set --caller_tokens_file or --tls_client_ca_file");
+    }
+    if (!security.tls.enabled()) {
+      logger->Warning("the gRPC port is plaintext; set --tls_cert_file and --tls_key_file");
+    }
+  }
+
   GatewayServiceOptions service_options;
   service_options.default_deadline = config.default_deadline;
   service_options.max_deadline = config.max_deadline;
@@ -166,6 +255,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   service_options.undecodable = [metrics = &g.metrics_->grpc_server](absl::string_view method) {
     metrics->RecordUndecodable(method);
   };
+  service_options.authenticator = g.authenticator_.get();
   g.service_ =
       std::make_unique<GatewayService>(*g.validator_, *g.stack_.stub, service_options,
                                        JobServices{g.job_watches_.get(), g.importer_.get()});
@@ -181,7 +271,17 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
 
   GatewayServerOptions server_options;
   server_options.listen = config.listen;
-  server_options.reflection = config.reflection;
+  // Reflection asks for no credentials: off when callers must authenticate, unless asked for.
+  server_options.reflection =
+      config.reflection && (!g.authenticator_->enabled() || security.reflection_with_auth);
+  if (security.tls.enabled()) {
+    server_options.credentials =
+        MakeTlsServerCredentials(security.tls, security.credentials_reload_interval);
+  }
+  server_options.max_connections = security.max_connections;
+  server_options.connection_observer = g.connection_observer_.get();
+  server_options.max_concurrent_streams = security.max_concurrent_streams;
+  server_options.health_listen = security.health_listen;
   server_options.max_connection_age = config.max_connection_age;
   server_options.max_connection_age_grace = config.max_connection_age_grace;
   server_options.keepalive_time = config.keepalive_time;
@@ -198,6 +298,12 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   auto server = GatewayServer::Start(*g.service_, server_options);
   if (!server.ok()) return server.status();
   g.server_ = *std::move(server);
+  if (security.max_connections > 0) {
+    g.metric_hooks_.push_back(g.metrics_registry_->AddCollectHook(
+        [&metrics = g.metrics_->security, server = g.server_.get()] {
+          metrics.SetConnectionsOpen(server->open_connections());
+        }));
+  }
   if (config.key_check_interval > absl::ZeroDuration()) {
     g.key_checker_ =
         StartKeyCheck(config, environment.logger,
@@ -211,6 +317,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
 Gateway::~Gateway() { Shutdown(absl::Now()); }
 
 int Gateway::port() const { return server_->port(); }
+
+int Gateway::health_port() const { return server_->health_port(); }
 
 int Gateway::metrics_port() const {
   return metrics_server_ == nullptr ? 0 : metrics_server_->port();

@@ -1,6 +1,7 @@
 // The whole gateway, built from one GatewayConfig: metrics, HTTP client, the upstream stub
-// stack, job watching and imports, validation, the gRPC service and server, /metrics, the
-// upstream key check.
+// The whole gateway, built from one GatewayConfig: metrics, HTTP client, the upstream stub
+// stack, job watching and imports, validation, caller authentication, the gRPC service and
+// server, /metrics, the upstream key check.
 //
 // This is the composition root. main() parses the configuration, builds a Gateway and waits
 // for a signal; integration tests build one on port 0 in-process against the emulator. The
@@ -33,6 +34,10 @@
 namespace userpilot::gateway {
 
 class AccessLog;
+class AuthObserver;
+class Authenticator;
+class CallerTokenStore;
+class ConnectionObserver;
 class CurlHttpClient;
 class GatewayServer;
 class GatewayService;
@@ -70,6 +75,8 @@ class Gateway {
 
   // The gRPC port actually bound (useful with --listen=...:0).
   int port() const;
+  // The health-only listener's port (--health_listen); 0 without one.
+  int health_port() const;
   // The /metrics port actually bound; 0 when not serving metrics.
   int metrics_port() const;
   // Every metric, as /metrics serves it (tests read it without HTTP).
@@ -91,6 +98,8 @@ class Gateway {
   // metrics outlive everything that records into them, the scheduler outlives the components
   // whose timers it runs, the HTTP client outlives the stubs that send through it, and the
   // collect hooks (which read components' statistics) go first.
+  // Re-reads --caller_tokens_file on its own thread; null without the flag.
+  std::unique_ptr<CallerTokenStore> caller_tokens_;
   std::shared_ptr<MetricsRegistry> metrics_registry_;
   std::unique_ptr<GatewayMetrics> metrics_;
   std::unique_ptr<ThreadScheduler> scheduler_;
@@ -103,6 +112,9 @@ class Gateway {
   std::unique_ptr<Importer> importer_;
   std::unique_ptr<RequestValidator> validator_;
   std::unique_ptr<AccessLog> access_log_;
+  std::unique_ptr<AuthObserver> auth_observer_;
+  std::unique_ptr<ConnectionObserver> connection_observer_;
+  std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<GatewayService> service_;
   std::unique_ptr<GatewayServer> server_;
   std::unique_ptr<MetricsServer> metrics_server_;

@@ -323,6 +323,16 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup&
   out.jobs = LoadJobsConfig(
       in.jobs, [&](absl::string_view flag, std::string message) { problems.Flag(flag, message); });
   out.jobs.import.limits.rows = out.limits;  // Import rows follow the unary calls' limits.
+  out.security = LoadSecurityConfig(
+      in.security, absl::Now(),
+      [&](absl::string_view flag, std::string message) { problems.Flag(flag, message); });
+  if (!in.security.health_listen.empty() &&
+      (in.security.health_listen == in.listen || in.security.health_listen == in.metrics_listen) &&
+      !absl::EndsWith(in.security.health_listen, ":0")) {
+    problems.Flag("health_listen", absl::StrCat("is the same address as --listen or "
+                                                "--metrics_listen (",
+                                                in.security.health_listen, ")"));
+  }
   out.reflection = in.reflection;
   out.access_log = in.access_log;
 
@@ -360,7 +370,8 @@ std::string GatewayConfig::DebugString() const {
       " max_bulk_request_bytes=", limits.max_bulk_request_bytes,
       " max_delete_ids=", limits.max_delete_ids, " max_job_id_bytes=", limits.max_job_id_bytes,
       " max_violations=", limits.max_violations, " ", TrafficDebugString(traffic), " ",
-      JobsDebugString(jobs), " key_check_interval=", d(key_check_interval));
+      JobsDebugString(jobs), " key_check_interval=", d(key_check_interval), " ",
+      SecurityDebugString(security));
 }
 
 }  // namespace userpilot::gateway

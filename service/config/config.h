@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "service/config/jobs_config.h"
 #include "service/config/secret.h"
+#include "service/config/security_config.h"
 #include "service/config/traffic_config.h"
 #include "service/validation/validation_limits.h"
 
@@ -92,6 +93,8 @@ struct ConfigInput {
   TrafficInput traffic;
   // Job watching and imports (jobs_config.h).
   JobsInput jobs;
+  // TLS, caller authentication, connection caps, the health listener (security_config.h).
+  SecurityInput security;
 
   // Flag name -> environment variable, for the settings that came from the environment
   // (not overridden on the command line). Only used to name the variable in error messages.
@@ -155,6 +158,8 @@ struct GatewayConfig {
   TrafficConfig traffic;
   // Job watching and imports.
   JobsConfig jobs;
+  // TLS, caller authentication, connection caps, the health listener.
+  SecurityConfig security;
 
   // Every setting on one line, `name=value` with flag names, the API key as `[redacted]`.
   // For the start-up log line.

@@ -438,5 +438,46 @@ TEST(DebugStringTest, ListsSettingsAndRedactsKey) {
   EXPECT_THAT(s, HasSubstr("log_level=info"));
 }
 
+TEST(LoadConfigTest, SecurityFlagsAreCheckedEachByName) {
+  auto error = [](const std::function<void(SecurityInput&)>& edit) {
+    ConfigInput in;
+    edit(in.security);
+    absl::StatusOr<GatewayConfig> c = LoadConfig(in, EnvWithKey());
+    return c.ok() ? std::string() : std::string(c.status().message());
+  };
+  const std::string tokens =
+      WriteTempFile("tokens", absl::StrCat("# callers\nbilling ", std::string(64, 'a'), "\n"));
+  const std::string bad_tokens = WriteTempFile("bad_tokens", "billing not-a-digest\n");
+  EXPECT_EQ(error([&](SecurityInput& s) {
+              s.caller_tokens_file = tokens;
+              s.caller_allow = "billing=IdentifyUser|TrackEvent,*=GetJob";
+            }),
+            "");
+  EXPECT_THAT(error([&](SecurityInput& s) { s.caller_tokens_file = bad_tokens; }),
+              HasSubstr("--caller_tokens_file: " + bad_tokens + " line 1"));
+  EXPECT_THAT(error([](SecurityInput& s) { s.caller_tokens_file = "/nonexistent/tokens"; }),
+              HasSubstr("--caller_tokens_file: cannot read '/nonexistent/tokens'"));
+  EXPECT_THAT(error([&](SecurityInput& s) {
+                s.caller_tokens_file = tokens;
+                s.caller_allow = "billing=IdentifyUsr";
+              }),
+              HasSubstr("--caller_allow: "));
+  EXPECT_THAT(error([](SecurityInput& s) { s.caller_allow = "billing=IdentifyUser"; }),
+              HasSubstr("--caller_allow: needs authenticated callers"));
+  EXPECT_THAT(error([](SecurityInput& s) { s.tls_cert_file = "/nonexistent/tls.crt"; }),
+              HasSubstr("--tls_"));
+  EXPECT_THAT(error([](SecurityInput& s) { s.max_connections = -1; }),
+              HasSubstr("--max_connections: must be from 0 (no cap)"));
+  EXPECT_THAT(error([](SecurityInput& s) { s.max_concurrent_streams = -5; }),
+              HasSubstr("--max_concurrent_streams: "));
+  EXPECT_THAT(
+      error([](SecurityInput& s) { s.credentials_reload_interval = absl::Milliseconds(10); }),
+      HasSubstr("--credentials_reload_interval: "));
+  EXPECT_THAT(error([](SecurityInput& s) { s.health_listen = "nope"; }),
+              HasSubstr("--health_listen: "));
+  EXPECT_THAT(error([](SecurityInput& s) { s.health_listen = ConfigInput().listen; }),
+              HasSubstr("--health_listen: is the same address"));
+}
+
 }  // namespace
 }  // namespace userpilot::gateway

@@ -201,6 +201,39 @@ ABSL_FLAG(absl::Duration, import_idle_timeout, JobsInput().import_idle_timeout,
           "An ImportData caller that sends nothing for this long while the gateway waits for "
           "its next message is ended with DEADLINE_EXCEEDED, freeing its import slot.");
 
+// Who may connect and call (service/config/security_config.h, docs/security.md).
+using userpilot::gateway::SecurityInput;
+ABSL_FLAG(std::string, tls_cert_file, SecurityInput().tls_cert_file,
+          "PEM certificate chain for TLS on the gRPC listener (with --tls_key_file). Re-read "
+          "every --credentials_reload_interval; open connections are kept. Empty: plaintext.");
+ABSL_FLAG(std::string, tls_key_file, SecurityInput().tls_key_file,
+          "PEM private key of --tls_cert_file's certificate.");
+ABSL_FLAG(std::string, tls_client_ca_file, SecurityInput().tls_client_ca_file,
+          "PEM CA bundle: clients must present a certificate it issued (mTLS); the caller is the "
+          "certificate's first DNS subjectAltName, else its CN. Needs --tls_cert_file.");
+ABSL_FLAG(std::string, caller_tokens_file, SecurityInput().caller_tokens_file,
+          "Bearer tokens of the calling services, one `NAME SHA256HEX` line each (the SHA-256 of "
+          "the token, never the token; # comments). Callers send `authorization: Bearer "
+          "<token>`. Re-read every --credentials_reload_interval.");
+ABSL_FLAG(std::string, caller_allow, SecurityInput().caller_allow,
+          "Which RPCs each authenticated caller may call, e.g. "
+          "gdpr-service=DeleteUsers|DeleteCompanies,*=IdentifyUser|TrackEvent (`*`: any "
+          "authenticated caller). Empty: every RPC for every authenticated caller.");
+ABSL_FLAG(absl::Duration, credentials_reload_interval, SecurityInput().credentials_reload_interval,
+          "How often the TLS files and the caller tokens file are re-read.");
+ABSL_FLAG(bool, reflection_with_auth, SecurityInput().reflection_with_auth,
+          "Serve gRPC reflection (--reflection) even when callers must authenticate; "
+          "reflection itself asks for no credentials.");
+ABSL_FLAG(int, max_connections, SecurityInput().max_connections,
+          "Most gRPC connections open at once; a connection over it is reset and counted. "
+          "0: no cap.");
+ABSL_FLAG(int, max_concurrent_streams, SecurityInput().max_concurrent_streams,
+          "Most calls in flight on one gRPC connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); "
+          "clients queue the rest. 0: gRPC's default (no cap).");
+ABSL_FLAG(std::string, health_listen, SecurityInput().health_listen,
+          "host:port of a plaintext listener serving only grpc.health.v1 (for kubelet gRPC "
+          "probes when the gRPC port speaks TLS). Empty: none.");
+
 namespace userpilot::gateway {
 namespace {
 
@@ -403,6 +436,17 @@ ConfigInput ConfigInputFromFlags() {
   j.max_concurrent_imports = absl::GetFlag(FLAGS_max_concurrent_imports);
   j.upload_timeout = absl::GetFlag(FLAGS_upload_timeout);
   j.import_idle_timeout = absl::GetFlag(FLAGS_import_idle_timeout);
+  SecurityInput& sec = in.security;
+  sec.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  sec.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  sec.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  sec.caller_tokens_file = absl::GetFlag(FLAGS_caller_tokens_file);
+  sec.caller_allow = absl::GetFlag(FLAGS_caller_allow);
+  sec.credentials_reload_interval = absl::GetFlag(FLAGS_credentials_reload_interval);
+  sec.reflection_with_auth = absl::GetFlag(FLAGS_reflection_with_auth);
+  sec.max_connections = absl::GetFlag(FLAGS_max_connections);
+  sec.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  sec.health_listen = absl::GetFlag(FLAGS_health_listen);
   for (const auto& [name, applied] : EnvAppliedFlags()) {
     // Still the environment's value, so the command line did not override it.
     if (absl::FindCommandLineFlag(name)->CurrentValue() == applied.value) {

@@ -134,6 +134,16 @@ TEST(FlagsTest, ContractFlagNamesAndDefaults) {
       {"max_concurrent_imports", "8"},
       {"upload_timeout", "5m"},
       {"import_idle_timeout", "30s"},
+      {"tls_cert_file", ""},
+      {"tls_key_file", ""},
+      {"tls_client_ca_file", ""},
+      {"caller_tokens_file", ""},
+      {"caller_allow", ""},
+      {"credentials_reload_interval", "10s"},
+      {"reflection_with_auth", "false"},
+      {"max_connections", "0"},
+      {"max_concurrent_streams", "0"},
+      {"health_listen", ""},
   };
   for (const auto& [name, value] : expected) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);

@@ -6,18 +6,19 @@
 //    "latency_ms":845.2,"upstream_request_id":"QHQTu0Re000000000001",
 //    "retry_stopped_because":"retry_policy_exhausted","error":"..."}
 //
-// Members: method (the RPC), caller (x-caller as GatewayService sanitises it: "unknown" when
-// absent), trace_id and span_id (the call's W3C trace id and the gateway's span id for it,
-// common/trace_context.h; parent_span_id only when the caller sent a traceparent: its span),
-// grpc_code (the status code's name), and from the call's facts
-// (common/call_facts.h): upstream_status (the last HTTP status from Userpilot; 0 when none
-// arrived: validation refusal, budget refusal, transport failure), attempts (upstream HTTP
-// attempts), queue_wait_ms (time waiting for budgets, summed over attempts: CallFacts::
-// budget_wait), upstream_request_id (Userpilot's x-request-id of the last answer, "" when none);
-// latency_ms (the whole call, as the server saw it). Durations are in milliseconds rounded to
-// the microsecond. Only when set: retry_stopped_because; and error, the status message of a failed call (at
-// most 512 bytes), which is what the caller was told. Never request content: ids, event names
-// and properties stay out of the log.
+// Members: method (the RPC), caller (the authenticated caller - a token's name or a client
+// certificate's - when authentication is on, "unauthenticated" for a call refused as such; in
+// development mode x-caller as GatewayService sanitises it, "unknown" when absent), trace_id and
+// span_id (the call's W3C trace id and the gateway's span id for it, common/trace_context.h;
+// parent_span_id only when the caller sent a traceparent: its span), grpc_code (the status code's
+// name), and from the call's facts (common/call_facts.h): upstream_status (the last HTTP status
+// from Userpilot; 0 when none arrived: validation refusal, budget refusal, transport failure),
+// attempts (upstream HTTP attempts), queue_wait_ms (time waiting for budgets, summed over
+// attempts: CallFacts::budget_wait), upstream_request_id (Userpilot's x-request-id of the last
+// answer, "" when none); latency_ms (the whole call, as the server saw it). Durations are in
+// milliseconds rounded to the microsecond. Only when set: retry_stopped_because; and error, the
+// status message of a failed call (at most 512 bytes), which is what the caller was told. Never
+// request content: ids, event names and properties stay out of the log.
 //
 // Thread-safety: Record() may be called from any thread (it is the Logger's).
 #ifndef USERPILOT_GATEWAY_SERVICE_LOGGING_ACCESS_LOG_H_

@@ -15,6 +15,9 @@
 //                      userpilot_gateway_import*        at scrape
 //   JobLaneMetrics     userpilot_gateway_job_lane_*     JobLaneStub::Stats() at scrape (hook),
 //                                                       JobLaneObserver (pushed)
+//   SecurityMetrics    userpilot_gateway_auth_*,        Authenticator (AuthObserver),
+//                      userpilot_gateway_connections_*  CappedListener (ConnectionObserver),
+//                                                       through app/gateway.cc
 //   process_metrics.h  process_*, _build_info           /proc at scrape
 // (component_exports.h holds the hooks that read the components' Stats().)
 //
@@ -466,9 +469,39 @@ class JobLaneMetrics final : public JobLaneObserver {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Who may connect and call (service/auth).
+//   userpilot_gateway_auth_refused_total{reason,caller}    counter  calls refused before any
+//       work: reason no_credentials | bad_token | bad_certificate (caller "") or not_allowed
+//       (caller: the authenticated name when configured - a token name or a --caller_allow
+//       entry - else "other")
+//   userpilot_gateway_connections_refused_total{reason}    counter  connections reset by the
+//       listener: limit (--max_connections reached) | accept_error (out of descriptors/memory)
+//   userpilot_gateway_connections_open                     gauge    connections open (only
+//       with --max_connections)
+class SecurityMetrics {
+ public:
+  // `callers`: the names that may appear as the caller label.
+  SecurityMetrics(prometheus::Registry& registry, std::set<std::string> callers = {});
+
+  // A refused call; `reason` is an AuthRefusalName, `caller` the authenticated name or "".
+  void RecordAuthRefused(absl::string_view reason, absl::string_view caller);
+  // A connection reset by the listener; `reason` "limit" or "accept_error".
+  void RecordConnectionRefused(absl::string_view reason);
+  void SetConnectionsOpen(size_t open);
+
+  prometheus::Family<prometheus::Counter>& auth_refused;
+  prometheus::Family<prometheus::Counter>& connections_refused;
+  prometheus::Family<prometheus::Gauge>& connections_open;
+
+ private:
+  const std::set<std::string, std::less<>> callers_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // All of the above on one registry: what the composition root creates and hands out.
 struct GatewayMetrics {
-  explicit GatewayMetrics(prometheus::Registry& registry, BudgetMetricsOptions budget = {})
+  explicit GatewayMetrics(prometheus::Registry& registry, BudgetMetricsOptions budget = {},
+                          std::set<std::string> known_callers = {})
       : grpc_server(registry),
         upstream(registry),
         key_check(registry),
@@ -476,7 +509,8 @@ struct GatewayMetrics {
         retries(registry),
         jobs(registry),
         log(registry),
-        job_lanes(registry) {}
+        job_lanes(registry),
+        security(registry, std::move(known_callers)) {}
 
   GrpcServerMetrics grpc_server;
   UpstreamMetrics upstream;
@@ -486,6 +520,7 @@ struct GatewayMetrics {
   JobMetrics jobs;
   LogMetrics log;
   JobLaneMetrics job_lanes;
+  SecurityMetrics security;
 };
 
 }  // namespace userpilot::gateway

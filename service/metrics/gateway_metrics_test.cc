@@ -553,5 +553,22 @@ TEST(GatewayMetricsTest, AllFamiliesOnOneRegistryWithoutClashes) {
   EXPECT_EQ(names.size(), 5u + 3u + 11u + 7u + 7u + 7u);
 }
 
+TEST(SecurityMetricsTest, RefusalsByReasonWithTheCallerBoundedToConfiguredNames) {
+  MetricsRegistry registry;
+  SecurityMetrics metrics(registry.registry(), {"billing"});
+  metrics.RecordAuthRefused("bad_token", "");
+  metrics.RecordAuthRefused("bad_token", "");
+  metrics.RecordAuthRefused("not_allowed", "billing");
+  metrics.RecordAuthRefused("not_allowed", "made-up-by-a-certificate");
+  metrics.RecordConnectionRefused("limit");
+  const char* refused = "userpilot_gateway_auth_refused_total";
+  EXPECT_EQ(CounterValue(registry, refused, {{"reason", "bad_token"}, {"caller", ""}}), 2);
+  EXPECT_EQ(CounterValue(registry, refused, {{"reason", "not_allowed"}, {"caller", "billing"}}), 1);
+  EXPECT_EQ(CounterValue(registry, refused, {{"reason", "not_allowed"}, {"caller", "other"}}), 1);
+  EXPECT_EQ(
+      CounterValue(registry, "userpilot_gateway_connections_refused_total", {{"reason", "limit"}}),
+      1);
+}
+
 }  // namespace
 }  // namespace userpilot::gateway

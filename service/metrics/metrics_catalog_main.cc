@@ -68,6 +68,10 @@ int main() {
   lane.conflicts = 1;
   metrics.job_lanes.Update(lane);
   metrics.job_lanes.OnSent("bulk", absl::Seconds(4));
+  metrics.security.RecordAuthRefused("bad_token", "");
+  metrics.security.RecordAuthRefused("not_allowed", "billing");
+  metrics.security.RecordConnectionRefused("limit");
+  metrics.security.SetConnectionsOpen(3);
 
   std::cout << registry->Serialize();
   return 0;

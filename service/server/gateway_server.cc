@@ -11,8 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
+#include "service/auth/capped_listener.h"
 #include "service/metrics/grpc_server_interceptor.h"
 
 namespace userpilot::gateway {
@@ -54,6 +58,43 @@ class LiveCallCounterFactory final : public grpc::experimental::ServerIntercepto
   const std::shared_ptr<std::atomic<int64_t>> live_;
 };
 
+// Removes the reflection plugin from one server (the plugin, once initialised, joins every
+// server built afterwards): for a gateway with reflection off, and for the health listener.
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const std::unique_ptr<grpc::ServerBuilderPlugin>& plugin) {
+                                    return plugin->name() == "proto_server_reflection";
+                                  }),
+                   plugins->end());
+  }
+};
+
+// The health listener's answer to every method but grpc.health.v1's. Registering it also gives
+// that server the callback completion queue its (default) health service runs on.
+class HealthOnlyService final : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+    class Refused final : public grpc::ServerGenericBidiReactor {
+     public:
+      Refused() {
+        Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                            "this port (--health_listen) serves only grpc.health.v1"));
+      }
+      void OnDone() override { delete this; }
+    };
+    return new Refused();
+  }
+};
+
+void MarkServing(grpc::Server& server) {
+  grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus(GatewayServer::kServiceName, true);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
@@ -61,9 +102,32 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
+  std::unique_ptr<GatewayServer> gateway(new GatewayServer());
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  const std::shared_ptr<grpc::ServerCredentials> credentials =
+      options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials();
+  if (options.max_connections > 0) {
+    CappedListenerOptions listen;
+    listen.address = options.listen;
+    listen.max_connections = options.max_connections;
+    listen.observer = options.connection_observer;
+    auto listener = CappedListener::Listen(std::move(listen));
+    if (!listener.ok()) {
+      return absl::Status(listener.status().code(),
+                          absl::StrCat("--listen: ", listener.status().message()));
+    }
+    gateway->listener_ = *std::move(listener);
+    port = gateway->listener_->port();
+    gateway->acceptor_ = builder.experimental().AddExternalConnectionAcceptor(
+        grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD, credentials);
+  } else {
+    builder.AddListeningPort(options.listen, credentials, &port);
+  }
+  if (!options.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
+  if (options.max_concurrent_streams > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  }
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   if (options.memory_quota_bytes > 0) {
     grpc::ResourceQuota quota("userpilot-gateway-grpc");
@@ -105,25 +169,44 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
         absl::StrCat("cannot listen for gRPC on '", options.listen,
                      "' (--listen): the address is malformed or already in use"));
   }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  health->SetServingStatus(kServiceName, true);
-  return std::unique_ptr<GatewayServer>(
-      new GatewayServer(std::move(server), port, std::move(live_calls)));
+  gateway->server_ = std::move(server);
+  gateway->port_ = port;
+  gateway->live_calls_ = std::move(live_calls);
+  if (gateway->listener_ != nullptr) gateway->listener_->Start(gateway->acceptor_.get());
+  if (!options.health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(),
+                                    &gateway->health_port_);
+    health_builder.SetOption(std::make_unique<WithoutReflection>());
+    gateway->health_only_ = std::make_unique<HealthOnlyService>();
+    health_builder.RegisterCallbackGenericService(gateway->health_only_.get());
+    gateway->health_server_ = health_builder.BuildAndStart();
+    if (gateway->health_server_ == nullptr || gateway->health_port_ == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen for health checks on '", options.health_listen,
+                       "' (--health_listen): the address is malformed or already in use"));
+    }
+    MarkServing(*gateway->health_server_);
+  }
+  MarkServing(*gateway->server_);
+  return gateway;
 }
 
-GatewayServer::GatewayServer(std::unique_ptr<grpc::Server> server, int port,
-                             std::shared_ptr<std::atomic<int64_t>> live_calls)
-    : server_(std::move(server)), port_(port), live_calls_(std::move(live_calls)) {}
+size_t GatewayServer::open_connections() const {
+  return listener_ == nullptr ? 0 : listener_->stats().open;
+}
 
 GatewayServer::~GatewayServer() { Shutdown(absl::Now()); }
 
 void GatewayServer::SetServing(bool serving) {
   std::lock_guard<std::mutex> lock(mu_);
   if (shut_down_) return;
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  health->SetServingStatus("", serving);
-  health->SetServingStatus(kServiceName, serving);
+  for (grpc::Server* server : {server_.get(), health_server_.get()}) {
+    if (server == nullptr) continue;
+    grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+    health->SetServingStatus("", serving);
+    health->SetServingStatus(kServiceName, serving);
+  }
 }
 
 void GatewayServer::Shutdown(absl::Time deadline) {
@@ -131,10 +214,20 @@ void GatewayServer::Shutdown(absl::Time deadline) {
     std::lock_guard<std::mutex> lock(mu_);
     if (shut_down_) return;
     shut_down_ = true;
+    if (server_ == nullptr) {  // Start() failed half-way.
+      if (listener_ != nullptr) listener_->Stop();
+      if (health_server_ != nullptr) health_server_->Shutdown();
+      return;
+    }
     // SetServingStatus(false) marks every service NOT_SERVING at once; Shutdown() then refuses
-    // new calls and waits for those in flight until the deadline.
+    // new calls and waits for those in flight until the deadline. The capped listener stops
+    // accepting first; connections already handed over belong to gRPC.
     server_->GetHealthCheckService()->SetServingStatus(false);
+    if (health_server_ != nullptr) {
+      health_server_->GetHealthCheckService()->SetServingStatus(false);
+    }
   }
+  if (listener_ != nullptr) listener_->Stop();
   // gRPC's shutdown also waits for every connection to close, and an idle client closes its
   // connection only when it pleases after the GOAWAY. So once no call is in flight, the idle
   // connections are cut (grpc_server_cancel_all_calls disconnects every channel; with no call
@@ -151,6 +244,10 @@ void GatewayServer::Shutdown(absl::Time deadline) {
   stopped.store(true);
   cutter.join();
   server_->Wait();
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    health_server_->Wait();
+  }
 }
 
 }  // namespace userpilot::gateway

@@ -1,6 +1,12 @@
 // The gRPC server process part: listening port, the UserpilotGateway service, the standard
 // health service (grpc.health.v1) and server reflection.
 //
+// Listeners: gRPC's own on `listen`, or, with `max_connections`, a CappedListener
+// (auth/capped_listener.h) that accepts connections itself and hands them to gRPC; either with
+// `credentials` (TLS, auth/tls_credentials.h) or plaintext. With `health_listen`, a second,
+// plaintext server serves only grpc.health.v1 (kubelet gRPC probes cannot speak TLS), with the
+// same statuses as the main one.
+//
 // Health reports SERVING for "" (the whole server) and for
 // "userpilot.gateway.v1.UserpilotGateway" once the server listens, NOT_SERVING while
 // SetServing(false) holds (Userpilot rejects the gateway's key), and NOT_SERVING from the moment
@@ -19,10 +25,14 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/security/server_credentials.h"
 
 namespace userpilot::gateway {
 
+class CappedListener;
+class ConnectionObserver;
 class GrpcServerMetrics;
 
 struct GatewayServerOptions {
@@ -45,6 +55,16 @@ struct GatewayServerOptions {
   // Where every RPC is counted (grpc_server_* metrics); null: not counted. Must outlive the
   // server.
   GrpcServerMetrics* metrics = nullptr;
+  // The listener's credentials; null: plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials = nullptr;
+  // Most connections open at once (CappedListener); 0: gRPC listens itself, uncapped.
+  int max_connections = 0;
+  // Told about every connection the cap refuses; may be null. Must outlive the server.
+  ConnectionObserver* connection_observer = nullptr;
+  // HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection; 0: gRPC's default.
+  int max_concurrent_streams = 0;
+  // host:port of the plaintext health-only listener; empty: none.
+  std::string health_listen = "";
 };
 
 class GatewayServer {
@@ -61,6 +81,10 @@ class GatewayServer {
 
   // The bound port (the real one when the options asked for 0).
   int port() const { return port_; }
+  // The health-only listener's port; 0 without one.
+  int health_port() const { return health_port_; }
+  // Connections open, per the CappedListener; 0 without --max_connections.
+  size_t open_connections() const;
 
   // Health of "" and of the gateway service: SERVING (true) or NOT_SERVING. Ignored once
   // Shutdown() has begun: a draining server stays NOT_SERVING.
@@ -72,13 +96,17 @@ class GatewayServer {
   void Shutdown(absl::Time deadline);
 
  private:
-  GatewayServer(std::unique_ptr<grpc::Server> server, int port,
-                std::shared_ptr<std::atomic<int64_t>> live_calls);
+  GatewayServer() = default;
 
+  std::unique_ptr<CappedListener> listener_;  // Outlives the acceptor below.
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor_;
   std::unique_ptr<grpc::Server> server_;
-  const int port_;
+  std::unique_ptr<grpc::CallbackGenericService> health_only_;  // Outlives health_server_.
+  std::unique_ptr<grpc::Server> health_server_;
+  int port_ = 0;
+  int health_port_ = 0;
   // Calls gRPC holds, counted by an interceptor; shared with it.
-  const std::shared_ptr<std::atomic<int64_t>> live_calls_;
+  std::shared_ptr<std::atomic<int64_t>> live_calls_;
   std::mutex mu_;  // Orders SetServing() against the drain's NOT_SERVING.
   bool shut_down_ = false;
 };

@@ -6,6 +6,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "service/auth/authenticator.h"
 #include "service/logging/access_log.h"
 #include "service/server/grpc_status.h"
 #include "service/server/request_decoder.h"
@@ -63,6 +64,24 @@ std::vector<absl::string_view> MetadataValues(const grpc::CallbackServerContext&
   return values;
 }
 
+// A stream refused before it started (authentication).
+class RefusedWriter final : public grpc::ServerWriteReactor<v1::Job> {
+ public:
+  explicit RefusedWriter(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+class RefusedReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
+ public:
+  explicit RefusedReader(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+// The access log's caller for a refused call: the authenticated name when there is one.
+std::string RefusedCaller(const CallFacts& facts) {
+  return facts.access_refusal.has_value() ? facts.access_refusal->caller : "unauthenticated";
+}
+
 }  // namespace
 
 TraceContext CallTraceContext(const grpc::CallbackServerContext& context) {
@@ -86,6 +105,12 @@ GatewayService::GatewayService(const RequestValidator& validator, UserpilotStub&
                                GatewayServiceOptions options, JobServices jobs)
     : validator_(validator), stub_(stub), options_(options), jobs_(jobs) {}
 
+Result<std::string> GatewayService::Authenticate(const grpc::CallbackServerContext& context,
+                                                 absl::string_view rpc) const {
+  if (options_.authenticator == nullptr) return CallerName(context);
+  return options_.authenticator->Authenticate(context, rpc);
+}
+
 template <typename Rpc>
 grpc::ServerUnaryReactor* GatewayService::Unary(grpc::CallbackServerContext* context,
                                                 const grpc::ByteBuffer* request_bytes,
@@ -94,8 +119,10 @@ grpc::ServerUnaryReactor* GatewayService::Unary(grpc::CallbackServerContext* con
   using Response = typename Rpc::Response;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const absl::Time start = absl::Now();
+  // Who calls comes first: a refused call costs no validation and no budget.
+  Result<std::string> caller = Authenticate(*context, Rpc::kName);
   CallOptions options;
-  options.caller = CallerName(*context);
+  options.caller = caller.ok() ? *caller : RefusedCaller(caller.facts());
   options.trace = CallTraceContext(*context);
   // Finishes the call and logs it with the facts the layers below gathered.
   auto finish = [reactor, access_log = options_.access_log, caller = options.caller,
@@ -106,6 +133,10 @@ grpc::ServerUnaryReactor* GatewayService::Unary(grpc::CallbackServerContext* con
     }
     reactor->Finish(answer);
   };
+  if (!caller.ok()) {
+    finish(caller.status(), caller.facts());
+    return reactor;
+  }
   // Larger than anything validation could let through: refused from its size, before the bytes
   // are copied or parsed, and freed as the call ends.
   const int64_t max_bytes = validator_.limits().MaxRequestBytes(ShapeOf(Rpc::kId));
@@ -193,17 +224,26 @@ grpc::ServerUnaryReactor* GatewayService::DeleteCompanies(grpc::CallbackServerCo
 
 grpc::ServerWriteReactor<v1::Job>* GatewayService::WatchJob(grpc::CallbackServerContext* context,
                                                             const v1::WatchJobRequest* request) {
+  if (Result<std::string> caller = Authenticate(*context, "WatchJob"); !caller.ok()) {
+    return new RefusedWriter(ToGrpcStatus(caller.error()));
+  }
   return StartWatchJob(context, *request, validator_, jobs_.registry);
 }
 
 grpc::ServerWriteReactor<v1::Job>* GatewayService::WatchJobs(grpc::CallbackServerContext* context,
                                                              const v1::WatchJobsRequest* request) {
+  if (Result<std::string> caller = Authenticate(*context, "WatchJobs"); !caller.ok()) {
+    return new RefusedWriter(ToGrpcStatus(caller.error()));
+  }
   return StartWatchJobs(context, *request, jobs_.registry);
 }
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* GatewayService::ImportData(
     grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
-  return StartImportData(context, response, jobs_.importer, CallDeadline(*context, options_));
+  Result<std::string> caller = Authenticate(*context, "ImportData");
+  if (!caller.ok()) return new RefusedReader(ToGrpcStatus(caller.error()));
+  return StartImportData(context, response, jobs_.importer, CallDeadline(*context, options_),
+                         *std::move(caller));
 }
 
 }  // namespace userpilot::gateway

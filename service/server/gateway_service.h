@@ -1,9 +1,10 @@
 // The gRPC face of the gateway: the UserpilotGateway service on gRPC's callback API.
 //
-// Each RPC is one short, non-blocking reaction: validate the request (every violation at once,
-// before any upstream cost), derive the call's deadline, caller and trace context, hand the
-// request to the UserpilotStub stack, and finish the reactor from the stub's completion (which runs
-// on the HTTP event thread). No gRPC thread ever waits on the network or a budget.
+// Each RPC is one short, non-blocking reaction: authenticate the caller (auth/authenticator.h:
+// UNAUTHENTICATED or PERMISSION_DENIED before anything else), validate the request (every violation
+// at once, before any upstream cost), derive the call's deadline, caller and trace context, hand
+// the request to the UserpilotStub stack, and finish the reactor from the stub's completion (which
+// runs on the HTTP event thread). No gRPC thread ever waits on the network or a budget.
 //
 // Thread-safety: all methods are called by gRPC concurrently from its own threads. The service
 // holds only immutable state and references to thread-safe collaborators.
@@ -16,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "service/common/call_result.h"
 #include "service/server/job_streams.h"
 #include "service/upstream/userpilot_stub.h"
 #include "service/validation/request_validator.h"
@@ -24,6 +26,7 @@
 namespace userpilot::gateway {
 
 class AccessLog;
+class Authenticator;
 
 struct GatewayServiceOptions {
   // The deadline given to a call whose caller set none (gRPC calls have none by default).
@@ -35,6 +38,9 @@ struct GatewayServiceOptions {
   // Called with the method's name for every request that could not be decoded (a metric);
   // null: not counted. Thread-safe.
   std::function<void(absl::string_view method)> undecodable;
+  // Who may call what; null: every caller trusted and named by `x-caller` (CallerName). Must
+  // outlive the service.
+  const Authenticator* authenticator = nullptr;
 };
 
 // The caller's name from the `x-caller` request metadata: up to 64 bytes of [A-Za-z0-9._-];
@@ -109,8 +115,13 @@ class GatewayService final : public GatewayServiceBase {
                                                         grpc::ByteBuffer* response) override;
 
  private:
-  // The one path every unary RPC takes: decode, validate, then call the stub's method of `Rpc`
-  // (the upstream RPC of the same name, upstream_rpcs.h), and answer the serialized response.
+  // The caller of a call to `rpc` (a method name, "DeleteUsers"), or its refusal.
+  Result<std::string> Authenticate(const grpc::CallbackServerContext& context,
+                                   absl::string_view rpc) const;
+
+  // The one path every unary RPC takes: authenticate, decode, validate, then call the stub's
+  // method of `Rpc` (the upstream RPC of the same name, upstream_rpcs.h), and answer the
+  // serialized response.
   template <typename Rpc>
   grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context,
                                   const grpc::ByteBuffer* request, grpc::ByteBuffer* response);

@@ -10,6 +10,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "service/auth/authenticator.h"
 #include "service/server/gateway_server.h"
 #include "tests/mocks/mock_userpilot_stub.h"
 
@@ -252,6 +253,47 @@ TEST(GatewayServerTest, ConnectionsAgeOutSoClientsRebalance) {
   EXPECT_NE(state, GRPC_CHANNEL_READY) << "the server never closed the aged connection";
   grpc::ClientContext context;
   EXPECT_TRUE(client->ListJobs(&context, v1::ListJobsRequest(), &response).ok());
+  (*server)->Shutdown(absl::Now() + absl::Seconds(1));
+}
+
+// Authentication comes before validation and before the stub: an invalid request from a caller
+// without credentials is UNAUTHENTICATED, and nothing is sent; streams are refused the same way.
+TEST(GatewayServiceAuthTest, AuthenticationComesFirstForEveryRpc) {
+  AuthenticatorOptions auth_options;
+  auth_options.client_certificates = true;  // Plaintext calls carry none.
+  Authenticator authenticator(std::move(auth_options));
+  RequestValidator validator{ValidationLimits{}};
+  MockUserpilotStub stub;
+  EXPECT_CALL(stub, BulkIdentifyUsers).Times(0);
+  GatewayServiceOptions options;
+  options.authenticator = &authenticator;
+  GatewayService service(validator, stub, options);
+  auto server = GatewayServer::Start(service, {.listen = "127.0.0.1:0", .reflection = false});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto client = v1::UserpilotGateway::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*server)->port()), grpc::InsecureChannelCredentials()));
+
+  v1::BulkIdentifyUsersRequest request;
+  request.add_users();  // users[0].user_id missing: invalid, but never looked at.
+  grpc::ClientContext context;
+  context.AddMetadata("x-caller", "billing");
+  v1::Job job;
+  grpc::Status status = client->BulkIdentifyUsers(&context, request, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(status.error_details()));
+  ASSERT_EQ(details.details_size(), 1);
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(details.details(0).UnpackTo(&info));
+  EXPECT_EQ(info.reason(), "CALLER_UNAUTHENTICATED");
+
+  grpc::ClientContext watch_context;
+  v1::WatchJobRequest watch;
+  watch.set_job_id("job-1");
+  auto reader = client->WatchJob(&watch_context, watch);
+  v1::Job ignored;
+  EXPECT_FALSE(reader->Read(&ignored));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
   (*server)->Shutdown(absl::Now() + absl::Seconds(1));
 }
 

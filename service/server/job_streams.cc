@@ -236,12 +236,13 @@ grpc::ServerWriteReactor<v1::Job>* StartWatchJobs(grpc::CallbackServerContext* c
 grpc::ServerReadReactor<grpc::ByteBuffer>* StartImportData(grpc::CallbackServerContext* context,
                                                            grpc::ByteBuffer* response,
                                                            Importer* importer,
-                                                           absl::Time deadline) {
+                                                           absl::Time deadline,
+                                                           std::string caller) {
   if (importer == nullptr) return new EndedReader(Unimplemented("ImportData"));
   auto reactor = std::make_shared<ImportDataReactor>(response);
   ImportCall call;
   call.deadline = deadline;
-  call.caller = CallerName(*context);
+  call.caller = std::move(caller);
   call.trace = CallTraceContext(*context);
   reactor->Begin(*importer, std::move(call));
   return reactor.get();  // Kept alive by itself until OnDone.

@@ -23,6 +23,8 @@
 #ifndef USERPILOT_GATEWAY_SERVICE_SERVER_JOB_STREAMS_H_
 #define USERPILOT_GATEWAY_SERVICE_SERVER_JOB_STREAMS_H_
 
+#include <string>
+
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "service/jobs/import/importer.h"
@@ -52,10 +54,12 @@ grpc::ServerWriteReactor<v1::Job>* StartWatchJobs(grpc::CallbackServerContext* c
 
 // ImportData: an ImportSession carried by a reactor that reads raw messages (job_streams.cc says
 // why); `response` receives the serialized job. `deadline` is the call's, derived as for unary
-// calls (the caller's, cut to --max_deadline, or --default_deadline when it set none).
+// calls (the caller's, cut to --max_deadline, or --default_deadline when it set none). `caller`
+// is the authenticated caller (or the trusted x-caller name), who is charged for the upload.
 grpc::ServerReadReactor<grpc::ByteBuffer>* StartImportData(grpc::CallbackServerContext* context,
                                                            grpc::ByteBuffer* response,
-                                                           Importer* importer, absl::Time deadline);
+                                                           Importer* importer, absl::Time deadline,
+                                                           std::string caller);
 
 }  // namespace userpilot::gateway
 
