@@ -37,6 +37,8 @@ test_packages=(
   python3-setuptools python3-wheel python3-pip python3-venv python3-mypy openssl
   # The benchmark report's pictures (bench/plot.py) and their test.
   python3-matplotlib
+  # tests/security makes its CA, server and client certificates at run time.
+  python3-cryptography
 )
 # Building and running the Dockerfile without a Docker engine or a registry: buildah (chroot
 # isolation, vfs storage) and mmdebstrap for the Debian base image.
