@@ -274,7 +274,8 @@ function checkGateway(where, obj, pod, c, env, ctx, problems, found) {
     problems.push(`${where}: terminationGracePeriodSeconds (${termination}) must exceed --shutdown_grace (${grace}s) plus the preStop pause (${pause}s)`);
   }
   // The ports the gateway listens on are the container ports that probes and Services use.
-  for (const [flag, portName] of [['listen', 'grpc'], ['metrics_listen', 'metrics']]) {
+  for (const [flag, portName] of [['listen', 'grpc'], ['metrics_listen', 'metrics'], ['health_listen', 'health']]) {
+    if (flag === 'health_listen' && !setting(flag)) continue;  // Optional.
     const address = String(setting(flag) || '');
     const m = /^(.*):(\d+)$/.exec(address);
     const port = (c.ports || []).find((p) => p.name === portName);
@@ -320,14 +321,23 @@ function checkTls(where, c, setting, ctx, problems) {
     problems.push(`${where}: --caller_tokens_file without --tls_cert_file: bearer tokens would cross the network in plaintext`);
   }
   const readiness = c.readinessProbe || {};
+  // The plaintext health-only listener (--health_listen), where gRPC probes work with TLS on.
+  const healthPort = (c.ports || []).find((p) => p.name === 'health');
+  const onHealthPort = (probe) => Boolean(setting('health_listen') && healthPort && probe.grpc &&
+    probe.grpc.port === healthPort.containerPort);
   if (tls) {
     // The kubelet's gRPC probes speak plaintext only: on a TLS port they always fail.
     for (const kind of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
-      if (c[kind] && c[kind].grpc) {
-        problems.push(`${where}: ${kind} is a gRPC probe, which the kubelet runs without TLS: it cannot pass on the TLS port (use tcpSocket)`);
+      if (c[kind] && c[kind].grpc && !onHealthPort(c[kind])) {
+        problems.push(`${where}: ${kind} is a gRPC probe, which the kubelet runs without TLS: it cannot pass on the TLS port (probe the --health_listen port, or use tcpSocket)`);
       }
     }
-    if (!readiness.tcpSocket && !readiness.exec) problems.push(`${where}: readinessProbe must check the TLS port (tcpSocket) or run a TLS client (exec)`);
+    if (!readiness.tcpSocket && !readiness.exec && !onHealthPort(readiness)) {
+      problems.push(`${where}: readinessProbe must be a gRPC probe of the --health_listen port, check the TLS port (tcpSocket) or run a TLS client (exec)`);
+    }
+    if (onHealthPort(readiness) && readiness.grpc.service !== GATEWAY_SERVICE) {
+      problems.push(`${where}: readinessProbe must be a gRPC health check of ${GATEWAY_SERVICE}`);
+    }
   } else if (!readiness.grpc || readiness.grpc.service !== GATEWAY_SERVICE) {
     problems.push(`${where}: readinessProbe must be a gRPC health check of ${GATEWAY_SERVICE}`);
   }

@@ -67,13 +67,26 @@ test('the base shares one budget among all its pods, and spools imports on disk'
   assert.ok(quantityBytes(spool.emptyDir.sizeLimit) >= 8 * 50 * 1024 * 1024);
 });
 
-test('the mtls and durable-queue overlays use the pending flags of issues 14 and 16', () => {
-  for (const flag of ['tls_cert_file', 'tls_key_file', 'tls_client_ca_file', 'caller_tokens_file', 'caller_allow']) {
-    assert.match(ctx.pendingFlags.get(flag) || '', /issue 14/, flag);
+test('the mtls overlay uses the flags of issue 14, probing the health-only port; durable-queue the pending flags of issue 16', () => {
+  for (const flag of ['tls_cert_file', 'tls_key_file', 'tls_client_ca_file', 'caller_tokens_file', 'caller_allow',
+    'health_listen', 'max_connections', 'max_concurrent_streams']) {
+    assert.ok(ctx.flags.has(flag), `--${flag} is a flag of the binary`);
+    assert.ok(!ctx.pendingFlags.has(flag), `--${flag} is no longer pending`);
   }
   for (const flag of ['queue_dir', 'queue_max_bytes', 'queue_redis']) assert.match(ctx.pendingFlags.get(flag) || '', /issue 16/, flag);
   const mtls = validateDir(path.join(k8s, 'overlays/mtls'), ctx);
-  assert.ok(mtls.warnings.some((w) => /--tls_client_ca_file, which this gateway binary does not accept yet \(pending: issue 14/.test(w)));
+  assert.deepStrictEqual(mtls.problems, []);
+  assert.ok(!mtls.warnings.some((w) => /does not accept yet/.test(w)), mtls.warnings.join('\n'));
+  const gateway = mtls.objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'userpilot-gateway');
+  const c = gateway.spec.template.spec.containers.find((x) => x.name === 'gateway');
+  const health = c.ports.find((p) => p.name === 'health');
+  for (const kind of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+    assert.strictEqual(c[kind].grpc.port, health.containerPort, kind);
+    assert.strictEqual(c[kind].tcpSocket, undefined, kind);
+  }
+  assert.strictEqual(c.readinessProbe.grpc.service, 'userpilot.gateway.v1.UserpilotGateway');
+  const cm = mtls.objects.find((o) => o.kind === 'ConfigMap').data;
+  assert.strictEqual(cm.USERPILOT_GATEWAY_HEALTH_LISTEN, `0.0.0.0:${health.containerPort}`);
   const queue = validateDir(path.join(k8s, 'overlays/durable-queue'), ctx);
   assert.ok(queue.objects.some((o) => o.kind === 'StatefulSet' && o.spec.volumeClaimTemplates[0].metadata.name === 'queue'));
   assert.ok(!queue.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === 'userpilot-gateway'));
