@@ -478,6 +478,8 @@ class JobLaneMetrics final : public JobLaneObserver {
 //       listener: limit (--max_connections reached) | accept_error (out of descriptors/memory)
 //   userpilot_gateway_connections_open                     gauge    connections open (only
 //       with --max_connections)
+// The refusal series of the unauthenticated reasons and of both connection reasons exist from
+// the start at 0.
 class SecurityMetrics {
  public:
   // `callers`: the names that may appear as the caller label.

@@ -549,8 +549,9 @@ TEST(GatewayMetricsTest, AllFamiliesOnOneRegistryWithoutClashes) {
     EXPECT_FALSE(family.help.empty()) << family.name;
   }
   // gRPC 5, upstream 3 (no HTTP parts), budgets 11 (no tokens), retries 7, jobs 7 (no bytes,
-  // no bounds), job lanes 7.
-  EXPECT_EQ(names.size(), 5u + 3u + 11u + 7u + 7u + 7u);
+  // no bounds), job lanes 7, security 2 (refusals at 0; no open-connection gauge without a
+  // listener).
+  EXPECT_EQ(names.size(), 5u + 3u + 11u + 7u + 7u + 7u + 2u);
 }
 
 TEST(SecurityMetricsTest, RefusalsByReasonWithTheCallerBoundedToConfiguredNames) {

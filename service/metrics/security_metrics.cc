@@ -24,7 +24,15 @@ SecurityMetrics::SecurityMetrics(prometheus::Registry& registry, std::set<std::s
                            .Name("userpilot_gateway_connections_open")
                            .Help("gRPC connections open (counted only with --max_connections).")
                            .Register(registry)),
-      callers_(callers.begin(), callers.end()) {}
+      callers_(callers.begin(), callers.end()) {
+  // Every unauthenticated reason and every connection refusal exists from the start, at 0, so
+  // rate() and alerts see the first one.
+  for (const char* reason : {"no_credentials", "bad_token", "bad_certificate"}) {
+    auth_refused.Add({{"reason", reason}, {"caller", ""}});
+  }
+  for (const char* reason : {"limit", "accept_error"})
+    connections_refused.Add({{"reason", reason}});
+}
 
 void SecurityMetrics::RecordAuthRefused(absl::string_view reason, absl::string_view caller) {
   std::string label;

@@ -100,8 +100,10 @@ class LivePrometheusTest(unittest.TestCase):
     @classmethod
     def start_servers(cls):
         cls.emulator = harness.Emulator(["--job_step=100ms"], api_key=API_KEY)
-        # The key check on (the harness turns it off), so its metrics are exposed too.
-        cls.gateway = harness.Gateway(cls.emulator.url, ["--key_check_interval=5m"],
+        # The key check on (the harness turns it off), so its metrics are exposed too;
+        # --max_connections: the gateway's own listener, whose open-connection gauge is exposed.
+        cls.gateway = harness.Gateway(cls.emulator.url,
+                                      ["--key_check_interval=5m", "--max_connections=1000"],
                                       api_key=API_KEY, binary=GATEWAY)
         cls.channel = cls.gateway.channel()
         cls.stub = cls.gateway.stub(cls.channel)
