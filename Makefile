@@ -2,14 +2,19 @@
 #   make run   install what is missing, build, and run the gateway (against the bundled
 #              Userpilot emulator when USERPILOT_API_KEY is not set)
 #   make test  install what is missing, build, and run every test
+#   make fuzz  build the libFuzzer targets (fuzz/, with clang) and run each for FUZZ_SECONDS
 BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
+# Seconds each fuzz target runs in `make fuzz`; its clang build directory.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD ?= build-fuzz
+
 # Extra gateway flags for `make run`: make run ARGS='--listen=127.0.0.1:50051'
 ARGS ?=
 
-.PHONY: deps configure build gateway run test test-image test-asan test-tsan format clean
+.PHONY: deps configure build gateway run test test-image test-asan test-tsan fuzz format clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -46,8 +51,14 @@ test-asan:
 test-tsan:
 	@$(MAKE) test BUILD=build-tsan CMAKE_FLAGS="-DUPGW_SANITIZE=tsan -DCMAKE_BUILD_TYPE=Debug"
 
+# The fuzz targets in a clang build of their own ($(FUZZ_BUILD)), each run for FUZZ_SECONDS from
+# its seeds (fuzz/corpus) and what earlier runs found ($(FUZZ_BUILD)/corpus); a crash fails it and
+# leaves its input in $(FUZZ_BUILD)/crashes. `make test` runs the same for 10 s each (fuzz.short).
+fuzz: deps
+	@./fuzz/run.sh --build-dir $(FUZZ_BUILD) --seconds $(FUZZ_SECONDS) --jobs $(JOBS)
+
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
-	@rm -rf build build-asan build-tsan
+	@rm -rf build build-asan build-tsan build-fuzz

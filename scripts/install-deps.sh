@@ -39,6 +39,9 @@ test_packages=(
   python3-matplotlib
   # tests/security makes its CA, server and client certificates at run time.
   python3-cryptography
+  # The fuzz targets (fuzz/, the fuzz.short test and `make fuzz`): clang 14 with libFuzzer and
+  # the sanitizer runtimes.
+  clang-14 libclang-rt-14-dev
 )
 # Building and running the Dockerfile without a Docker engine or a registry: buildah (chroot
 # isolation, vfs storage) and mmdebstrap for the Debian base image.
