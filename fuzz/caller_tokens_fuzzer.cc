@@ -41,12 +41,13 @@ std::string Hex(const TokenDigest& digest) {
   return hex;
 }
 
-// The fields of each line, split as a reader of the file would.
+// The fields of each line that is not a comment, split as the parser splits them.
 std::vector<std::vector<absl::string_view>> LineFields(absl::string_view contents) {
   std::vector<std::vector<absl::string_view>> lines;
   for (absl::string_view line : absl::StrSplit(contents, '\n')) {
-    lines.push_back(absl::StrSplit(absl::StripAsciiWhitespace(line), absl::ByAnyChar(" \t"),
-                                   absl::SkipEmpty()));
+    const absl::string_view trimmed = absl::StripAsciiWhitespace(line);
+    if (absl::StartsWith(trimmed, "#")) continue;  // A comment has no fields.
+    lines.push_back(absl::StrSplit(trimmed, absl::ByAnyChar(" \t"), absl::SkipEmpty()));
   }
   return lines;
 }
