@@ -67,9 +67,12 @@ void CheckTokenFile(absl::string_view contents) {
     for (const auto& fields : lines) {
       for (size_t i = 1; i < fields.size(); ++i) {
         if (fields[i].size() < 16) continue;
-        bool inside_a_name = false;  // Names are quoted; a second field may be part of one.
+        // Messages quote names as 'NAME': a second field may be part of a quoted name (say
+        // "'billing-2'", a whole word of a file whose first line is prose).
+        bool inside_a_name = false;
         for (absl::string_view name : first_fields) {
-          inside_a_name = inside_a_name || absl::StrContains(name, fields[i]);
+          inside_a_name =
+              inside_a_name || absl::StrContains(absl::StrCat("'", name, "'"), fields[i]);
         }
         FUZZ_CHECK(inside_a_name || !absl::StrContains(message, fields[i]),
                    "the message quotes a second field: " + std::string(message));

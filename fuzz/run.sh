@@ -4,24 +4,28 @@
 # found (BUILD_DIR/corpus/TARGET). Exits non-zero when a build fails or a target finds a
 # crash; the crashing input is left in BUILD_DIR/crashes/ and its path printed.
 #
-#   fuzz/run.sh [--build-dir DIR] [--seconds N] [--jobs N] [TARGET...]
+#   fuzz/run.sh [--build-dir DIR] [--seconds N | --runs N] [--jobs N] [TARGET...]
 #
-# DIR: default build-fuzz; N seconds per target: default 60; jobs: compile jobs, default 2.
+# DIR: default build-fuzz; N seconds per target: default 60; --runs N instead: N inputs per
+# target from a fixed seed, so the run is the same on every machine (what a test wants: a
+# result that does not depend on the machine's speed); jobs: compile jobs, default 2.
 # TARGETs: default every fuzz/*_fuzzer.cc. `make fuzz` runs this; the fuzz.short test of the
-# normal build runs it with --seconds 10. Prints how long the build and the runs took.
+# normal build runs it with --runs. Prints how long the build and the runs took.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=build-fuzz
 seconds=60
+runs=""
 jobs=2
 targets=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build-dir) build_dir=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     -*) echo "fuzz/run.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -31,6 +35,15 @@ if [[ ${#targets[@]} -eq 0 ]]; then
 fi
 [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || {
   echo "fuzz/run.sh: --seconds must be a positive whole number, not '$seconds'" >&2; exit 2; }
+[[ -z "$runs" || ( "$runs" =~ ^[0-9]+$ && "$runs" -gt 0 ) ]] || {
+  echo "fuzz/run.sh: --runs must be a positive whole number, not '$runs'" >&2; exit 2; }
+if [[ -n "$runs" ]]; then
+  bound=(-runs="$runs" -seed=1)
+  each="$runs inputs"
+else
+  bound=(-max_total_time="$seconds")
+  each="${seconds}s"
+fi
 
 compiler=${UPGW_FUZZ_CXX:-clang++-14}
 if ! command -v "$compiler" >/dev/null; then
@@ -55,13 +68,18 @@ mkdir -p "$build_dir/crashes"
 failed=()
 for target in "${targets[@]}"; do
   corpus="$build_dir/corpus/$target"
+  if [[ -n "$runs" ]]; then
+    # The same run everywhere: start from the seeds alone, not from what earlier runs found.
+    corpus="$build_dir/corpus-fixed/$target"
+    rm -rf "$corpus"
+  fi
   mkdir -p "$corpus"
   seeds=()
   if [[ -d "$src/fuzz/corpus/$target" ]]; then seeds=("$src/fuzz/corpus/$target"); fi
   log="$build_dir/$target.log"
-  echo "== $target: ${seconds}s"
+  echo "== $target: $each"
   # New inputs go to the first corpus folder; the checked-in seeds are only read.
-  if "$build_dir/fuzz/$target" "$corpus" "${seeds[@]}" -max_total_time="$seconds" \
+  if "$build_dir/fuzz/$target" "$corpus" "${seeds[@]}" "${bound[@]}" \
       -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 \
       -artifact_prefix="$build_dir/crashes/$target-" >"$log" 2>&1; then
     grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$log" | tr '\n' ' ' || true
@@ -75,7 +93,7 @@ done
 finished=$(date +%s)
 
 echo "fuzz: build $((built - start)) s, runs $((finished - built)) s" \
-  "(${#targets[@]} targets, $seconds s each)"
+  "(${#targets[@]} targets, $each each)"
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "fuzz: FAILED: ${failed[*]} (inputs in $build_dir/crashes/)" >&2
   exit 1
