@@ -53,7 +53,7 @@ test-tsan:
 
 # The fuzz targets in a clang build of their own ($(FUZZ_BUILD)), each run for FUZZ_SECONDS from
 # its seeds (fuzz/corpus) and what earlier runs found ($(FUZZ_BUILD)/corpus); a crash fails it and
-# leaves its input in $(FUZZ_BUILD)/crashes. `make test` runs 10,000 inputs each (fuzz.short).
+# leaves its input in $(FUZZ_BUILD)/crashes. `make test` runs 100,000 inputs each (fuzz.short).
 fuzz: deps
 	@./fuzz/run.sh --build-dir $(FUZZ_BUILD) --seconds $(FUZZ_SECONDS) --jobs $(JOBS)
 
