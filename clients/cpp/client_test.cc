@@ -416,6 +416,11 @@ TEST(PolicyForTest, FollowsTheContractsIdempotencyLevels) {
       {"WatchJob", {d.watch, true}},
       {"WatchJobs", {d.watch, true}},
       {"ImportData", {d.import, false}},
+      {"Enqueue", {d.write, false}},
+      {"EnqueueBatch", {d.write, false}},
+      {"GetDelivery", {d.read, true}},
+      {"ListDeadLetters", {d.read, true}},
+      {"RedriveDeadLetters", {d.write, true}},
   };
   ASSERT_EQ(service->method_count(), static_cast<int>(expected.size()))
       << "a method was added to the contract: add it here";

@@ -1,5 +1,8 @@
 #include "service/app/gateway.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <future>
 #include <thread>
 #include <utility>
@@ -9,6 +12,10 @@
 #include "service/auth/caller_token_store.h"
 #include "service/auth/capped_listener.h"
 #include "service/auth/tls_credentials.h"
+#include "service/delivery/delivery_frontend.h"
+#include "service/delivery/dispatcher.h"
+#include "service/delivery/log_delivery_store.h"
+#include "service/delivery/redis_delivery_store.h"
 #include "service/http/curl_http_client.h"
 #include "service/jobs/import/importer.h"
 #include "service/jobs/watch/job_watch_registry.h"
@@ -125,6 +132,67 @@ absl::StatusOr<std::unique_ptr<CallerTokenStore>> StartTokenStore(const Security
   return store;
 }
 
+// The durable queue of config.delivery: the embedded log or the Redis Stream. Blocks (replay,
+// connecting): start-up only.
+absl::StatusOr<std::unique_ptr<DeliveryStore>> OpenDeliveryStore(const DeliveryConfig& config,
+                                                                 Scheduler& scheduler) {
+  auto clock = [&scheduler] { return scheduler.Now(); };
+  if (config.store == DeliveryConfig::Store::kLog) {
+    LogDeliveryStoreOptions options;
+    options.dir = config.dir;
+    options.max_bytes = config.max_bytes;
+    // Four segments to the bound (64 KiB to 64 MiB each), so a small bound still rotates.
+    options.segment_bytes =
+        std::clamp<uint64_t>(config.max_bytes / 4, uint64_t{64} << 10, uint64_t{64} << 20);
+    options.clock = clock;
+    auto store = LogDeliveryStore::Open(std::move(options));
+    if (!store.ok()) {
+      return absl::Status(store.status().code(),
+                          absl::StrCat("--queue_dir: ", store.status().message()));
+    }
+    return std::unique_ptr<DeliveryStore>(*std::move(store));
+  }
+  RedisDeliveryStoreOptions options;
+  options.url = config.redis_url;
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  // Unique per process: a restarted replica's unfinished leases go to whoever claims them.
+  options.consumer = absl::StrCat(host[0] != '\0' ? host : "gateway", "-", ::getpid());
+  options.max_bytes = config.max_bytes;
+  options.clock = clock;
+  auto store = RedisDeliveryStore::Open(std::move(options));
+  if (!store.ok()) {
+    return absl::Status(store.status().code(),
+                        absl::StrCat("--queue_redis: ", store.status().message()));
+  }
+  return std::unique_ptr<DeliveryStore>(*std::move(store));
+}
+
+// The dispatcher's options: its bound, the calls' deadline, and its pace on each rated budget
+// (leaving --queue_sync_share of it, of this replica's part of a shared budget, to synchronous
+// callers).
+DispatcherOptions DispatcherOptionsFrom(const GatewayConfig& config, DeliveryMetrics& metrics) {
+  DispatcherOptions options;
+  options.max_in_flight = config.delivery.max_in_flight;
+  options.attempt_deadline = config.default_deadline;
+  const int replicas = config.traffic.redis.has_value() ? config.traffic.redis->replicas : 1;
+  const RateLimitOptions& rates = config.traffic.rate_limits;
+  const std::pair<BudgetId, const BudgetOptions*> budgets[] = {
+      {BudgetId::kIdentify, &rates.identify},
+      {BudgetId::kTrack, &rates.track},
+      {BudgetId::kDelete, &rates.deletes},
+      {BudgetId::kJobRead, &rates.job_reads}};
+  for (const auto& [id, budget] : budgets) {
+    options.pace[static_cast<size_t>(id)] =
+        PaceFor(budget->rate.limit, budget->rate.window + rates.spacing_margin,
+                config.delivery.sync_share, replicas);
+  }
+  options.observer.on_attempt = [&metrics](DeliveryAttemptOutcome outcome, bool in_doubt) {
+    metrics.RecordAttempt(DeliveryAttemptOutcomeName(outcome), in_doubt);
+  };
+  return options;
+}
+
 }  // namespace
 
 UpstreamStackOptions UpstreamStackOptionsFrom(const GatewayConfig& config) {
@@ -224,6 +292,24 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   }
 
   g.validator_ = std::make_unique<RequestValidator>(config.limits);
+  if (config.delivery.enabled()) {
+    auto store = OpenDeliveryStore(config.delivery, scheduler);
+    if (!store.ok()) return store.status();
+    g.delivery_store_ = *std::move(store);
+    g.dispatcher_ =
+        std::make_unique<Dispatcher>(*g.delivery_store_, *g.stack_.stub, scheduler,
+                                     DispatcherOptionsFrom(config, g.metrics_->delivery));
+    DeliveryFrontendHooks hooks;
+    hooks.on_enqueued = [dispatcher = g.dispatcher_.get()] { dispatcher->Wake(); };
+    hooks.on_append = [metrics = &g.metrics_->delivery](absl::Duration latency) {
+      metrics->RecordAppend(latency);
+    };
+    g.delivery_ = std::make_unique<DeliveryFrontend>(*g.delivery_store_, *g.validator_, hooks);
+    g.metric_hooks_.push_back(ExportDelivery(*g.metrics_registry_, g.metrics_->delivery,
+                                             *g.delivery_store_, *g.dispatcher_,
+                                             config.delivery.max_in_flight));
+    g.dispatcher_->Start();
+  }
   if (config.access_log && environment.logger != nullptr) {
     g.access_log_ = std::make_unique<AccessLog>(*environment.logger);
   }
@@ -252,6 +338,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
   service_options.default_deadline = config.default_deadline;
   service_options.max_deadline = config.max_deadline;
   service_options.access_log = g.access_log_.get();
+  service_options.delivery = g.delivery_.get();
   service_options.undecodable = [metrics = &g.metrics_->grpc_server](absl::string_view method) {
     metrics->RecordUndecodable(method);
   };
@@ -329,6 +416,8 @@ void Gateway::Shutdown(absl::Time deadline) {
   shut_down_ = true;
   // No key check may turn health back to SERVING during the drain.
   if (key_checker_ != nullptr) key_checker_->Stop();
+  // The dispatcher stops taking records from the queue; what it has sent finishes below.
+  if (dispatcher_ != nullptr) dispatcher_->Stop();
   // Watches end first, with UNAVAILABLE, so watchers reconnect to another replica at once
   // instead of holding the drain open until the deadline.
   if (job_watches_ != nullptr) job_watches_->Shutdown();
@@ -356,6 +445,10 @@ void Gateway::Shutdown(absl::Time deadline) {
   job_watches_.reset();
   stack_ = UpstreamStack();  // Answers calls waiting for a retry; the scheduler outlives it.
   if (http_ != nullptr) http_->Shutdown();
+  // Every delivery sent has its answer now; its outcome becomes durable, then the queue closes
+  // (what was not delivered is delivered after the restart).
+  if (dispatcher_ != nullptr) dispatcher_->Join();
+  if (delivery_store_ != nullptr) delivery_store_->Close();
 }
 
 }  // namespace userpilot::gateway

@@ -1,7 +1,7 @@
 // The whole gateway, built from one GatewayConfig: metrics, HTTP client, the upstream stub
 // The whole gateway, built from one GatewayConfig: metrics, HTTP client, the upstream stub
-// stack, job watching and imports, validation, caller authentication, the gRPC service and
-// server, /metrics, the upstream key check.
+// stack, job watching and imports, validation, durable delivery (queue and dispatcher), caller
+// authentication, the gRPC service and server, /metrics, the upstream key check.
 //
 // This is the composition root. main() parses the configuration, builds a Gateway and waits
 // for a signal; integration tests build one on port 0 in-process against the emulator. The
@@ -39,6 +39,9 @@ class Authenticator;
 class CallerTokenStore;
 class ConnectionObserver;
 class CurlHttpClient;
+class DeliveryFrontend;
+class DeliveryStore;
+class Dispatcher;
 class GatewayServer;
 class GatewayService;
 class Importer;
@@ -111,6 +114,11 @@ class Gateway {
   std::unique_ptr<JobWatchRegistry> job_watches_;
   std::unique_ptr<Importer> importer_;
   std::unique_ptr<RequestValidator> validator_;
+  // Durable delivery (config.delivery.enabled()): the queue, its dispatcher (sending through
+  // stack_) and the delivery RPCs' logic.
+  std::unique_ptr<DeliveryStore> delivery_store_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<DeliveryFrontend> delivery_;
   std::unique_ptr<AccessLog> access_log_;
   std::unique_ptr<AuthObserver> auth_observer_;
   std::unique_ptr<ConnectionObserver> connection_observer_;

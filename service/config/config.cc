@@ -333,6 +333,9 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigInput& in, const EnvLookup&
                                                 "--metrics_listen (",
                                                 in.security.health_listen, ")"));
   }
+  out.delivery = LoadDeliveryConfig(in.delivery, [&](absl::string_view flag, std::string message) {
+    problems.Flag(flag, message);
+  });
   out.reflection = in.reflection;
   out.access_log = in.access_log;
 
@@ -370,8 +373,8 @@ std::string GatewayConfig::DebugString() const {
       " max_bulk_request_bytes=", limits.max_bulk_request_bytes,
       " max_delete_ids=", limits.max_delete_ids, " max_job_id_bytes=", limits.max_job_id_bytes,
       " max_violations=", limits.max_violations, " ", TrafficDebugString(traffic), " ",
-      JobsDebugString(jobs), " key_check_interval=", d(key_check_interval), " ",
-      SecurityDebugString(security));
+      JobsDebugString(jobs), " ", DeliveryDebugString(delivery),
+      " key_check_interval=", d(key_check_interval), " ", SecurityDebugString(security));
 }
 
 }  // namespace userpilot::gateway

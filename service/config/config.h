@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "service/config/delivery_config.h"
 #include "service/config/jobs_config.h"
 #include "service/config/secret.h"
 #include "service/config/security_config.h"
@@ -95,6 +96,8 @@ struct ConfigInput {
   JobsInput jobs;
   // TLS, caller authentication, connection caps, the health listener (security_config.h).
   SecurityInput security;
+  // Durable delivery: Enqueue's queue and the dispatcher (delivery_config.h).
+  DeliveryInput delivery;
 
   // Flag name -> environment variable, for the settings that came from the environment
   // (not overridden on the command line). Only used to name the variable in error messages.
@@ -160,6 +163,9 @@ struct GatewayConfig {
   JobsConfig jobs;
   // TLS, caller authentication, connection caps, the health listener.
   SecurityConfig security;
+  // Durable delivery (Enqueue); delivery.enabled() false: the delivery RPCs answer
+  // FAILED_PRECONDITION.
+  DeliveryConfig delivery;
 
   // Every setting on one line, `name=value` with flag names, the API key as `[redacted]`.
   // For the start-up log line.

@@ -193,6 +193,24 @@ std::vector<Case> Cases() {
        "--log_level: 'verbose' is not one of debug, info, warning, error"},
       {"ca_file_missing", [](ConfigInput& c) { c.upstream_ca_file = "/nonexistent/ca.pem"; },
        "--upstream_ca_file: cannot open '/nonexistent/ca.pem': No such file or directory"},
+      // Durable delivery (delivery_config.h).
+      {"queue_dir_set", [](ConfigInput& c) { c.delivery.queue_dir = "/var/lib/q"; }, ""},
+      {"queue_redis_set", [](ConfigInput& c) { c.delivery.queue_redis = "redis://127.0.0.1:6379"; },
+       ""},
+      {"queue_both",
+       [](ConfigInput& c) {
+         c.delivery.queue_dir = "/var/lib/q";
+         c.delivery.queue_redis = "redis://127.0.0.1:6379";
+       },
+       "--queue_redis: set either --queue_dir (the embedded queue) or --queue_redis"},
+      {"queue_redis_bad", [](ConfigInput& c) { c.delivery.queue_redis = "http://x"; },
+       "--queue_redis: "},
+      {"queue_max_bytes_small", [](ConfigInput& c) { c.delivery.queue_max_bytes = 1000; },
+       "--queue_max_bytes: must be at least 1048576 (1 MiB), not 1000"},
+      {"queue_sync_share_one", [](ConfigInput& c) { c.delivery.queue_sync_share = 1; },
+       "--queue_sync_share: must be between 0 and 0.95, not 1"},
+      {"queue_max_in_flight_zero", [](ConfigInput& c) { c.delivery.queue_max_in_flight = 0; },
+       "--queue_max_in_flight: must be between 1 and 10000, not 0"},
   };
 }
 
@@ -232,6 +250,7 @@ TEST(LoadConfigTest, DefaultsCarryThrough) {
   // Sized from the default budgets (22.5 requests/s), --upstream_timeout (10 s) and two lanes.
   EXPECT_EQ(c->max_inflight_upstream, 227);
   EXPECT_EQ(c->key_check_interval, absl::Minutes(5));
+  EXPECT_FALSE(c->delivery.enabled());  // No --queue_dir, no --queue_redis: async delivery off.
   EXPECT_TRUE(c->reflection);
   EXPECT_EQ(c->log_level, LogLevel::kInfo);
   EXPECT_EQ(c->limits.max_id_bytes, 256);

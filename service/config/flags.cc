@@ -200,6 +200,24 @@ ABSL_FLAG(absl::Duration, upload_timeout, JobsInput().upload_timeout,
 ABSL_FLAG(absl::Duration, import_idle_timeout, JobsInput().import_idle_timeout,
           "An ImportData caller that sends nothing for this long while the gateway waits for "
           "its next message is ended with DEADLINE_EXCEEDED, freeing its import slot.");
+// Durable delivery: Enqueue and the dispatcher (service/config/delivery_config.h).
+using userpilot::gateway::DeliveryInput;
+ABSL_FLAG(std::string, queue_dir, DeliveryInput().queue_dir,
+          "Folder of the embedded durable queue (an append-only log, one gateway process per "
+          "folder, on a persistent volume). Empty, with --queue_redis empty too: async delivery "
+          "is off and Enqueue answers FAILED_PRECONDITION.");
+ABSL_FLAG(int64_t, queue_max_bytes, DeliveryInput().queue_max_bytes,
+          "Size bound of the durable queue, in bytes (at least 1 MiB); a full queue answers "
+          "Enqueue RESOURCE_EXHAUSTED, never drops a call.");
+ABSL_FLAG(std::string, queue_redis, DeliveryInput().queue_redis,
+          "redis://host:port[/db] of a Redis (append-only persistence on) holding the durable "
+          "queue as a stream every replica delivers from; instead of --queue_dir.");
+ABSL_FLAG(double, queue_sync_share, DeliveryInput().queue_sync_share,
+          "Share of each upstream budget the dispatcher of queued calls leaves to synchronous "
+          "callers, in [0, 0.95].");
+ABSL_FLAG(int64_t, queue_max_in_flight, DeliveryInput().queue_max_in_flight,
+          "Queued calls the dispatcher holds at once (leased from the queue, waiting for a "
+          "budget or sent), 1 to 10000.");
 
 // Who may connect and call (service/config/security_config.h, docs/security.md).
 using userpilot::gateway::SecurityInput;
@@ -447,6 +465,12 @@ ConfigInput ConfigInputFromFlags() {
   sec.max_connections = absl::GetFlag(FLAGS_max_connections);
   sec.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   sec.health_listen = absl::GetFlag(FLAGS_health_listen);
+  DeliveryInput& q = in.delivery;
+  q.queue_dir = absl::GetFlag(FLAGS_queue_dir);
+  q.queue_max_bytes = absl::GetFlag(FLAGS_queue_max_bytes);
+  q.queue_redis = absl::GetFlag(FLAGS_queue_redis);
+  q.queue_sync_share = absl::GetFlag(FLAGS_queue_sync_share);
+  q.queue_max_in_flight = absl::GetFlag(FLAGS_queue_max_in_flight);
   for (const auto& [name, applied] : EnvAppliedFlags()) {
     // Still the environment's value, so the command line did not override it.
     if (absl::FindCommandLineFlag(name)->CurrentValue() == applied.value) {

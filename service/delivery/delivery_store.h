@@ -143,6 +143,10 @@ struct DeliveryStoreStats {
   uint64_t refused_full = 0;
   // Embedded log only.
   uint64_t fsyncs = 0;
+  // The fdatasync() calls that made appends and outcomes durable (group commits; fsyncs also
+  // counts segment creation and deletion), and the time they took (wall clock).
+  uint64_t group_commit_fsyncs = 0;
+  absl::Duration group_commit_fsync_time;
   uint64_t segments = 0;
   uint64_t segments_deleted = 0;
   uint64_t records_carried = 0;  // Live records rewritten so that an old segment could go.

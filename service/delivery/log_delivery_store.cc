@@ -347,14 +347,21 @@ absl::Status LogDeliveryStore::WriteBatch(std::vector<Op>& batch,
   uint64_t append_bytes = 0;
   // Writes and syncs what is buffered for the head segment.
   auto flush = [&]() -> absl::Status {
+    absl::Duration synced;
     if (!buf.empty()) {
       if (!PwriteAll(head->fd, buf, head->size)) {
         return FailStop(ErrnoError("write", head->path, errno));
       }
+      const absl::Time sync_start = absl::Now();
       if (::fdatasync(head->fd) != 0) return FailStop(ErrnoError("fdatasync", head->path, errno));
+      synced = absl::Now() - sync_start;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (!buf.empty()) ++counters_.fsyncs;
+    if (!buf.empty()) {
+      ++counters_.fsyncs;
+      counters_.group_commit_fsyncs += 1;
+      counters_.group_commit_fsync_time += synced;
+    }
     head->size += buf.size();
     disk_bytes_ += buf.size();
     buf.clear();

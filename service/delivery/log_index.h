@@ -25,8 +25,8 @@
 #define USERPILOT_GATEWAY_SERVICE_DELIVERY_LOG_INDEX_H_
 
 #include <cstdint>
-#include <optional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -77,8 +77,7 @@ class LogIndex {
 
   // Ready records in order, up to `max`, of `kinds` (empty: any), not waiting past `now`.
   // Does not lease them (ApplyLease does).
-  std::vector<uint64_t> PickReady(size_t max, const std::vector<uint32_t>& kinds,
-                                  absl::Time now);
+  std::vector<uint64_t> PickReady(size_t max, const std::vector<uint32_t>& kinds, absl::Time now);
 
   // Dead records with id > `after`, oldest first, up to `max`.
   std::vector<uint64_t> DeadAfter(uint64_t after, size_t max) const;
@@ -141,8 +140,8 @@ class LogIndex {
   absl::flat_hash_map<uint64_t, Entry> entries_;
   absl::flat_hash_map<std::string, uint64_t> by_idempotency_key_;
   absl::flat_hash_map<std::string, std::set<OrderKey>> by_ordering_key_;  // Pending only.
-  absl::flat_hash_map<uint32_t, std::set<OrderKey>> ready_;  // By kind.
-  std::set<std::pair<absl::Time, uint64_t>> waiting_;         // (not before, id)
+  absl::flat_hash_map<uint32_t, std::set<OrderKey>> ready_;               // By kind.
+  std::set<std::pair<absl::Time, uint64_t>> waiting_;                     // (not before, id)
   std::set<std::pair<absl::Time, uint64_t>> pending_by_enqueue_;
   std::set<uint64_t> dead_;
   std::set<std::pair<absl::Time, uint64_t>> expiry_;  // Delivered: (forget at, id).

@@ -5,6 +5,8 @@
 //   ExportJobLanes  JobLaneStub::Stats()                -> JobLaneMetrics  (upgw_metrics_ratelimit)
 //   ExportRetries   RetryingStub::stats()               -> RetryMetrics    (upgw_metrics_retry)
 //   ExportJobs      JobWatchRegistry, Importer Stats()  -> JobMetrics      (upgw_metrics_jobs)
+//   ExportDelivery  DeliveryStore Stats(), Dispatcher   -> DeliveryMetrics (upgw_metrics_delivery,
+//                                                          built in service/delivery/)
 //
 // Each lives in its own small library (linked by the composition root) so that the metrics
 // core does not depend on the components. The To*Snapshot functions are the whole mapping,
@@ -30,6 +32,9 @@ class JobWatchRegistry;
 struct JobWatchStats;
 class Importer;
 struct ImportStats;
+class DeliveryStore;
+struct DeliveryStoreStats;
+class Dispatcher;
 
 // --- upgw_metrics_ratelimit ---
 BudgetSnapshot ToBudgetSnapshot(const FairLimiterStats& stats);
@@ -57,6 +62,17 @@ JobSnapshot ToJobSnapshot(const JobWatchStats& watches, const ImportStats* impor
                                                       JobMetrics& metrics,
                                                       const JobWatchRegistry& watches,
                                                       const Importer* importer);
+
+// --- upgw_metrics_delivery ---
+// `now` dates the backlog's age.
+DeliverySnapshot ToDeliverySnapshot(const DeliveryStoreStats& stats, absl::Time now);
+// Enables the delivery series, then reads the store's Stats() and the dispatcher's in-flight
+// count at each scrape. `max_in_flight`: the dispatcher's bound.
+[[nodiscard]] MetricsRegistry::CollectHook ExportDelivery(MetricsRegistry& registry,
+                                                          DeliveryMetrics& metrics,
+                                                          const DeliveryStore& store,
+                                                          const Dispatcher& dispatcher,
+                                                          size_t max_in_flight);
 
 }  // namespace userpilot::gateway
 

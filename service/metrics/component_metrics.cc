@@ -1,5 +1,5 @@
-// BudgetMetrics, RetryMetrics, JobMetrics and JobLaneMetrics (gateway_metrics.h): families, and
-// copying the components' snapshots into them at scrape time.
+// BudgetMetrics, RetryMetrics, JobMetrics, JobLaneMetrics and DeliveryMetrics (gateway_metrics.h):
+// families, and copying the components' snapshots into them at scrape time.
 #include <string>
 
 #include "service/metrics/gateway_metrics.h"
@@ -319,6 +319,106 @@ void JobLaneMetrics::Update(const JobLaneSnapshot& s) {
 void JobLaneMetrics::OnSent(absl::string_view lane, absl::Duration wait) {
   wait_seconds.Add({{"lane", std::string(lane)}}, WaitBuckets())
       .Observe(absl::ToDoubleSeconds(wait));
+}
+
+// --- delivery --------------------------------------------------------------------------------
+
+const std::vector<double>& DeliveryMetrics::AppendBuckets() {
+  static const auto* const kBuckets = new std::vector<double>{
+      0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+  return *kBuckets;
+}
+
+DeliveryMetrics::DeliveryMetrics(prometheus::Registry& registry)
+    : backlog(prometheus::BuildGauge()
+                  .Name("userpilot_gateway_delivery_backlog_calls")
+                  .Help("Enqueued calls neither delivered nor dead (in flight included).")
+                  .Register(registry)),
+      backlog_age(prometheus::BuildGauge()
+                      .Name("userpilot_gateway_delivery_backlog_age_seconds")
+                      .Help("Age of the oldest enqueued call not yet delivered nor dead; 0 when "
+                            "there is none.")
+                      .Register(registry)),
+      dead_letters(prometheus::BuildGauge()
+                       .Name("userpilot_gateway_delivery_dead_letters")
+                       .Help("Dead letters held: enqueued calls Userpilot refused for good.")
+                       .Register(registry)),
+      bytes(prometheus::BuildGauge()
+                .Name("userpilot_gateway_delivery_queue_bytes")
+                .Help("Storage the durable queue uses, bytes.")
+                .Register(registry)),
+      max_bytes(prometheus::BuildGauge()
+                    .Name("userpilot_gateway_delivery_queue_max_bytes")
+                    .Help("The durable queue's bound (--queue_max_bytes): Enqueue answers "
+                          "RESOURCE_EXHAUSTED beyond it.")
+                    .Register(registry)),
+      in_flight(prometheus::BuildGauge()
+                    .Name("userpilot_gateway_delivery_in_flight")
+                    .Help("Enqueued calls the dispatcher holds (leased: waiting for their pace "
+                          "or sent).")
+                    .Register(registry)),
+      max_in_flight(prometheus::BuildGauge()
+                        .Name("userpilot_gateway_delivery_max_in_flight")
+                        .Help("The dispatcher's bound (--queue_max_in_flight).")
+                        .Register(registry)),
+      enqueued(prometheus::BuildCounter()
+                   .Name("userpilot_gateway_delivery_enqueued_total")
+                   .Help("Enqueue appends by result: stored, duplicate (an idempotency key seen "
+                         "before: nothing stored), refused_full (RESOURCE_EXHAUSTED).")
+                   .Register(registry)),
+      append_seconds(prometheus::BuildHistogram()
+                         .Name("userpilot_gateway_delivery_append_seconds")
+                         .Help("Time from an Enqueue append to its acknowledgement (durable: "
+                               "group commit and fsync included).")
+                         .Register(registry)),
+      fsyncs(prometheus::BuildCounter()
+                 .Name("userpilot_gateway_delivery_fsyncs_total")
+                 .Help("Group commits of the embedded queue: fdatasync() calls that made "
+                       "appends and outcomes durable.")
+                 .Register(registry)),
+      fsync_seconds(prometheus::BuildCounter()
+                        .Name("userpilot_gateway_delivery_fsync_seconds_total")
+                        .Help("Time the group commits' fdatasync() calls took.")
+                        .Register(registry)),
+      attempts(prometheus::BuildCounter()
+                   .Name("userpilot_gateway_delivery_attempts_total")
+                   .Help("Delivery attempts of enqueued calls by outcome: delivered, retry "
+                         "(sent again later), dead (a dead letter).")
+                   .Register(registry)),
+      in_doubt(prometheus::BuildCounter()
+                   .Name("userpilot_gateway_delivery_in_doubt_total")
+                   .Help("Delivery attempts of calls leased before without a recorded outcome "
+                         "(the gateway died meanwhile): possible duplicates at Userpilot.")
+                   .Register(registry)) {}
+
+void DeliveryMetrics::Enable() {
+  append_seconds.Add({}, AppendBuckets());
+  for (const char* outcome : {"delivered", "retry", "dead"}) attempts.Add({{"outcome", outcome}});
+  in_doubt.Add({});
+}
+
+void DeliveryMetrics::Update(const DeliverySnapshot& s) {
+  backlog.Add({}).Set(static_cast<double>(s.backlog));
+  backlog_age.Add({}).Set(s.backlog_age_seconds);
+  dead_letters.Add({}).Set(static_cast<double>(s.dead_letters));
+  bytes.Add({}).Set(static_cast<double>(s.bytes));
+  max_bytes.Add({}).Set(static_cast<double>(s.max_bytes));
+  in_flight.Add({}).Set(static_cast<double>(s.in_flight));
+  max_in_flight.Add({}).Set(static_cast<double>(s.max_in_flight));
+  SetCounterTo(enqueued.Add({{"result", "stored"}}), static_cast<double>(s.stored));
+  SetCounterTo(enqueued.Add({{"result", "duplicate"}}), static_cast<double>(s.duplicates));
+  SetCounterTo(enqueued.Add({{"result", "refused_full"}}), static_cast<double>(s.refused_full));
+  SetCounterTo(fsyncs.Add({}), static_cast<double>(s.fsyncs));
+  SetCounterTo(fsync_seconds.Add({}), s.fsync_seconds);
+}
+
+void DeliveryMetrics::RecordAppend(absl::Duration latency) {
+  append_seconds.Add({}, AppendBuckets()).Observe(absl::ToDoubleSeconds(latency));
+}
+
+void DeliveryMetrics::RecordAttempt(absl::string_view outcome, bool in_doubt_attempt) {
+  attempts.Add({{"outcome", std::string(outcome)}}).Increment();
+  if (in_doubt_attempt) in_doubt.Add({}).Increment();
 }
 
 }  // namespace userpilot::gateway

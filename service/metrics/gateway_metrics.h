@@ -18,6 +18,8 @@
 //   SecurityMetrics    userpilot_gateway_auth_*,        Authenticator (AuthObserver),
 //                      userpilot_gateway_connections_*  CappedListener (ConnectionObserver),
 //                                                       through app/gateway.cc
+//   DeliveryMetrics    userpilot_gateway_delivery_*     DeliveryStore Stats() at scrape (hook),
+//                                                       the frontend and dispatcher (pushed)
 //   process_metrics.h  process_*, _build_info           /proc at scrape
 // (component_exports.h holds the hooks that read the components' Stats().)
 //
@@ -500,6 +502,72 @@ class SecurityMetrics {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Durable delivery (Enqueue and its dispatcher; service/delivery). Series exist once delivery
+// is on (--queue_dir or --queue_redis).
+//   userpilot_gateway_delivery_backlog_calls            gauge    calls neither delivered nor dead
+//                                                                (in flight included)
+//   userpilot_gateway_delivery_backlog_age_seconds      gauge    age of the oldest of them; 0: none
+//   userpilot_gateway_delivery_dead_letters             gauge    dead letters held
+//   userpilot_gateway_delivery_queue_bytes              gauge    storage the queue uses
+//   userpilot_gateway_delivery_queue_max_bytes          gauge    its bound (--queue_max_bytes)
+//   userpilot_gateway_delivery_in_flight                gauge    calls the dispatcher holds
+//   userpilot_gateway_delivery_max_in_flight            gauge    its bound (--queue_max_in_flight)
+//   userpilot_gateway_delivery_enqueued_total{result}   counter  stored | duplicate (an
+//                                                                idempotency key seen before) |
+//                                                                refused_full
+//   userpilot_gateway_delivery_append_seconds           histogram Enqueue's append until durable
+//                                                                (group commit, fsync included)
+//   userpilot_gateway_delivery_fsyncs_total             counter  group-commit fdatasync() calls
+//   userpilot_gateway_delivery_fsync_seconds_total      counter  time they took (embedded log)
+//   userpilot_gateway_delivery_attempts_total{outcome}  counter  delivered | retry | dead
+//   userpilot_gateway_delivery_in_doubt_total           counter  attempts of calls leased before
+//                                                                without an outcome (a crash):
+//                                                                possible duplicates
+struct DeliverySnapshot {
+  uint64_t backlog = 0;
+  double backlog_age_seconds = 0;
+  uint64_t dead_letters = 0;
+  uint64_t bytes = 0;
+  uint64_t max_bytes = 0;
+  uint64_t in_flight = 0;
+  uint64_t max_in_flight = 0;
+  uint64_t stored = 0;
+  uint64_t duplicates = 0;
+  uint64_t refused_full = 0;
+  uint64_t fsyncs = 0;
+  double fsync_seconds = 0;
+};
+
+class DeliveryMetrics {
+ public:
+  // Families only: Enable() (when delivery is on) creates the pushed series at zero.
+  explicit DeliveryMetrics(prometheus::Registry& registry);
+  void Enable();
+  // Scrape-time values (the store's Stats(), the dispatcher's in-flight count).
+  void Update(const DeliverySnapshot& snapshot);
+  // Pushed: one acknowledged (or refused) append's latency.
+  void RecordAppend(absl::Duration latency);
+  // Pushed: one delivery attempt's outcome ("delivered", "retry", "dead").
+  void RecordAttempt(absl::string_view outcome, bool in_doubt);
+
+  static const std::vector<double>& AppendBuckets();
+
+  prometheus::Family<prometheus::Gauge>& backlog;
+  prometheus::Family<prometheus::Gauge>& backlog_age;
+  prometheus::Family<prometheus::Gauge>& dead_letters;
+  prometheus::Family<prometheus::Gauge>& bytes;
+  prometheus::Family<prometheus::Gauge>& max_bytes;
+  prometheus::Family<prometheus::Gauge>& in_flight;
+  prometheus::Family<prometheus::Gauge>& max_in_flight;
+  prometheus::Family<prometheus::Counter>& enqueued;
+  prometheus::Family<prometheus::Histogram>& append_seconds;
+  prometheus::Family<prometheus::Counter>& fsyncs;
+  prometheus::Family<prometheus::Counter>& fsync_seconds;
+  prometheus::Family<prometheus::Counter>& attempts;
+  prometheus::Family<prometheus::Counter>& in_doubt;
+};
+
+// ---------------------------------------------------------------------------------------------
 // All of the above on one registry: what the composition root creates and hands out.
 struct GatewayMetrics {
   explicit GatewayMetrics(prometheus::Registry& registry, BudgetMetricsOptions budget = {},
@@ -512,7 +580,8 @@ struct GatewayMetrics {
         jobs(registry),
         log(registry),
         job_lanes(registry),
-        security(registry, std::move(known_callers)) {}
+        security(registry, std::move(known_callers)),
+        delivery(registry) {}
 
   GrpcServerMetrics grpc_server;
   UpstreamMetrics upstream;
@@ -523,6 +592,7 @@ struct GatewayMetrics {
   LogMetrics log;
   JobLaneMetrics job_lanes;
   SecurityMetrics security;
+  DeliveryMetrics delivery;
 };
 
 }  // namespace userpilot::gateway

@@ -73,6 +73,24 @@ int main() {
   metrics.security.RecordConnectionRefused("limit");
   metrics.security.SetConnectionsOpen(3);
 
+  metrics.delivery.Enable();
+  DeliverySnapshot delivery;
+  delivery.backlog = 12;
+  delivery.backlog_age_seconds = 3.5;
+  delivery.dead_letters = 1;
+  delivery.bytes = 1 << 20;
+  delivery.max_bytes = 1 << 30;
+  delivery.in_flight = 4;
+  delivery.max_in_flight = 64;
+  delivery.stored = 100;
+  delivery.duplicates = 2;
+  delivery.refused_full = 1;
+  delivery.fsyncs = 40;
+  delivery.fsync_seconds = 0.08;
+  metrics.delivery.Update(delivery);
+  metrics.delivery.RecordAppend(absl::Milliseconds(2));
+  metrics.delivery.RecordAttempt("dead", true);
+
   std::cout << registry->Serialize();
   return 0;
 }

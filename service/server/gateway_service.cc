@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "service/auth/authenticator.h"
+#include "service/delivery/delivery_frontend.h"
 #include "service/logging/access_log.h"
 #include "service/server/grpc_status.h"
 #include "service/server/request_decoder.h"
@@ -220,6 +221,71 @@ grpc::ServerUnaryReactor* GatewayService::DeleteCompanies(grpc::CallbackServerCo
                                                           const grpc::ByteBuffer* request,
                                                           grpc::ByteBuffer* response) {
   return Unary<DeleteCompaniesRpc>(context, request, response);
+}
+
+template <typename Request, typename Response, typename Method>
+grpc::ServerUnaryReactor* GatewayService::Delivery(absl::string_view name,
+                                                   grpc::CallbackServerContext* context,
+                                                   const Request& request, Response* response,
+                                                   Method method) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Time start = absl::Now();
+  auto finish = [reactor, name, access_log = options_.access_log, caller = CallerName(*context),
+                 trace = CallTraceContext(*context),
+                 start](const absl::Status& status, const CallFacts& facts) {
+    const grpc::Status answer = ToGrpcStatus(status, facts);
+    if (access_log != nullptr) {
+      access_log->Record(name, caller, trace, answer, facts, absl::Now() - start);
+    }
+    reactor->Finish(answer);
+  };
+  if (options_.delivery == nullptr) {
+    finish(absl::FailedPreconditionError(
+               absl::StrCat(name,
+                            ": async delivery is off on this gateway (it runs without "
+                            "--queue_dir and --queue_redis); call the synchronous RPC, or "
+                            "start the gateway with a queue")),
+           CallFacts());
+    return reactor;
+  }
+  (options_.delivery->*method)(
+      request, [finish = std::move(finish), response](Result<Response> result) mutable {
+        if (result.ok()) *response = *std::move(result);
+        finish(result.status(), result.facts());
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GatewayService::Enqueue(grpc::CallbackServerContext* context,
+                                                  const v1::EnqueueRequest* request,
+                                                  v1::EnqueueResponse* response) {
+  return Delivery("Enqueue", context, *request, response, &DeliveryFrontend::Enqueue);
+}
+
+grpc::ServerUnaryReactor* GatewayService::EnqueueBatch(grpc::CallbackServerContext* context,
+                                                       const v1::EnqueueBatchRequest* request,
+                                                       v1::EnqueueBatchResponse* response) {
+  return Delivery("EnqueueBatch", context, *request, response, &DeliveryFrontend::EnqueueBatch);
+}
+
+grpc::ServerUnaryReactor* GatewayService::GetDelivery(grpc::CallbackServerContext* context,
+                                                      const v1::GetDeliveryRequest* request,
+                                                      v1::GetDeliveryResponse* response) {
+  return Delivery("GetDelivery", context, *request, response, &DeliveryFrontend::GetDelivery);
+}
+
+grpc::ServerUnaryReactor* GatewayService::ListDeadLetters(grpc::CallbackServerContext* context,
+                                                          const v1::ListDeadLettersRequest* request,
+                                                          v1::ListDeadLettersResponse* response) {
+  return Delivery("ListDeadLetters", context, *request, response,
+                  &DeliveryFrontend::ListDeadLetters);
+}
+
+grpc::ServerUnaryReactor* GatewayService::RedriveDeadLetters(
+    grpc::CallbackServerContext* context, const v1::RedriveDeadLettersRequest* request,
+    v1::RedriveDeadLettersResponse* response) {
+  return Delivery("RedriveDeadLetters", context, *request, response,
+                  &DeliveryFrontend::RedriveDeadLetters);
 }
 
 grpc::ServerWriteReactor<v1::Job>* GatewayService::WatchJob(grpc::CallbackServerContext* context,

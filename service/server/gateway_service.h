@@ -27,8 +27,12 @@ namespace userpilot::gateway {
 
 class AccessLog;
 class Authenticator;
+class DeliveryFrontend;
 
 struct GatewayServiceOptions {
+  // Serves the delivery RPCs (Enqueue, ...); null: async delivery is off and they answer
+  // FAILED_PRECONDITION. Must outlive the service and every call it started.
+  DeliveryFrontend* delivery = nullptr;
   // The deadline given to a call whose caller set none (gRPC calls have none by default).
   absl::Duration default_deadline = absl::Seconds(30);
   // Longer caller deadlines are cut to this, so a forgotten deadline cannot pin resources.
@@ -52,7 +56,16 @@ std::string CallerName(const grpc::CallbackServerContext& context);
 // (common/trace_context.h): the caller's trace with a new span for the gateway, or a new trace.
 TraceContext CallTraceContext(const grpc::CallbackServerContext& context);
 
-// The generated callback service with every unary method raw (it receives and answers a
+// The delivery RPCs (typed: they are not upstream RPCs, and their requests are bounded by the
+// server's message limit and by validation).
+using DeliveryServiceBase = v1::UserpilotGateway::WithCallbackMethod_Enqueue<
+    v1::UserpilotGateway::WithCallbackMethod_EnqueueBatch<
+        v1::UserpilotGateway::WithCallbackMethod_GetDelivery<
+            v1::UserpilotGateway::WithCallbackMethod_ListDeadLetters<
+                v1::UserpilotGateway::WithCallbackMethod_RedriveDeadLetters<
+                    v1::UserpilotGateway::Service>>>>>;
+
+// The generated callback service with every unary upstream method raw (it receives and answers a
 // grpc::ByteBuffer: request_decoder.h) and ImportData raw (its reactor decodes messages itself,
 // job_streams.cc); the watch streams typed.
 using GatewayServiceBase = v1::UserpilotGateway::WithRawCallbackMethod_IdentifyUser<
@@ -67,7 +80,7 @@ using GatewayServiceBase = v1::UserpilotGateway::WithRawCallbackMethod_IdentifyU
                                     v1::UserpilotGateway::WithCallbackMethod_WatchJob<
                                         v1::UserpilotGateway::WithCallbackMethod_WatchJobs<
                                             v1::UserpilotGateway::WithRawCallbackMethod_ImportData<
-                                                v1::UserpilotGateway::Service>>>>>>>>>>>>;
+                                                DeliveryServiceBase>>>>>>>>>>>>;
 
 class GatewayService final : public GatewayServiceBase {
  public:
@@ -106,6 +119,22 @@ class GatewayService final : public GatewayServiceBase {
   grpc::ServerUnaryReactor* DeleteCompanies(grpc::CallbackServerContext* context,
                                             const grpc::ByteBuffer* request,
                                             grpc::ByteBuffer* response) override;
+  // Delivery RPCs: delegate to options.delivery (delivery/delivery_frontend.h).
+  grpc::ServerUnaryReactor* Enqueue(grpc::CallbackServerContext* context,
+                                    const v1::EnqueueRequest* request,
+                                    v1::EnqueueResponse* response) override;
+  grpc::ServerUnaryReactor* EnqueueBatch(grpc::CallbackServerContext* context,
+                                         const v1::EnqueueBatchRequest* request,
+                                         v1::EnqueueBatchResponse* response) override;
+  grpc::ServerUnaryReactor* GetDelivery(grpc::CallbackServerContext* context,
+                                        const v1::GetDeliveryRequest* request,
+                                        v1::GetDeliveryResponse* response) override;
+  grpc::ServerUnaryReactor* ListDeadLetters(grpc::CallbackServerContext* context,
+                                            const v1::ListDeadLettersRequest* request,
+                                            v1::ListDeadLettersResponse* response) override;
+  grpc::ServerUnaryReactor* RedriveDeadLetters(grpc::CallbackServerContext* context,
+                                               const v1::RedriveDeadLettersRequest* request,
+                                               v1::RedriveDeadLettersResponse* response) override;
   // Job streams: delegate to server/job_streams.h.
   grpc::ServerWriteReactor<v1::Job>* WatchJob(grpc::CallbackServerContext* context,
                                               const v1::WatchJobRequest* request) override;
@@ -125,6 +154,12 @@ class GatewayService final : public GatewayServiceBase {
   template <typename Rpc>
   grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context,
                                   const grpc::ByteBuffer* request, grpc::ByteBuffer* response);
+
+  // The one path of every delivery RPC: FAILED_PRECONDITION when delivery is off, else
+  // `(options_.delivery->*method)(request, done)`, answered and logged like Unary().
+  template <typename Request, typename Response, typename Method>
+  grpc::ServerUnaryReactor* Delivery(absl::string_view name, grpc::CallbackServerContext* context,
+                                     const Request& request, Response* response, Method method);
 
   const RequestValidator& validator_;
   UserpilotStub& stub_;

@@ -41,6 +41,25 @@ class GatewayServiceTest : public ::testing::Test {
   std::unique_ptr<v1::UserpilotGateway::Stub> client_;
 };
 
+TEST_F(GatewayServiceTest, DeliveryRpcsWithoutAQueueAnswerFailedPrecondition) {
+  EXPECT_CALL(stub_, TrackEvent).Times(0);
+  v1::EnqueueRequest request;
+  request.mutable_track_event()->set_user_id("u1");
+  request.mutable_track_event()->set_event_name("e");
+  grpc::ClientContext context;
+  v1::EnqueueResponse response;
+  grpc::Status status = client_->Enqueue(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("async delivery is off"));
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("--queue_dir"));
+  grpc::ClientContext get_context;
+  v1::GetDeliveryRequest get;
+  get.set_delivery_id("x");
+  v1::GetDeliveryResponse delivery;
+  EXPECT_EQ(client_->GetDelivery(&get_context, get, &delivery).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
 TEST_F(GatewayServiceTest, InvalidRequestNeverReachesUpstream) {
   EXPECT_CALL(stub_, BulkIdentifyUsers).Times(0);
   v1::BulkIdentifyUsersRequest request;

@@ -27,11 +27,14 @@ Environment: UPGW_BUILD (build folder), UPGW_SOURCE (repository), UPGW_GATEWAY (
 default: the harness's), and the shared Python harness's (tests/harness/CMakeLists.txt).
 """
 
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import unittest
 import urllib.error
@@ -100,10 +103,13 @@ class LivePrometheusTest(unittest.TestCase):
     @classmethod
     def start_servers(cls):
         cls.emulator = harness.Emulator(["--job_step=100ms"], api_key=API_KEY)
-        # The key check on (the harness turns it off), so its metrics are exposed too;
-        # --max_connections: the gateway's own listener, whose open-connection gauge is exposed.
+        # The key check on (the harness turns it off), and a durable queue (Enqueue), so their
+        # metrics are exposed too; --max_connections: the gateway's own listener, whose
+        # open-connection gauge is exposed.
+        cls.queue_dir = tempfile.mkdtemp(prefix="upgw-prometheus-queue-")
         cls.gateway = harness.Gateway(cls.emulator.url,
-                                      ["--key_check_interval=5m", "--max_connections=1000"],
+                                      ["--key_check_interval=5m", "--max_connections=1000",
+                                       f"--queue_dir={cls.queue_dir}"],
                                       api_key=API_KEY, binary=GATEWAY)
         cls.channel = cls.gateway.channel()
         cls.stub = cls.gateway.stub(cls.channel)
@@ -174,6 +180,9 @@ scrape_configs:
         codes.append(cls.call("TrackEvent", gw.TrackEventRequest(
             user_id="u-private-4711", event_name="evt-private-4711")))
         cls.admin("DELETE", "faults")
+        # A call handed over for delivery: it reaches the emulator through the dispatcher.
+        codes.append(cls.call("Enqueue", gw.EnqueueRequest(track_event=gw.TrackEventRequest(
+            user_id="u-private-4711", event_name="evt-private-4711"))))
         cls.first_codes = codes
 
         # Steady traffic until the tests end, so every rate() window holds samples.
@@ -210,6 +219,9 @@ scrape_configs:
 
     @classmethod
     def tearDownClass(cls):
+        if getattr(cls, "queue_dir", None):
+            # Removed at exit, once the gateway (stopped below) no longer holds it.
+            atexit.register(shutil.rmtree, cls.queue_dir, True)
         cls.stop_traffic.set()
         if getattr(cls, "traffic", None) is not None:
             cls.traffic.join(timeout=10)

@@ -210,6 +210,8 @@ class MethodPolicyTest(unittest.TestCase):
             "TrackEvent": (1, False), "ListJobs": (3, True), "GetJob": (3, True),
             "DeleteUsers": (1, True), "DeleteCompanies": (1, True), "WatchJob": (5, True),
             "WatchJobs": (5, True), "ImportData": (4, False),
+            "Enqueue": (1, False), "EnqueueBatch": (1, False), "GetDelivery": (3, True),
+            "ListDeadLetters": (3, True), "RedriveDeadLetters": (1, True),
         }
         service = pb.DESCRIPTOR.services_by_name["UserpilotGateway"]
         self.assertEqual(sorted(m.name for m in service.methods), sorted(expected),

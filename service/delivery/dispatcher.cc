@@ -1,0 +1,317 @@
+#include "service/delivery/dispatcher.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "service/delivery/enqueued_call.h"
+
+namespace userpilot::gateway {
+namespace {
+
+size_t Index(BudgetId budget) { return static_cast<size_t>(budget); }
+
+// A refusal for good: Userpilot rejected the request itself, or the gateway's own checks did
+// (a limit lowered since the call was enqueued). Retrying the same bytes cannot succeed.
+bool IsPermanent(const absl::Status& status, const CallFacts& facts) {
+  if (facts.reason == ErrorReason::kUpstreamRejectedRequest) return true;
+  return status.code() == absl::StatusCode::kInvalidArgument && facts.upstream.http_status == 0 &&
+         facts.reason == ErrorReason::kNone;
+}
+
+std::string DescribeFailure(const absl::Status& status, const CallFacts& facts) {
+  if (facts.upstream.http_status != 0) {
+    return absl::StrCat("Userpilot answered HTTP ", facts.upstream.http_status, ": ",
+                        status.message());
+  }
+  return absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message());
+}
+
+}  // namespace
+
+absl::string_view DeliveryAttemptOutcomeName(DeliveryAttemptOutcome outcome) {
+  switch (outcome) {
+    case DeliveryAttemptOutcome::kDelivered:
+      return "delivered";
+    case DeliveryAttemptOutcome::kRetry:
+      return "retry";
+    case DeliveryAttemptOutcome::kDead:
+      return "dead";
+  }
+  return "unknown";
+}
+
+absl::Duration PaceFor(int64_t limit, absl::Duration window, double sync_share, int replicas) {
+  const double share = std::clamp(1.0 - sync_share, 0.0, 1.0);
+  const int64_t mine =
+      static_cast<int64_t>(std::floor(static_cast<double>(limit) * share / std::max(replicas, 1)));
+  return Gcra::IntervalFor(window, std::max<int64_t>(mine, 1));
+}
+
+Dispatcher::Dispatcher(DeliveryStore& store, UserpilotStub& stub, Scheduler& scheduler,
+                       DispatcherOptions options)
+    : store_(store), stub_(stub), scheduler_(scheduler), options_(std::move(options)) {
+  for (size_t i = 0; i < kBudgetCount; ++i) {
+    if (options_.pace[i].has_value()) pacers_[i].emplace(*options_.pace[i]);
+  }
+}
+
+Dispatcher::~Dispatcher() {
+  Stop();
+  Join();
+}
+
+void Dispatcher::Start() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_ || stopping_) return;
+    started_ = true;
+  }
+  Pump();
+}
+
+void Dispatcher::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_ || stopping_) return;
+    if (lease_outstanding_) {
+      woken_ = true;
+      return;
+    }
+    if (poll_timer_.has_value()) {
+      if (!scheduler_.Cancel(*poll_timer_)) return;  // Running now: it pumps.
+      poll_timer_.reset();
+      EndOpLocked();
+    }
+  }
+  Pump();
+}
+
+size_t Dispatcher::in_flight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_flight_;
+}
+
+void Dispatcher::EndOpLocked() {
+  --ops_;
+  if (ops_ == 0) idle_.notify_all();
+}
+
+void Dispatcher::SchedulePollLocked(absl::Time when) {
+  if (poll_timer_.has_value() || stopping_) return;
+  ++ops_;
+  poll_timer_ = scheduler_.RunAt(when, [this] {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      poll_timer_.reset();
+      EndOpLocked();
+    }
+    Pump();
+  });
+}
+
+void Dispatcher::Pump() {
+  size_t want = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_ || stopping_ || lease_outstanding_ || in_flight_ >= options_.max_in_flight) {
+      return;
+    }
+    want = std::min(options_.max_in_flight - in_flight_, kMaxLeaseRecords);
+    lease_outstanding_ = true;
+    woken_ = false;
+    ++ops_;
+  }
+  LeaseOptions lease;
+  lease.max_records = want;
+  store_.Lease(std::move(lease), [this](absl::StatusOr<std::vector<LeasedDelivery>> leased) {
+    OnLeased(std::move(leased));
+  });
+}
+
+void Dispatcher::OnLeased(absl::StatusOr<std::vector<LeasedDelivery>> leased) {
+  // Records that cannot be sent (undecodable: written by a different build, or damaged) are
+  // dead letters at once.
+  std::vector<std::pair<std::string, std::string>> undeliverable;
+  bool again = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    lease_outstanding_ = false;
+    if (!leased.ok()) {
+      SchedulePollLocked(scheduler_.Now() + options_.idle_poll);
+    } else {
+      for (LeasedDelivery& record : *leased) {
+        ++in_flight_;
+        Held held;
+        bool parsed = held.request.ParseFromString(record.payload);
+        bool served = parsed && VisitEnqueuedCall(held.request, [&](auto rpc, const auto& call) {
+                        using Rpc = decltype(rpc);
+                        held.budget = Routing<Rpc>::For(call).budget;
+                      });
+        if (!served) {
+          undeliverable.emplace_back(record.info.delivery_id,
+                                     parsed ? "the stored call is of a type this gateway cannot "
+                                              "deliver"
+                                            : "the stored call cannot be decoded");
+          continue;
+        }
+        held.record = std::move(record);
+        held.record.payload.clear();  // Decoded into held.request: not kept twice.
+        waiting_[Index(held.budget)].push_back(std::move(held));
+      }
+      if (leased->empty() && !woken_) {
+        SchedulePollLocked(scheduler_.Now() + options_.idle_poll);
+      } else {
+        again = true;
+      }
+    }
+    EndOpLocked();
+  }
+  if (!leased.ok() && options_.observer.on_store_error) {
+    options_.observer.on_store_error(leased.status());
+  }
+  for (auto& [id, reason] : undeliverable) {
+    if (options_.observer.on_attempt) {
+      options_.observer.on_attempt(DeliveryAttemptOutcome::kDead, false);
+    }
+    Complete(id, DeliveryOutcome::Dead(reason));
+  }
+  Drain();
+  if (again) Pump();
+}
+
+void Dispatcher::Drain() {
+  std::vector<Held> ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const absl::Time now = scheduler_.Now();
+    for (size_t b = 0; b < kBudgetCount; ++b) {
+      std::deque<Held>& queue = waiting_[b];
+      while (!queue.empty()) {
+        absl::Time retry_at;
+        if (stopping_ || !pacers_[b].has_value() || pacers_[b]->TryTake(now, &retry_at)) {
+          ready.push_back(std::move(queue.front()));
+          queue.pop_front();
+          continue;
+        }
+        if (!pace_timers_[b].has_value()) {
+          ++ops_;
+          pace_timers_[b] = scheduler_.RunAt(retry_at, [this, b] {
+            {
+              std::lock_guard<std::mutex> lock(mu_);
+              pace_timers_[b].reset();
+              EndOpLocked();
+            }
+            Drain();
+          });
+        }
+        break;
+      }
+    }
+  }
+  for (Held& held : ready) Send(std::move(held));
+}
+
+void Dispatcher::Send(Held held) {
+  std::unique_lock<std::mutex> sending(send_mu_);
+  bool stopping = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping = stopping_;
+    if (!stopping) ++ops_;
+  }
+  if (stopping) {
+    sending.unlock();
+    // Handed back untried: leasable again at once (by a restarted gateway or another replica).
+    Complete(held.record.info.delivery_id,
+             DeliveryOutcome::Retry("gateway shutting down before sending", scheduler_.Now()));
+    return;
+  }
+  CallOptions call;
+  call.deadline = scheduler_.Now() + options_.attempt_deadline;
+  call.caller = options_.caller;
+  auto info = std::make_shared<DeliveryInfo>(std::move(held.record.info));
+  const bool in_doubt = held.record.in_doubt;
+  VisitEnqueuedCall(held.request, [&](auto rpc, const auto& request) {
+    using Rpc = decltype(rpc);
+    InvokeRpc<Rpc>(stub_, call, request,
+                   [this, info, in_doubt](Result<typename Rpc::Response> result) {
+                     Finish(*info, in_doubt, result.status(), result.facts());
+                     std::lock_guard<std::mutex> lock(mu_);
+                     EndOpLocked();
+                   });
+  });
+}
+
+absl::Duration Dispatcher::BackoffFor(uint32_t attempts) const {
+  absl::Duration backoff = options_.min_backoff;
+  for (uint32_t i = 1; i < attempts && backoff < options_.max_backoff; ++i) backoff *= 2;
+  return std::min(backoff, options_.max_backoff);
+}
+
+void Dispatcher::Finish(const DeliveryInfo& info, bool in_doubt, const absl::Status& status,
+                        const CallFacts& facts) {
+  DeliveryOutcome outcome;
+  DeliveryAttemptOutcome counted = DeliveryAttemptOutcome::kDelivered;
+  if (status.ok()) {
+    outcome = DeliveryOutcome::Delivered();
+  } else if (IsPermanent(status, facts)) {
+    outcome = DeliveryOutcome::Dead(DescribeFailure(status, facts));
+    counted = DeliveryAttemptOutcome::kDead;
+  } else {
+    absl::Duration delay = BackoffFor(info.attempts);
+    if (facts.retry_delay.has_value()) delay = std::max(delay, facts.retry_delay->delay);
+    outcome = DeliveryOutcome::Retry(DescribeFailure(status, facts), scheduler_.Now() + delay);
+    counted = DeliveryAttemptOutcome::kRetry;
+  }
+  if (options_.observer.on_attempt) options_.observer.on_attempt(counted, in_doubt);
+  Complete(info.delivery_id, std::move(outcome));
+}
+
+void Dispatcher::Complete(const std::string& id, DeliveryOutcome outcome) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++ops_;
+  }
+  store_.Complete(id, std::move(outcome), [this](absl::Status status) {
+    if (!status.ok() && options_.observer.on_store_error) options_.observer.on_store_error(status);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --in_flight_;
+      EndOpLocked();
+    }
+    Pump();
+  });
+}
+
+void Dispatcher::Stop() {
+  std::vector<Held> handed_back;
+  {
+    std::lock_guard<std::mutex> sending(send_mu_);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    if (poll_timer_.has_value() && scheduler_.Cancel(*poll_timer_)) {
+      poll_timer_.reset();
+      EndOpLocked();
+    }
+    for (size_t b = 0; b < kBudgetCount; ++b) {
+      if (pace_timers_[b].has_value() && scheduler_.Cancel(*pace_timers_[b])) {
+        pace_timers_[b].reset();
+        EndOpLocked();
+      }
+      for (Held& held : waiting_[b]) handed_back.push_back(std::move(held));
+      waiting_[b].clear();
+    }
+  }
+  for (Held& held : handed_back) Send(std::move(held));
+}
+
+void Dispatcher::Join() {
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_.wait(lock, [this] { return ops_ == 0; });
+}
+
+}  // namespace userpilot::gateway
