@@ -43,6 +43,32 @@ absl::string_view DeliveryAttemptOutcomeName(DeliveryAttemptOutcome outcome) {
   return "unknown";
 }
 
+absl::string_view CoalescedRowOutcomeName(CoalescedRowOutcome outcome) {
+  switch (outcome) {
+    case CoalescedRowOutcome::kDelivered:
+      return "delivered";
+    case CoalescedRowOutcome::kReturned:
+      return "returned";
+  }
+  return "unknown";
+}
+
+absl::string_view CoalescedJobOutcomeName(CoalescedJobOutcome outcome) {
+  switch (outcome) {
+    case CoalescedJobOutcome::kCompleted:
+      return "completed";
+    case CoalescedJobOutcome::kFailed:
+      return "failed";
+    case CoalescedJobOutcome::kRefused:
+      return "refused";
+    case CoalescedJobOutcome::kTimeout:
+      return "timeout";
+    case CoalescedJobOutcome::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
 absl::Duration PaceFor(int64_t limit, absl::Duration window, double sync_share, int replicas) {
   const double share = std::clamp(1.0 - sync_share, 0.0, 1.0);
   const int64_t mine =
@@ -51,8 +77,8 @@ absl::Duration PaceFor(int64_t limit, absl::Duration window, double sync_share, 
 }
 
 Dispatcher::Dispatcher(DeliveryStore& store, UserpilotStub& stub, Scheduler& scheduler,
-                       DispatcherOptions options)
-    : store_(store), stub_(stub), scheduler_(scheduler), options_(std::move(options)) {
+                       DispatcherOptions options, JobWatchRegistry* jobs)
+    : store_(store), stub_(stub), scheduler_(scheduler), options_(std::move(options)), jobs_(jobs) {
   for (size_t i = 0; i < kBudgetCount; ++i) {
     if (options_.pace[i].has_value()) pacers_[i].emplace(*options_.pace[i]);
   }
@@ -91,7 +117,12 @@ void Dispatcher::Wake() {
 
 size_t Dispatcher::in_flight() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return in_flight_;
+  return in_flight_ + (job_ != nullptr ? job_->rows.size() : 0);
+}
+
+size_t Dispatcher::coalesced_rows() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return job_ != nullptr ? job_->rows.size() : 0;
 }
 
 void Dispatcher::EndOpLocked() {
@@ -113,22 +144,56 @@ void Dispatcher::SchedulePollLocked(absl::Time when) {
 }
 
 void Dispatcher::Pump() {
-  size_t want = 0;
+  // Read before mu_: the store's Stats() takes the store's lock, which its callbacks hold.
+  const std::optional<uint32_t> coalesce =
+      CoalescingOn() ? CoalesceKind(scheduler_.Now()) : std::nullopt;
+  LeaseOptions lease;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!started_ || stopping_ || lease_outstanding_ || in_flight_ >= options_.max_in_flight) {
       return;
     }
-    want = std::min(options_.max_in_flight - in_flight_, kMaxLeaseRecords);
+    if (coalesce.has_value() && job_ == nullptr) {
+      lease.max_records = std::min(options_.coalesce.max_rows, kMaxLeaseRecords);
+      lease.kinds = {*coalesce};
+    } else {
+      lease.max_records = std::min(options_.max_in_flight - in_flight_, kMaxLeaseRecords);
+    }
     lease_outstanding_ = true;
     woken_ = false;
     ++ops_;
   }
-  LeaseOptions lease;
-  lease.max_records = want;
+  if (!lease.kinds.empty()) {
+    const uint32_t kind = lease.kinds.front();
+    store_.Lease(std::move(lease),
+                 [this, kind](absl::StatusOr<std::vector<LeasedDelivery>> leased) {
+                   OnCoalesceLeased(kind, std::move(leased));
+                 });
+    return;
+  }
   store_.Lease(std::move(lease), [this](absl::StatusOr<std::vector<LeasedDelivery>> leased) {
     OnLeased(std::move(leased));
   });
+}
+
+bool Dispatcher::ParseLocked(LeasedDelivery& record, Held& held,
+                             std::vector<std::pair<std::string, std::string>>& undeliverable) {
+  bool parsed = held.request.ParseFromString(record.payload);
+  bool served = parsed && VisitEnqueuedCall(held.request, [&](auto rpc, const auto& call) {
+                  using Rpc = decltype(rpc);
+                  held.budget = Routing<Rpc>::For(call).budget;
+                });
+  if (!served) {
+    ++in_flight_;  // Until its dead outcome is recorded.
+    undeliverable.emplace_back(record.info.delivery_id,
+                               parsed ? "the stored call is of a type this gateway cannot "
+                                        "deliver"
+                                      : "the stored call cannot be decoded");
+    return false;
+  }
+  held.record = std::move(record);
+  held.record.payload.clear();  // Decoded into held.request: not kept twice.
+  return true;
 }
 
 void Dispatcher::OnLeased(absl::StatusOr<std::vector<LeasedDelivery>> leased) {
@@ -143,22 +208,9 @@ void Dispatcher::OnLeased(absl::StatusOr<std::vector<LeasedDelivery>> leased) {
       SchedulePollLocked(scheduler_.Now() + options_.idle_poll);
     } else {
       for (LeasedDelivery& record : *leased) {
-        ++in_flight_;
         Held held;
-        bool parsed = held.request.ParseFromString(record.payload);
-        bool served = parsed && VisitEnqueuedCall(held.request, [&](auto rpc, const auto& call) {
-                        using Rpc = decltype(rpc);
-                        held.budget = Routing<Rpc>::For(call).budget;
-                      });
-        if (!served) {
-          undeliverable.emplace_back(record.info.delivery_id,
-                                     parsed ? "the stored call is of a type this gateway cannot "
-                                              "deliver"
-                                            : "the stored call cannot be decoded");
-          continue;
-        }
-        held.record = std::move(record);
-        held.record.payload.clear();  // Decoded into held.request: not kept twice.
+        if (!ParseLocked(record, held, undeliverable)) continue;
+        ++in_flight_;
         waiting_[Index(held.budget)].push_back(std::move(held));
       }
       if (leased->empty() && !woken_) {
@@ -288,6 +340,7 @@ void Dispatcher::Complete(const std::string& id, DeliveryOutcome outcome) {
 
 void Dispatcher::Stop() {
   std::vector<Held> handed_back;
+  std::unique_ptr<Job> job;
   {
     std::lock_guard<std::mutex> sending(send_mu_);
     std::lock_guard<std::mutex> lock(mu_);
@@ -305,8 +358,25 @@ void Dispatcher::Stop() {
       for (Held& held : waiting_[b]) handed_back.push_back(std::move(held));
       waiting_[b].clear();
     }
+    job = TakeJobLocked();
+    if (job != nullptr) in_flight_ += job->rows.size();  // Until handed back below.
   }
   for (Held& held : handed_back) Send(std::move(held));
+  if (job != nullptr) {
+    ReleaseJob(*job);
+    const std::string why = absl::StrCat("gateway shutting down while bulk job ",
+                                         job->job_id.empty() ? "(not started)" : job->job_id,
+                                         " ran; sent again after the restart");
+    if (options_.observer.on_coalesced_job) {
+      options_.observer.on_coalesced_job(CoalescedJobOutcome::kStopped,
+                                         CoalescedRowOutcome::kReturned, job->rows.size(), why);
+    }
+    // The rows go back untried as far as the store knows: leasable again at once (by a
+    // restarted gateway), as single calls or in a new job.
+    for (Held& row : job->rows) {
+      Complete(row.record.info.delivery_id, DeliveryOutcome::Retry(why, scheduler_.Now()));
+    }
+  }
 }
 
 void Dispatcher::Join() {

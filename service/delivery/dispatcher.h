@@ -21,9 +21,31 @@
 // max(the error's retry delay, backoff(attempts)) where backoff doubles from `min_backoff` to
 // `max_backoff`. A record leased again after a crash (in_doubt) may be a duplicate: counted.
 //
-// Bounds: at most `max_in_flight` records leased at once; one Lease() outstanding at a time;
-// an idle dispatcher looks again every `idle_poll` (retry waits end, other replicas' leases
-// expire) or at once when Wake() says a call was enqueued.
+// Coalescing (CoalesceOptions; off without a JobWatchRegistry or with threshold 0). When at
+// least `threshold` identify calls of one kind (identify_user, or identify_company) are pending
+// in the store (Stats().pending_by_kind), and no coalesced job is running, the dispatcher leases
+// up to `max_rows` ready records of that kind at once - all heads of their ordering keys, so
+// distinct users - and sends those a bulk row can express (bulk_rows.h) as ONE BulkIdentifyUsers
+// (BulkIdentifyCompanies) call through the same stub, so the job lane keeps Userpilot's one bulk
+// job at a time. The rows stay leased (their users' keys held: a later call for one of those
+// users waits) until the job's outcome is known, watched through the JobWatchRegistry (polls on
+// the job_read budget) with a deadline of `job_timeout`:
+//   COMPLETED            every row delivered (an attempt each, counted "delivered");
+//   FAILED, unknown job, the bulk call refused, the deadline, the job unreadable
+//                        every row goes back to be sent as a single call: it stays leased (its
+//                        keys held, so nothing of its user overtakes it) and joins the single
+//                        calls' queue, so its next attempt is single by construction, never a
+//                        bulk row again; no attempt is counted and nothing is written.
+// Records of the coalescing lease that no row can express, or that do not fit, are sent singly
+// (the same way) or handed back at once. A lease yielding fewer than 2 rows starts no job: its
+// records are sent singly, and coalescing waits `idle_poll` before looking again. One coalesced
+// job at a time; single calls (of every kind) keep flowing beside it.
+//
+// Bounds: at most `max_in_flight` single records leased at once, plus one coalesced job's rows
+// (at most `max_rows`; when a job's rows fall back to single calls they count as single records
+// and no new job starts until those drop below `max_in_flight`); one Lease() outstanding at a
+// time; an idle dispatcher looks again every `idle_poll` (retry waits end, other replicas'
+// leases expire) or at once when Wake() says a call was enqueued.
 //
 // Thread-safety: every public method may be called from any thread. Callbacks of the store,
 // the stub and the scheduler run on their threads; none blocks. Stop() then Join() before
@@ -38,9 +60,12 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -53,9 +78,23 @@
 
 namespace userpilot::gateway {
 
+class JobWatchRegistry;
+class JobSubscription;
+
 // How one delivery attempt ended (the metric label).
 enum class DeliveryAttemptOutcome { kDelivered, kRetry, kDead };
 absl::string_view DeliveryAttemptOutcomeName(DeliveryAttemptOutcome outcome);
+
+// What became of a coalesced job's rows (the metric label): "delivered", "returned" (to be sent
+// as single calls, or handed back to the store at a stop).
+enum class CoalescedRowOutcome { kDelivered, kReturned };
+absl::string_view CoalescedRowOutcomeName(CoalescedRowOutcome outcome);
+
+// How a coalesced bulk job ended (the metric label): "completed", "failed" (FAILED, or
+// Userpilot no longer knows it), "refused" (the bulk call failed: no job), "timeout" (not
+// ended within job_timeout, or unreadable), "stopped" (the dispatcher stopped while it ran).
+enum class CoalescedJobOutcome { kCompleted, kFailed, kRefused, kTimeout, kStopped };
+absl::string_view CoalescedJobOutcomeName(CoalescedJobOutcome outcome);
 
 // What the dispatcher reports (metrics). Every member may be null. Called from the
 // dispatcher's callbacks: thread-safe, short.
@@ -64,6 +103,24 @@ struct DispatcherObserver {
   std::function<void(DeliveryAttemptOutcome outcome, bool in_doubt)> on_attempt;
   // A Lease() or Complete() of the store failed.
   std::function<void(const absl::Status& status)> on_store_error;
+  // A coalesced job ended, with `rows` rows, which had `row_outcome`; `why` says how it ended
+  // (for a log line).
+  std::function<void(CoalescedJobOutcome job, CoalescedRowOutcome row_outcome, size_t rows,
+                     const std::string& why)>
+      on_coalesced_job;
+};
+
+// Coalescing queued identifies into bulk jobs (see the class comment).
+struct CoalesceOptions {
+  // Pending identify calls of one kind at which coalescing starts; 0: never.
+  size_t threshold = 0;
+  // Most rows in one job: at most the validator's max_bulk_rows (<= 10,000, Userpilot's limit)
+  // and kMaxLeaseRecords.
+  size_t max_rows = 10000;
+  // The bulk request's bound, serialized (the validator's max_bulk_request_bytes).
+  size_t max_request_bytes = 16 << 20;
+  // How long the rows wait for the job's end, from sending the bulk call.
+  absl::Duration job_timeout = absl::Minutes(20);
 };
 
 struct DispatcherOptions {
@@ -78,6 +135,7 @@ struct DispatcherOptions {
   // Per BudgetId: the dispatcher's own pace, an interval between its calls; nullopt: not paced
   // beyond the budget itself. PaceFor() computes it from a budget's rate and sync_share.
   std::array<std::optional<absl::Duration>, kBudgetCount> pace;
+  CoalesceOptions coalesce;
   DispatcherObserver observer;
 };
 
@@ -87,24 +145,28 @@ absl::Duration PaceFor(int64_t limit, absl::Duration window, double sync_share, 
 
 class Dispatcher {
  public:
-  // `store`, `stub` and `scheduler` must outlive the dispatcher.
+  // `store`, `stub` and `scheduler` must outlive the dispatcher; `jobs` (null: no coalescing)
+  // must stay valid until Stop() returns (the dispatcher closes its watch there).
   Dispatcher(DeliveryStore& store, UserpilotStub& stub, Scheduler& scheduler,
-             DispatcherOptions options);
+             DispatcherOptions options, JobWatchRegistry* jobs = nullptr);
   ~Dispatcher();  // Stop() and Join().
 
   // Starts leasing.
   void Start();
   // A call was enqueued: look for ready records now rather than at the next idle poll.
   void Wake();
-  // Stops leasing; records waiting for their pace are handed back (retry at once). Calls in
-  // flight finish and record their outcome. After it returns the stub is never called again.
-  // Idempotent; blocks only while a call is being handed to the stub.
+  // Stops leasing; records waiting for their pace, and the rows of a coalesced job not yet
+  // ended, are handed back (retry at once). Calls in flight finish and record their outcome. After
+  // it returns the stub is never called again. Idempotent; blocks only while a call is being handed
+  // to the stub.
   void Stop();
   // Blocks until every outstanding store call, stub call and timer has answered. After Stop().
   void Join();
 
-  // Records leased and not yet completed (for tests and metrics).
+  // Records leased and not yet completed (for tests and metrics), a coalesced job's rows included.
   size_t in_flight() const;
+  // Rows of the coalesced job now running (0: none).
+  size_t coalesced_rows() const;
 
  private:
   struct Held {
@@ -112,9 +174,38 @@ class Dispatcher {
     v1::EnqueueRequest request;
     BudgetId budget = BudgetId::kIdentify;
   };
+  class JobSink;
+  // The coalesced job: its rows (leased, keys held) until its outcome is known.
+  struct Job {
+    uint64_t number = 0;
+    uint32_t kind = 0;
+    std::vector<Held> rows;
+    // The request (one of the two, by kind); shared with the call in flight.
+    std::shared_ptr<const v1::BulkIdentifyUsersRequest> users;
+    std::shared_ptr<const v1::BulkIdentifyCompaniesRequest> companies;
+    std::string job_id;  // Once Userpilot answered.
+    std::shared_ptr<JobSubscription> subscription;
+    JobSink* sink = nullptr;  // One reference held while subscribed.
+    std::optional<Scheduler::TimerId> deadline_timer;
+    std::optional<Scheduler::TimerId> rewatch_timer;  // The watch bound was reached: again.
+  };
 
   void Pump();
   void OnLeased(absl::StatusOr<std::vector<LeasedDelivery>> leased);
+  // Coalescing (dispatcher_coalesce.cc).
+  bool CoalescingOn() const;
+  std::optional<uint32_t> CoalesceKind(absl::Time now) const;  // Reads the store's Stats().
+  void OnCoalesceLeased(uint32_t kind, absl::StatusOr<std::vector<LeasedDelivery>> leased);
+  void SendJob();
+  void OnJobAnswer(uint64_t job, Result<v1::Job> answer);
+  void WatchJob(uint64_t job);
+  void OnJobWatchReady(uint64_t job);
+  void EndJob(uint64_t job, CoalescedJobOutcome outcome, const std::string& why);
+  // Takes the job out (under mu_): its timers cancelled and subscription detached by Release.
+  std::unique_ptr<Job> TakeJobLocked();
+  void ReleaseJob(Job& job);
+  bool ParseLocked(LeasedDelivery& record, Held& held,
+                   std::vector<std::pair<std::string, std::string>>& undeliverable);
   void Drain();
   void Send(Held held);
   void Finish(const DeliveryInfo& info, bool in_doubt, const absl::Status& status,
@@ -144,6 +235,11 @@ class Dispatcher {
   std::array<std::deque<Held>, kBudgetCount> waiting_;  // Leased, waiting for their pace.
   std::array<std::optional<Gcra>, kBudgetCount> pacers_;
   std::array<std::optional<Scheduler::TimerId>, kBudgetCount> pace_timers_;
+
+  JobWatchRegistry* const jobs_;
+  std::unique_ptr<Job> job_;  // The coalesced job running, if any.
+  uint64_t next_job_ = 1;     // Job numbers, so late answers for an ended job are dropped.
+  absl::Time coalesce_not_before_ = absl::InfinitePast();
 };
 
 }  // namespace userpilot::gateway

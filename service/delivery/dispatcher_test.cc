@@ -17,8 +17,10 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/delivery/bulk_rows.h"
 #include "service/delivery/enqueued_call.h"
 #include "service/delivery/log_delivery_store.h"
+#include "service/jobs/watch/job_watch_registry.h"
 #include "tests/delivery/delivery_store_test_util.h"
 #include "tests/mocks/fake_scheduler.h"
 
@@ -37,7 +39,11 @@ class ScriptedStub final : public RpcDispatcher<ScriptedStub> {
     std::string user;   // user_id, or company_id
     std::string event;  // track: event_name
     std::string caller;
+    std::vector<std::string> rows;  // A bulk call's ids, in order.
+    std::shared_ptr<google::protobuf::Message> request;
     std::function<void(absl::Status, CallFacts)> answer;
+    // Answers OK with this response (of the call's response type).
+    std::function<void(const google::protobuf::Message&)> reply;
   };
 
   template <typename Rpc>
@@ -53,8 +59,22 @@ class ScriptedStub final : public RpcDispatcher<ScriptedStub> {
       call.user = request.user_id();
     } else if constexpr (std::is_same_v<typename Rpc::Request, v1::IdentifyCompanyRequest>) {
       call.user = request.company_id();
+    } else if constexpr (std::is_same_v<typename Rpc::Request, v1::BulkIdentifyUsersRequest>) {
+      for (const auto& row : request.users()) call.rows.push_back(row.user_id());
+    } else if constexpr (std::is_same_v<typename Rpc::Request, v1::BulkIdentifyCompaniesRequest>) {
+      for (const auto& row : request.companies()) call.rows.push_back(row.company_id());
+    } else if constexpr (std::is_same_v<typename Rpc::Request, v1::GetJobRequest>) {
+      call.user = request.job_id();
+    }
+    if constexpr (std::is_base_of_v<google::protobuf::Message, typename Rpc::Request>) {
+      call.request = std::make_shared<typename Rpc::Request>(request);
     }
     auto shared = std::make_shared<StubCallback<typename Rpc::Response>>(std::move(done));
+    call.reply = [shared](const google::protobuf::Message& response) {
+      typename Rpc::Response typed;
+      typed.CopyFrom(response);
+      std::move (*shared)(Result<typename Rpc::Response>(std::move(typed), CallFacts()));
+    };
     call.answer = [shared](absl::Status status, CallFacts facts) {
       if (status.ok()) {
         std::move (*shared)(Result<typename Rpc::Response>(typename Rpc::Response(), facts));
@@ -63,6 +83,7 @@ class ScriptedStub final : public RpcDispatcher<ScriptedStub> {
       }
     };
     std::lock_guard<std::mutex> lock(mu_);
+    ++totals_[call.rpc];
     calls_.push_back(std::move(call));
     ++total_;
   }
@@ -80,6 +101,34 @@ class ScriptedStub final : public RpcDispatcher<ScriptedStub> {
     std::vector<std::string> users;
     for (const auto& call : calls_) users.push_back(call.user);
     return users;
+  }
+  std::vector<std::string> rpcs_outstanding() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> rpcs;
+    for (const auto& call : calls_) rpcs.push_back(call.rpc);
+    return rpcs;
+  }
+  size_t outstanding(const std::string& rpc) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<size_t>(std::count_if(calls_.begin(), calls_.end(),
+                                             [&](const Sent& call) { return call.rpc == rpc; }));
+  }
+  size_t total(const std::string& rpc) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return totals_[rpc];
+  }
+  // Takes the oldest outstanding call of `rpc`.
+  ScriptedStub::Sent TakeRpc(const std::string& rpc) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = calls_.begin(); it != calls_.end(); ++it) {
+      if (it->rpc == rpc) {
+        ScriptedStub::Sent call = std::move(*it);
+        calls_.erase(it);
+        return call;
+      }
+    }
+    ADD_FAILURE() << "no outstanding " << rpc << " call";
+    return {};
   }
   // Takes the oldest outstanding call (of `user`, when given).
   ScriptedStub::Sent Take(const std::string& user = "") {
@@ -99,6 +148,7 @@ class ScriptedStub final : public RpcDispatcher<ScriptedStub> {
   std::mutex mu_;
   std::deque<Sent> calls_;
   size_t total_ = 0;
+  std::map<std::string, size_t> totals_;
 };
 
 // Waits (up to 20 s of real time, for the store's writer thread) until `done()`.
@@ -116,6 +166,37 @@ v1::EnqueueRequest Track(const std::string& user, const std::string& event) {
   request.mutable_track_event()->set_user_id(user);
   request.mutable_track_event()->set_event_name(event);
   return request;
+}
+
+// An identify with a `plan` property; `company` (optional) and its properties.
+v1::EnqueueRequest Identify(const std::string& user, const std::string& plan,
+                            const std::string& company = "", const std::string& tier = "") {
+  v1::EnqueueRequest request;
+  v1::IdentifyUserRequest& call = *request.mutable_identify_user();
+  call.set_user_id(user);
+  (*call.mutable_metadata()->mutable_fields())["plan"].set_string_value(plan);
+  if (!company.empty()) {
+    call.mutable_company()->set_company_id(company);
+    if (!tier.empty()) {
+      (*call.mutable_company()->mutable_metadata()->mutable_fields())["tier"].set_string_value(
+          tier);
+    }
+  }
+  return request;
+}
+
+v1::EnqueueRequest IdentifyCompany(const std::string& company) {
+  v1::EnqueueRequest request;
+  request.mutable_identify_company()->set_company_id(company);
+  return request;
+}
+
+v1::Job JobIn(const std::string& id, v1::JobStatus status, const std::string& raw) {
+  v1::Job job;
+  job.set_job_id(id);
+  job.set_status(status);
+  job.set_raw_status(raw);
+  return job;
 }
 
 CallFacts Rejected(int http_status) {
@@ -138,6 +219,7 @@ class DispatcherTest : public ::testing::Test {
   void TearDown() override {
     if (dispatcher_ != nullptr) {
       dispatcher_->Stop();
+      jobs_->Shutdown();
       // Whatever is still held is answered, so Join() can return.
       while (stub_.outstanding() > 0) {
         stub_.Take().answer(absl::UnavailableError("test over"), CallFacts());
@@ -153,8 +235,53 @@ class DispatcherTest : public ::testing::Test {
       ++outcomes_[std::string(DeliveryAttemptOutcomeName(outcome))];
       if (in_doubt) ++in_doubt_;
     };
-    dispatcher_ = std::make_unique<Dispatcher>(*store_, stub_, scheduler_, std::move(options));
+    options.observer.on_coalesced_job = [this](CoalescedJobOutcome job, CoalescedRowOutcome row,
+                                               size_t rows, const std::string& why) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++jobs_ended_[std::string(CoalescedJobOutcomeName(job))];
+      rows_[std::string(CoalescedRowOutcomeName(row))] += static_cast<int>(rows);
+      last_job_why_ = why;
+    };
+    dispatcher_ =
+        std::make_unique<Dispatcher>(*store_, stub_, scheduler_, std::move(options), jobs_.get());
     dispatcher_->Start();
+  }
+
+  // Coalescing on at `threshold` (and at most `max_rows` rows a job).
+  static DispatcherOptions Coalescing(size_t threshold, size_t max_rows = 10000) {
+    DispatcherOptions options;
+    options.coalesce.threshold = threshold;
+    options.coalesce.max_rows = max_rows;
+    options.coalesce.job_timeout = absl::Minutes(10);
+    return options;
+  }
+
+  // Answers the oldest bulk call with a running job, then the watch's first poll with
+  // `status`. Returns the bulk call's rows.
+  std::vector<std::string> RunJob(const std::string& job_id, v1::JobStatus status,
+                                  const std::string& raw) {
+    EXPECT_TRUE(WaitUntil([&] {
+      return stub_.outstanding("BulkIdentifyUsers") + stub_.outstanding("BulkIdentifyCompanies") ==
+             1;
+    }));
+    ScriptedStub::Sent bulk = stub_.outstanding("BulkIdentifyUsers") == 1
+                                  ? stub_.TakeRpc("BulkIdentifyUsers")
+                                  : stub_.TakeRpc("BulkIdentifyCompanies");
+    bulk.reply(JobIn(job_id, v1::JOB_STATUS_QUEUED, "queued"));
+    EXPECT_TRUE(WaitUntil([&] { return stub_.outstanding("GetJob") == 1; }));
+    ScriptedStub::Sent poll = stub_.TakeRpc("GetJob");
+    EXPECT_EQ(poll.user, job_id);
+    poll.reply(JobIn(job_id, status, raw));
+    return bulk.rows;
+  }
+
+  int JobsEnded(const std::string& outcome) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return jobs_ended_[outcome];
+  }
+  int Rows(const std::string& outcome) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return rows_[outcome];
   }
 
   std::string Enqueue(const v1::EnqueueRequest& request) {
@@ -178,10 +305,15 @@ class DispatcherTest : public ::testing::Test {
   TempFolder folder_;
   FakeScheduler scheduler_;
   ScriptedStub stub_;
+  std::unique_ptr<JobWatchRegistry> jobs_ =
+      std::make_unique<JobWatchRegistry>(stub_, scheduler_, JobWatchOptions());
   std::unique_ptr<LogDeliveryStore> store_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::mutex mu_;
   std::map<std::string, int> outcomes_;
+  std::map<std::string, int> jobs_ended_;
+  std::map<std::string, int> rows_;
+  std::string last_job_why_;
   int in_doubt_ = 0;
 };
 
@@ -338,6 +470,273 @@ TEST_F(DispatcherTest, AnUndecodableRecordIsADeadLetter) {
   ASSERT_TRUE(WaitUntil([&] { return Outcomes("dead") == 1; }));
   ASSERT_TRUE(WaitUntil([&] { return StateOf(appended->delivery_id) == DeliveryState::kDead; }));
   EXPECT_EQ(stub_.total(), 0u);
+}
+
+// ----- Coalescing -----
+
+TEST_F(DispatcherTest, BelowTheThresholdEachIdentifyIsSentOnItsOwn) {
+  for (int i = 0; i < 4; ++i) Enqueue(Identify("user" + std::to_string(i), "free"));
+  StartDispatcher(Coalescing(5));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 4; }));
+  absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(stub_.total("BulkIdentifyUsers"), 0u);
+  while (stub_.outstanding() > 0) stub_.Take().answer(absl::OkStatus(), CallFacts());
+  ASSERT_TRUE(WaitUntil([&] { return Outcomes("delivered") == 4; }));
+  EXPECT_EQ(JobsEnded("completed"), 0);
+}
+
+TEST_F(DispatcherTest, AtTheThresholdOneBulkJobCarriesWhatEachCallWouldSend) {
+  std::vector<std::string> ids;
+  ids.push_back(Enqueue(Identify("u1", "free")));
+  ids.push_back(Enqueue(Identify("u2", "pro", "acme")));  // company_id alone: a row can say it.
+  ids.push_back(Enqueue(Identify("u3", "team")));
+  {
+    v1::EnqueueRequest removal = Identify("u4", "x");
+    (*removal.mutable_identify_user()->mutable_metadata()->mutable_fields())["plan"].set_null_value(
+        google::protobuf::NULL_VALUE);
+    ids.push_back(Enqueue(removal));
+  }
+  ids.push_back(Enqueue(Identify("u5", "free")));
+  StartDispatcher(Coalescing(5));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("BulkIdentifyUsers") == 1; }));
+  EXPECT_EQ(stub_.total("IdentifyUser"), 0u);
+  EXPECT_EQ(dispatcher_->coalesced_rows(), 5u);
+  ScriptedStub::Sent bulk = stub_.TakeRpc("BulkIdentifyUsers");
+  EXPECT_EQ(bulk.caller, "delivery");
+  EXPECT_THAT(bulk.rows, ElementsAre("u1", "u2", "u3", "u4", "u5"));
+  const auto& request = static_cast<const v1::BulkIdentifyUsersRequest&>(*bulk.request);
+  EXPECT_EQ(request.users(0).metadata().fields().at("plan").string_value(), "free");
+  EXPECT_EQ(request.users(1).company_id(), "acme");
+  EXPECT_EQ(request.users(1).metadata().fields().at("plan").string_value(), "pro");
+  EXPECT_TRUE(request.users(3).metadata().fields().at("plan").has_null_value());
+  EXPECT_EQ(request.users(2).company_id(), "");
+  bulk.reply(JobIn("bulk:jobs:1", v1::JOB_STATUS_QUEUED, "queued"));
+  // The watch polls the job; nothing is delivered before it completes.
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("GetJob") == 1; }));
+  stub_.TakeRpc("GetJob").reply(JobIn("bulk:jobs:1", v1::JOB_STATUS_PROCESSING, "processing"));
+  absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(Outcomes("delivered"), 0);
+  for (const std::string& id : ids) EXPECT_EQ(StateOf(id), DeliveryState::kPending);
+  ASSERT_TRUE(WaitUntil([&] {
+    scheduler_.AdvanceBy(absl::Seconds(1));
+    return stub_.outstanding("GetJob") == 1;
+  }));
+  stub_.TakeRpc("GetJob").reply(JobIn("bulk:jobs:1", v1::JOB_STATUS_COMPLETED, "completed"));
+  ASSERT_TRUE(WaitUntil([&] { return Outcomes("delivered") == 5; }));
+  ASSERT_TRUE(WaitUntil([&] { return store_->Stats().pending == 0; }));
+  for (const std::string& id : ids) {
+    EXPECT_EQ(StateOf(id), DeliveryState::kDelivered);
+    EXPECT_EQ(testing::GetSync(*store_, id)->attempts, 1u);
+  }
+  EXPECT_EQ(JobsEnded("completed"), 1);
+  EXPECT_EQ(Rows("delivered"), 5);
+  EXPECT_EQ(stub_.total("IdentifyUser"), 0u);
+  ASSERT_TRUE(WaitUntil([&] { return dispatcher_->in_flight() == 0; }));
+}
+
+TEST_F(DispatcherTest, AUsersLaterCallWaitsForTheJobAndOtherCallsFlowBesideIt) {
+  const std::string first = Enqueue(Identify("alice", "v1"));
+  Enqueue(Identify("bob", "v1"));
+  Enqueue(Identify("carol", "v1"));
+  const std::string second = Enqueue(Identify("alice", "v2"));
+  Enqueue(Track("dave", "clicked"));
+  StartDispatcher(Coalescing(3));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("BulkIdentifyUsers") == 1; }));
+  // Never two records of one user in a job; other calls (dave's track) go singly meanwhile.
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("TrackEvent") == 1; }));
+  stub_.TakeRpc("TrackEvent").answer(absl::OkStatus(), CallFacts());
+  absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(stub_.total("IdentifyUser"), 0u);  // alice v2 waits for her row's job.
+  EXPECT_THAT(RunJob("bulk:jobs:2", v1::JOB_STATUS_COMPLETED, "completed"),
+              ElementsAre("alice", "bob", "carol"));
+  ASSERT_TRUE(WaitUntil([&] { return StateOf(first) == DeliveryState::kDelivered; }));
+  // Only now alice's later call goes, singly (one pending identify: below the threshold).
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 1; }));
+  ScriptedStub::Sent later = stub_.TakeRpc("IdentifyUser");
+  EXPECT_EQ(later.user, "alice");
+  EXPECT_EQ(static_cast<const v1::IdentifyUserRequest&>(*later.request)
+                .metadata()
+                .fields()
+                .at("plan")
+                .string_value(),
+            "v2");
+  later.answer(absl::OkStatus(), CallFacts());
+  ASSERT_TRUE(WaitUntil([&] { return StateOf(second) == DeliveryState::kDelivered; }));
+  EXPECT_EQ(stub_.total("BulkIdentifyUsers"), 1u);
+}
+
+TEST_F(DispatcherTest, AFailedJobsRowsAreSentAsSingleCallsNotCoalescedAgain) {
+  std::vector<std::string> ids;
+  for (const char* user : {"u1", "u2", "u3"}) ids.push_back(Enqueue(Identify(user, "pro")));
+  StartDispatcher(Coalescing(3));
+  EXPECT_EQ(RunJob("bulk:jobs:3", v1::JOB_STATUS_FAILED, "failed").size(), 3u);
+  // Each row is sent as its own call next (the backlog is still at the threshold: no new job).
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 3; }));
+  EXPECT_EQ(stub_.total("BulkIdentifyUsers"), 1u);
+  EXPECT_EQ(JobsEnded("failed"), 1);
+  EXPECT_EQ(Rows("returned"), 3);
+  EXPECT_THAT(last_job_why_, HasSubstr("bulk:jobs:3 failed"));
+  // Not a failed attempt: no retry counted, no error recorded, attempts unchanged.
+  EXPECT_EQ(Outcomes("retry"), 0);
+  for (const std::string& id : ids) {
+    auto info = testing::GetSync(*store_, id);
+    EXPECT_EQ(info->attempts, 1u);
+    EXPECT_EQ(info->last_error, "");
+  }
+  while (stub_.outstanding() > 0) stub_.Take().answer(absl::OkStatus(), CallFacts());
+  ASSERT_TRUE(WaitUntil([&] { return Outcomes("delivered") == 3; }));
+  for (const std::string& id : ids) {
+    ASSERT_TRUE(WaitUntil([&] { return StateOf(id) == DeliveryState::kDelivered; }));
+  }
+  EXPECT_EQ(stub_.total("BulkIdentifyUsers"), 1u);
+}
+
+TEST_F(DispatcherTest, ARefusedBulkCallSendsItsRowsSingly) {
+  for (const char* user : {"u1", "u2"}) Enqueue(Identify(user, "pro"));
+  StartDispatcher(Coalescing(2));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("BulkIdentifyUsers") == 1; }));
+  CallFacts busy;
+  busy.reason = ErrorReason::kJobInProgress;
+  stub_.TakeRpc("BulkIdentifyUsers")
+      .answer(absl::FailedPreconditionError("a bulk job is running"), busy);
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 2; }));
+  EXPECT_EQ(JobsEnded("refused"), 1);
+  EXPECT_EQ(stub_.total("GetJob"), 0u);
+  while (stub_.outstanding() > 0) stub_.Take().answer(absl::OkStatus(), CallFacts());
+  ASSERT_TRUE(WaitUntil([&] { return Outcomes("delivered") == 2; }));
+}
+
+TEST_F(DispatcherTest, AJobNotEndedByItsDeadlineSendsItsRowsSingly) {
+  for (const char* user : {"u1", "u2"}) Enqueue(Identify(user, "pro"));
+  DispatcherOptions options = Coalescing(2);
+  options.coalesce.job_timeout = absl::Minutes(3);
+  StartDispatcher(options);
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("BulkIdentifyUsers") == 1; }));
+  stub_.TakeRpc("BulkIdentifyUsers").reply(JobIn("bulk:jobs:4", v1::JOB_STATUS_QUEUED, "queued"));
+  // The job keeps running; every poll says so, until the deadline.
+  for (int i = 0; i < 200 && stub_.total("IdentifyUser") == 0; ++i) {
+    if (stub_.outstanding("GetJob") > 0) {
+      stub_.TakeRpc("GetJob").reply(JobIn("bulk:jobs:4", v1::JOB_STATUS_PROCESSING, "processing"));
+    }
+    scheduler_.AdvanceBy(absl::Seconds(5));
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  EXPECT_GE(scheduler_.Now() - absl::FromUnixSeconds(1'800'000'000), absl::Minutes(3));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 2; }));
+  EXPECT_EQ(JobsEnded("timeout"), 1);
+  EXPECT_THAT(last_job_why_, HasSubstr("did not end within 3m"));
+}
+
+TEST_F(DispatcherTest, AJobHoldsAtMostMaxRowsAndTheRestGoSingly) {
+  for (int i = 0; i < 5; ++i) Enqueue(Identify("user" + std::to_string(i), "pro"));
+  StartDispatcher(Coalescing(2, 3));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("BulkIdentifyUsers") == 1; }));
+  // The other two go singly beside the job (one job at a time).
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 2; }));
+  EXPECT_EQ(dispatcher_->coalesced_rows(), 3u);
+  EXPECT_THAT(RunJob("bulk:jobs:5", v1::JOB_STATUS_COMPLETED, "completed"),
+              ElementsAre("user0", "user1", "user2"));
+  while (stub_.outstanding("IdentifyUser") > 0) {
+    stub_.TakeRpc("IdentifyUser").answer(absl::OkStatus(), CallFacts());
+  }
+  ASSERT_TRUE(WaitUntil([&] { return Outcomes("delivered") == 5; }));
+}
+
+TEST_F(DispatcherTest, AJobStaysWithinTheBulkRequestBytes) {
+  for (int i = 0; i < 4; ++i) Enqueue(Identify("user" + std::to_string(i), "pro"));
+  DispatcherOptions options = Coalescing(2);
+  v1::BulkIdentifyUsersRequest two;
+  for (int i = 0; i < 2; ++i) {
+    *two.add_users() = *BulkRowOf(Identify("user" + std::to_string(i), "pro").identify_user());
+  }
+  options.coalesce.max_request_bytes = two.ByteSizeLong();  // Exactly two rows fit.
+  StartDispatcher(options);
+  EXPECT_THAT(RunJob("bulk:jobs:6", v1::JOB_STATUS_COMPLETED, "completed"),
+              ElementsAre("user0", "user1"));
+  // The two left out were handed back and go next (another job or singly).
+  ASSERT_TRUE(WaitUntil([&] {
+    while (stub_.outstanding("IdentifyUser") > 0) {
+      stub_.TakeRpc("IdentifyUser").answer(absl::OkStatus(), CallFacts());
+    }
+    if (stub_.outstanding("BulkIdentifyUsers") == 1) {
+      RunJob("bulk:jobs:7", v1::JOB_STATUS_COMPLETED, "completed");
+    }
+    return store_->Stats().pending == 0;
+  }));
+}
+
+TEST_F(DispatcherTest, ACallWithCompanyPropertiesIsNotCoalesced) {
+  const std::string with_tier = Enqueue(Identify("u1", "pro", "acme", "gold"));
+  Enqueue(Identify("u2", "pro"));
+  Enqueue(Identify("u3", "pro"));
+  StartDispatcher(Coalescing(3));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("BulkIdentifyUsers") == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 1; }));
+  ScriptedStub::Sent single = stub_.TakeRpc("IdentifyUser");
+  EXPECT_EQ(single.user, "u1");
+  EXPECT_EQ(static_cast<const v1::IdentifyUserRequest&>(*single.request)
+                .company()
+                .metadata()
+                .fields()
+                .at("tier")
+                .string_value(),
+            "gold");
+  single.answer(absl::OkStatus(), CallFacts());
+  EXPECT_THAT(RunJob("bulk:jobs:8", v1::JOB_STATUS_COMPLETED, "completed"),
+              ElementsAre("u2", "u3"));
+  ASSERT_TRUE(WaitUntil([&] { return Outcomes("delivered") == 3; }));
+}
+
+TEST_F(DispatcherTest, CompaniesAreCoalescedIntoABulkCompaniesJob) {
+  for (const char* company : {"c1", "c2", "c3"}) Enqueue(IdentifyCompany(company));
+  StartDispatcher(Coalescing(3));
+  EXPECT_THAT(RunJob("bulk:jobs:9", v1::JOB_STATUS_COMPLETED, "completed"),
+              ElementsAre("c1", "c2", "c3"));
+  ASSERT_TRUE(WaitUntil([&] { return Outcomes("delivered") == 3; }));
+  EXPECT_EQ(stub_.total("BulkIdentifyCompanies"), 1u);
+  EXPECT_EQ(stub_.total("IdentifyCompany"), 0u);
+}
+
+TEST_F(DispatcherTest, StopWhileAJobRunsHandsItsRowsBackWithoutLoss) {
+  std::vector<std::string> ids;
+  for (const char* user : {"u1", "u2", "u3"}) ids.push_back(Enqueue(Identify(user, "pro")));
+  StartDispatcher(Coalescing(3));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("BulkIdentifyUsers") == 1; }));
+  stub_.TakeRpc("BulkIdentifyUsers").reply(JobIn("bulk:jobs:10", v1::JOB_STATUS_QUEUED, "queued"));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("GetJob") == 1; }));
+  dispatcher_->Stop();
+  jobs_->Shutdown();
+  stub_.TakeRpc("GetJob").answer(absl::UnavailableError("test over"), CallFacts());
+  dispatcher_->Join();
+  EXPECT_EQ(dispatcher_->in_flight(), 0u);
+  EXPECT_EQ(JobsEnded("stopped"), 1);
+  EXPECT_EQ(Rows("returned"), 3);
+  EXPECT_EQ(Outcomes("delivered"), 0);
+  for (const std::string& id : ids) EXPECT_EQ(StateOf(id), DeliveryState::kPending);
+  // Leasable again at once (by a restarted gateway).
+  auto leased = testing::LeaseSync(*store_, 10);
+  ASSERT_TRUE(leased.ok());
+  EXPECT_EQ(leased->size(), 3u);
+  EXPECT_EQ(stub_.total("IdentifyUser"), 0u);
+}
+
+TEST(BulkRowsTest, ARowSaysExactlyWhatTheSingleCallSends) {
+  v1::IdentifyUserRequest call = Identify("u1", "pro", "acme").identify_user();
+  std::optional<v1::BulkUser> row = BulkRowOf(call);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->user_id(), "u1");
+  EXPECT_EQ(row->company_id(), "acme");
+  EXPECT_EQ(row->metadata().SerializeAsString(), call.metadata().SerializeAsString());
+  EXPECT_FALSE(BulkRowOf(Identify("u1", "pro", "acme", "gold").identify_user()).has_value());
+  BulkRequestBuilder builder(kIdentifyUserKind, 10, 1 << 20);
+  EXPECT_EQ(builder.Add(Identify("u1", "a")), BulkRequestBuilder::Added::kAdded);
+  EXPECT_EQ(builder.Add(Identify("u1", "b")), BulkRequestBuilder::Added::kDuplicate);
+  EXPECT_EQ(builder.Add(Track("u2", "e")), BulkRequestBuilder::Added::kNotARow);
+  EXPECT_EQ(builder.Add(IdentifyCompany("c1")), BulkRequestBuilder::Added::kNotARow);
+  EXPECT_EQ(builder.bytes(), builder.users().ByteSizeLong());
+  BulkRequestBuilder one(kIdentifyUserKind, 1, 1 << 20);
+  EXPECT_EQ(one.Add(Identify("u1", "a")), BulkRequestBuilder::Added::kAdded);
+  EXPECT_EQ(one.Add(Identify("u2", "a")), BulkRequestBuilder::Added::kFull);
 }
 
 }  // namespace
