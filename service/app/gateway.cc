@@ -171,7 +171,8 @@ absl::StatusOr<std::unique_ptr<DeliveryStore>> OpenDeliveryStore(const DeliveryC
 // The dispatcher's options: its bound, the calls' deadline, and its pace on each rated budget
 // (leaving --queue_sync_share of it, of this replica's part of a shared budget, to synchronous
 // callers).
-DispatcherOptions DispatcherOptionsFrom(const GatewayConfig& config, DeliveryMetrics& metrics) {
+DispatcherOptions DispatcherOptionsFrom(const GatewayConfig& config, DeliveryMetrics& metrics,
+                                        Logger* logger) {
   DispatcherOptions options;
   options.max_in_flight = config.delivery.max_in_flight;
   options.attempt_deadline = config.default_deadline;
@@ -189,6 +190,26 @@ DispatcherOptions DispatcherOptionsFrom(const GatewayConfig& config, DeliveryMet
   }
   options.observer.on_attempt = [&metrics](DeliveryAttemptOutcome outcome, bool in_doubt) {
     metrics.RecordAttempt(DeliveryAttemptOutcomeName(outcome), in_doubt);
+  };
+  // Coalescing: the embedded queue only (a Redis lease, 60 s, is shorter than a bulk job), in
+  // jobs no larger than the validator lets a bulk request be.
+  if (config.delivery.store == DeliveryConfig::Store::kLog) {
+    options.coalesce.threshold = config.delivery.coalesce_threshold;
+  }
+  options.coalesce.max_rows = std::min<size_t>(config.delivery.coalesce_max_rows,
+                                               static_cast<size_t>(config.limits.max_bulk_rows));
+  options.coalesce.max_request_bytes = static_cast<size_t>(config.limits.max_bulk_request_bytes);
+  options.coalesce.job_timeout = config.delivery.coalesce_job_timeout;
+  options.observer.on_coalesced_job = [&metrics, logger](CoalescedJobOutcome job,
+                                                         CoalescedRowOutcome row, size_t rows,
+                                                         const std::string& why) {
+    metrics.RecordCoalescedJob(CoalescedJobOutcomeName(job), CoalescedRowOutcomeName(row), rows);
+    if (logger != nullptr && job != CoalescedJobOutcome::kCompleted) {
+      logger->Warning("a coalesced bulk identify job did not complete; its rows go as single calls",
+                      {{"outcome", std::string(CoalescedJobOutcomeName(job))},
+                       {"rows", static_cast<int64_t>(rows)},
+                       {"why", why}});
+    }
   };
   return options;
 }
@@ -296,9 +317,16 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
     auto store = OpenDeliveryStore(config.delivery, scheduler);
     if (!store.ok()) return store.status();
     g.delivery_store_ = *std::move(store);
-    g.dispatcher_ =
-        std::make_unique<Dispatcher>(*g.delivery_store_, *g.stack_.stub, scheduler,
-                                     DispatcherOptionsFrom(config, g.metrics_->delivery));
+    g.dispatcher_ = std::make_unique<Dispatcher>(
+        *g.delivery_store_, *g.stack_.stub, scheduler,
+        DispatcherOptionsFrom(config, g.metrics_->delivery, environment.logger),
+        g.job_watches_.get());
+    if (environment.logger != nullptr && config.delivery.coalesce_threshold > 0 &&
+        config.delivery.store == DeliveryConfig::Store::kRedis) {
+      environment.logger->Info(
+          "queued identifies are not coalesced into bulk jobs with --queue_redis (its leases "
+          "are shorter than a bulk job); --queue_coalesce_threshold applies to --queue_dir");
+    }
     DeliveryFrontendHooks hooks;
     hooks.on_enqueued = [dispatcher = g.dispatcher_.get()] { dispatcher->Wake(); };
     hooks.on_append = [metrics = &g.metrics_->delivery](absl::Duration latency) {

@@ -211,6 +211,22 @@ std::vector<Case> Cases() {
        "--queue_sync_share: must be between 0 and 0.95, not 1"},
       {"queue_max_in_flight_zero", [](ConfigInput& c) { c.delivery.queue_max_in_flight = 0; },
        "--queue_max_in_flight: must be between 1 and 10000, not 0"},
+      {"queue_coalesce_threshold_off",
+       [](ConfigInput& c) { c.delivery.queue_coalesce_threshold = 0; }, ""},
+      {"queue_coalesce_threshold_negative",
+       [](ConfigInput& c) { c.delivery.queue_coalesce_threshold = -1; },
+       "--queue_coalesce_threshold: must be at least 0 (0 turns coalescing off), not -1"},
+      {"queue_coalesce_max_rows_one",
+       [](ConfigInput& c) { c.delivery.queue_coalesce_max_rows = 1; },
+       "--queue_coalesce_max_rows: must be between 2 and 10000 (Userpilot's bulk identify limit), "
+       "not 1"},
+      {"queue_coalesce_max_rows_over",
+       [](ConfigInput& c) { c.delivery.queue_coalesce_max_rows = 10001; },
+       "--queue_coalesce_max_rows: must be between 2 and 10000 (Userpilot's bulk identify limit), "
+       "not 10001"},
+      {"queue_coalesce_job_timeout_zero",
+       [](ConfigInput& c) { c.delivery.queue_coalesce_job_timeout = absl::ZeroDuration(); },
+       "--queue_coalesce_job_timeout: must be between 1s and 24h, not 0"},
   };
 }
 

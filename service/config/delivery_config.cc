@@ -12,6 +12,9 @@ namespace {
 constexpr int64_t kMinQueueBytes = int64_t{1} << 20;
 constexpr double kMaxSyncShare = 0.95;
 constexpr int64_t kMaxInFlight = 10000;
+// Userpilot's bulk identify limit: rows in one request.
+constexpr int64_t kMaxCoalesceRows = 10000;
+constexpr absl::Duration kMaxCoalesceJobTimeout = absl::Hours(24);
 
 }  // namespace
 
@@ -46,14 +49,37 @@ DeliveryConfig LoadDeliveryConfig(const DeliveryInput& in, const FlagProblem& pr
             absl::StrCat("must be between 1 and ", kMaxInFlight, ", not ", in.queue_max_in_flight));
   }
   out.max_in_flight = static_cast<size_t>(std::max<int64_t>(in.queue_max_in_flight, 1));
+  if (in.queue_coalesce_threshold < 0) {
+    problem("queue_coalesce_threshold",
+            absl::StrCat("must be at least 0 (0 turns coalescing off), not ",
+                         in.queue_coalesce_threshold));
+  }
+  out.coalesce_threshold = static_cast<size_t>(std::max<int64_t>(in.queue_coalesce_threshold, 0));
+  if (in.queue_coalesce_max_rows < 2 || in.queue_coalesce_max_rows > kMaxCoalesceRows) {
+    problem("queue_coalesce_max_rows",
+            absl::StrCat("must be between 2 and ", kMaxCoalesceRows,
+                         " (Userpilot's bulk identify limit), not ", in.queue_coalesce_max_rows));
+  }
+  out.coalesce_max_rows =
+      static_cast<size_t>(std::clamp<int64_t>(in.queue_coalesce_max_rows, 2, kMaxCoalesceRows));
+  if (in.queue_coalesce_job_timeout < absl::Seconds(1) ||
+      in.queue_coalesce_job_timeout > kMaxCoalesceJobTimeout) {
+    problem("queue_coalesce_job_timeout",
+            absl::StrCat("must be between 1s and 24h, not ",
+                         absl::FormatDuration(in.queue_coalesce_job_timeout)));
+  }
+  out.coalesce_job_timeout = in.queue_coalesce_job_timeout;
   return out;
 }
 
 std::string DeliveryDebugString(const DeliveryConfig& config) {
-  return absl::StrCat("queue_dir=", config.dir, " queue_redis=", config.redis_url,
-                      " queue_max_bytes=", config.max_bytes,
-                      " queue_sync_share=", config.sync_share,
-                      " queue_max_in_flight=", config.max_in_flight);
+  return absl::StrCat(
+      "queue_dir=", config.dir, " queue_redis=", config.redis_url,
+      " queue_max_bytes=", config.max_bytes, " queue_sync_share=", config.sync_share,
+      " queue_max_in_flight=", config.max_in_flight,
+      " queue_coalesce_threshold=", config.coalesce_threshold,
+      " queue_coalesce_max_rows=", config.coalesce_max_rows,
+      " queue_coalesce_job_timeout=", absl::FormatDuration(config.coalesce_job_timeout));
 }
 
 }  // namespace userpilot::gateway

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/time/time.h"
 #include "service/config/traffic_config.h"
 
 namespace userpilot::gateway {
@@ -25,6 +26,15 @@ struct DeliveryInput {
   // callers, in [0, 0.95].
   double queue_sync_share = 0.2;
   int64_t queue_max_in_flight = 64;  // Deliveries in flight (leased, waiting or sent) at once.
+  // Pending identify calls of one kind at which the dispatcher coalesces them into bulk jobs;
+  // 0: never. 1,000 is about two minutes of the dispatcher's share of the default identify
+  // budget (480 of 600 a minute): below it single calls drain the backlog about as fast as a
+  // bulk job (minutes) would, and the account's one bulk job slot stays free.
+  int64_t queue_coalesce_threshold = 1000;
+  // Most rows in one coalesced job, 2 to 10,000; --max_bulk_rows caps it too.
+  int64_t queue_coalesce_max_rows = 10000;
+  // How long a coalesced job's rows wait for its end before they are sent singly.
+  absl::Duration queue_coalesce_job_timeout = absl::Minutes(20);
 };
 
 // The validated delivery configuration.
@@ -36,6 +46,10 @@ struct DeliveryConfig {
   uint64_t max_bytes = 0;
   double sync_share = 0.2;
   size_t max_in_flight = 64;
+  // Coalescing (0: off). The rows a job may hold are min(coalesce_max_rows, --max_bulk_rows).
+  size_t coalesce_threshold = 1000;
+  size_t coalesce_max_rows = 10000;
+  absl::Duration coalesce_job_timeout = absl::Minutes(20);
 
   bool enabled() const { return store != Store::kNone; }
 };

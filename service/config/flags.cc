@@ -218,6 +218,16 @@ ABSL_FLAG(double, queue_sync_share, DeliveryInput().queue_sync_share,
 ABSL_FLAG(int64_t, queue_max_in_flight, DeliveryInput().queue_max_in_flight,
           "Queued calls the dispatcher holds at once (leased from the queue, waiting for a "
           "budget or sent), 1 to 10000.");
+ABSL_FLAG(
+    int64_t, queue_coalesce_threshold, DeliveryInput().queue_coalesce_threshold,
+    "Pending queued identify calls of one kind (users, or companies) at which the "
+    "dispatcher sends those of distinct users as one bulk identify job; 0: never (--queue_dir "
+    "only).");
+ABSL_FLAG(int64_t, queue_coalesce_max_rows, DeliveryInput().queue_coalesce_max_rows,
+          "Most rows in one coalesced bulk job, 2 to 10000 (also capped by --max_bulk_rows).");
+ABSL_FLAG(absl::Duration, queue_coalesce_job_timeout, DeliveryInput().queue_coalesce_job_timeout,
+          "How long a coalesced bulk job's rows wait for the job's end before each is sent as a "
+          "single call.");
 
 // Who may connect and call (service/config/security_config.h, docs/security.md).
 using userpilot::gateway::SecurityInput;
@@ -471,6 +481,9 @@ ConfigInput ConfigInputFromFlags() {
   q.queue_redis = absl::GetFlag(FLAGS_queue_redis);
   q.queue_sync_share = absl::GetFlag(FLAGS_queue_sync_share);
   q.queue_max_in_flight = absl::GetFlag(FLAGS_queue_max_in_flight);
+  q.queue_coalesce_threshold = absl::GetFlag(FLAGS_queue_coalesce_threshold);
+  q.queue_coalesce_max_rows = absl::GetFlag(FLAGS_queue_coalesce_max_rows);
+  q.queue_coalesce_job_timeout = absl::GetFlag(FLAGS_queue_coalesce_job_timeout);
   for (const auto& [name, applied] : EnvAppliedFlags()) {
     // Still the environment's value, so the command line did not override it.
     if (absl::FindCommandLineFlag(name)->CurrentValue() == applied.value) {

@@ -117,7 +117,7 @@ void Dispatcher::Wake() {
 
 size_t Dispatcher::in_flight() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return in_flight_ + (job_ != nullptr ? job_->rows.size() : 0);
+  return in_flight_;
 }
 
 size_t Dispatcher::coalesced_rows() const {

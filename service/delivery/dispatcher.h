@@ -163,9 +163,10 @@ class Dispatcher {
   // Blocks until every outstanding store call, stub call and timer has answered. After Stop().
   void Join();
 
-  // Records leased and not yet completed (for tests and metrics), a coalesced job's rows included.
+  // Records leased and not yet completed (for tests and metrics), but for the rows of a running
+  // coalesced job: those are coalesced_rows().
   size_t in_flight() const;
-  // Rows of the coalesced job now running (0: none).
+  // Rows of the coalesced job now running (0: none): leased, waiting for the job's end.
   size_t coalesced_rows() const;
 
  private:

@@ -709,6 +709,7 @@ TEST_F(DispatcherTest, StopWhileAJobRunsHandsItsRowsBackWithoutLoss) {
   stub_.TakeRpc("GetJob").answer(absl::UnavailableError("test over"), CallFacts());
   dispatcher_->Join();
   EXPECT_EQ(dispatcher_->in_flight(), 0u);
+  EXPECT_EQ(dispatcher_->coalesced_rows(), 0u);
   EXPECT_EQ(JobsEnded("stopped"), 1);
   EXPECT_EQ(Rows("returned"), 3);
   EXPECT_EQ(Outcomes("delivered"), 0);

@@ -389,12 +389,34 @@ DeliveryMetrics::DeliveryMetrics(prometheus::Registry& registry)
                    .Name("userpilot_gateway_delivery_in_doubt_total")
                    .Help("Delivery attempts of calls leased before without a recorded outcome "
                          "(the gateway died meanwhile): possible duplicates at Userpilot.")
-                   .Register(registry)) {}
+                   .Register(registry)),
+      coalesced_rows_in_flight(
+          prometheus::BuildGauge()
+              .Name("userpilot_gateway_delivery_coalesced_rows_in_flight")
+              .Help("Enqueued identify calls held as rows of the dispatcher's running bulk "
+                    "identify job, waiting for its end (not counted in ..._delivery_in_flight).")
+              .Register(registry)),
+      coalesced_rows(prometheus::BuildCounter()
+                         .Name("userpilot_gateway_delivery_coalesced_rows_total")
+                         .Help("Enqueued identify calls the dispatcher sent as rows of its bulk "
+                               "identify jobs, by outcome: delivered (the job completed), "
+                               "returned (sent as single calls next, or handed back at a stop).")
+                         .Register(registry)),
+      coalesced_jobs(prometheus::BuildCounter()
+                         .Name("userpilot_gateway_delivery_coalesced_jobs_total")
+                         .Help("Bulk identify jobs the dispatcher sent for coalesced calls, by "
+                               "outcome: completed, failed, refused (the bulk call failed), "
+                               "timeout (--queue_coalesce_job_timeout, or unreadable), stopped.")
+                         .Register(registry)) {}
 
 void DeliveryMetrics::Enable() {
   append_seconds.Add({}, AppendBuckets());
   for (const char* outcome : {"delivered", "retry", "dead"}) attempts.Add({{"outcome", outcome}});
   in_doubt.Add({});
+  for (const char* outcome : {"delivered", "returned"}) coalesced_rows.Add({{"outcome", outcome}});
+  for (const char* outcome : {"completed", "failed", "refused", "timeout", "stopped"}) {
+    coalesced_jobs.Add({{"outcome", outcome}});
+  }
 }
 
 void DeliveryMetrics::Update(const DeliverySnapshot& s) {
@@ -405,6 +427,7 @@ void DeliveryMetrics::Update(const DeliverySnapshot& s) {
   max_bytes.Add({}).Set(static_cast<double>(s.max_bytes));
   in_flight.Add({}).Set(static_cast<double>(s.in_flight));
   max_in_flight.Add({}).Set(static_cast<double>(s.max_in_flight));
+  coalesced_rows_in_flight.Add({}).Set(static_cast<double>(s.coalesced_rows_in_flight));
   SetCounterTo(enqueued.Add({{"result", "stored"}}), static_cast<double>(s.stored));
   SetCounterTo(enqueued.Add({{"result", "duplicate"}}), static_cast<double>(s.duplicates));
   SetCounterTo(enqueued.Add({{"result", "refused_full"}}), static_cast<double>(s.refused_full));
@@ -414,6 +437,12 @@ void DeliveryMetrics::Update(const DeliverySnapshot& s) {
 
 void DeliveryMetrics::RecordAppend(absl::Duration latency) {
   append_seconds.Add({}, AppendBuckets()).Observe(absl::ToDoubleSeconds(latency));
+}
+
+void DeliveryMetrics::RecordCoalescedJob(absl::string_view job_outcome,
+                                         absl::string_view row_outcome, size_t rows) {
+  coalesced_jobs.Add({{"outcome", std::string(job_outcome)}}).Increment();
+  coalesced_rows.Add({{"outcome", std::string(row_outcome)}}).Increment(static_cast<double>(rows));
 }
 
 void DeliveryMetrics::RecordAttempt(absl::string_view outcome, bool in_doubt_attempt) {

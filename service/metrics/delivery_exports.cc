@@ -30,6 +30,7 @@ MetricsRegistry::CollectHook ExportDelivery(MetricsRegistry& registry, DeliveryM
   return registry.AddCollectHook([&metrics, &store, &dispatcher, max_in_flight] {
     DeliverySnapshot s = ToDeliverySnapshot(store.Stats(), absl::Now());
     s.in_flight = dispatcher.in_flight();
+    s.coalesced_rows_in_flight = dispatcher.coalesced_rows();
     s.max_in_flight = max_in_flight;
     metrics.Update(s);
   });

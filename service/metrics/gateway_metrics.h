@@ -523,6 +523,15 @@ class SecurityMetrics {
 //   userpilot_gateway_delivery_in_doubt_total           counter  attempts of calls leased before
 //                                                                without an outcome (a crash):
 //                                                                possible duplicates
+//   userpilot_gateway_delivery_coalesced_rows_in_flight gauge    rows of the dispatcher's running
+//                                                                bulk job (not in in_flight)
+//   userpilot_gateway_delivery_coalesced_rows_total{outcome}  counter  identify calls sent as rows
+//                                                                of the dispatcher's bulk jobs:
+//                                                                delivered | returned (to single
+//                                                                calls, or handed back at a stop)
+//   userpilot_gateway_delivery_coalesced_jobs_total{outcome}  counter  those bulk jobs: completed
+//                                                                | failed | refused | timeout |
+//                                                                stopped
 struct DeliverySnapshot {
   uint64_t backlog = 0;
   double backlog_age_seconds = 0;
@@ -531,6 +540,7 @@ struct DeliverySnapshot {
   uint64_t max_bytes = 0;
   uint64_t in_flight = 0;
   uint64_t max_in_flight = 0;
+  uint64_t coalesced_rows_in_flight = 0;
   uint64_t stored = 0;
   uint64_t duplicates = 0;
   uint64_t refused_full = 0;
@@ -549,6 +559,10 @@ class DeliveryMetrics {
   void RecordAppend(absl::Duration latency);
   // Pushed: one delivery attempt's outcome ("delivered", "retry", "dead").
   void RecordAttempt(absl::string_view outcome, bool in_doubt);
+  // Pushed: one coalesced bulk job ended ("completed", ...) with `rows` rows, which were
+  // "delivered" or "returned".
+  void RecordCoalescedJob(absl::string_view job_outcome, absl::string_view row_outcome,
+                          size_t rows);
 
   static const std::vector<double>& AppendBuckets();
 
@@ -565,6 +579,9 @@ class DeliveryMetrics {
   prometheus::Family<prometheus::Counter>& fsync_seconds;
   prometheus::Family<prometheus::Counter>& attempts;
   prometheus::Family<prometheus::Counter>& in_doubt;
+  prometheus::Family<prometheus::Gauge>& coalesced_rows_in_flight;
+  prometheus::Family<prometheus::Counter>& coalesced_rows;
+  prometheus::Family<prometheus::Counter>& coalesced_jobs;
 };
 
 // ---------------------------------------------------------------------------------------------
