@@ -1,0 +1,140 @@
+"""End-to-end (issue 16, coalescing): a backlog of queued identifies delivered through bulk jobs.
+
+3,000 identifies are enqueued (2,500 users, 500 of them identified twice) behind a small
+per-call identify budget (120 a minute: singly, the backlog would take about half an hour). The
+gateway's dispatcher coalesces them into bulk identify jobs on the emulator; the test checks,
+from the emulator's own record, that
+  - every call was delivered (GetDelivery DELIVERED, the backlog empty) well within that time,
+    mostly as bulk rows, with the coalescing metrics saying so;
+  - every user is present upstream with its LAST properties (replaying the accepted single
+    identifies and bulk rows in the order the emulator applied them);
+  - a user's later call never overtook its job row: a single identify (or a later job's row)
+    of a user reached the emulator only after the job holding that user's earlier row ended.
+"""
+
+import json
+import re
+import shutil
+import tempfile
+import time
+import unittest
+
+from userpilot.gateway.v1 import gateway_pb2
+
+import upgw_harness as harness
+
+TIMEOUT = 10  # seconds, every call
+USERS = 2500
+TWICE = 500  # users identified a second time, after everyone's first call
+DELIVERY_WAIT = 150  # seconds
+
+
+def identify(user, plan):
+    request = gateway_pb2.EnqueueRequest(identify_user=gateway_pb2.IdentifyUserRequest(user_id=user))
+    request.identify_user.metadata.update({"plan": plan})
+    return request
+
+
+def metric(text, name, labels=""):
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+]+)$", text, re.M)
+    return float(match.group(1)) if match else None
+
+
+class CoalesceTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.queue_dir = tempfile.mkdtemp(prefix="upgw-e2e-coalesce-")
+        cls.emulator = harness.Emulator(["--job_step=200ms"])
+        try:
+            cls.gateway = harness.Gateway(cls.emulator.url, [
+                f"--queue_dir={cls.queue_dir}",
+                "--identify_rate=120/1m",
+                "--queue_coalesce_threshold=50",
+                "--watch_min_poll_interval=200ms",
+                "--watch_max_poll_interval=1s",
+                "--job_lane_poll_interval=200ms",
+                "--job_read_rate=1200/1m",
+            ])
+        except BaseException:
+            cls.emulator.cleanup()
+            shutil.rmtree(cls.queue_dir, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        status = cls.gateway.stop()
+        cls.emulator.cleanup()
+        shutil.rmtree(cls.queue_dir, ignore_errors=True)
+        assert status == 0, f"the gateway exited {status}"
+
+    def test_a_backlog_goes_through_bulk_jobs_each_user_ending_with_its_last_properties(self):
+        stub = self.gateway.stub()
+        calls = [identify(f"co-user-{u}", "v1") for u in range(USERS)]
+        calls += [identify(f"co-user-{u}", "v2") for u in range(TWICE)]
+        ids = []
+        started = time.monotonic()
+        for i in range(0, len(calls), 1000):
+            answer = stub.EnqueueBatch(gateway_pb2.EnqueueBatchRequest(calls=calls[i:i + 1000]),
+                                       timeout=TIMEOUT)
+            for outcome in answer.outcomes:
+                self.assertEqual(outcome.code, 0, outcome.message)
+                ids.append(outcome.delivery_id)
+
+        harness.wait_for(
+            lambda: metric(self.gateway.metrics(), "userpilot_gateway_delivery_backlog_calls") == 0,
+            DELIVERY_WAIT, "the backlog delivered", interval=0.5)
+        elapsed = time.monotonic() - started
+        for delivery_id in ids[:50] + ids[-50:]:
+            state = stub.GetDelivery(gateway_pb2.GetDeliveryRequest(delivery_id=delivery_id),
+                                     timeout=TIMEOUT).delivery.state
+            self.assertEqual(state, gateway_pb2.DELIVERY_STATE_DELIVERED)
+
+        # Replay what the emulator accepted, in the order it applied it: a single identify when
+        # it arrived, a bulk job's rows when the job ended.
+        jobs = sorted((j for j in self.emulator.admin("GET", "jobs")["jobs"]
+                       if j["type"] == "users_bulk_identify"),
+                      key=lambda j: harness.parse_time(j["start_time"]))
+        self.assertTrue(all(j["status"] == "completed" for j in jobs), jobs)
+        bulk_requests = [r for r in self.emulator.requests_to("/v1/users/bulk_identify")
+                         if 200 <= r["response_status"] < 300]
+        self.assertEqual(len(bulk_requests), len(jobs))
+        events = []  # (applied at, order, user, plan, received at)
+        rows = 0
+        for request, job in zip(bulk_requests, jobs):
+            end = harness.parse_time(job["end_time"])
+            for row in json.loads(request["body"])["users"]:
+                events.append((end, len(events), row["user_id"], row["metadata"]["plan"],
+                               request["received"]))
+                rows += 1
+        singles = 0
+        for request in self.emulator.requests_to("/v1/identify"):
+            if 200 <= request["response_status"] < 300:
+                body = json.loads(request["body"])
+                events.append((request["received"], len(events), body["user_id"],
+                               body["metadata"]["plan"], request["received"]))
+                singles += 1
+        events.sort()
+        final, applied_at = {}, {}
+        for at, _, user, plan, received in events:
+            # Sent only after the user's previous call had been applied (its job ended).
+            if user in applied_at:
+                self.assertGreaterEqual(received, applied_at[user] - 0.001,
+                                        f"{user}'s {plan} overtook its earlier call")
+            final[user] = plan
+            applied_at[user] = at
+        expected = {f"co-user-{u}": ("v2" if u < TWICE else "v1") for u in range(USERS)}
+        self.assertEqual(final, expected)
+        self.assertEqual(rows + singles, len(calls))
+        self.assertGreater(rows, 0.9 * len(calls), f"{rows} rows, {singles} single calls")
+
+        metrics = self.gateway.metrics()
+        self.assertEqual(metric(metrics, "userpilot_gateway_delivery_coalesced_rows_total",
+                                '{outcome="delivered"}'), rows)
+        self.assertEqual(metric(metrics, "userpilot_gateway_delivery_coalesced_jobs_total",
+                                '{outcome="completed"}'), len(jobs))
+        print(f"\n{len(calls)} identifies delivered in {elapsed:.1f} s: {rows} rows in "
+              f"{len(jobs)} bulk jobs, {singles} single calls (per-call budget 120/1m)")
+
+
+if __name__ == "__main__":
+    unittest.main()
