@@ -859,6 +859,8 @@ def main():
     parser.add_argument("--jobs", type=int, default=100, help="jobs: watched jobs")
     parser.add_argument("--subscribers", type=int, default=10000, help="jobs: watchers")
     parser.add_argument("--import_mb", type=int, default=50, help="jobs: import size")
+    for add_arguments in globals().get("EXTRA_ARGUMENTS", []):
+        add_arguments(parser)  # a scenario's own options (defined beside it)
     args = parser.parse_args()
     if args.smoke:
         for k, v in SMOKE.items():
@@ -910,6 +912,134 @@ def git_revision():
         return r.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
+
+
+# --------------------------------------------------------------------------------------------
+# coalesce (issue 16): the effective identify throughput of a queued backlog with coalescing
+# into bulk jobs on, against the per-call identify budget (coalescing off). Self-contained.
+#   bench/run.sh coalesce [--coalesce_backlog=N] [--coalesce_budget=600/1m] [--smoke]
+# Needs the Python client stubs of the build (target userpilot_gateway_python).
+
+
+def _coalesce_metric(text, name, labels=""):
+    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+]+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def _coalesce_run(env, args, budget, threshold, backlog, window_s):
+    """Enqueues `backlog` identifies of distinct users, then samples the delivered counter while
+    the backlog stays above the threshold (coalescing on) or for `window_s` (off). Returns the
+    measured deliveries/s and what reached the emulator."""
+    sys.path.insert(0, os.path.join(args.build, "clients/python/package"))
+    import grpc  # noqa: E402  (Debian's python3-grpcio, as the e2e tests)
+    from userpilot.gateway.v1 import gateway_pb2, gateway_pb2_grpc  # noqa: E402
+
+    emulator, url = env.start_emulator(f"--job_step={args.coalesce_job_step}")
+    queue = tempfile.mkdtemp(prefix="queue-", dir=env.workdir)
+    gateway, target = env.start_gateway(
+        url, f"--queue_dir={queue}", f"--identify_rate={budget}",
+        f"--queue_coalesce_threshold={threshold}", "--watch_min_poll_interval=250ms",
+        "--job_lane_poll_interval=250ms", "--job_read_rate=1200/1m")
+    port = gateway.wait_for(r"/metrics on port (\d+)", 30).group(1)
+    metrics_url = f"http://127.0.0.1:{port}/metrics"
+
+    def scrape():
+        with urllib.request.urlopen(metrics_url, timeout=5) as r:
+            return r.read().decode()
+
+    channel = grpc.insecure_channel(target)
+    stub = gateway_pb2_grpc.UserpilotGatewayStub(channel)
+    tag = f"co{time.monotonic_ns() % 100000}"
+    for i in range(0, backlog, 1000):
+        calls = []
+        for u in range(i, min(backlog, i + 1000)):
+            c = gateway_pb2.EnqueueRequest(
+                identify_user=gateway_pb2.IdentifyUserRequest(user_id=f"{tag}-{u}"))
+            c.identify_user.metadata.update({"plan": "pro"})
+            calls.append(c)
+        answer = stub.EnqueueBatch(gateway_pb2.EnqueueBatchRequest(calls=calls), timeout=30)
+        if any(o.code != 0 for o in answer.outcomes):
+            raise ScenarioError("EnqueueBatch refused calls")
+    delivered = "userpilot_gateway_delivery_attempts_total"
+    t0, d0 = time.monotonic(), _coalesce_metric(scrape(), delivered, '{outcome="delivered"}')
+    t1, d1 = t0, d0
+    deadline = t0 + window_s
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        text = scrape()
+        t1, d1 = time.monotonic(), _coalesce_metric(text, delivered, '{outcome="delivered"}')
+        left = _coalesce_metric(text, "userpilot_gateway_delivery_backlog_calls")
+        if threshold > 0 and left < threshold:
+            break  # Below the threshold the rest goes singly: the deep-backlog phase is over.
+    text = scrape()
+    stats = admin(url, "GET", "/_emulator/stats")
+    channel.close()
+    env.stop(gateway)
+    env.stop(emulator)
+    seconds = max(t1 - t0, 1e-6)
+    return {
+        "budget": budget, "threshold": threshold, "backlog": backlog,
+        "seconds": round(seconds, 2), "delivered": int(d1 - d0),
+        "deliveries_per_s": round((d1 - d0) / seconds, 2),
+        "rows": int(_coalesce_metric(text, "userpilot_gateway_delivery_coalesced_rows_total",
+                                     '{outcome="delivered"}')),
+        "jobs": int(_coalesce_metric(text, "userpilot_gateway_delivery_coalesced_jobs_total",
+                                     '{outcome="completed"}')),
+        "single_identify_requests": stats.get("by_endpoint", {}).get("identify", 0),
+    }
+
+
+def scenario_coalesce(env, args, check):
+    count, window = args.coalesce_budget.split("/")
+    per_call = float(count) / parse_seconds(window)
+    share = per_call * (1 - 0.2)  # --queue_sync_share's default leaves 20 % to sync callers
+    smoke = args.smoke
+    backlog = 60 if smoke else args.coalesce_backlog
+    off = _coalesce_run(env, args, args.coalesce_budget, 0, min(backlog, 400),
+                        2 if smoke else args.coalesce_off_seconds)
+    on = _coalesce_run(env, args, args.coalesce_budget, 20 if smoke else args.coalesce_threshold,
+                       backlog, 20 if smoke else 600)
+    check.that(off["delivered"] > 0, "coalesce: nothing delivered with coalescing off")
+    check.that(on["delivered"] > 0 and on["rows"] > 0, "coalesce: no bulk rows delivered")
+    # Userpilot processes bulk rows at about 1,200 a minute; the emulator's jobs take three
+    # --job_step whatever their size, so its figure is an upper bound of the mechanism.
+    projected = share + 1200 / 60
+    rows = [
+        ["off (per-call only)", f"{off['backlog']}", f"{off['seconds']}", f"{off['delivered']}",
+         f"{off['deliveries_per_s']}", "-", f"{share:.1f}"],
+        ["on (bulk jobs + per-call)", f"{on['backlog']}", f"{on['seconds']}",
+         f"{on['delivered']}", f"{on['deliveries_per_s']}", f"{on['jobs']} / {on['rows']}",
+         f"{projected:.1f} (at Userpilot's ~1,200 rows/min)"],
+    ]
+    data = {"per_call_budget": args.coalesce_budget, "per_call_per_s": round(per_call, 2),
+            "dispatcher_share_per_s": round(share, 2), "job_step": args.coalesce_job_step,
+            "off": off, "on": on, "speedup": round(on["deliveries_per_s"] /
+                                                   max(off["deliveries_per_s"], 1e-6), 1),
+            "projected_userpilot_per_s": round(projected, 1)}
+    text = table(["coalescing", "backlog", "s", "delivered", "deliveries/s", "jobs / rows",
+                  "expected/s"], rows)
+    text += (f"\neffective identify throughput with coalescing: {on['deliveries_per_s']}/s "
+             f"against the per-call budget {args.coalesce_budget} ({per_call:.1f}/s; the "
+             f"dispatcher's share {share:.1f}/s): x{data['speedup']} on the emulator")
+    return data, text
+
+
+def _coalesce_arguments(parser):
+    parser.add_argument("--coalesce_budget", default="600/1m",
+                        help="coalesce: the per-call identify budget COUNT/WINDOW")
+    parser.add_argument("--coalesce_backlog", type=int, default=10000,
+                        help="coalesce: identifies queued with coalescing on")
+    parser.add_argument("--coalesce_threshold", type=int, default=1000,
+                        help="coalesce: --queue_coalesce_threshold")
+    parser.add_argument("--coalesce_off_seconds", type=float, default=30,
+                        help="coalesce: measured time with coalescing off")
+    parser.add_argument("--coalesce_job_step", default="1s",
+                        help="coalesce: the emulator's --job_step (a job takes three)")
+
+
+SCENARIOS["coalesce"] = scenario_coalesce
+EXTRA_ARGUMENTS = globals().get("EXTRA_ARGUMENTS", []) + [_coalesce_arguments]
+# ---- end of coalesce
 
 
 if __name__ == "__main__":
