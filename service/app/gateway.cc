@@ -159,6 +159,7 @@ absl::StatusOr<std::unique_ptr<DeliveryStore>> OpenDeliveryStore(const DeliveryC
   // Unique per process: a restarted replica's unfinished leases go to whoever claims them.
   options.consumer = absl::StrCat(host[0] != '\0' ? host : "gateway", "-", ::getpid());
   options.max_bytes = config.max_bytes;
+  options.lease_timeout = config.redis_lease_timeout;
   options.clock = clock;
   auto store = RedisDeliveryStore::Open(std::move(options));
   if (!store.ok()) {

@@ -15,6 +15,7 @@ constexpr int64_t kMaxInFlight = 10000;
 // Userpilot's bulk identify limit: rows in one request.
 constexpr int64_t kMaxCoalesceRows = 10000;
 constexpr absl::Duration kMaxCoalesceJobTimeout = absl::Hours(24);
+constexpr absl::Duration kMinLeaseTimeout = absl::Seconds(1);
 
 }  // namespace
 
@@ -34,6 +35,12 @@ DeliveryConfig LoadDeliveryConfig(const DeliveryInput& in, const FlagProblem& pr
       problem("queue_redis", std::string(url.status().message()));
     }
   }
+  if (in.queue_redis_lease_timeout < kMinLeaseTimeout) {
+    problem("queue_redis_lease_timeout",
+            absl::StrCat("must be at least ", absl::FormatDuration(kMinLeaseTimeout), ", not ",
+                         absl::FormatDuration(in.queue_redis_lease_timeout)));
+  }
+  out.redis_lease_timeout = std::max(in.queue_redis_lease_timeout, kMinLeaseTimeout);
   if (in.queue_max_bytes < kMinQueueBytes) {
     problem("queue_max_bytes", absl::StrCat("must be at least ", kMinQueueBytes, " (1 MiB), not ",
                                             in.queue_max_bytes));
@@ -79,7 +86,8 @@ std::string DeliveryDebugString(const DeliveryConfig& config) {
       " queue_max_in_flight=", config.max_in_flight,
       " queue_coalesce_threshold=", config.coalesce_threshold,
       " queue_coalesce_max_rows=", config.coalesce_max_rows,
-      " queue_coalesce_job_timeout=", absl::FormatDuration(config.coalesce_job_timeout));
+      " queue_coalesce_job_timeout=", absl::FormatDuration(config.coalesce_job_timeout),
+      " queue_redis_lease_timeout=", absl::FormatDuration(config.redis_lease_timeout));
 }
 
 }  // namespace userpilot::gateway

@@ -22,6 +22,9 @@ struct DeliveryInput {
   std::string queue_dir;                       // Empty: no embedded queue.
   int64_t queue_max_bytes = int64_t{1} << 30;  // 1 GiB.
   std::string queue_redis;                     // Empty: no Redis queue.
+  // Redis queue: a lease not completed within this goes to another replica (a dead replica's
+  // calls are taken over after it).
+  absl::Duration queue_redis_lease_timeout = absl::Seconds(60);
   // Share of each upstream budget (identify, track) the dispatcher leaves to synchronous
   // callers, in [0, 0.95].
   double queue_sync_share = 0.2;
@@ -41,8 +44,9 @@ struct DeliveryInput {
 struct DeliveryConfig {
   enum class Store { kNone, kLog, kRedis };
   Store store = Store::kNone;
-  std::string dir;        // kLog
-  std::string redis_url;  // kRedis
+  std::string dir;                                         // kLog
+  std::string redis_url;                                   // kRedis
+  absl::Duration redis_lease_timeout = absl::Seconds(60);  // kRedis
   uint64_t max_bytes = 0;
   double sync_share = 0.2;
   size_t max_in_flight = 64;

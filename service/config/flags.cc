@@ -212,6 +212,10 @@ ABSL_FLAG(int64_t, queue_max_bytes, DeliveryInput().queue_max_bytes,
 ABSL_FLAG(std::string, queue_redis, DeliveryInput().queue_redis,
           "redis://host:port[/db] of a Redis (append-only persistence on) holding the durable "
           "queue as a stream every replica delivers from; instead of --queue_dir.");
+ABSL_FLAG(absl::Duration, queue_redis_lease_timeout, DeliveryInput().queue_redis_lease_timeout,
+          "With --queue_redis: a queued call a replica leased and did not finish within this "
+          "(the replica died or stalled) is delivered by another replica; at least 1s, and "
+          "longer than --default_deadline, or a slow delivery may be sent twice.");
 ABSL_FLAG(double, queue_sync_share, DeliveryInput().queue_sync_share,
           "Share of each upstream budget the dispatcher of queued calls leaves to synchronous "
           "callers, in [0, 0.95].");
@@ -479,6 +483,7 @@ ConfigInput ConfigInputFromFlags() {
   q.queue_dir = absl::GetFlag(FLAGS_queue_dir);
   q.queue_max_bytes = absl::GetFlag(FLAGS_queue_max_bytes);
   q.queue_redis = absl::GetFlag(FLAGS_queue_redis);
+  q.queue_redis_lease_timeout = absl::GetFlag(FLAGS_queue_redis_lease_timeout);
   q.queue_sync_share = absl::GetFlag(FLAGS_queue_sync_share);
   q.queue_max_in_flight = absl::GetFlag(FLAGS_queue_max_in_flight);
   q.queue_coalesce_threshold = absl::GetFlag(FLAGS_queue_coalesce_threshold);

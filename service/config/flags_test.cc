@@ -123,6 +123,7 @@ TEST(FlagsTest, ContractFlagNamesAndDefaults) {
       {"queue_dir", ""},
       {"queue_max_bytes", "1073741824"},
       {"queue_redis", ""},
+      {"queue_redis_lease_timeout", "1m"},
       {"queue_sync_share", "0.2"},
       {"queue_max_in_flight", "64"},
       {"queue_coalesce_threshold", "1000"},

@@ -10,7 +10,6 @@ answered 503 meanwhile). Without --queue_dir the delivery RPCs answer FAILED_PRE
 """
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -20,25 +19,13 @@ import unittest
 import grpc
 from userpilot.gateway.v1 import gateway_pb2
 
+import delivery_load
 import upgw_harness as harness
 
-TIMEOUT = 5  # seconds, every call
 DELIVERY_WAIT = 60  # seconds, for a backlog to drain
-
-
-def track(user, event):
-    return gateway_pb2.EnqueueRequest(
-        track_event=gateway_pb2.TrackEventRequest(user_id=user, event_name=event))
-
-
-def accepted_events(emulator):
-    """(user_id, event_name) of every /v1/track request the emulator accepted, in arrival order."""
-    out = []
-    for r in emulator.requests_to("/v1/track"):
-        if 200 <= r["response_status"] < 300:
-            body = json.loads(r["body"])
-            out.append((body["user_id"], body["event_name"]))
-    return out
+TIMEOUT = delivery_load.TIMEOUT
+track = delivery_load.track
+accepted_events = delivery_load.accepted_events
 
 
 class DeliveryTest(unittest.TestCase):

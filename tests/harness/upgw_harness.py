@@ -430,27 +430,47 @@ def _start_on_free_port(make, ready, attempts=5):
 
 
 class RedisServer:
-    """Debian's redis-server on loopback, no persistence, in a temporary folder."""
+    """Debian's redis-server on loopback in a temporary folder, without persistence unless
+    `args` turn it on (later arguments win: ["--appendonly", "yes", "--appendfsync", "always"]).
+    `halt()` stops the server but keeps its folder (its AOF) and port; `restart()` starts it
+    again there, as after an outage."""
 
     def __init__(self, args=()):
         self.dir = tempfile.mkdtemp(prefix="upgw-redis-")
-
-        def make(port):
-            return Process("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(port),
-                                     "--save", "", "--appendonly", "no", "--dir", self.dir,
-                                     *args])
-
-        def ready(_, port):
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
-
+        self._args = list(args)
         try:
-            self.process, self.port = _start_on_free_port(make, ready)
+            self.process, self.port = _start_on_free_port(self._make, self._ready)
         except BaseException:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise
         self.url = f"redis://127.0.0.1:{self.port}"
+
+    def _make(self, port):
+        return Process("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(port),
+                                 "--save", "", "--appendonly", "no", "--dir", self.dir,
+                                 *self._args])
+
+    @staticmethod
+    def _ready(_, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+
+    def halt(self):
+        """Stops the server (SIGTERM, then SIGKILL), keeping its folder and port."""
+        return self.process.stop()
+
+    def restart(self):
+        """Starts the server again on the same port and folder (after halt())."""
+        self.process = self._make(self.port)
+        try:
+            wait_for(lambda: self.process.poll() is not None or self._ready(None, self.port),
+                     START_TIMEOUT, f"redis-server on port {self.port} again")
+        except AssertionError:
+            self.process.kill()
+            raise
+        if self.process.poll() is not None:
+            raise RuntimeError(f"redis-server did not restart:\n{self.process.log_tail()}")
 
     def stop(self):
         status = self.process.stop()
