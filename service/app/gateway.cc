@@ -6,6 +6,7 @@
 #include <future>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "service/auth/authenticator.h"
@@ -169,6 +170,25 @@ absl::StatusOr<std::unique_ptr<DeliveryStore>> OpenDeliveryStore(const DeliveryC
   return std::unique_ptr<DeliveryStore>(*std::move(store));
 }
 
+// What opening the queue found: the backlog, and any damage replay dropped (an unfinished last
+// write, never acknowledged; or a corrupt region, whose record is lost), as a warning.
+void LogQueueOpened(Logger& logger, const DeliveryStore& store) {
+  const DeliveryStoreStats stats = store.Stats();
+  const std::vector<LogField> fields = {{"backlog_calls", stats.pending},
+                                        {"dead_letters", stats.dead},
+                                        {"replayed_records", stats.replayed_records},
+                                        {"torn_tail_bytes", stats.torn_tail_bytes},
+                                        {"corrupt_regions", stats.corrupt_regions},
+                                        {"corrupt_bytes", stats.corrupt_bytes}};
+  const bool damaged = stats.torn_tail_bytes > 0 || stats.corrupt_regions > 0;
+  logger.Log(damaged ? LogSeverity::kWarning : LogSeverity::kInfo,
+             damaged ? "delivery queue opened with damage: an unfinished last write "
+                       "(torn_tail_bytes, never acknowledged) was cut off; each corrupt region "
+                       "skipped may have lost a record"
+                     : "delivery queue opened",
+             fields);
+}
+
 // The dispatcher's options: its bound, the calls' deadline, and its pace on each rated budget
 // (leaving --queue_sync_share of it, of this replica's part of a shared budget, to synchronous
 // callers).
@@ -318,6 +338,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
     auto store = OpenDeliveryStore(config.delivery, scheduler);
     if (!store.ok()) return store.status();
     g.delivery_store_ = *std::move(store);
+    if (environment.logger != nullptr) LogQueueOpened(*environment.logger, *g.delivery_store_);
     g.dispatcher_ = std::make_unique<Dispatcher>(
         *g.delivery_store_, *g.stack_.stub, scheduler,
         DispatcherOptionsFrom(config, g.metrics_->delivery, environment.logger),

@@ -407,7 +407,14 @@ DeliveryMetrics::DeliveryMetrics(prometheus::Registry& registry)
                          .Help("Bulk identify jobs the dispatcher sent for coalesced calls, by "
                                "outcome: completed, failed, refused (the bulk call failed), "
                                "timeout (--queue_coalesce_job_timeout, or unreadable), stopped.")
-                         .Register(registry)) {}
+                         .Register(registry)),
+      replay_dropped_bytes(
+          prometheus::BuildGauge()
+              .Name("userpilot_gateway_delivery_replay_dropped_bytes")
+              .Help("Bytes the embedded queue dropped when it was opened, by damage: torn_tail "
+                    "(an unfinished last write, never acknowledged), corrupt (regions skipped "
+                    "for a checksum failure: the records in them may be lost).")
+              .Register(registry)) {}
 
 void DeliveryMetrics::Enable() {
   append_seconds.Add({}, AppendBuckets());
@@ -433,6 +440,10 @@ void DeliveryMetrics::Update(const DeliverySnapshot& s) {
   SetCounterTo(enqueued.Add({{"result", "refused_full"}}), static_cast<double>(s.refused_full));
   SetCounterTo(fsyncs.Add({}), static_cast<double>(s.fsyncs));
   SetCounterTo(fsync_seconds.Add({}), s.fsync_seconds);
+  replay_dropped_bytes.Add({{"damage", "torn_tail"}})
+      .Set(static_cast<double>(s.replay_torn_tail_bytes));
+  replay_dropped_bytes.Add({{"damage", "corrupt"}})
+      .Set(static_cast<double>(s.replay_corrupt_bytes));
 }
 
 void DeliveryMetrics::RecordAppend(absl::Duration latency) {

@@ -20,6 +20,8 @@ DeliverySnapshot ToDeliverySnapshot(const DeliveryStoreStats& stats, absl::Time 
   s.refused_full = stats.refused_full;
   s.fsyncs = stats.group_commit_fsyncs;
   s.fsync_seconds = absl::ToDoubleSeconds(stats.group_commit_fsync_time);
+  s.replay_torn_tail_bytes = stats.torn_tail_bytes;
+  s.replay_corrupt_bytes = stats.corrupt_bytes;
   return s;
 }
 

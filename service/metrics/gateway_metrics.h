@@ -532,6 +532,11 @@ class SecurityMetrics {
 //   userpilot_gateway_delivery_coalesced_jobs_total{outcome}  counter  those bulk jobs: completed
 //                                                                | failed | refused | timeout |
 //                                                                stopped
+//   userpilot_gateway_delivery_replay_dropped_bytes{damage}  gauge  what opening the embedded
+//                                                                queue dropped: torn_tail (an
+//                                                                unfinished last write, never
+//                                                                acknowledged) | corrupt (skipped
+//                                                                regions: records may be lost)
 struct DeliverySnapshot {
   uint64_t backlog = 0;
   double backlog_age_seconds = 0;
@@ -546,6 +551,8 @@ struct DeliverySnapshot {
   uint64_t refused_full = 0;
   uint64_t fsyncs = 0;
   double fsync_seconds = 0;
+  uint64_t replay_torn_tail_bytes = 0;
+  uint64_t replay_corrupt_bytes = 0;
 };
 
 class DeliveryMetrics {
@@ -582,6 +589,7 @@ class DeliveryMetrics {
   prometheus::Family<prometheus::Gauge>& coalesced_rows_in_flight;
   prometheus::Family<prometheus::Counter>& coalesced_rows;
   prometheus::Family<prometheus::Counter>& coalesced_jobs;
+  prometheus::Family<prometheus::Gauge>& replay_dropped_bytes;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ int main() {
   delivery.refused_full = 1;
   delivery.fsyncs = 40;
   delivery.fsync_seconds = 0.08;
+  delivery.replay_torn_tail_bytes = 40;
   metrics.delivery.Update(delivery);
   metrics.delivery.RecordAppend(absl::Milliseconds(2));
   metrics.delivery.RecordAttempt("dead", true);

@@ -1,5 +1,5 @@
 """What the durable-delivery e2e tests share (delivery_test, delivery_crash_test,
-delivery_redis_crash_test): Enqueue requests, the seed of random kill
+delivery_redis_crash_test, delivery_faults_test): Enqueue requests, the seed of random kill
 moments, sustained Enqueue load that records what was acknowledged, waiting for deliveries,
 and the final check against the emulator's record (every acknowledged call at least once, in
 per-user order of first arrivals; duplicates counted, never asserted away).
