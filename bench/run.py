@@ -7,7 +7,8 @@
     bench/run.sh overload     # 4. 5x the budget offered: utilisation, upstream 429s, latency
     bench/run.sh jobs         # 5. job watch fan-out and streamed import (issue 4)
     bench/run.sh burst        # 6. bursts: time to upstream through the gateway vs direct
-    bench/run.sh all          # 1-6, one after another
+    bench/run.sh enqueue      # 7. acknowledged Enqueue calls/s and ack latency (fsync included)
+    bench/run.sh all          # every scenario above, one after another
 
 Each scenario starts what it needs on loopback (userpilot-emulator, userpilot-gateway), drives
 it with upgw-bench, prints a table and writes JSON to bench/results/<scenario>-<time>.json.
@@ -1040,6 +1041,200 @@ def _coalesce_arguments(parser):
 SCENARIOS["coalesce"] = scenario_coalesce
 EXTRA_ARGUMENTS = globals().get("EXTRA_ARGUMENTS", []) + [_coalesce_arguments]
 # ---- end of coalesce
+
+
+# --------------------------------------------------------------------------------------------
+# enqueue (issue 16): acknowledged Enqueue calls per second and the acknowledgement's latency
+# (fsync included) on this machine's disk. Self-contained.
+#   bench/run.sh enqueue [--enqueue_concurrency=1,16,64] [--enqueue_batch_concurrency=1,4] [--smoke]
+# Needs the Python client stubs of the build (target userpilot_gateway_python).
+
+
+def _enqueue_metrics(text):
+    """The delivery series of a /metrics text: {name or name{labels}: value}."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("userpilot_gateway_delivery_"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def _enqueue_server_side(before, after):
+    """From two /metrics snapshots: appends acknowledged, the append histogram's p50 and p99
+    (interpolated within its buckets, so coarse), group commits, their mean fdatasync time, and
+    calls per fdatasync."""
+    def delta(key):
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    buckets = sorted((float(k.split('le="')[1].split('"')[0]), delta(k)) for k in after
+                     if k.startswith("userpilot_gateway_delivery_append_seconds_bucket"))
+    count = delta("userpilot_gateway_delivery_append_seconds_count")
+
+    def quantile(q):
+        if count <= 0:
+            return None
+        rank, prev_le, prev_n = q * count, 0.0, 0.0
+        for le, n in buckets:
+            if n >= rank:
+                if le == float("inf"):
+                    return prev_le * 1000
+                share = (rank - prev_n) / (n - prev_n) if n > prev_n else 1.0
+                return (prev_le + (le - prev_le) * share) * 1000
+            prev_le, prev_n = le, n
+        return None
+
+    fsyncs = delta("userpilot_gateway_delivery_fsyncs_total")
+    fsync_s = delta("userpilot_gateway_delivery_fsync_seconds_total")
+    return {"appends": count, "append_p50_ms": quantile(0.5), "append_p99_ms": quantile(0.99),
+            "fsyncs": fsyncs, "fsync_mean_ms": fsync_s / fsyncs * 1000 if fsyncs else None,
+            "appends_per_fsync": count / fsyncs if fsyncs else None}
+
+
+def _enqueue_closed_loop(addr, method, make_request, concurrency, duration_s, warmup_s,
+                         per_call):
+    """`concurrency` callers on one grpc.aio channel to `addr`, each calling `method` again as
+    soon as its previous call is answered; measured after `warmup_s`, for `duration_s`. Returns
+    the latencies (ms) of the calls answered OK in the window, the status codes of all calls in
+    it, and the client's CPU seconds."""
+    import asyncio
+    import grpc
+    from userpilot.gateway.v1 import gateway_pb2_grpc
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        channel = grpc.aio.insecure_channel(addr)
+        await asyncio.wait_for(channel.channel_ready(), 10)
+        stub_method = getattr(gateway_pb2_grpc.UserpilotGatewayStub(channel), method)
+        start = loop.time()
+        measure_from, stop_at = start + warmup_s, start + warmup_s + duration_s
+        latencies, codes = [], {}
+
+        async def caller(w):
+            n = 0
+            while loop.time() < stop_at:
+                request = make_request(w, n)
+                n += 1
+                t0 = loop.time()
+                try:
+                    answer = await stub_method(request, timeout=10)
+                    code = per_call(answer)
+                except grpc.aio.AioRpcError as e:
+                    code = e.code().name
+                t1 = loop.time()
+                if t0 >= measure_from and t1 <= stop_at:
+                    codes[code] = codes.get(code, 0) + 1
+                    if code == "OK":
+                        latencies.append((t1 - t0) * 1000)
+
+        cpu0 = time.process_time()
+        await asyncio.gather(*(caller(w) for w in range(concurrency)))
+        cpu = time.process_time() - cpu0
+        await channel.close()
+        return latencies, codes, cpu
+
+    return asyncio.run(run())
+
+
+def scenario_enqueue(env, args, check):
+    """Closed-loop callers (args.enqueue_concurrency levels) call Enqueue (one track call each)
+    against a gateway whose embedded queue (--queue_dir) is in a folder on this machine's disk:
+    acknowledged calls per second and the acknowledgement's latency as the caller sees it (the
+    durable append, group commit and fdatasync included) and as the gateway's append histogram
+    sees it; then EnqueueBatch of args.enqueue_batch calls. The emulator delivers the backlog in
+    the background (limits off, budgets huge). The client is Python's grpc.aio in one process:
+    its CPU seconds per call are reported, since at high rates it, not the gateway, may be the
+    limit."""
+    import shutil
+    sys.path.insert(0, os.path.join(args.build, "clients/python/package"))
+    from userpilot.gateway.v1 import gateway_pb2
+
+    queue_dir = tempfile.mkdtemp(prefix="upgw-bench-queue-", dir=args.enqueue_dir or None)
+    fs = subprocess.run(["df", "--output=fstype", queue_dir], capture_output=True,
+                        text=True).stdout.split()[-1:]
+    emulator, url = env.start_emulator("--rate_limits=false", "--request_log_capacity=0")
+    gateway, addr = env.start_gateway(url, f"--queue_dir={queue_dir}", "--access_log=false",
+                                      *huge_budget_flags())
+    metrics_port = gateway.wait_for(r"/metrics on port (\d+)", 10).group(1)
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+
+    def scrape():
+        with urllib.request.urlopen(metrics_url, timeout=10) as r:
+            return _enqueue_metrics(r.read().decode())
+
+    def track(w, n):
+        return gateway_pb2.EnqueueRequest(track_event=gateway_pb2.TrackEventRequest(
+            user_id=f"bench-user-{w}-{n % 50}", event_name=f"bench-event-{n}"))
+
+    def batch(w, n):
+        return gateway_pb2.EnqueueBatchRequest(
+            calls=[track(w, n * args.enqueue_batch + i) for i in range(args.enqueue_batch)])
+
+    def batch_outcome(answer):
+        bad = [o.code for o in answer.outcomes if o.code != 0]
+        return "OK" if not bad and len(answer.outcomes) == args.enqueue_batch else \
+            f"item code {bad[0] if bad else 'missing'}"
+
+    if args.smoke:
+        args.enqueue_concurrency, args.enqueue_batch_concurrency = "1,4", "1"
+        args.enqueue_batch = 10
+    duration, warmup = parse_seconds(args.duration), parse_seconds(args.warmup)
+    levels = [("Enqueue", int(c)) for c in args.enqueue_concurrency.split(",")]
+    levels += [("EnqueueBatch", int(c)) for c in args.enqueue_batch_concurrency.split(",")]
+    rows, data = [], {"queue_dir_fstype": fs[0] if fs else "unknown", "levels": []}
+    try:
+        for method, concurrency in levels:
+            before = scrape()
+            load = os.getloadavg()[0]
+            latencies, codes, client_cpu = _enqueue_closed_loop(
+                addr, method, track if method == "Enqueue" else batch, concurrency, duration,
+                warmup, (lambda a: "OK") if method == "Enqueue" else batch_outcome)
+            server = _enqueue_server_side(before, scrape())
+            per = 1 if method == "Enqueue" else args.enqueue_batch
+            ok = len(latencies)
+            level = {"method": method, "concurrency": concurrency, "per_call": per,
+                     "rpcs_per_s": ok / duration, "calls_per_s": ok * per / duration,
+                     "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
+                     "codes": codes, "client_cpu_ms_per_rpc": client_cpu / max(ok, 1) * 1000,
+                     "loadavg_1m": load, "server": server}
+            data["levels"].append(level)
+            check.that(ok > 0, f"enqueue {method} x{concurrency}: no acknowledged call")
+            check.that(set(codes) <= {"OK"}, f"enqueue {method} x{concurrency}: codes {codes}")
+            rows.append([method, concurrency, f"{level['rpcs_per_s']:,.0f}",
+                         f"{level['calls_per_s']:,.0f}", fmt(level["p50_ms"], 2),
+                         fmt(level["p99_ms"], 2), fmt(server["append_p50_ms"], 2),
+                         fmt(server["append_p99_ms"], 2), fmt(server["fsync_mean_ms"], 2),
+                         fmt(server["appends_per_fsync"], 1),
+                         fmt(level["client_cpu_ms_per_rpc"], 3), f"{load:.2f}"])
+        after = scrape()
+        data["delivered_by_end"] = after.get(
+            'userpilot_gateway_delivery_attempts_total{outcome="delivered"}', 0)
+        data["backlog_at_end"] = after.get("userpilot_gateway_delivery_backlog_calls", 0)
+    finally:
+        shutil.rmtree(queue_dir, ignore_errors=True)
+    text = table(["rpc", "callers", "rpcs/s", "calls/s", "p50 ms", "p99 ms", "append p50",
+                  "append p99", "fsync ms", "calls/fsync", "client CPU ms/rpc", "load 1m"], rows)
+    text += (f"\nqueue folder on {data['queue_dir_fstype']}; p50/p99: the caller's "
+             "acknowledgement latency; append p50/p99: the gateway's append histogram "
+             "(durable, bucket-interpolated); fsync ms: mean group-commit fdatasync; "
+             f"delivered meanwhile {data['delivered_by_end']:,.0f}, backlog at the end "
+             f"{data['backlog_at_end']:,.0f}")
+    return data, text
+
+
+def _enqueue_arguments(parser):
+    parser.add_argument("--enqueue_concurrency", default="1,16,64",
+                        help="enqueue: closed-loop Enqueue callers, one level at a time")
+    parser.add_argument("--enqueue_batch_concurrency", default="1,4",
+                        help="enqueue: closed-loop EnqueueBatch callers")
+    parser.add_argument("--enqueue_batch", type=int, default=100, help="enqueue: calls a batch")
+    parser.add_argument("--enqueue_dir", help="enqueue: where the queue folder goes (default: "
+                        "the system's temporary folder)")
+
+
+SCENARIOS["enqueue"] = scenario_enqueue
+EXTRA_ARGUMENTS = globals().get("EXTRA_ARGUMENTS", []) + [_enqueue_arguments]
+# ---- end of enqueue
 
 
 if __name__ == "__main__":
