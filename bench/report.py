@@ -118,6 +118,27 @@ def jobs(doc):
     return "\n".join(out)
 
 
+def enqueue(doc):
+    d = doc["data"]
+    lines = ["| RPC | callers | RPCs/s | calls/s | p50 ms | p99 ms | append p50 / p99 ms (gateway) "
+             "| mean fsync ms | appends per fsync | client CPU ms per RPC | cores busy: gateway / emulator "
+             "/ client | load 1m |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for lv in d["levels"]:
+        s = lv["server"]
+        lines.append(f"| {lv['method']} | {lv['concurrency']} | {lv['rpcs_per_s']:,.0f} | "
+                     f"{lv['calls_per_s']:,.0f} | {f(lv['p50_ms'], 2)} | {f(lv['p99_ms'], 2)} | "
+                     f"{f(s['append_p50_ms'], 2)} / {f(s['append_p99_ms'], 2)} | "
+                     f"{f(s['fsync_mean_ms'], 2)} | {f(s['appends_per_fsync'], 1)} | "
+                     f"{f(lv['client_cpu_ms_per_rpc'], 3)} | "
+                     + " / ".join(f(lv.get("cpu_cores", {}).get(p), 2)
+                                  for p in ("gateway", "emulator", "client"))
+                     + f" | {lv['loadavg_1m']:.2f} |")
+    lines.append(f"\nQueue folder on {d['queue_dir_fstype']}; delivered meanwhile "
+                 f"{d['delivered_by_end']:,.0f}, backlog at the end {d['backlog_at_end']:,.0f}.")
+    return "\n".join(lines)
+
+
 def main():
     for path in sys.argv[1:]:
         with open(path) as fh:

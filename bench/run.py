@@ -1060,6 +1060,13 @@ def _enqueue_metrics(text):
     return out
 
 
+def _enqueue_cpu_seconds(pid):
+    """utime + stime of a process so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _enqueue_server_side(before, after):
     """From two /metrics snapshots: appends acknowledged, the append histogram's p50 and p99
     (interpolated within its buckets, so coarse), group commits, their mean fdatasync time, and
@@ -1186,17 +1193,25 @@ def scenario_enqueue(env, args, check):
         for method, concurrency in levels:
             before = scrape()
             load = os.getloadavg()[0]
+            cpu_before = {p: _enqueue_cpu_seconds(proc.pid)
+                          for p, proc in (("gateway", gateway), ("emulator", emulator))}
+            wall_before = time.monotonic()
             latencies, codes, client_cpu = _enqueue_closed_loop(
                 addr, method, track if method == "Enqueue" else batch, concurrency, duration,
                 warmup, (lambda a: "OK") if method == "Enqueue" else batch_outcome)
             server = _enqueue_server_side(before, scrape())
+            wall = time.monotonic() - wall_before
+            # CPU cores each process kept busy over the level (warm-up included).
+            cores = {p: (_enqueue_cpu_seconds(proc.pid) - cpu_before[p]) / wall
+                     for p, proc in (("gateway", gateway), ("emulator", emulator))}
+            cores["client"] = client_cpu / wall
             per = 1 if method == "Enqueue" else args.enqueue_batch
             ok = len(latencies)
             level = {"method": method, "concurrency": concurrency, "per_call": per,
                      "rpcs_per_s": ok / duration, "calls_per_s": ok * per / duration,
                      "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
                      "codes": codes, "client_cpu_ms_per_rpc": client_cpu / max(ok, 1) * 1000,
-                     "loadavg_1m": load, "server": server}
+                     "loadavg_1m": load, "server": server, "cpu_cores": cores}
             data["levels"].append(level)
             check.that(ok > 0, f"enqueue {method} x{concurrency}: no acknowledged call")
             check.that(set(codes) <= {"OK"}, f"enqueue {method} x{concurrency}: codes {codes}")
@@ -1205,7 +1220,9 @@ def scenario_enqueue(env, args, check):
                          fmt(level["p99_ms"], 2), fmt(server["append_p50_ms"], 2),
                          fmt(server["append_p99_ms"], 2), fmt(server["fsync_mean_ms"], 2),
                          fmt(server["appends_per_fsync"], 1),
-                         fmt(level["client_cpu_ms_per_rpc"], 3), f"{load:.2f}"])
+                         fmt(level["client_cpu_ms_per_rpc"], 3),
+                         " / ".join(f"{cores[p]:.2f}" for p in ("gateway", "emulator", "client")),
+                         f"{load:.2f}"])
         after = scrape()
         data["delivered_by_end"] = after.get(
             'userpilot_gateway_delivery_attempts_total{outcome="delivered"}', 0)
@@ -1213,10 +1230,13 @@ def scenario_enqueue(env, args, check):
     finally:
         shutil.rmtree(queue_dir, ignore_errors=True)
     text = table(["rpc", "callers", "rpcs/s", "calls/s", "p50 ms", "p99 ms", "append p50",
-                  "append p99", "fsync ms", "calls/fsync", "client CPU ms/rpc", "load 1m"], rows)
+                  "append p99", "fsync ms", "appends/fsync", "client CPU ms/rpc",
+                  "cores gw/emu/client", "load 1m"], rows)
     text += (f"\nqueue folder on {data['queue_dir_fstype']}; p50/p99: the caller's "
              "acknowledgement latency; append p50/p99: the gateway's append histogram "
-             "(durable, bucket-interpolated); fsync ms: mean group-commit fdatasync; "
+             "(durable, bucket-interpolated); fsync ms: mean group-commit fdatasync (the "
+             "dispatcher's lease and outcome records share them); cores: CPU each process kept "
+             "busy; load 1m: at the level's start (this scenario's own processes included); "
              f"delivered meanwhile {data['delivered_by_end']:,.0f}, backlog at the end "
              f"{data['backlog_at_end']:,.0f}")
     return data, text
