@@ -37,7 +37,7 @@ run: configure
 # Every test but the container image's (label image: it needs root, buildah and a few minutes;
 # `make test-image` runs it, and CI runs both).
 test: build
-	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 300 -LE '^image'
+	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 300 -LE '^image' $(CTEST_ARGS)
 
 # Builds the container image around the gateway that `make test` built, runs it and checks it
 # (tests/image); writes $(BUILD)/tests/image/report.txt.
@@ -45,11 +45,23 @@ test-image: build
 	@ctest --test-dir $(BUILD) --output-on-failure --timeout 1500 -L '^image$$'
 	@cat $(BUILD)/tests/image/report.txt
 
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (Debug, build-asan/).
 test-asan:
 	@$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DUPGW_SANITIZE=asan -DCMAKE_BUILD_TYPE=Debug"
 
+# The component suites under ThreadSanitizer (Debug, build-tsan/): service/'s GoogleTest and Redis
+# suites. TSan sees synchronisation only in instrumented code, and Debian's gRPC, protobuf and
+# Abseil libraries are not instrumented: every hand-over through a gRPC completion queue reads
+# as a data race. So the build holds service/ alone (UPGW_COMPONENT_SUITES_ONLY), the suites
+# that run a gRPC server or channel in the process are left out (TSAN_BLIND_SUITES; the ASan
+# suite and the end-to-end tests run them), and tests/tsan.supp names the one race report that
+# comes from protobuf's own lazy initialisation.
+TSAN_BLIND_SUITES := CappedListenerGrpcTest|GatewayServerTest|GatewayServiceAuthTest|GatewayServiceTest|GrpcServerInterceptorTest|TlsServerTest
 test-tsan:
-	@$(MAKE) test BUILD=build-tsan CMAKE_FLAGS="-DUPGW_SANITIZE=tsan -DCMAKE_BUILD_TYPE=Debug"
+	@TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" $(MAKE) test \
+	  BUILD=build-tsan \
+	  CMAKE_FLAGS="-DUPGW_SANITIZE=tsan -DCMAKE_BUILD_TYPE=Debug -DUPGW_COMPONENT_SUITES_ONLY=ON" \
+	  CTEST_ARGS="-L '^(unit|redis)' -E '^($(TSAN_BLIND_SUITES))\.'"
 
 # The fuzz targets in a clang build of their own ($(FUZZ_BUILD)), each run for FUZZ_SECONDS from
 # its seeds (fuzz/corpus) and what earlier runs found ($(FUZZ_BUILD)/corpus); a crash fails it and
