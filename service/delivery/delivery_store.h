@@ -23,7 +23,10 @@
 //                       dead      -> a dead letter (a 400), its keys move on to the next record.
 //                     Coalescing leases up to 10,000 records of the identify kinds at once (all
 //                     heads, so distinct users), sends them as one bulk job, and Complete()s each
-//                     row: delivered, or retry to fall back to single calls.
+//                     row: delivered, or retry to fall back to single calls. While the job
+//                     runs it Renew()s the rows' leases every third of LeaseTimeout(), so no
+//                     other replica takes them over; a row Renew() reports lost is no longer
+//                     the dispatcher's (another replica sends it singly).
 //   GetDelivery    -> Get(); ListDeadLetters / RedriveDeadLetters -> ListDeadLetters / Redrive.
 //   metrics        -> Stats() (backlog depth and age, bytes, fsyncs, replay damage).
 // A record leased and never Complete()d because the process died is leased again after a
@@ -165,6 +168,7 @@ class DeliveryStore {
   using InfoCallback = absl::AnyInvocable<void(absl::StatusOr<DeliveryInfo>) &&>;
   using DeadLetterCallback = absl::AnyInvocable<void(absl::StatusOr<DeadLetterPage>) &&>;
   using RedriveCallback = absl::AnyInvocable<void(std::vector<absl::Status>) &&>;
+  using RenewCallback = absl::AnyInvocable<void(std::vector<absl::Status>) &&>;
 
   virtual ~DeliveryStore() = default;
 
@@ -182,6 +186,17 @@ class DeliveryStore {
   // FAILED_PRECONDITION: not leased by this store. `done` runs once the outcome is durable.
   virtual void Complete(absl::string_view delivery_id, DeliveryOutcome outcome,
                         StatusCallback done) = 0;
+
+  // Extends the leases of records this store leased and has not completed, so that they last
+  // another LeaseTimeout() from now. One status per id, in order: OK (renewed),
+  // FAILED_PRECONDITION (not leased by this store any more: its lease expired and another
+  // consumer took it over, or it was completed), NOT_FOUND (unknown id); every id UNAVAILABLE
+  // when the store cannot be reached (the leases are unchanged: try again before they expire).
+  virtual void Renew(std::vector<std::string> delivery_ids, RenewCallback done) = 0;
+
+  // How long a lease lasts unless renewed or completed; InfiniteDuration: while the process
+  // lives (nothing to renew).
+  virtual absl::Duration LeaseTimeout() const = 0;
 
   // The record's state. NOT_FOUND: unknown, or delivered longer ago than the retention period.
   virtual void Get(absl::string_view delivery_id, InfoCallback done) = 0;

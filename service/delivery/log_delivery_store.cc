@@ -824,6 +824,32 @@ void LogDeliveryStore::ListDeadLetters(size_t max, absl::string_view page_token,
   std::move(done)(std::move(page));
 }
 
+void LogDeliveryStore::Renew(std::vector<std::string> delivery_ids, RenewCallback done) {
+  // A lease here never expires while the process lives (LeaseTimeout() is infinite), so there
+  // is nothing to write: the answer only says whether the record is still leased.
+  std::vector<absl::Status> statuses(delivery_ids.size());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (absl::Status s = RefusalLocked(); !s.ok()) {
+      std::fill(statuses.begin(), statuses.end(), s);
+    } else {
+      for (size_t i = 0; i < delivery_ids.size(); ++i) {
+        std::optional<uint64_t> id = ParseId(delivery_ids[i]);
+        std::optional<delivery_log::LogIndex::Found> found;
+        if (id) found = index_.Find(*id);
+        if (!found) {
+          statuses[i] = absl::NotFoundError(
+              absl::StrCat("delivery_id ", delivery_ids[i], ": no such delivery in this log"));
+        } else if (found->state != DeliveryState::kPending || !found->leased) {
+          statuses[i] = absl::FailedPreconditionError(
+              absl::StrCat("delivery_id ", delivery_ids[i], ": not leased"));
+        }
+      }
+    }
+  }
+  std::move(done)(std::move(statuses));
+}
+
 void LogDeliveryStore::Redrive(std::vector<std::string> delivery_ids, RedriveCallback done) {
   std::vector<absl::Status> statuses(delivery_ids.size());
   std::unique_lock<std::mutex> lock(mu_);

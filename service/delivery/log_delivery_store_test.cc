@@ -31,6 +31,7 @@ using testing::LeaseSync;
 using testing::ListDeadSync;
 using testing::MakeDelivery;
 using testing::RedriveSync;
+using testing::RenewSync;
 using testing::TempFolder;
 using testing::TestClock;
 
@@ -252,6 +253,21 @@ TEST_F(LogDeliveryStoreTest, LeaseSelectsByKind) {
   EXPECT_EQ((*r)[0].payload, "identify-2");
   EXPECT_EQ((*r)[1].payload, "company");
   EXPECT_EQ(s->Stats().pending_by_kind.at(1), 2u);
+}
+
+TEST_F(LogDeliveryStoreTest, RenewAnswersWhetherEachRecordIsStillLeasedHere) {
+  auto s = Open();
+  EXPECT_EQ(s->LeaseTimeout(), absl::InfiniteDuration());  // Nothing ever needs renewing.
+  const std::string leased = AppendSync(*s, MakeDelivery("a"))->delivery_id;
+  ASSERT_EQ(LeaseSync(*s, 1)->size(), 1u);
+  const std::string waiting = AppendSync(*s, MakeDelivery("b"))->delivery_id;
+  std::vector<absl::Status> r = RenewSync(*s, {leased, waiting, "nonsense"});
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_TRUE(r[0].ok()) << r[0];
+  EXPECT_EQ(r[1].code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r[2].code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(CompleteSync(*s, leased, DeliveryOutcome::Delivered()).ok());
+  EXPECT_EQ(RenewSync(*s, {leased})[0].code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(LogDeliveryStoreTest, DeadLettersListAndRedriveBehindTheQueue) {

@@ -193,6 +193,30 @@ leave_keys(id)
 return {0}
 )lua";
 
+// ARGV: P, group, consumer, lease ms, now ms, ids... -> {0 renewed | 1 unknown | 2 not leased
+// by this consumer, ...}. A renewed lease expires lease ms from now, and its stream entry's idle
+// time starts again (XCLAIM with no minimum idle time, to this consumer), so neither the lease
+// expiry in Lease() nor XAUTOCLAIM hands it to another replica. The record stays at the head of
+// its keys' order lists and out of the ready sets, as any leased record.
+constexpr char kLuaRenew[] = R"lua(
+local group, me, lease_ms, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local res = {}
+for i = 6, #ARGV do
+  local id = ARGV[i]
+  local f = redis.call('HMGET', H(id), 'state', 'owner', 'entry')
+  if not f[1] then
+    res[#res + 1] = 1
+  elseif f[1] ~= 'pending' or f[2] ~= me then
+    res[#res + 1] = 2
+  else
+    redis.call('ZADD', P .. ':leased', now + lease_ms, id)
+    redis.call('XCLAIM', S, group, me, 0, f[3], 'JUSTID')
+    res[#res + 1] = 0
+  end
+end
+return res
+)lua";
+
 // ARGV: P, id -> info row or nil
 constexpr char kLuaGet[] = R"lua(
 return info(ARGV[2])
@@ -343,6 +367,7 @@ absl::StatusOr<std::unique_ptr<RedisDeliveryStore>> RedisDeliveryStore::Open(
   store->get_ = script(kLuaGet);
   store->list_dead_ = script(kLuaListDead);
   store->redrive_ = script(kLuaRedrive);
+  store->renew_ = script(kLuaRenew);
   store->stats_ = script(kLuaStats);
   return store;
 }
@@ -569,6 +594,38 @@ void RedisDeliveryStore::Redrive(std::vector<std::string> delivery_ids, RedriveC
            } else if (code == 2) {
              out[i] =
                  absl::FailedPreconditionError(absl::StrCat("delivery_id ", ids[i], ": not dead"));
+           }
+         }
+         std::move(done)(std::move(out));
+       });
+}
+
+void RedisDeliveryStore::Renew(std::vector<std::string> delivery_ids, RenewCallback done) {
+  if (delivery_ids.empty()) {
+    std::move(done)({});
+    return;
+  }
+  std::vector<std::string> args = {options_.group, options_.consumer,
+                                   absl::StrCat(absl::ToInt64Milliseconds(options_.lease_timeout)),
+                                   absl::StrCat(Millis(options_.clock()))};
+  args.insert(args.end(), delivery_ids.begin(), delivery_ids.end());
+  Eval(renew_, std::move(args),
+       [this, ids = std::move(delivery_ids),
+        done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
+         std::vector<absl::Status> out(ids.size());
+         for (size_t i = 0; i < ids.size(); ++i) {
+           if (!r.ok()) {
+             out[i] = Unavailable(r.status(), "renew");
+           } else if (r->type != RedisReply::Type::kArray || i >= r->elements.size()) {
+             out[i] = r->type == RedisReply::Type::kError ? ErrorReply(*r, url_)
+                                                          : absl::InternalError("bad reply");
+           } else if (const int64_t code = IntOf(r->elements[i]); code == 1) {
+             out[i] = absl::NotFoundError(absl::StrCat("delivery_id ", ids[i], ": unknown"));
+           } else if (code == 2) {
+             out[i] = absl::FailedPreconditionError(
+                 absl::StrCat("delivery_id ", ids[i], ": not leased by ", options_.consumer,
+                              " any more (its lease expired and another replica took it, or it "
+                              "was completed)"));
            }
          }
          std::move(done)(std::move(out));

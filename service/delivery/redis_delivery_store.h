@@ -18,7 +18,9 @@
 //                     order: what Lease() takes from, oldest first, merging the kinds asked for.
 //   {p}:waiting       Sorted set of such ids in a retry wait, by the time they may go.
 //   {p}:leased        Sorted set of leased ids by lease expiry. A lease not completed by then
-//                     (its replica died or stalled) goes back to ready, in doubt.
+//                     (its replica died or stalled) goes back to ready, in doubt. Renew()
+//                     pushes the expiry on (and XCLAIMs the entry again, resetting its idle
+//                     time) for a lease held longer, a coalesced bulk job's rows.
 //   {p}:pending, {p}:dead   Sorted sets for the backlog (by enqueue time) and the dead letters.
 //   {p}:bytes, {p}:seq, {p}:deadseq   Counters: payload bytes held, ids, dead-letter order.
 // Every call is one Lua script (EVALSHA), so each is atomic on Redis and a crash of either side
@@ -87,6 +89,10 @@ class RedisDeliveryStore final : public DeliveryStore {
   void Get(absl::string_view delivery_id, InfoCallback done) override;
   void ListDeadLetters(size_t max, absl::string_view page_token, DeadLetterCallback done) override;
   void Redrive(std::vector<std::string> delivery_ids, RedriveCallback done) override;
+  // Pushes each lease's expiry to lease_timeout from now and resets its stream entry's idle
+  // time; one script for the batch.
+  void Renew(std::vector<std::string> delivery_ids, RenewCallback done) override;
+  absl::Duration LeaseTimeout() const override { return options_.lease_timeout; }
   DeliveryStoreStats Stats() const override;
   void Close() override;
 
@@ -104,7 +110,7 @@ class RedisDeliveryStore final : public DeliveryStore {
   std::string prefix_;  // "{<prefix>}"
   std::unique_ptr<RedisClient> client_;
   RedisClient::ScriptId append_ = 0, lease_ = 0, complete_ = 0, get_ = 0, list_dead_ = 0,
-                        redrive_ = 0, stats_ = 0;
+                        redrive_ = 0, stats_ = 0, renew_ = 0;
   std::atomic<bool> closed_{false};
   mutable std::mutex mu_;
   DeliveryStoreStats stats_snapshot_;  // Guarded by mu_.

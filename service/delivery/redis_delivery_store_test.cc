@@ -5,7 +5,9 @@
 #include <future>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/delivery/delivery_store_test_util.h"
@@ -24,6 +26,8 @@ using testing::ListDeadSync;
 using testing::MakeDelivery;
 using testing::RedisServer;
 using testing::RedriveSync;
+using testing::RenewSync;
+using testing::TestClock;
 
 class RedisDeliveryStoreTest : public ::testing::Test {
  protected:
@@ -239,6 +243,65 @@ TEST_F(RedisDeliveryStoreTest, ADeadConsumersEntriesAreClaimedByAnotherInOrder) 
             absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(CompleteSync(*b, l[0].info.delivery_id, DeliveryOutcome::Delivered()).ok());
   EXPECT_THAT(Payloads(*a2), ElementsAre("u1-second"));
+}
+
+TEST_F(RedisDeliveryStoreTest, ARenewedLeaseIsNotTakenOverAndAnUnrenewedOneIs) {
+  TestClock clock;
+  RedisDeliveryStoreOptions oa = Options("replica-a"), ob = Options("replica-b");
+  oa.clock = ob.clock = [&clock] { return clock.Now(); };
+  oa.lease_timeout = ob.lease_timeout = absl::Minutes(1);
+  auto a = Open(oa);
+  auto b = Open(ob);
+  EXPECT_EQ(a->LeaseTimeout(), absl::Minutes(1));
+  Append(*a, "renewed", {"user:1"});
+  Append(*a, "left", {"user:2"});
+  Append(*a, "behind-renewed", {"user:1"});
+  std::vector<LeasedDelivery> l;
+  EXPECT_THAT(Payloads(*a, 100, &l), ElementsAre("renewed", "left"));
+  const std::string renewed = l[0].info.delivery_id, left = l[1].info.delivery_id;
+  // Real idle time passes for both stream entries; only the renewed one's starts again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  clock.Advance(absl::Seconds(40));
+  std::vector<absl::Status> r = RenewSync(*a, {renewed, "r999"});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_TRUE(r[0].ok()) << r[0];
+  EXPECT_EQ(r[1].code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<std::string> pel =
+      server_->Command({"XPENDING", "{upgw-delivery}:stream", "dispatchers", "-", "+", "10"});
+  ASSERT_TRUE(pel.ok());
+  // Per entry, in order (every entry read into the group is pending): id, consumer, idle ms,
+  // deliveries.
+  std::vector<std::string> f = absl::StrSplit(*pel, '\n');
+  ASSERT_EQ(f.size(), 12u) << *pel;
+  EXPECT_EQ(f[1], "replica-a");
+  EXPECT_EQ(f[5], "replica-a");
+  int64_t idle_renewed = 0, idle_left = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(f[2], &idle_renewed) && absl::SimpleAtoi(f[6], &idle_left));
+  EXPECT_LT(idle_renewed, idle_left);
+  EXPECT_GE(idle_left, 50);
+
+  // Past the first lease's timeout: b takes over the unrenewed lease, not the renewed one,
+  // and nothing behind the renewed one for its user.
+  clock.Advance(absl::Seconds(30));
+  std::vector<LeasedDelivery> taken;
+  EXPECT_THAT(Payloads(*b, 100, &taken), ElementsAre("left"));
+  EXPECT_TRUE(taken[0].in_doubt);
+  // a learns that it lost `left`, and still holds `renewed`.
+  r = RenewSync(*a, {renewed, left});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_TRUE(r[0].ok()) << r[0];
+  EXPECT_EQ(r[1].code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r[1].message(), HasSubstr("not leased by replica-a"));
+  EXPECT_EQ(CompleteSync(*a, left, DeliveryOutcome::Delivered()).code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(CompleteSync(*b, left, DeliveryOutcome::Delivered()).ok());
+  // Renewed at +70s: held until +130s, then b may take it.
+  clock.Advance(absl::Seconds(55));
+  EXPECT_THAT(Payloads(*b), ElementsAre());
+  clock.Advance(absl::Seconds(10));
+  EXPECT_THAT(Payloads(*b), ElementsAre("renewed"));
+  // Renewing nothing answers nothing.
+  EXPECT_TRUE(RenewSync(*a, {}).empty());
 }
 
 TEST_F(RedisDeliveryStoreTest, RedisDownAnswersUnavailableAndLosesNothingAcknowledged) {

@@ -67,6 +67,13 @@ inline std::vector<absl::Status> RedriveSync(DeliveryStore& store, std::vector<s
   return f.get();
 }
 
+inline std::vector<absl::Status> RenewSync(DeliveryStore& store, std::vector<std::string> ids) {
+  std::promise<std::vector<absl::Status>> p;
+  auto f = p.get_future();
+  store.Renew(std::move(ids), [&p](std::vector<absl::Status> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
 inline NewDelivery MakeDelivery(std::string payload, std::vector<std::string> keys = {},
                                 std::string idempotency_key = "", uint32_t kind = 0) {
   NewDelivery d;
