@@ -263,9 +263,14 @@ return res
 // ARGV: P -> {pending, leased, dead, bytes, oldest pending enqueue ms or -1}
 constexpr char kLuaStats[] = R"lua(
 local oldest = redis.call('ZRANGE', P .. ':pending', 0, 0, 'WITHSCORES')
+local ready = {}
+for _, k in ipairs(redis.call('SMEMBERS', P .. ':kinds')) do
+  ready[#ready + 1] = k
+  ready[#ready + 1] = redis.call('ZCARD', P .. ':ready:' .. k)
+end
 return {redis.call('ZCARD', P .. ':pending'), redis.call('ZCARD', P .. ':leased'),
         redis.call('ZCARD', P .. ':dead'), tonumber(redis.call('GET', P .. ':bytes') or '0'),
-        oldest[2] and tonumber(oldest[2]) or -1}
+        oldest[2] and tonumber(oldest[2]) or -1, ready}
 )lua";
 
 int64_t Millis(absl::Time t) { return absl::ToUnixMillis(t); }
@@ -634,7 +639,7 @@ void RedisDeliveryStore::Renew(std::vector<std::string> delivery_ids, RenewCallb
 
 void RedisDeliveryStore::RefreshStats(StatusCallback done) {
   Eval(stats_, {}, [this, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
-    if (!r.ok() || r->type != RedisReply::Type::kArray || r->elements.size() != 5) {
+    if (!r.ok() || r->type != RedisReply::Type::kArray || r->elements.size() != 6) {
       std::move(done)(r.ok() ? absl::InternalError("bad stats reply")
                              : Unavailable(r.status(), "stats"));
       return;
@@ -649,6 +654,14 @@ void RedisDeliveryStore::RefreshStats(StatusCallback done) {
       const int64_t oldest = IntOf(r->elements[4]);
       s.oldest_pending_enqueue_time =
           oldest < 0 ? absl::InfiniteFuture() : absl::FromUnixMillis(oldest);
+      s.pending_by_kind.clear();
+      const std::vector<RedisReply>& ready = r->elements[5].elements;
+      for (size_t i = 0; i + 1 < ready.size(); i += 2) {
+        const int64_t count = IntOf(ready[i + 1]);
+        if (count > 0) {
+          s.pending_by_kind[static_cast<uint32_t>(IntOf(ready[i]))] = static_cast<uint64_t>(count);
+        }
+      }
     }
     std::move(done)(absl::OkStatus());
   });

@@ -38,6 +38,9 @@
 //
 // Stats() is a snapshot taken after each Lease() (one extra script): backlog numbers may be a
 // lease cycle old. `delivered_retained` is not counted (those hashes just expire).
+// `pending_by_kind` counts, per kind, the records ready to lease now (at the head of all their
+// keys, not leased, not in a retry wait: the sizes of the ready sets), not every pending one:
+// what a coalescing Lease() of that kind could take.
 //
 // Thread-safety: as DeliveryStore. Callbacks run on the Redis client's event thread.
 #ifndef USERPILOT_GATEWAY_SERVICE_DELIVERY_REDIS_DELIVERY_STORE_H_

@@ -132,6 +132,19 @@ TEST_F(RedisDeliveryStoreTest, OrderingKeysKindsAndOutcomes) {
   EXPECT_EQ(s->Stats().pending, 4u);
   EXPECT_EQ(s->Stats().leased, 2u);
   EXPECT_EQ(s->Stats().appends, 5u);
+  // By kind: only what is ready to lease (a1 waits, a2 is behind it, c1 and free are leased).
+  EXPECT_TRUE(s->Stats().pending_by_kind.empty());
+  Append(*s, "d1", {"user:d"}, "", 1);
+  Append(*s, "e1", {"user:e"}, "", 1);
+  Append(*s, "f2", {"user:f"}, "", 2);
+  Append(*s, "d2", {"user:d"}, "", 1);  // Behind d1.
+  ASSERT_TRUE([&] {
+    std::promise<absl::Status> p;
+    s->RefreshStats([&](absl::Status st) { p.set_value(st); });
+    return p.get_future().get().ok();
+  }());
+  EXPECT_THAT(s->Stats().pending_by_kind,
+              ElementsAre(::testing::Pair(1u, 2u), ::testing::Pair(2u, 1u)));
 }
 
 TEST_F(RedisDeliveryStoreTest, IdempotencyKeyAnswersTheFirstId) {
