@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "service/delivery/enqueued_call.h"
 
@@ -78,7 +79,14 @@ absl::Duration PaceFor(int64_t limit, absl::Duration window, double sync_share, 
 
 Dispatcher::Dispatcher(DeliveryStore& store, UserpilotStub& stub, Scheduler& scheduler,
                        DispatcherOptions options, JobWatchRegistry* jobs)
-    : store_(store), stub_(stub), scheduler_(scheduler), options_(std::move(options)), jobs_(jobs) {
+    : store_(store),
+      stub_(stub),
+      scheduler_(scheduler),
+      options_(std::move(options)),
+      renew_interval_(store.LeaseTimeout() == absl::InfiniteDuration()
+                          ? absl::InfiniteDuration()
+                          : std::max(store.LeaseTimeout() / 3, absl::Milliseconds(1))),
+      jobs_(jobs) {
   for (size_t i = 0; i < kBudgetCount; ++i) {
     if (options_.pace[i].has_value()) pacers_[i].emplace(*options_.pace[i]);
   }
@@ -262,8 +270,90 @@ void Dispatcher::Drain() {
         break;
       }
     }
+    ArmRenewalLocked(now);
   }
   for (Held& held : ready) Send(std::move(held));
+}
+
+void Dispatcher::ArmRenewalLocked(absl::Time from) {
+  if (renew_interval_ == absl::InfiniteDuration() || stopping_ || renew_timer_.has_value() ||
+      renew_outstanding_) {
+    return;
+  }
+  bool held = job_ != nullptr && !job_->rows.empty();
+  for (size_t b = 0; b < kBudgetCount && !held; ++b) held = !waiting_[b].empty();
+  if (!held) return;
+  ++ops_;
+  renew_timer_ = scheduler_.RunAt(from + renew_interval_, [this] { RenewHeld(); });
+}
+
+void Dispatcher::RenewHeld() {
+  std::vector<std::string> ids;
+  absl::Time fired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    renew_timer_.reset();
+    fired = scheduler_.Now();
+    if (!stopping_) {
+      if (job_ != nullptr) {
+        for (const Held& row : job_->rows) ids.push_back(row.record.info.delivery_id);
+      }
+      for (const std::deque<Held>& queue : waiting_) {
+        for (const Held& held : queue) ids.push_back(held.record.info.delivery_id);
+      }
+      if (!ids.empty()) {
+        renew_outstanding_ = true;
+        ++ops_;  // The Renew() below.
+      }
+    }
+    EndOpLocked();  // This timer.
+  }
+  if (ids.empty()) return;
+  std::vector<std::string> asked = ids;
+  store_.Renew(std::move(asked),
+               [this, ids = std::move(ids), fired](std::vector<absl::Status> statuses) {
+                 OnRenewed(ids, statuses, fired);
+               });
+}
+
+void Dispatcher::OnRenewed(const std::vector<std::string>& ids,
+                           const std::vector<absl::Status>& statuses, absl::Time fired) {
+  absl::flat_hash_set<std::string> lost;
+  absl::Status failed;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const absl::Status status =
+        i < statuses.size() ? statuses[i] : absl::InternalError("no renewal answer");
+    if (absl::IsFailedPrecondition(status) || absl::IsNotFound(status)) {
+      lost.insert(ids[i]);
+    } else if (!status.ok() && failed.ok()) {
+      failed = status;  // Unreachable: the leases stand; the next renewal tries again.
+    }
+  }
+  size_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    renew_outstanding_ = false;
+    if (!lost.empty()) {
+      auto gone = [&lost](const Held& held) { return lost.contains(held.record.info.delivery_id); };
+      if (job_ != nullptr) {
+        std::vector<Held>& rows = job_->rows;
+        const size_t before = rows.size();
+        rows.erase(std::remove_if(rows.begin(), rows.end(), gone), rows.end());
+        dropped += before - rows.size();
+      }
+      for (std::deque<Held>& queue : waiting_) {
+        const size_t before = queue.size();
+        queue.erase(std::remove_if(queue.begin(), queue.end(), gone), queue.end());
+        in_flight_ -= before - queue.size();  // Not held any more: no outcome to record.
+        dropped += before - queue.size();
+      }
+    }
+    ArmRenewalLocked(std::max(fired, scheduler_.Now() - renew_interval_));
+    EndOpLocked();
+  }
+  if (!failed.ok() && options_.observer.on_store_error) options_.observer.on_store_error(failed);
+  if (dropped > 0 && options_.observer.on_leases_lost) options_.observer.on_leases_lost(dropped);
+  if (dropped > 0) Pump();
 }
 
 void Dispatcher::Send(Held held) {
@@ -357,6 +447,10 @@ void Dispatcher::Stop() {
       }
       for (Held& held : waiting_[b]) handed_back.push_back(std::move(held));
       waiting_[b].clear();
+    }
+    if (renew_timer_.has_value() && scheduler_.Cancel(*renew_timer_)) {
+      renew_timer_.reset();
+      EndOpLocked();
     }
     job = TakeJobLocked();
     if (job != nullptr) in_flight_ += job->rows.size();  // Until handed back below.

@@ -36,6 +36,16 @@
 //                        keys held, so nothing of its user overtakes it) and joins the single
 //                        calls' queue, so its next attempt is single by construction, never a
 //                        bulk row again; no attempt is counted and nothing is written.
+// Leases that expire (the Redis store: DeliveryStore::LeaseTimeout(), --queue_redis_lease_timeout)
+// are renewed while the dispatcher holds records unsent: the running job's rows (a bulk job runs
+// for minutes, far longer than a lease) and the records waiting for their pace (a failed job's
+// rows may wait long). Every third of the lease timeout a scheduler timer hands the ids of what
+// is held to one DeliveryStore::Renew(); its answer arms the next timer, so one Renew() is
+// outstanding at a time; when nothing is held no timer runs. A record Renew() reports as no longer
+// leased here (it expired after all, e.g. Redis was unreachable for a third of the timeout, and
+// another replica took it over, in doubt) is dropped: no outcome is recorded for it here, and it
+// is counted (on_leases_lost). If this replica dies while a job runs, its rows' leases lapse and
+// other replicas take them over after the lease timeout and send them singly (in doubt).
 // Records of the coalescing lease that no row can express, or that do not fit, are sent singly
 // (the same way) or handed back at once. A lease yielding fewer than 2 rows starts no job: its
 // records are sent singly, and coalescing waits `idle_poll` before looking again. One coalesced
@@ -108,6 +118,9 @@ struct DispatcherObserver {
   std::function<void(CoalescedJobOutcome job, CoalescedRowOutcome row_outcome, size_t rows,
                      const std::string& why)>
       on_coalesced_job;
+  // Renew() said `records` held records (unsent) were no longer leased by this replica: another
+  // replica took them over; no outcome is recorded for them here.
+  std::function<void(size_t records)> on_leases_lost;
 };
 
 // Coalescing queued identifies into bulk jobs (see the class comment).
@@ -213,6 +226,11 @@ class Dispatcher {
               const CallFacts& facts);
   void Complete(const std::string& id, DeliveryOutcome outcome);
   void SchedulePollLocked(absl::Time when);
+  // Lease renewal (see the class comment): arms the timer when records are held unsent.
+  void ArmRenewalLocked(absl::Time from);
+  void RenewHeld();
+  void OnRenewed(const std::vector<std::string>& ids, const std::vector<absl::Status>& statuses,
+                 absl::Time fired);
   void EndOpLocked();
   absl::Duration BackoffFor(uint32_t attempts) const;
 
@@ -236,6 +254,10 @@ class Dispatcher {
   std::array<std::deque<Held>, kBudgetCount> waiting_;  // Leased, waiting for their pace.
   std::array<std::optional<Gcra>, kBudgetCount> pacers_;
   std::array<std::optional<Scheduler::TimerId>, kBudgetCount> pace_timers_;
+  // Every third of the store's lease timeout; InfiniteDuration: its leases never expire.
+  const absl::Duration renew_interval_;
+  std::optional<Scheduler::TimerId> renew_timer_;
+  bool renew_outstanding_ = false;
 
   JobWatchRegistry* const jobs_;
   std::unique_ptr<Job> job_;  // The coalesced job running, if any.

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -206,6 +207,61 @@ CallFacts Rejected(int http_status) {
   return facts;
 }
 
+// The embedded log behind a lease timeout the test sets (the log's own never expires), recording
+// each Renew() and answering FAILED_PRECONDITION for the ids the test says another replica took.
+class RenewingStore final : public DeliveryStore {
+ public:
+  explicit RenewingStore(DeliveryStore& store) : store_(store) {}
+
+  void Append(NewDelivery delivery, AppendCallback done) override {
+    store_.Append(std::move(delivery), std::move(done));
+  }
+  void Lease(LeaseOptions options, LeaseCallback done) override {
+    store_.Lease(std::move(options), std::move(done));
+  }
+  void Complete(absl::string_view id, DeliveryOutcome outcome, StatusCallback done) override {
+    store_.Complete(id, std::move(outcome), std::move(done));
+  }
+  void Get(absl::string_view id, InfoCallback done) override { store_.Get(id, std::move(done)); }
+  void ListDeadLetters(size_t max, absl::string_view token, DeadLetterCallback done) override {
+    store_.ListDeadLetters(max, token, std::move(done));
+  }
+  void Redrive(std::vector<std::string> ids, RedriveCallback done) override {
+    store_.Redrive(std::move(ids), std::move(done));
+  }
+  void Renew(std::vector<std::string> ids, RenewCallback done) override {
+    std::vector<absl::Status> statuses(ids.size());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      renewals_.push_back(ids);
+      for (size_t i = 0; i < ids.size(); ++i) {
+        if (taken_.count(ids[i]) > 0) statuses[i] = absl::FailedPreconditionError("taken");
+      }
+    }
+    std::move(done)(std::move(statuses));
+  }
+  absl::Duration LeaseTimeout() const override { return lease_timeout_; }
+  DeliveryStoreStats Stats() const override { return store_.Stats(); }
+  void Close() override {}
+
+  void set_lease_timeout(absl::Duration timeout) { lease_timeout_ = timeout; }
+  void Take(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    taken_.insert(id);
+  }
+  std::vector<std::vector<std::string>> renewals() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return renewals_;
+  }
+
+ private:
+  DeliveryStore& store_;
+  absl::Duration lease_timeout_ = absl::InfiniteDuration();
+  std::mutex mu_;
+  std::vector<std::vector<std::string>> renewals_;
+  std::set<std::string> taken_;
+};
+
 class DispatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -215,6 +271,7 @@ class DispatcherTest : public ::testing::Test {
     auto store = LogDeliveryStore::Open(options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
+    renewing_ = std::make_unique<RenewingStore>(*store_);
   }
   void TearDown() override {
     if (dispatcher_ != nullptr) {
@@ -242,8 +299,12 @@ class DispatcherTest : public ::testing::Test {
       rows_[std::string(CoalescedRowOutcomeName(row))] += static_cast<int>(rows);
       last_job_why_ = why;
     };
-    dispatcher_ =
-        std::make_unique<Dispatcher>(*store_, stub_, scheduler_, std::move(options), jobs_.get());
+    options.observer.on_leases_lost = [this](size_t records) {
+      std::lock_guard<std::mutex> lock(mu_);
+      leases_lost_ += static_cast<int>(records);
+    };
+    dispatcher_ = std::make_unique<Dispatcher>(*renewing_, stub_, scheduler_, std::move(options),
+                                               jobs_.get());
     dispatcher_->Start();
   }
 
@@ -308,6 +369,7 @@ class DispatcherTest : public ::testing::Test {
   std::unique_ptr<JobWatchRegistry> jobs_ =
       std::make_unique<JobWatchRegistry>(stub_, scheduler_, JobWatchOptions());
   std::unique_ptr<LogDeliveryStore> store_;
+  std::unique_ptr<RenewingStore> renewing_;  // What the dispatcher uses: store_ underneath.
   std::unique_ptr<Dispatcher> dispatcher_;
   std::mutex mu_;
   std::map<std::string, int> outcomes_;
@@ -315,6 +377,7 @@ class DispatcherTest : public ::testing::Test {
   std::map<std::string, int> rows_;
   std::string last_job_why_;
   int in_doubt_ = 0;
+  int leases_lost_ = 0;
 };
 
 TEST_F(DispatcherTest, DeliversInPerUserOrderOneCallPerUserInFlight) {
@@ -718,6 +781,71 @@ TEST_F(DispatcherTest, StopWhileAJobRunsHandsItsRowsBackWithoutLoss) {
   auto leased = testing::LeaseSync(*store_, 10);
   ASSERT_TRUE(leased.ok());
   EXPECT_EQ(leased->size(), 3u);
+  EXPECT_EQ(stub_.total("IdentifyUser"), 0u);
+}
+
+TEST_F(DispatcherTest, ARunningJobsRowsAreRenewedEveryThirdOfTheLeaseTimeoutAndNotAfter) {
+  renewing_->set_lease_timeout(absl::Minutes(1));
+  std::vector<std::string> ids;
+  for (const char* user : {"u1", "u2", "u3"}) ids.push_back(Enqueue(Identify(user, "pro")));
+  StartDispatcher(Coalescing(3));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("BulkIdentifyUsers") == 1; }));
+  EXPECT_TRUE(renewing_->renewals().empty());
+  stub_.TakeRpc("BulkIdentifyUsers").reply(JobIn("bulk:jobs:11", v1::JOB_STATUS_QUEUED, "queued"));
+  // The job runs for 100 s: a renewal of its rows every 20 s, one at a time.
+  for (int second = 1; second <= 100; ++second) {
+    scheduler_.AdvanceBy(absl::Seconds(1));
+    while (stub_.outstanding("GetJob") > 0) {
+      stub_.TakeRpc("GetJob").reply(JobIn("bulk:jobs:11", v1::JOB_STATUS_PROCESSING, "processing"));
+    }
+    EXPECT_EQ(renewing_->renewals().size(), static_cast<size_t>(second / 20)) << second;
+  }
+  for (const std::vector<std::string>& renewal : renewing_->renewals()) {
+    EXPECT_EQ(renewal, ids);
+  }
+  ASSERT_TRUE(WaitUntil([&] {
+    scheduler_.AdvanceBy(absl::Seconds(1));
+    return stub_.outstanding("GetJob") == 1;
+  }));
+  stub_.TakeRpc("GetJob").reply(JobIn("bulk:jobs:11", v1::JOB_STATUS_COMPLETED, "completed"));
+  ASSERT_TRUE(WaitUntil([&] { return Outcomes("delivered") == 3; }));
+  // Nothing held: no renewal after the job's outcome.
+  const size_t renewals = renewing_->renewals().size();
+  scheduler_.AdvanceBy(absl::Minutes(5));
+  EXPECT_EQ(renewing_->renewals().size(), renewals);
+  EXPECT_EQ(leases_lost_, 0);
+}
+
+TEST_F(DispatcherTest, ARowAnotherReplicaTookOverIsDroppedFromTheJobAndCounted) {
+  renewing_->set_lease_timeout(absl::Seconds(30));
+  std::vector<std::string> ids;
+  for (const char* user : {"u1", "u2", "u3"}) ids.push_back(Enqueue(Identify(user, "pro")));
+  StartDispatcher(Coalescing(3));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("BulkIdentifyUsers") == 1; }));
+  stub_.TakeRpc("BulkIdentifyUsers").reply(JobIn("bulk:jobs:12", v1::JOB_STATUS_QUEUED, "queued"));
+  renewing_->Take(ids[1]);
+  scheduler_.AdvanceBy(absl::Seconds(10));
+  ASSERT_EQ(renewing_->renewals().size(), 1u);
+  EXPECT_EQ(dispatcher_->coalesced_rows(), 2u);
+  EXPECT_EQ(leases_lost_, 1);
+  scheduler_.AdvanceBy(absl::Seconds(10));
+  ASSERT_EQ(renewing_->renewals().size(), 2u);
+  EXPECT_THAT(renewing_->renewals()[1], ElementsAre(ids[0], ids[2]));
+  while (stub_.outstanding("GetJob") > 0) {
+    stub_.TakeRpc("GetJob").reply(JobIn("bulk:jobs:12", v1::JOB_STATUS_PROCESSING, "processing"));
+  }
+  ASSERT_TRUE(WaitUntil([&] {
+    scheduler_.AdvanceBy(absl::Seconds(1));
+    return stub_.outstanding("GetJob") == 1;
+  }));
+  stub_.TakeRpc("GetJob").reply(JobIn("bulk:jobs:12", v1::JOB_STATUS_COMPLETED, "completed"));
+  // Only the rows still its own are recorded delivered; the other is left to its new holder.
+  ASSERT_TRUE(WaitUntil([&] { return Outcomes("delivered") == 2; }));
+  EXPECT_EQ(Rows("delivered"), 2);
+  EXPECT_EQ(StateOf(ids[0]), DeliveryState::kDelivered);
+  EXPECT_EQ(StateOf(ids[1]), DeliveryState::kPending);
+  EXPECT_EQ(StateOf(ids[2]), DeliveryState::kDelivered);
+  ASSERT_TRUE(WaitUntil([&] { return dispatcher_->in_flight() == 0; }));
   EXPECT_EQ(stub_.total("IdentifyUser"), 0u);
 }
 
