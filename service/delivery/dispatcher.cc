@@ -415,17 +415,45 @@ void Dispatcher::Finish(const DeliveryInfo& info, bool in_doubt, const absl::Sta
 void Dispatcher::Complete(const std::string& id, DeliveryOutcome outcome) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ++ops_;
+    ++ops_;  // Until the store answers.
+    completions_.emplace_back(id, std::move(outcome));
   }
-  store_.Complete(id, std::move(outcome), [this](absl::Status status) {
-    if (!status.ok() && options_.observer.on_store_error) options_.observer.on_store_error(status);
+  IssueCompletions();
+}
+
+void Dispatcher::IssueCompletions() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (issuing_) return;  // That thread's loop picks these up.
+    issuing_ = true;
+  }
+  while (true) {
+    std::pair<std::string, DeliveryOutcome> next;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      --in_flight_;
-      EndOpLocked();
+      if (completing_ >= kMaxCompleting || completions_.empty()) {
+        issuing_ = false;
+        return;
+      }
+      next = std::move(completions_.front());
+      completions_.pop_front();
+      ++completing_;
     }
-    Pump();
-  });
+    // The answer may come inline: the loop, not recursion, issues what follows.
+    store_.Complete(next.first, std::move(next.second), [this](absl::Status status) {
+      if (!status.ok() && options_.observer.on_store_error) {
+        options_.observer.on_store_error(status);
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        --completing_;
+        --in_flight_;
+        EndOpLocked();
+      }
+      IssueCompletions();
+      Pump();
+    });
+  }
 }
 
 void Dispatcher::Stop() {

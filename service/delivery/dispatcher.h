@@ -54,7 +54,8 @@
 // Bounds: at most `max_in_flight` single records leased at once, plus one coalesced job's rows
 // (at most `max_rows`; when a job's rows fall back to single calls they count as single records
 // and no new job starts until those drop below `max_in_flight`); one Lease() outstanding at a
-// time; an idle dispatcher looks again every `idle_poll` (retry waits end, other replicas'
+// time; at most 256 outcomes being recorded at the store at once (the rest wait, in order); an
+// idle dispatcher looks again every `idle_poll` (retry waits end, other replicas'
 // leases expire) or at once when Wake() says a call was enqueued.
 //
 // Thread-safety: every public method may be called from any thread. Callbacks of the store,
@@ -224,7 +225,11 @@ class Dispatcher {
   void Send(Held held);
   void Finish(const DeliveryInfo& info, bool in_doubt, const absl::Status& status,
               const CallFacts& facts);
+  // Records an outcome. At most kMaxCompleting Complete()s are outstanding at the store at once
+  // (a job's 10,000 rows end together; a Redis client refuses commands beyond its bound); the
+  // rest wait in completions_, in order.
   void Complete(const std::string& id, DeliveryOutcome outcome);
+  void IssueCompletions();
   void SchedulePollLocked(absl::Time when);
   // Lease renewal (see the class comment): arms the timer when records are held unsent.
   void ArmRenewalLocked(absl::Time from);
@@ -258,6 +263,10 @@ class Dispatcher {
   const absl::Duration renew_interval_;
   std::optional<Scheduler::TimerId> renew_timer_;
   bool renew_outstanding_ = false;
+  static constexpr size_t kMaxCompleting = 256;
+  std::deque<std::pair<std::string, DeliveryOutcome>> completions_;  // Not yet handed over.
+  size_t completing_ = 0;  // Complete()s outstanding at the store.
+  bool issuing_ = false;   // A thread is in IssueCompletions()' loop.
 
   JobWatchRegistry* const jobs_;
   std::unique_ptr<Job> job_;  // The coalesced job running, if any.

@@ -6,6 +6,7 @@
 #include "service/delivery/dispatcher.h"
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <map>
@@ -220,7 +221,18 @@ class RenewingStore final : public DeliveryStore {
     store_.Lease(std::move(options), std::move(done));
   }
   void Complete(absl::string_view id, DeliveryOutcome outcome, StatusCallback done) override {
-    store_.Complete(id, std::move(outcome), std::move(done));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      most_completing_ = std::max(most_completing_, ++completing_);
+    }
+    store_.Complete(id, std::move(outcome),
+                    [this, done = std::move(done)](absl::Status status) mutable {
+                      {
+                        std::lock_guard<std::mutex> lock(mu_);
+                        --completing_;
+                      }
+                      std::move(done)(std::move(status));
+                    });
   }
   void Get(absl::string_view id, InfoCallback done) override { store_.Get(id, std::move(done)); }
   void ListDeadLetters(size_t max, absl::string_view token, DeadLetterCallback done) override {
@@ -253,6 +265,11 @@ class RenewingStore final : public DeliveryStore {
     std::lock_guard<std::mutex> lock(mu_);
     return renewals_;
   }
+  // The most Complete()s outstanding at once so far.
+  size_t most_completing() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return most_completing_;
+  }
 
  private:
   DeliveryStore& store_;
@@ -260,6 +277,8 @@ class RenewingStore final : public DeliveryStore {
   std::mutex mu_;
   std::vector<std::vector<std::string>> renewals_;
   std::set<std::string> taken_;
+  size_t completing_ = 0;
+  size_t most_completing_ = 0;
 };
 
 class DispatcherTest : public ::testing::Test {
@@ -847,6 +866,27 @@ TEST_F(DispatcherTest, ARowAnotherReplicaTookOverIsDroppedFromTheJobAndCounted) 
   EXPECT_EQ(StateOf(ids[2]), DeliveryState::kDelivered);
   ASSERT_TRUE(WaitUntil([&] { return dispatcher_->in_flight() == 0; }));
   EXPECT_EQ(stub_.total("IdentifyUser"), 0u);
+}
+
+TEST_F(DispatcherTest, AJobsRowsAreCompletedAtMostABoundAtATime) {
+  constexpr int kRows = 600;
+  std::atomic<int> appended{0};
+  for (int i = 0; i < kRows; ++i) {  // Appended together: one group commit for many.
+    store_->Append(ToNewDelivery(Identify("user" + std::to_string(i), "pro")),
+                   [&appended](absl::StatusOr<AppendResult> r) {
+                     EXPECT_TRUE(r.ok()) << r.status();
+                     ++appended;
+                   });
+  }
+  ASSERT_TRUE(WaitUntil([&] { return appended.load() == kRows; }));
+  StartDispatcher(Coalescing(kRows));
+  EXPECT_EQ(RunJob("bulk:jobs:13", v1::JOB_STATUS_COMPLETED, "completed").size(),
+            static_cast<size_t>(kRows));
+  ASSERT_TRUE(WaitUntil([&] { return Outcomes("delivered") == kRows; }));
+  ASSERT_TRUE(WaitUntil([&] { return store_->Stats().pending == 0; }));
+  ASSERT_TRUE(WaitUntil([&] { return dispatcher_->in_flight() == 0; }));
+  EXPECT_LE(renewing_->most_completing(), 256u);
+  EXPECT_GT(renewing_->most_completing(), 1u);
 }
 
 TEST(BulkRowsTest, ARowSaysExactlyWhatTheSingleCallSends) {
