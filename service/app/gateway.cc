@@ -212,15 +212,16 @@ DispatcherOptions DispatcherOptionsFrom(const GatewayConfig& config, DeliveryMet
   options.observer.on_attempt = [&metrics](DeliveryAttemptOutcome outcome, bool in_doubt) {
     metrics.RecordAttempt(DeliveryAttemptOutcomeName(outcome), in_doubt);
   };
-  // Coalescing: the embedded queue only (a Redis lease, 60 s, is shorter than a bulk job), in
-  // jobs no larger than the validator lets a bulk request be.
-  if (config.delivery.store == DeliveryConfig::Store::kLog) {
-    options.coalesce.threshold = config.delivery.coalesce_threshold;
-  }
+  // Coalescing, in jobs no larger than the validator lets a bulk request be. With --queue_redis
+  // the dispatcher renews the rows' leases while a job runs (the store's lease timeout).
+  options.coalesce.threshold = config.delivery.coalesce_threshold;
   options.coalesce.max_rows = std::min<size_t>(config.delivery.coalesce_max_rows,
                                                static_cast<size_t>(config.limits.max_bulk_rows));
   options.coalesce.max_request_bytes = static_cast<size_t>(config.limits.max_bulk_request_bytes);
   options.coalesce.job_timeout = config.delivery.coalesce_job_timeout;
+  options.observer.on_leases_lost = [&metrics](size_t records) {
+    metrics.RecordLeasesLost(records);
+  };
   options.observer.on_coalesced_job = [&metrics, logger](CoalescedJobOutcome job,
                                                          CoalescedRowOutcome row, size_t rows,
                                                          const std::string& why) {
@@ -343,12 +344,6 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayConfig& con
         *g.delivery_store_, *g.stack_.stub, scheduler,
         DispatcherOptionsFrom(config, g.metrics_->delivery, environment.logger),
         g.job_watches_.get());
-    if (environment.logger != nullptr && config.delivery.coalesce_threshold > 0 &&
-        config.delivery.store == DeliveryConfig::Store::kRedis) {
-      environment.logger->Info(
-          "queued identifies are not coalesced into bulk jobs with --queue_redis (its leases "
-          "are shorter than a bulk job); --queue_coalesce_threshold applies to --queue_dir");
-    }
     DeliveryFrontendHooks hooks;
     hooks.on_enqueued = [dispatcher = g.dispatcher_.get()] { dispatcher->Wake(); };
     hooks.on_append = [metrics = &g.metrics_->delivery](absl::Duration latency) {

@@ -222,11 +222,9 @@ ABSL_FLAG(double, queue_sync_share, DeliveryInput().queue_sync_share,
 ABSL_FLAG(int64_t, queue_max_in_flight, DeliveryInput().queue_max_in_flight,
           "Queued calls the dispatcher holds at once (leased from the queue, waiting for a "
           "budget or sent), 1 to 10000.");
-ABSL_FLAG(
-    int64_t, queue_coalesce_threshold, DeliveryInput().queue_coalesce_threshold,
-    "Pending queued identify calls of one kind (users, or companies) at which the "
-    "dispatcher sends those of distinct users as one bulk identify job; 0: never (--queue_dir "
-    "only).");
+ABSL_FLAG(int64_t, queue_coalesce_threshold, DeliveryInput().queue_coalesce_threshold,
+          "Pending queued identify calls of one kind (users, or companies) at which the "
+          "dispatcher sends those of distinct users as one bulk identify job; 0: never.");
 ABSL_FLAG(int64_t, queue_coalesce_max_rows, DeliveryInput().queue_coalesce_max_rows,
           "Most rows in one coalesced bulk job, 2 to 10000 (also capped by --max_bulk_rows).");
 ABSL_FLAG(absl::Duration, queue_coalesce_job_timeout, DeliveryInput().queue_coalesce_job_timeout,

@@ -42,7 +42,7 @@
 // rows may wait long). Every third of the lease timeout a scheduler timer hands the ids of what
 // is held to one DeliveryStore::Renew(); its answer arms the next timer, so one Renew() is
 // outstanding at a time; when nothing is held no timer runs. A record Renew() reports as no longer
-// leased here (it expired after all, e.g. Redis was unreachable for a third of the timeout, and
+// leased here (it expired after all, e.g. Redis was unreachable for most of the timeout, and
 // another replica took it over, in doubt) is dropped: no outcome is recorded for it here, and it
 // is counted (on_leases_lost). If this replica dies while a job runs, its rows' leases lapse and
 // other replicas take them over after the lease timeout and send them singly (in doubt).

@@ -408,6 +408,13 @@ DeliveryMetrics::DeliveryMetrics(prometheus::Registry& registry)
                                "outcome: completed, failed, refused (the bulk call failed), "
                                "timeout (--queue_coalesce_job_timeout, or unreadable), stopped.")
                          .Register(registry)),
+      leases_lost(prometheus::BuildCounter()
+                      .Name("userpilot_gateway_delivery_leases_lost_total")
+                      .Help("Enqueued calls this replica held leased and unsent (rows of a "
+                            "coalesced job, or waiting for their pace) that another replica took "
+                            "over after their lease lapsed (--queue_redis): no outcome is "
+                            "recorded for them here.")
+                      .Register(registry)),
       replay_dropped_bytes(
           prometheus::BuildGauge()
               .Name("userpilot_gateway_delivery_replay_dropped_bytes")
@@ -424,6 +431,7 @@ void DeliveryMetrics::Enable() {
   for (const char* outcome : {"completed", "failed", "refused", "timeout", "stopped"}) {
     coalesced_jobs.Add({{"outcome", outcome}});
   }
+  leases_lost.Add({});
 }
 
 void DeliveryMetrics::Update(const DeliverySnapshot& s) {
@@ -454,6 +462,10 @@ void DeliveryMetrics::RecordCoalescedJob(absl::string_view job_outcome,
                                          absl::string_view row_outcome, size_t rows) {
   coalesced_jobs.Add({{"outcome", std::string(job_outcome)}}).Increment();
   coalesced_rows.Add({{"outcome", std::string(row_outcome)}}).Increment(static_cast<double>(rows));
+}
+
+void DeliveryMetrics::RecordLeasesLost(size_t records) {
+  leases_lost.Add({}).Increment(static_cast<double>(records));
 }
 
 void DeliveryMetrics::RecordAttempt(absl::string_view outcome, bool in_doubt_attempt) {

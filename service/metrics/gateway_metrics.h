@@ -570,6 +570,9 @@ class DeliveryMetrics {
   // "delivered" or "returned".
   void RecordCoalescedJob(absl::string_view job_outcome, absl::string_view row_outcome,
                           size_t rows);
+  // Pushed: `records` leased calls another replica took over before this one recorded their
+  // outcome (their lease lapsed: --queue_redis).
+  void RecordLeasesLost(size_t records);
 
   static const std::vector<double>& AppendBuckets();
 
@@ -589,6 +592,7 @@ class DeliveryMetrics {
   prometheus::Family<prometheus::Gauge>& coalesced_rows_in_flight;
   prometheus::Family<prometheus::Counter>& coalesced_rows;
   prometheus::Family<prometheus::Counter>& coalesced_jobs;
+  prometheus::Family<prometheus::Counter>& leases_lost;
   prometheus::Family<prometheus::Gauge>& replay_dropped_bytes;
 };
 

@@ -1,4 +1,5 @@
-"""End-to-end (issue 16, coalescing): a backlog of queued identifies delivered through bulk jobs.
+"""End-to-end (issue 16, coalescing): a backlog of queued identifies delivered through bulk jobs,
+on the embedded queue and on the shared one (Redis, with a lease timeout shorter than a job).
 
 3,000 identifies are enqueued (2,500 users, 500 of them identified twice) behind a small
 per-call identify budget (120 a minute: singly, the backlog would take about half an hour). The
@@ -27,6 +28,7 @@ TIMEOUT = 10  # seconds, every call
 USERS = 2500
 TWICE = 500  # users identified a second time, after everyone's first call
 DELIVERY_WAIT = 150  # seconds
+LEASE_TIMEOUT = 6  # seconds, --queue_redis_lease_timeout of the Redis variant: shorter than a job
 
 
 def identify(user, plan):
@@ -41,13 +43,25 @@ def metric(text, name, labels=""):
 
 
 class CoalesceTest(unittest.TestCase):
+    """On the embedded queue (--queue_dir)."""
+
+    JOB_STEP = "200ms"  # the emulator's: a job takes a few steps
+
+    @classmethod
+    def queue_flags(cls):
+        cls.queue_dir = tempfile.mkdtemp(prefix="upgw-e2e-coalesce-")
+        return [f"--queue_dir={cls.queue_dir}"]
+
+    @classmethod
+    def cleanup_queue(cls):
+        shutil.rmtree(cls.queue_dir, ignore_errors=True)
+
     @classmethod
     def setUpClass(cls):
-        cls.queue_dir = tempfile.mkdtemp(prefix="upgw-e2e-coalesce-")
-        cls.emulator = harness.Emulator(["--job_step=200ms"])
+        queue = cls.queue_flags()
+        cls.emulator = harness.Emulator([f"--job_step={cls.JOB_STEP}"])
         try:
-            cls.gateway = harness.Gateway(cls.emulator.url, [
-                f"--queue_dir={cls.queue_dir}",
+            cls.gateway = harness.Gateway(cls.emulator.url, queue + [
                 "--identify_rate=120/1m",
                 "--queue_coalesce_threshold=50",
                 "--watch_min_poll_interval=200ms",
@@ -57,14 +71,14 @@ class CoalesceTest(unittest.TestCase):
             ])
         except BaseException:
             cls.emulator.cleanup()
-            shutil.rmtree(cls.queue_dir, ignore_errors=True)
+            cls.cleanup_queue()
             raise
 
     @classmethod
     def tearDownClass(cls):
         status = cls.gateway.stop()
         cls.emulator.cleanup()
-        shutil.rmtree(cls.queue_dir, ignore_errors=True)
+        cls.cleanup_queue()
         assert status == 0, f"the gateway exited {status}"
 
     def test_a_backlog_goes_through_bulk_jobs_each_user_ending_with_its_last_properties(self):
@@ -132,8 +146,40 @@ class CoalesceTest(unittest.TestCase):
                                 '{outcome="delivered"}'), rows)
         self.assertEqual(metric(metrics, "userpilot_gateway_delivery_coalesced_jobs_total",
                                 '{outcome="completed"}'), len(jobs))
+        longest = max(harness.parse_time(j["end_time"]) - harness.parse_time(j["start_time"])
+                      for j in jobs)
+        self.check_leases(metrics, longest)
         print(f"\n{len(calls)} identifies delivered in {elapsed:.1f} s: {rows} rows in "
-              f"{len(jobs)} bulk jobs, {singles} single calls (per-call budget 120/1m)")
+              f"{len(jobs)} bulk jobs (the longest {longest:.1f} s), {singles} single calls "
+              f"(per-call budget 120/1m)")
+
+    def check_leases(self, metrics, longest_job):
+        """Nothing to check: the embedded queue's leases last while the process lives."""
+
+
+class CoalesceRedisTest(CoalesceTest):
+    """The same on the shared queue (--queue_redis), with jobs that run longer than the lease
+    timeout: the rows' leases are renewed while the job runs, so none lapses (the only replica
+    would lease it again, in doubt) and none is lost."""
+
+    JOB_STEP = "5s"
+
+    @classmethod
+    def queue_flags(cls):
+        cls.redis = harness.RedisServer(["--appendonly", "yes", "--appendfsync", "always"])
+        return [f"--queue_redis={cls.redis.url}", f"--queue_redis_lease_timeout={LEASE_TIMEOUT}s",
+                # Shorter than the lease timeout, as docs/configuration.md asks.
+                f"--default_deadline={LEASE_TIMEOUT - 1}s"]
+
+    @classmethod
+    def cleanup_queue(cls):
+        cls.redis.stop()
+
+    def check_leases(self, metrics, longest_job):
+        self.assertGreater(longest_job, LEASE_TIMEOUT,
+                           "no job outlived a lease: renewal was not exercised")
+        self.assertEqual(metric(metrics, "userpilot_gateway_delivery_in_doubt_total"), 0)
+        self.assertEqual(metric(metrics, "userpilot_gateway_delivery_leases_lost_total"), 0)
 
 
 if __name__ == "__main__":
