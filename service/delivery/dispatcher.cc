@@ -229,17 +229,20 @@ void Dispatcher::OnLeased(absl::StatusOr<std::vector<LeasedDelivery>> leased) {
     }
     EndOpLocked();
   }
-  if (!leased.ok() && options_.observer.on_store_error) {
-    options_.observer.on_store_error(leased.status());
-  }
+  AfterLease(leased.status(), undeliverable);
+  Drain();
+  if (again) Pump();
+}
+
+void Dispatcher::AfterLease(const absl::Status& status,
+                            std::vector<std::pair<std::string, std::string>>& undeliverable) {
+  if (!status.ok() && options_.observer.on_store_error) options_.observer.on_store_error(status);
   for (auto& [id, reason] : undeliverable) {
     if (options_.observer.on_attempt) {
       options_.observer.on_attempt(DeliveryAttemptOutcome::kDead, false);
     }
     Complete(id, DeliveryOutcome::Dead(reason));
   }
-  Drain();
-  if (again) Pump();
 }
 
 void Dispatcher::Drain() {

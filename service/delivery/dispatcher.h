@@ -221,6 +221,10 @@ class Dispatcher {
   void ReleaseJob(Job& job);
   bool ParseLocked(LeasedDelivery& record, Held& held,
                    std::vector<std::pair<std::string, std::string>>& undeliverable);
+  // After a Lease() answered (not under mu_): reports its failure, records what ParseLocked
+  // found undeliverable as dead letters.
+  void AfterLease(const absl::Status& status,
+                  std::vector<std::pair<std::string, std::string>>& undeliverable);
   void Drain();
   void Send(Held held);
   void Finish(const DeliveryInfo& info, bool in_doubt, const absl::Status& status,

@@ -131,15 +131,7 @@ void Dispatcher::OnCoalesceLeased(uint32_t kind,
     }
     EndOpLocked();
   }
-  if (!leased.ok() && options_.observer.on_store_error) {
-    options_.observer.on_store_error(leased.status());
-  }
-  for (auto& [id, reason] : undeliverable) {
-    if (options_.observer.on_attempt) {
-      options_.observer.on_attempt(DeliveryAttemptOutcome::kDead, false);
-    }
-    Complete(id, DeliveryOutcome::Dead(reason));
-  }
+  AfterLease(leased.status(), undeliverable);
   for (const std::string& id : handed_back) {
     Complete(id,
              DeliveryOutcome::Retry("left out of a full bulk job; sent next", scheduler_.Now()));

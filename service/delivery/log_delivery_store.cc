@@ -548,6 +548,18 @@ std::optional<uint64_t> LogDeliveryStore::ParseId(absl::string_view id) const {
   return seq;
 }
 
+absl::StatusOr<delivery_log::LogIndex::Found> LogDeliveryStore::FindLocked(
+    absl::string_view delivery_id) const {
+  std::optional<uint64_t> id = ParseId(delivery_id);
+  std::optional<delivery_log::LogIndex::Found> found;
+  if (id) found = index_.Find(*id);
+  if (!found) {
+    return absl::NotFoundError(
+        absl::StrCat("delivery_id ", delivery_id, ": no such delivery in this log"));
+  }
+  return *found;
+}
+
 void LogDeliveryStore::Append(NewDelivery delivery, AppendCallback done) {
   if (absl::Status s = ValidateNewDelivery(delivery); !s.ok()) {
     std::move(done)(s);
@@ -731,18 +743,14 @@ void LogDeliveryStore::Lease(LeaseOptions options, LeaseCallback done) {
 
 void LogDeliveryStore::Complete(absl::string_view delivery_id, DeliveryOutcome outcome,
                                 StatusCallback done) {
-  std::optional<uint64_t> id = ParseId(delivery_id);
   std::unique_lock<std::mutex> lock(mu_);
   absl::Status refusal = RefusalLocked();
-  std::optional<delivery_log::LogIndex::Found> found;
-  if (refusal.ok() && id) found = index_.Find(*id);
-  if (!refusal.ok() || !found || !found->leased) {
+  absl::StatusOr<delivery_log::LogIndex::Found> found =
+      refusal.ok() ? FindLocked(delivery_id) : refusal;
+  if (!found.ok() || !found->leased) {
     lock.unlock();
-    if (!refusal.ok()) {
-      std::move(done)(refusal);
-    } else if (!found) {
-      std::move(done)(absl::NotFoundError(
-          absl::StrCat("delivery_id ", delivery_id, ": no such delivery in this log")));
+    if (!found.ok()) {
+      std::move(done)(found.status());
     } else {
       std::move(done)(absl::FailedPreconditionError(absl::StrCat(
           "delivery_id ", delivery_id, ": not leased (", DeliveryStateName(found->state), ")")));
@@ -750,7 +758,7 @@ void LogDeliveryStore::Complete(absl::string_view delivery_id, DeliveryOutcome o
     return;
   }
   OutcomeBody b;
-  b.set_id(*id);
+  b.set_id(found->id);
   switch (outcome.kind) {
     case DeliveryOutcome::Kind::kDelivered:
       b.set_kind(OutcomeBody::DELIVERED);
@@ -834,12 +842,9 @@ void LogDeliveryStore::Renew(std::vector<std::string> delivery_ids, RenewCallbac
       std::fill(statuses.begin(), statuses.end(), s);
     } else {
       for (size_t i = 0; i < delivery_ids.size(); ++i) {
-        std::optional<uint64_t> id = ParseId(delivery_ids[i]);
-        std::optional<delivery_log::LogIndex::Found> found;
-        if (id) found = index_.Find(*id);
-        if (!found) {
-          statuses[i] = absl::NotFoundError(
-              absl::StrCat("delivery_id ", delivery_ids[i], ": no such delivery in this log"));
+        absl::StatusOr<delivery_log::LogIndex::Found> found = FindLocked(delivery_ids[i]);
+        if (!found.ok()) {
+          statuses[i] = found.status();
         } else if (found->state != DeliveryState::kPending || !found->leased) {
           statuses[i] = absl::FailedPreconditionError(
               absl::StrCat("delivery_id ", delivery_ids[i], ": not leased"));
@@ -862,12 +867,9 @@ void LogDeliveryStore::Redrive(std::vector<std::string> delivery_ids, RedriveCal
   Op op;
   const absl::Time now = options_.clock();
   for (size_t i = 0; i < delivery_ids.size(); ++i) {
-    std::optional<uint64_t> id = ParseId(delivery_ids[i]);
-    std::optional<delivery_log::LogIndex::Found> found;
-    if (id) found = index_.Find(*id);
-    if (!found) {
-      statuses[i] = absl::NotFoundError(
-          absl::StrCat("delivery_id ", delivery_ids[i], ": no such delivery in this log"));
+    absl::StatusOr<delivery_log::LogIndex::Found> found = FindLocked(delivery_ids[i]);
+    if (!found.ok()) {
+      statuses[i] = found.status();
       continue;
     }
     if (found->state != DeliveryState::kDead) {
@@ -876,7 +878,7 @@ void LogDeliveryStore::Redrive(std::vector<std::string> delivery_ids, RedriveCal
       continue;
     }
     RedriveBody b;
-    b.set_id(*id);
+    b.set_id(found->id);
     b.set_unix_micros(Micros(now));
     const std::string body = b.SerializeAsString();
     const uint64_t seq = NextSeqLocked();

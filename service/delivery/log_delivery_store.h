@@ -140,6 +140,8 @@ class LogDeliveryStore final : public DeliveryStore {
   absl::StatusOr<std::string> ReadPayload(const delivery_log::Location& where);  // Writer thread.
   absl::Status FailStop(absl::Status cause);  // Writer thread; returns the status callers see.
   std::optional<uint64_t> ParseId(absl::string_view id) const;
+  // The record `delivery_id` names, or NOT_FOUND "delivery_id <id>: no such delivery in this log".
+  absl::StatusOr<delivery_log::LogIndex::Found> FindLocked(absl::string_view delivery_id) const;
   uint64_t NextSeqLocked() { return next_seq_++; }
   void EnqueueLocked(Op op);
   absl::Status RefusalLocked() const;  // Closed or failed: what callers get; OK otherwise.

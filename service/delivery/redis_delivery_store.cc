@@ -582,26 +582,32 @@ void RedisDeliveryStore::ListDeadLetters(size_t max, absl::string_view page_toke
        });
 }
 
+std::vector<absl::Status> RedisDeliveryStore::PerIdStatuses(const absl::StatusOr<RedisReply>& r,
+                                                            const std::vector<std::string>& ids,
+                                                            absl::string_view what,
+                                                            absl::string_view refused) const {
+  std::vector<absl::Status> out(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!r.ok()) {
+      out[i] = Unavailable(r.status(), what);
+    } else if (r->type != RedisReply::Type::kArray || i >= r->elements.size()) {
+      out[i] = r->type == RedisReply::Type::kError ? ErrorReply(*r, url_)
+                                                   : absl::InternalError("bad reply");
+    } else if (const int64_t code = IntOf(r->elements[i]); code == 1) {
+      out[i] = absl::NotFoundError(absl::StrCat("delivery_id ", ids[i], ": unknown"));
+    } else if (code == 2) {
+      out[i] = absl::FailedPreconditionError(absl::StrCat("delivery_id ", ids[i], ": ", refused));
+    }
+  }
+  return out;
+}
+
 void RedisDeliveryStore::Redrive(std::vector<std::string> delivery_ids, RedriveCallback done) {
   std::vector<std::string> args = delivery_ids;
   Eval(redrive_, std::move(args),
        [this, ids = std::move(delivery_ids),
         done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
-         std::vector<absl::Status> out(ids.size());
-         for (size_t i = 0; i < ids.size(); ++i) {
-           if (!r.ok()) {
-             out[i] = Unavailable(r.status(), "redrive");
-           } else if (r->type != RedisReply::Type::kArray || i >= r->elements.size()) {
-             out[i] = r->type == RedisReply::Type::kError ? ErrorReply(*r, url_)
-                                                          : absl::InternalError("bad reply");
-           } else if (const int64_t code = IntOf(r->elements[i]); code == 1) {
-             out[i] = absl::NotFoundError(absl::StrCat("delivery_id ", ids[i], ": unknown"));
-           } else if (code == 2) {
-             out[i] =
-                 absl::FailedPreconditionError(absl::StrCat("delivery_id ", ids[i], ": not dead"));
-           }
-         }
-         std::move(done)(std::move(out));
+         std::move(done)(PerIdStatuses(r, ids, "redrive", "not dead"));
        });
 }
 
@@ -617,23 +623,11 @@ void RedisDeliveryStore::Renew(std::vector<std::string> delivery_ids, RenewCallb
   Eval(renew_, std::move(args),
        [this, ids = std::move(delivery_ids),
         done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
-         std::vector<absl::Status> out(ids.size());
-         for (size_t i = 0; i < ids.size(); ++i) {
-           if (!r.ok()) {
-             out[i] = Unavailable(r.status(), "renew");
-           } else if (r->type != RedisReply::Type::kArray || i >= r->elements.size()) {
-             out[i] = r->type == RedisReply::Type::kError ? ErrorReply(*r, url_)
-                                                          : absl::InternalError("bad reply");
-           } else if (const int64_t code = IntOf(r->elements[i]); code == 1) {
-             out[i] = absl::NotFoundError(absl::StrCat("delivery_id ", ids[i], ": unknown"));
-           } else if (code == 2) {
-             out[i] = absl::FailedPreconditionError(
-                 absl::StrCat("delivery_id ", ids[i], ": not leased by ", options_.consumer,
-                              " any more (its lease expired and another replica took it, or it "
-                              "was completed)"));
-           }
-         }
-         std::move(done)(std::move(out));
+         std::move(done)(PerIdStatuses(
+             r, ids, "renew",
+             absl::StrCat("not leased by ", options_.consumer,
+                          " any more (its lease expired and another replica took it, or it was "
+                          "completed)")));
        });
 }
 

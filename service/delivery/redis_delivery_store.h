@@ -105,6 +105,11 @@ class RedisDeliveryStore final : public DeliveryStore {
  private:
   explicit RedisDeliveryStore(RedisDeliveryStoreOptions options);
   absl::Status Unavailable(const absl::Status& cause, absl::string_view what) const;
+  // The per-id answer of a script that answers one code per id (0 done, 1 unknown id, 2 refused:
+  // FAILED_PRECONDITION "delivery_id <id>: <refused>"), or the script's failure for every id.
+  std::vector<absl::Status> PerIdStatuses(const absl::StatusOr<RedisReply>& r,
+                                          const std::vector<std::string>& ids,
+                                          absl::string_view what, absl::string_view refused) const;
   void Eval(RedisClient::ScriptId script, std::vector<std::string> args,
             RedisClient::ReplyCallback done);
 
