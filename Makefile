@@ -52,10 +52,10 @@ test-asan:
 # The component suites under ThreadSanitizer (Debug, build-tsan/): service/'s GoogleTest and Redis
 # suites. TSan sees synchronisation only in instrumented code, and Debian's gRPC, protobuf and
 # Abseil libraries are not instrumented: every hand-over through a gRPC completion queue reads
-# as a data race. So the build holds service/ alone (UPGW_COMPONENT_SUITES_ONLY), the suites
-# that run a gRPC server or channel in the process are left out (TSAN_BLIND_SUITES; the ASan
-# suite and the end-to-end tests run them), and tests/tsan.supp names the one race report that
-# comes from protobuf's own lazy initialisation.
+# as a data race. So the build holds service/ and tests/mocks/ alone (UPGW_COMPONENT_SUITES_ONLY),
+# the suites that run a gRPC server or channel in the process are left out (TSAN_BLIND_SUITES;
+# the ASan suite and the end-to-end tests run them), and tests/tsan.supp names the one race
+# report that comes from protobuf's own lazy initialisation.
 TSAN_BLIND_SUITES := CappedListenerGrpcTest|GatewayServerTest|GatewayServiceAuthTest|GatewayServiceTest|GrpcServerInterceptorTest|TlsServerTest
 test-tsan:
 	@TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" $(MAKE) test \

@@ -9,7 +9,7 @@
 // dispatcher stores a serialized EnqueueRequest), its `kind` an opaque number (the dispatcher's
 // call type, used to lease only identifies for a bulk job), its ordering keys opaque strings.
 //
-// How the dispatcher uses it (the intended design of the next phase):
+// How the gateway uses it:
 //   Enqueue        -> Append(); the caller is answered from `done`, which runs only once the
 //                     record is durable (fsynced / written by Redis), or refused at once with
 //                     RESOURCE_EXHAUSTED (full) or UNAVAILABLE (storage down). Never dropped.
