@@ -11,6 +11,14 @@ import unittest
 import upgw_harness as harness
 
 
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -63,6 +71,9 @@ class ProcessTest(unittest.TestCase):
         try:
             pid = int(parent.stdout.readline())
             self.assertTrue(alive(pid))
+            # setpriv sets the death signal, then execs sleep: until then the parent's death
+            # would go unnoticed, so wait for the exec before killing the parent.
+            harness.wait_for(lambda: comm(pid) == "sleep", 5, "setpriv to exec the sleeper")
         finally:
             parent.kill()
             parent.wait()
