@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -185,6 +186,7 @@ class CurlHttpClient::Impl {
     stats.typical_latency = published_typical_latency_;
     std::lock_guard<std::mutex> completions_lock(completions_mu_);
     stats.completions_waiting = completions_.size();
+    stats.completed_inline = completed_inline_.load(std::memory_order_relaxed);
     return stats;
   }
 
@@ -445,22 +447,41 @@ class CurlHttpClient::Impl {
     published_typical_latency_ = latency_.typical();
   }
 
-  // Hands the callbacks of everything finished to the completion threads: the event thread
-  // runs no user code, so parsing an answer (or anything else a callback does) never holds
-  // up the other transfers.
+  // Runs the callbacks of everything finished: a short callback with a small answer here, on
+  // the event thread, with no lock held (it may call Send()); every other one is handed to the
+  // completion threads, so parsing a large answer, or anything else a callback does, never
+  // holds up the other transfers.
   void Deliver() {
     if (finished_.empty()) return;
     std::vector<TransferPtr> batch;
     batch.swap(finished_);
+    const absl::Time now = absl::Now();
+    bool handed_over = false;
     {
       std::lock_guard<std::mutex> lock(completions_mu_);
       for (TransferPtr& t : batch) {
-        t->result.elapsed = absl::Now() - t->send_time;
+        t->result.elapsed = now - t->send_time;
+        if (RunsInline(*t)) continue;
         completions_.push_back(Completion{std::move(t->done), std::move(t->result)});
         t.reset();  // Free the request (body, headers) before user code runs.
+        handed_over = true;
       }
     }
-    completions_ready_.notify_all();
+    if (handed_over) completions_ready_.notify_all();
+    for (TransferPtr& t : batch) {
+      if (t == nullptr) continue;
+      Callback done = std::move(t->done);
+      HttpResult result = std::move(t->result);
+      t.reset();
+      completed_inline_.fetch_add(1, std::memory_order_relaxed);
+      std::move(done)(std::move(result));
+    }
+  }
+
+  bool RunsInline(const Transfer& t) const {
+    return t.request.short_callback &&
+           t.result.response.body.size() <= options_.inline_completion_max_bytes &&
+           options_.inline_completion_max_bytes > 0;
   }
 
   // A completion thread: runs callbacks in the order they finished, with no lock held (they
@@ -516,8 +537,9 @@ class CurlHttpClient::Impl {
   };
   mutable std::mutex completions_mu_;
   std::condition_variable completions_ready_;
-  std::deque<Completion> completions_;  // Guarded by completions_mu_.
-  bool completions_closed_ = false;     // Guarded by completions_mu_.
+  std::deque<Completion> completions_;         // Guarded by completions_mu_.
+  bool completions_closed_ = false;            // Guarded by completions_mu_.
+  std::atomic<uint64_t> completed_inline_{0};  // Callbacks run on the event thread.
 
   mutable std::mutex mu_;
   std::vector<TransferPtr> submitted_;  // Guarded by mu_. Send()'s batch, not yet taken.

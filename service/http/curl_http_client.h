@@ -45,15 +45,21 @@
 // (connections are retired before the server's idle timeout closes them); idempotency keys,
 // where the API has them, close it.
 //
-// Completion callbacks never run on the event thread: it hands each finished transfer to a few
-// completion threads (`completion_threads`), which run the callbacks in the order the transfers
-// finished, possibly several at once. So a callback that takes CPU time (parsing a large or
-// hostile answer) holds up neither the transfers in flight nor shutdown's cancellations; it
-// only delays the callbacks queued behind it, and only while every completion thread is busy.
+// Where callbacks run. A request marked `short_callback` (HttpRequest: its callback finishes one
+// call and does nothing slow) whose outcome carries at most `inline_completion_max_bytes` of
+// response body has its callback run on the event thread, right after the transfer ends: the
+// answer goes back to the caller without another thread hand-off (the gateway's unary calls).
+// Every other callback is handed to a few completion threads (`completion_threads`), which run
+// them in the order the transfers finished, possibly several at once; so a callback that takes
+// CPU time (parsing a large or hostile answer, fanning a job's status out to its watchers)
+// holds up neither the transfers in flight nor shutdown's cancellations, only the callbacks
+// queued behind it, and only while every completion thread is busy. The size cap bounds what a
+// short callback can cost the event thread: parsing at most that much JSON (linear time).
 //
 // Thread-safety: Send(), Stats() and Shutdown() may be called from any thread, concurrently,
-// including from inside a completion callback. Callbacks run on the completion threads, never
-// inside Send(), concurrently with one another; they must not block or throw.
+// including from inside a completion callback. Callbacks run on the event thread (short ones,
+// see above) or on the completion threads, never inside Send(), possibly concurrently with one
+// another; they must not block or throw.
 #ifndef USERPILOT_GATEWAY_SERVICE_HTTP_CURL_HTTP_CLIENT_H_
 #define USERPILOT_GATEWAY_SERVICE_HTTP_CURL_HTTP_CLIENT_H_
 
@@ -103,6 +109,10 @@ struct CurlHttpClientOptions {
   // Threads that run completion callbacks (see above). Must be >= 1. Two keep one slow
   // callback from delaying every other answer on a 2-core machine.
   size_t completion_threads = 2;
+  // Largest response body a `short_callback` request's callback may receive on the event
+  // thread (see above); larger answers go to the completion threads. 0: never on the event
+  // thread. Userpilot's answers to unary calls are a few hundred bytes.
+  size_t inline_completion_max_bytes = size_t{64} << 10;
 };
 
 // A snapshot of the client's load, for metrics. Cheap: one short lock.
@@ -117,6 +127,8 @@ struct CurlHttpClientStats {
   absl::Duration typical_latency = absl::ZeroDuration();
   // Finished requests whose callbacks wait for a completion thread.
   size_t completions_waiting = 0;
+  // Since start: callbacks run on the event thread (short callbacks, small answers).
+  uint64_t completed_inline = 0;
 };
 
 class CurlHttpClient final : public HttpClient {
@@ -133,7 +145,8 @@ class CurlHttpClient final : public HttpClient {
   // the client's threads, i.e. not from inside a completion callback.
   ~CurlHttpClient() override;
 
-  // Queues `request` and returns at once; `done` runs exactly once on a completion thread.
+  // Queues `request` and returns at once; `done` runs exactly once, on the event thread or a
+  // completion thread (see "Where callbacks run").
   // Outcomes decided without the network (expired deadline, full queue, malformed request,
   // client shutting down) are also delivered that way, promptly.
   // One exception: after Shutdown() has returned there is no event thread, so `done` runs

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -702,6 +703,65 @@ TEST(CurlHttpClientTest, FullQueueIsResourceExhaustedNotSentAndDeliveredAsynchro
   const auto results = completions.WaitFor(3);
   EXPECT_TRUE(results.at(0).result.transport_status.ok()) << results.at(0).result.transport_status;
   EXPECT_TRUE(results.at(1).result.transport_status.ok()) << results.at(1).result.transport_status;
+  EXPECT_EQ(server.requests().size(), 2u);
+}
+
+// A short callback with a small answer runs on the event thread ("upgw-http"); a callback not
+// marked short, or one whose answer is larger than inline_completion_max_bytes, never does.
+TEST(CurlHttpClientTest, ShortCallbacksWithSmallAnswersRunOnTheEventThread) {
+  LoopbackHttpServer server(Echo);
+  CurlHttpClientOptions options;
+  options.inline_completion_max_bytes = 32;
+  auto client = MakeClient(options);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<int, std::string> thread_names;
+  auto record = [&](int key) {
+    return [&, key](HttpResult result) {
+      EXPECT_TRUE(result.transport_status.ok()) << result.transport_status;
+      char name[16] = {};
+      pthread_getname_np(pthread_self(), name, sizeof(name));
+      std::lock_guard<std::mutex> lock(mu);
+      thread_names[key] = name;
+      cv.notify_all();
+    };
+  };
+  HttpRequest small_short = Request("POST", server.Url("/a"));
+  small_short.body = "x";  // Echoed as "echo:x": 6 bytes.
+  small_short.short_callback = true;
+  HttpRequest small_long = Request("POST", server.Url("/b"));
+  small_long.body = "x";
+  HttpRequest large_short = Request("POST", server.Url("/c"));
+  large_short.body = std::string(100, 'y');  // 105 bytes back, over the 32-byte cap.
+  large_short.short_callback = true;
+  client->Send(std::move(small_short), record(0));
+  client->Send(std::move(small_long), record(1));
+  client->Send(std::move(large_short), record(2));
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, absl::ToChronoMilliseconds(kWaitLimit),
+                          [&] { return thread_names.size() == 3; }));
+  EXPECT_EQ(thread_names[0], "upgw-http");
+  EXPECT_EQ(thread_names[1], "upgw-http-done");
+  EXPECT_EQ(thread_names[2], "upgw-http-done");
+  lock.unlock();
+  EXPECT_EQ(client->Stats().completed_inline, 1u);
+}
+
+// A short callback that sends the next request from the event thread (a retry does) is served.
+TEST(CurlHttpClientTest, ShortCallbackMaySendFromTheEventThread) {
+  LoopbackHttpServer server(Echo);
+  auto client = MakeClient();
+  Completions completions;
+  HttpRequest first = Request("GET", server.Url("/first"));
+  first.short_callback = true;
+  client->Send(std::move(first), [&](HttpResult result) {
+    EXPECT_TRUE(result.transport_status.ok()) << result.transport_status;
+    HttpRequest second = Request("GET", server.Url("/second"));
+    second.short_callback = true;
+    client->Send(std::move(second), completions.Expect(0));
+  });
+  const HttpResult second = completions.WaitForOne(0);
+  EXPECT_TRUE(second.transport_status.ok()) << second.transport_status;
   EXPECT_EQ(server.requests().size(), 2u);
 }
 

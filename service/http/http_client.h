@@ -5,8 +5,9 @@
 // thread; tests substitute a fake. Nothing outside http/ includes curl.
 //
 // Thread-safety: Send() may be called from any thread, concurrently. The completion runs on a
-// thread of the client's (never the thread that drives the network, never inside Send()),
-// possibly concurrently with other completions; it must not block.
+// thread of the client's (never inside Send()), possibly concurrently with other completions;
+// it must not block. Only a request marked `short_callback` may have its completion run on the
+// thread that drives the network (the client decides; see HttpRequest::short_callback).
 #ifndef USERPILOT_GATEWAY_SERVICE_HTTP_HTTP_CLIENT_H_
 #define USERPILOT_GATEWAY_SERVICE_HTTP_HTTP_CLIENT_H_
 
@@ -62,6 +63,11 @@ struct HttpRequest {
   // The request is abandoned (DEADLINE_EXCEEDED) if not complete by then. Required: every wait
   // has a deadline.
   absl::Time deadline = absl::InfinitePast();
+  // The completion is short and bounded: bookkeeping and one answer to one caller (no fan-out,
+  // no disk, nothing that waits). A client with a network thread may then run it on that
+  // thread when the answer is small, instead of handing it to another thread: one thread
+  // hand-off fewer per request. False (the default): never on the network thread.
+  bool short_callback = false;
 };
 
 struct HttpResponse {
@@ -107,7 +113,8 @@ class HttpClient {
   virtual ~HttpClient() = default;
 
   // Starts `request` and returns at once. `done` runs exactly once, on one of the client's
-  // threads, never inside Send() itself.
+  // threads (the network thread only for a `short_callback` request), never inside Send()
+  // itself.
   virtual void Send(HttpRequest request, Callback done) = 0;
 };
 

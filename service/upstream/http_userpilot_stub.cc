@@ -156,6 +156,7 @@ void HttpUserpilotStub::Exchange(const CallOptions& options, absl::string_view m
   }
   request.body = std::move(form.json);
   request.deadline = capped ? attempt_deadline : options.deadline;
+  request.short_callback = options.short_callback;
 
   http_.Send(std::move(request), [settings = settings_, endpoint, capped, attempt_timeout,
                                   conclude = std::move(conclude),

@@ -30,8 +30,9 @@
 // (logging/redactor.h) before it reaches the caller or a log.
 //
 // Thread-safety: immutable after construction; every method may be called from any thread,
-// concurrently. Callbacks run on the HttpClient's completion threads (never on the thread that
-// drives the network), never inside the call (the HttpClient's own guarantees); they parse the
+// concurrently. Callbacks run on the HttpClient's threads (on the thread that drives the network
+// only for a call whose CallOptions::short_callback is set), never inside the call (the
+// HttpClient's own guarantees); they parse the
 // answer (size and depth bounded, linear time: json_mapping.h) and never block. A callback
 // holds shared ownership of what it needs, so it stays valid if the stub is destroyed first;
 // the HttpClient must outlive the stub and all its calls.

@@ -46,6 +46,11 @@ struct CallOptions {
   // The call's W3C trace context (common/trace_context.h): each HTTP attempt sends its trace id
   // upstream as `traceparent` with a span id of its own. Empty: no trace headers are sent.
   TraceContext trace;
+  // What the caller's callback does is short and bounded: it answers one call (bookkeeping, a
+  // log line, one gRPC answer), with no fan-out, no disk, nothing that waits. The HTTP client
+  // may then run the whole answer path on its network thread (HttpRequest::short_callback),
+  // saving a thread hand-off. The gateway's unary RPCs set it; leave it false otherwise.
+  bool short_callback = false;
 };
 
 // Receives the one answer of a call.
