@@ -7,51 +7,58 @@
 import json
 import sys
 
-TARGETS = {"added_p50": 0.15, "added_p99": 1.0, "cpu": 0.05}
+import targets  # bench/targets.py: the speed targets
+from targets import verdict
 
 
 def f(x, digits=3):
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def verdict(value, limit):
-    if value is None:
-        return ""
-    return "met" if value < limit else "**missed**"
+def ctx_per_call(doc, row):
+    """The median context switches per call of a row's runs (older files: from the runs)."""
+    if row.get("gateway_ctx_per_call") is not None:
+        return row["gateway_ctx_per_call"]
+    switches = []
+    for run in doc["data"]["runs"]:
+        if run["label"].startswith(f"overhead {row['op']} {row['rate']:g}/s"):
+            for res in run["results"]:
+                gw = res["processes"].get("gateway")
+                if res["target"] == "gateway" and gw:
+                    switches.append(gw.get("context_switches_per_call"))
+    switches = sorted(s for s in switches if s is not None)
+    return switches[len(switches) // 2] if switches else None
 
 
 def overhead(doc):
-    out = ["| op | calls/s | direct p50 | gateway p50 | added p50 (target < 0.15) | direct p99 "
-           "| gateway p99 | added p99 (target < 1) | gateway CPU-s / 1k calls (target < 0.05) "
-           "| gateway ctx switches / call |",
+    out = ["| op | calls/s | direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 "
+           "| added p99 | gateway CPU-s / 1k calls | gateway context switches / call |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in doc["data"]["rows"]:
-        switches = []
-        for run in doc["data"]["runs"]:
-            if run["label"].startswith(f"overhead {r['op']} {r['rate']:g}/s"):
-                for res in run["results"]:
-                    gw = res["processes"].get("gateway")
-                    if res["target"] == "gateway" and gw:
-                        switches.append(gw.get("context_switches_per_call"))
-        switches = sorted(s for s in switches if s is not None)
-        sw = switches[len(switches) // 2] if switches else None
+    for r in doc["data"]["rows"] + doc["data"].get("floor", []):
+        rate = int(r["rate"])
+        sw = ctx_per_call(doc, r)
         out.append(
-            f"| {r['op']} | {r['rate']:g} | {f(r['direct_p50'])} | {f(r['gateway_p50'])} | "
-            f"{f(r['added_p50'])} {verdict(r['added_p50'], TARGETS['added_p50'])} | "
-            f"{f(r['direct_p99'])} | {f(r['gateway_p99'])} | {f(r['added_p99'])} "
-            f"{verdict(r['added_p99'], TARGETS['added_p99'])} | {f(r['gateway_cpu_s_per_1k'], 3)} "
-            f"{verdict(r['gateway_cpu_s_per_1k'], TARGETS['cpu'])} | {f(sw, 1)} |")
+            f"| {r['op']} | {r['rate']:g} | {f(r.get('direct_p50'))} | {f(r['gateway_p50'])} | "
+            f"{f(r.get('added_p50'))} {verdict(r.get('added_p50'), targets.ADDED_P50_MS.get(rate))} | "
+            f"{f(r.get('direct_p99'))} | {f(r['gateway_p99'])} | {f(r.get('added_p99'))} "
+            f"{verdict(r.get('added_p99'), targets.ADDED_P99_MS.get(rate))} | "
+            f"{f(r['gateway_cpu_s_per_1k'], 3)} "
+            f"{verdict(r['gateway_cpu_s_per_1k'], targets.CPU_S_PER_1K.get(rate))} | {f(sw, 1)} "
+            f"{verdict(sw, targets.CTX_PER_CALL.get(rate))} |")
     return "\n".join(out)
 
 
 def throughput(doc):
     out = ["| calls outstanding | direct calls/s | gateway calls/s | gateway / direct | direct p50 ms "
-           "| gateway p50 ms | gateway CPU-s / 1k calls |",
-           "|---:|---:|---:|---:|---:|---:|---:|"]
+           "| gateway p50 ms | gateway CPU µs / call | calls per gateway CPU-second |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in doc["data"]["rows"]:
+        cpu = r.get("gateway_cpu_s_per_1k")
+        us = None if cpu is None else cpu * 1000
         out.append(f"| {r['concurrency']} | {f(r['direct_per_s'], 0)} | {f(r['gateway_per_s'], 0)} "
                    f"| {f(r['ratio'], 2)} | {f(r['direct_p50'])} | {f(r['gateway_p50'])} "
-                   f"| {f(r['gateway_cpu_s_per_1k'], 3)} |")
+                   f"| {f(us, 1)} {verdict(us, targets.SATURATED_CPU_US_PER_CALL)} "
+                   f"| {f(None if not cpu else 1000 / cpu, 0)} |")
     return "\n".join(out)
 
 
@@ -139,6 +146,23 @@ def enqueue(doc):
     return "\n".join(lines)
 
 
+def burst(doc):
+    out = ["| scenario | target | sent | reached upstream | p50 ms | p90 ms | p99 ms | max ms "
+           "| answers |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, by_target in doc["data"].items():
+        for target in ("gateway", "direct"):
+            r = by_target.get(target)
+            if not r:
+                continue
+            t = r["to_upstream_ms"]
+            answers = ", ".join(f"{code} {n}" for code, n in sorted(r["codes"].items()))
+            out.append(f"| {name} | {target} | {sum(r['codes'].values())} | {r['accepted']} "
+                       f"| {f(t['p50'], 1)} | {f(t['p90'], 1)} | {f(t['p99'], 1)} "
+                       f"| {f(t['max'], 1)} | {answers} |")
+    return "\n".join(out)
+
+
 def main():
     for path in sys.argv[1:]:
         with open(path) as fh:
@@ -152,7 +176,11 @@ def main():
         if doc["data"] is None:
             print("failed: " + "; ".join(doc["failures"]) + "\n")
             continue
-        print(globals()[doc["scenario"]](doc) + "\n")
+        render = globals().get(doc["scenario"])
+        if render is None:
+            print(f"(no table for scenario '{doc['scenario']}'; see its JSON)\n")
+            continue
+        print(render(doc) + "\n")
 
 
 if __name__ == "__main__":

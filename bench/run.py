@@ -32,6 +32,8 @@ import time
 import urllib.parse
 import urllib.request
 
+import targets  # bench/targets.py: the speed targets
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMULATOR_KEY = "bench-emulator-key"  # a loopback emulator's key, not a Userpilot secret
 
@@ -287,6 +289,22 @@ def huge_budget_flags():
             "--budget_queues=identify=100000,track=100000", "--retry_max_attempts=1"]
 
 
+def overhead_measures(doc):
+    """The per-repeat measures of one overhead run (gateway and, when it ran, direct)."""
+    g = result(doc, "gateway")
+    gw = g["processes"].get("gateway") or {}
+    m = {"gateway_p50": g["total"]["latency_ms"]["p50"],
+         "gateway_p99": g["total"]["latency_ms"]["p99"],
+         "gateway_cpu_s_per_1k": gw.get("cpu_s_per_1k_calls"),
+         "gateway_ctx_per_call": gw.get("context_switches_per_call"),
+         "gateway_ok_per_s": g["ok_per_s"]}
+    if any(r["target"] == "direct" for r in doc["results"]):
+        d = result(doc, "direct")
+        m.update(direct_p50=d["total"]["latency_ms"]["p50"],
+                 direct_p99=d["total"]["latency_ms"]["p99"])
+    return m
+
+
 def scenario_overhead(env, args, check):
     ops = args.ops.split(",")
     rates = [float(r) for r in args.rates.split(",")]
@@ -304,30 +322,52 @@ def scenario_overhead(env, args, check):
                                 duration=args.duration, warmup=args.warmup, mix=f"{op}=1",
                                 deadline="5s", gateway_pid=gateway.pid, emulator_pid=emulator.pid)
                 check.results(doc, OK_CODES, f"overhead {op} {rate:g}/s")
-                d, g = result(doc, "direct"), result(doc, "gateway")
-                gw = g["processes"].get("gateway") or {}
-                reps.append({
-                    "direct_p50": d["total"]["latency_ms"]["p50"],
-                    "direct_p99": d["total"]["latency_ms"]["p99"],
-                    "gateway_p50": g["total"]["latency_ms"]["p50"],
-                    "gateway_p99": g["total"]["latency_ms"]["p99"],
-                    "gateway_cpu_s_per_1k": gw.get("cpu_s_per_1k_calls"),
-                    "gateway_ok_per_s": g["ok_per_s"],
-                })
+                reps.append(overhead_measures(doc))
                 runs.append(doc)
             m = {k: median([r[k] for r in reps]) for k in reps[0]}
             m["added_p50"] = median([r["gateway_p50"] - r["direct_p50"] for r in reps])
             m["added_p99"] = median([r["gateway_p99"] - r["direct_p99"] for r in reps])
             m.update(op=op, rate=rate, repeats=len(reps))
             rows.append(m)
-    table_rows = [[r["op"], f"{r['rate']:g}", fmt(r["direct_p50"]), fmt(r["gateway_p50"]),
-                   fmt(r["added_p50"]), fmt(r["direct_p99"]), fmt(r["gateway_p99"]),
-                   fmt(r["added_p99"]), fmt(r["gateway_cpu_s_per_1k"], 4)] for r in rows]
+    # The floor: a call the gateway answers from its validation on the gRPC thread (an identify
+    # without user_id: INVALID_ARGUMENT, no upstream request, no other thread), i.e. what a gRPC
+    # call into this server costs on this machine with no work behind it.
+    floor = []
+    for rate in rates:
+        reps = []
+        for rep in range(args.repeats):
+            doc = env.bench(f"overhead floor {rate:g}/s #{rep + 1}", targets="gateway",
+                            gateway=addr, mode="open", rate=rate, duration=args.duration,
+                            warmup=args.warmup, mix="refused=1", deadline="5s",
+                            gateway_pid=gateway.pid)
+            check.results(doc, {"INVALID_ARGUMENT"}, f"overhead floor {rate:g}/s")
+            reps.append(overhead_measures(doc))
+            runs.append(doc)
+        m = {k: median([r[k] for r in reps]) for k in reps[0]}
+        m.update(op="refused (floor)", rate=rate, repeats=len(reps))
+        floor.append(m)
+    table_rows = [[r["op"], f"{r['rate']:g}", fmt(r.get("direct_p50")), fmt(r["gateway_p50"]),
+                   fmt(r.get("added_p50")), fmt(r.get("direct_p99")), fmt(r["gateway_p99"]),
+                   fmt(r.get("added_p99")), fmt(r["gateway_cpu_s_per_1k"], 4),
+                   fmt(r["gateway_ctx_per_call"], 1)] for r in rows + floor]
     text = table(["op", "calls/s", "direct p50", "gw p50", "added p50", "direct p99", "gw p99",
-                  "added p99", "gw CPU-s/1k"], table_rows)
-    text += ("\nlatency in ms; targets: added p50 < 0.15 ms, added p99 < 1 ms, "
-             "gateway CPU < 0.05 s per 1,000 calls")
-    return {"rows": rows, "runs": runs}, text
+                  "added p99", "gw CPU-s/1k", "gw ctx/call"], table_rows)
+    text += (f"\nlatency in ms; targets: added p50 <= {targets.ADDED_P50_MS[500]} ms and p99 <= "
+             f"{targets.ADDED_P99_MS[500]} ms at 500 calls/s, p99 <= {targets.ADDED_P99_MS[2000]} "
+             f"ms at 2,000; at 500 calls/s gateway CPU <= {targets.CPU_S_PER_1K[500]} s per 1,000 "
+             f"calls and <= {targets.CTX_PER_CALL[500]:g} context switches per call. "
+             "'refused (floor)': a call answered from validation on the gRPC thread")
+    return {"rows": rows, "floor": floor, "runs": runs}, text
+
+
+def cpu_us_per_call(row):
+    cpu = row.get("gateway_cpu_s_per_1k")
+    return None if cpu is None else cpu * 1000
+
+
+def calls_per_cpu_s(row):
+    cpu = row.get("gateway_cpu_s_per_1k")
+    return None if not cpu else 1000 / cpu
 
 
 def scenario_throughput(env, args, check):
@@ -356,12 +396,13 @@ def scenario_throughput(env, args, check):
         m.update(concurrency=concurrency, repeats=len(reps))
         rows.append(m)
     text = table(["concurrency", "direct calls/s", "gateway calls/s", "ratio", "direct p50 ms",
-                  "gw p50 ms", "gw CPU-s/1k"],
+                  "gw p50 ms", "gw CPU us/call", "calls per gw CPU-s"],
                  [[r["concurrency"], fmt(r["direct_per_s"], 0), fmt(r["gateway_per_s"], 0),
                    fmt(r["ratio"], 2), fmt(r["direct_p50"]), fmt(r["gateway_p50"]),
-                   fmt(r["gateway_cpu_s_per_1k"], 4)] for r in rows])
+                   fmt(cpu_us_per_call(r), 1), fmt(calls_per_cpu_s(r), 0)] for r in rows])
     text += ("\nclosed loop, successful calls/s; load generator, gateway and emulator share the "
-             "same cores")
+             f"same cores; target: <= {targets.SATURATED_CPU_US_PER_CALL:g} us of gateway CPU per "
+             "call")
     return {"rows": rows, "runs": runs}, text
 
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <thread>
+#include <type_traits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -21,15 +22,21 @@ struct Call {
   DoneCallback done;
 };
 
+// `expected`: the status code that counts as success (INVALID_ARGUMENT for Op::kRefused).
 template <typename Request, typename Response, typename Method>
-void Launch(uint64_t seq, const GrpcTargetOptions& options, DoneCallback done, Method method) {
+void Launch(uint64_t seq, const GrpcTargetOptions& options, DoneCallback done, Method method,
+            grpc::StatusCode expected = grpc::StatusCode::OK) {
   auto* call = new Call<Request, Response>;
   call->done = std::move(done);
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + options.deadline));
   if (!options.caller.empty()) call->context.AddMetadata("x-caller", options.caller);
   RequestMix::Fill(seq, &call->request);
-  method(&call->context, &call->request, &call->response, [call](grpc::Status status) {
-    call->done(Outcome{static_cast<int>(status.error_code()), status.ok()});
+  if (expected == grpc::StatusCode::INVALID_ARGUMENT) {
+    // Op::kRefused: the same message without its user_id.
+    if constexpr (std::is_same_v<Request, v1::IdentifyUserRequest>) call->request.clear_user_id();
+  }
+  method(&call->context, &call->request, &call->response, [call, expected](grpc::Status status) {
+    call->done(Outcome{static_cast<int>(status.error_code()), status.error_code() == expected});
     delete call;
   });
 }
@@ -73,6 +80,11 @@ void GrpcTarget::Start(Op op, uint64_t seq, DoneCallback done) {
     case Op::kTrack:
       Launch<v1::TrackEventRequest, v1::TrackEventResponse>(
           seq, options_, std::move(done), [async](auto... a) { async->TrackEvent(a...); });
+      return;
+    case Op::kRefused:
+      Launch<v1::IdentifyUserRequest, v1::IdentifyUserResponse>(
+          seq, options_, std::move(done), [async](auto... a) { async->IdentifyUser(a...); },
+          grpc::StatusCode::INVALID_ARGUMENT);
       return;
   }
 }

@@ -23,6 +23,8 @@ const char* OpName(Op op) {
       return "identify_company";
     case Op::kTrack:
       return "track";
+    case Op::kRefused:
+      return "refused";
   }
   return "?";
 }
@@ -38,6 +40,8 @@ absl::StatusOr<RequestMix> RequestMix::Parse(const std::string& spec) {
       op = Op::kIdentifyCompany;
     } else if (kv.first == "track") {
       op = Op::kTrack;
+    } else if (kv.first == "refused") {
+      op = Op::kRefused;
     } else {
       return absl::InvalidArgumentError(absl::StrCat("--mix: unknown op '", kv.first, "'"));
     }
@@ -97,6 +101,7 @@ void RequestMix::Fill(uint64_t seq, v1::TrackEventRequest* request) {
 const char* RequestMix::RestPath(Op op) {
   switch (op) {
     case Op::kIdentify:
+    case Op::kRefused:
       return "/v1/identify";
     case Op::kIdentifyCompany:
       return "/v1/companies/identify";
@@ -120,6 +125,8 @@ std::string RequestMix::RestBody(Op op, uint64_t seq) {
       return absl::StrCat("{\"user_id\":\"", UserId(seq),
                           "\",\"event_name\":\"bench_event\",\"metadata\":{\"source\":\"bench\","
                           "\"value\":42}}");
+    case Op::kRefused:
+      return "{\"metadata\":{\"plan\":\"pro\"}}";
   }
   return "{}";
 }

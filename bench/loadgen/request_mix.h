@@ -15,13 +15,17 @@
 
 namespace userpilot::gateway::bench {
 
-enum class Op { kIdentify, kIdentifyCompany, kTrack };
+// kRefused: an IdentifyUser without a user_id, which the gateway answers INVALID_ARGUMENT from
+// its validation, on the gRPC thread, without an upstream request or any other thread: what a
+// gRPC call through the gateway's server costs with no work behind it (the floor the other ops
+// are measured against). Its expected answer is INVALID_ARGUMENT; gateway target only.
+enum class Op { kIdentify, kIdentifyCompany, kTrack, kRefused };
 
 const char* OpName(Op op);
 
 class RequestMix {
  public:
-  // Parses "identify=1,track=1" (ops: identify, identify_company, track; integer weights 0..100,
+  // Parses "identify=1,track=1" (ops: identify, identify_company, track, refused; weights 0..100,
   // at least one positive).
   static absl::StatusOr<RequestMix> Parse(const std::string& spec);
 
