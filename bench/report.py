@@ -45,6 +45,20 @@ def overhead(doc):
             f"{f(r['gateway_cpu_s_per_1k'], 3)} "
             f"{verdict(r['gateway_cpu_s_per_1k'], targets.CPU_S_PER_1K.get(rate))} | {f(sw, 1)} "
             f"{verdict(sw, targets.CTX_PER_CALL.get(rate))} |")
+    breakdown = []
+    for r in doc["data"]["rows"] + doc["data"].get("floor", []):
+        parts = []
+        for key, ctx in r.items():
+            if key.startswith("thread ") and key.endswith(" ctx_per_call") and (ctx or 0) >= 0.05:
+                name = key[len("thread "):-len(" ctx_per_call")]
+                cpu = r.get(f"thread {name} cpu_s_per_1k")
+                parts.append((ctx, f"`{name}` {f(ctx, 2)} ({f(cpu, 3)} CPU-s / 1k)"))
+        if parts:
+            breakdown.append(f"- {r['op']} at {r['rate']:g} calls/s: " +
+                             ", ".join(p for _, p in sorted(parts, reverse=True)))
+    if breakdown:
+        out += ["", "Context switches per call by gateway thread (median of the repeats):", ""]
+        out += breakdown
     return "\n".join(out)
 
 

@@ -289,6 +289,22 @@ def huge_budget_flags():
             "--budget_queues=identify=100000,track=100000", "--retry_max_attempts=1"]
 
 
+def median_by_key(reps):
+    """The median of each measure over the repeats that have it."""
+    keys = dict.fromkeys(k for r in reps for k in r)
+    return {k: median([r.get(k) for r in reps]) for k in keys}
+
+
+def thread_breakdown(row):
+    """{thread name: (CPU-s per 1k calls, context switches per call)} of an overhead row."""
+    out = {}
+    for key, value in row.items():
+        if key.startswith("thread ") and key.endswith(" ctx_per_call"):
+            name = key[len("thread "):-len(" ctx_per_call")]
+            out[name] = (row.get(f"thread {name} cpu_s_per_1k"), value)
+    return dict(sorted(out.items(), key=lambda kv: -(kv[1][1] or 0)))
+
+
 def overhead_measures(doc):
     """The per-repeat measures of one overhead run (gateway and, when it ran, direct)."""
     g = result(doc, "gateway")
@@ -298,6 +314,10 @@ def overhead_measures(doc):
          "gateway_cpu_s_per_1k": gw.get("cpu_s_per_1k_calls"),
          "gateway_ctx_per_call": gw.get("context_switches_per_call"),
          "gateway_ok_per_s": g["ok_per_s"]}
+    threads = gw.get("threads") or {}
+    for name, cost in threads.items():
+        m[f"thread {name} cpu_s_per_1k"] = cost["cpu_s_per_1k_calls"]
+        m[f"thread {name} ctx_per_call"] = cost["context_switches_per_call"]
     if any(r["target"] == "direct" for r in doc["results"]):
         d = result(doc, "direct")
         m.update(direct_p50=d["total"]["latency_ms"]["p50"],
@@ -324,7 +344,7 @@ def scenario_overhead(env, args, check):
                 check.results(doc, OK_CODES, f"overhead {op} {rate:g}/s")
                 reps.append(overhead_measures(doc))
                 runs.append(doc)
-            m = {k: median([r[k] for r in reps]) for k in reps[0]}
+            m = median_by_key(reps)
             m["added_p50"] = median([r["gateway_p50"] - r["direct_p50"] for r in reps])
             m["added_p99"] = median([r["gateway_p99"] - r["direct_p99"] for r in reps])
             m.update(op=op, rate=rate, repeats=len(reps))
@@ -343,7 +363,7 @@ def scenario_overhead(env, args, check):
             check.results(doc, {"INVALID_ARGUMENT"}, f"overhead floor {rate:g}/s")
             reps.append(overhead_measures(doc))
             runs.append(doc)
-        m = {k: median([r[k] for r in reps]) for k in reps[0]}
+        m = median_by_key(reps)
         m.update(op="refused (floor)", rate=rate, repeats=len(reps))
         floor.append(m)
     table_rows = [[r["op"], f"{r['rate']:g}", fmt(r.get("direct_p50")), fmt(r["gateway_p50"]),
@@ -357,6 +377,11 @@ def scenario_overhead(env, args, check):
              f"ms at 2,000; at 500 calls/s gateway CPU <= {targets.CPU_S_PER_1K[500]} s per 1,000 "
              f"calls and <= {targets.CTX_PER_CALL[500]:g} context switches per call. "
              "'refused (floor)': a call answered from validation on the gRPC thread")
+    for r in rows + floor:
+        parts = [f"{name} {fmt(ctx, 2)} ({fmt(cpu, 3)} CPU-s/1k)"
+                 for name, (cpu, ctx) in thread_breakdown(r).items() if (ctx or 0) >= 0.05]
+        text += f"\n{r['op']} {r['rate']:g}/s, context switches per call by thread: " + \
+            ", ".join(parts)
     return {"rows": rows, "floor": floor, "runs": runs}, text
 
 

@@ -129,16 +129,30 @@ std::string PhaseJson(ProcPhase& p, int64_t calls) {
   const ProcSample after = ReadProc(p.pid);
   if (!p.before.ok || !after.ok) return absl::StrCat(Quote(p.role), ":null");
   const double cpu = after.cpu_seconds - p.before.cpu_seconds;
+  // Per thread name: what each kind of thread spent per call (threads that ended during the
+  // phase took their counts with them; threads that started count from zero).
+  std::vector<std::string> threads;
+  for (const auto& [name, cost] : after.by_thread) {
+    ProcSample::ThreadCost was;
+    if (auto it = p.before.by_thread.find(name); it != p.before.by_thread.end()) was = it->second;
+    const double thread_cpu = cost.cpu_seconds - was.cpu_seconds;
+    const int64_t switches = cost.context_switches - was.context_switches;
+    if (calls <= 0 || (thread_cpu <= 0 && switches <= 0)) continue;
+    threads.push_back(
+        absl::StrFormat("%s:{\"cpu_s_per_1k_calls\":%.5f,\"context_switches_per_call\":%.3f}",
+                        Quote(name), thread_cpu / (static_cast<double>(calls) / 1000),
+                        static_cast<double>(switches) / static_cast<double>(calls)));
+  }
   return absl::StrFormat(
       "%s:{\"pid\":%d,\"cpu_s\":%.3f,\"cpu_s_per_1k_calls\":%.5f,"
       "\"context_switches_per_call\":%.2f,\"rss_start_mb\":%.2f,\"rss_end_mb\":%.2f,"
-      "\"rss_peak_mb\":%.2f}",
+      "\"rss_peak_mb\":%.2f,\"threads\":{%s}}",
       Quote(p.role), p.pid, cpu, calls > 0 ? cpu / (static_cast<double>(calls) / 1000) : 0,
       calls > 0 ? static_cast<double>(after.context_switches - p.before.context_switches) /
                       static_cast<double>(calls)
                 : 0,
       p.before.rss_bytes / 1048576.0, after.rss_bytes / 1048576.0,
-      std::max(p.sampler->peak_bytes(), after.rss_bytes) / 1048576.0);
+      std::max(p.sampler->peak_bytes(), after.rss_bytes) / 1048576.0, absl::StrJoin(threads, ","));
 }
 
 int Main() {

@@ -10,16 +10,16 @@
 
 namespace userpilot::gateway::bench {
 
-ProcSample ReadProc(pid_t pid) {
-  ProcSample sample;
-  const std::string dir = pid == 0 ? "/proc/self" : "/proc/" + std::to_string(pid);
-  std::ifstream stat(dir + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return sample;
-  // Field 2 (comm) may hold spaces: parse after its closing parenthesis. utime and stime are
-  // fields 14 and 15, i.e. the 12th and 13th after it.
+namespace {
+
+// utime + stime in seconds from a /proc/.../stat line, and its comm (field 2, which may hold
+// spaces: the fields are parsed after its closing parenthesis; utime and stime are fields 14
+// and 15, i.e. the 12th and 13th after it).
+bool ParseStat(const std::string& line, std::string* comm, double* cpu_seconds) {
+  const size_t open = line.find('(');
   const size_t close = line.rfind(')');
-  if (close == std::string::npos) return sample;
+  if (open == std::string::npos || close == std::string::npos || close < open) return false;
+  *comm = line.substr(open + 1, close - open - 1);
   std::istringstream rest(line.substr(close + 2));
   std::string field;
   unsigned long long utime = 0, stime = 0;
@@ -27,8 +27,19 @@ ProcSample ReadProc(pid_t pid) {
     if (i == 14) utime = std::stoull(field);
     if (i == 15) stime = std::stoull(field);
   }
-  sample.cpu_seconds =
-      static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  *cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return true;
+}
+
+}  // namespace
+
+ProcSample ReadProc(pid_t pid) {
+  ProcSample sample;
+  const std::string dir = pid == 0 ? "/proc/self" : "/proc/" + std::to_string(pid);
+  std::ifstream stat(dir + "/stat");
+  std::string line;
+  std::string comm;
+  if (!std::getline(stat, line) || !ParseStat(line, &comm, &sample.cpu_seconds)) return sample;
   std::ifstream status(dir + "/status");
   while (std::getline(status, line)) {
     if (line.rfind("VmRSS:", 0) == 0) {
@@ -39,10 +50,18 @@ ProcSample ReadProc(pid_t pid) {
   if (DIR* tasks = opendir((dir + "/task").c_str())) {
     while (dirent* task = readdir(tasks)) {
       if (task->d_name[0] == '.') continue;
-      std::ifstream task_status(dir + "/task/" + task->d_name + "/status");
+      const std::string task_dir = dir + "/task/" + task->d_name;
+      std::ifstream task_stat(task_dir + "/stat");
+      double task_cpu = 0;
+      if (!std::getline(task_stat, line) || !ParseStat(line, &comm, &task_cpu)) continue;
+      ProcSample::ThreadCost& cost = sample.by_thread[comm];
+      cost.cpu_seconds += task_cpu;
+      std::ifstream task_status(task_dir + "/status");
       while (std::getline(task_status, line)) {
         if (line.find("ctxt_switches:") != std::string::npos) {
-          sample.context_switches += std::stoll(line.substr(line.find(':') + 1));
+          const int64_t n = std::stoll(line.substr(line.find(':') + 1));
+          sample.context_switches += n;
+          cost.context_switches += n;
         }
       }
     }

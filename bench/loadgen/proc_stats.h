@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <mutex>
+#include <string>
 #include <thread>
 
 namespace userpilot::gateway::bench {
@@ -19,6 +21,13 @@ struct ProcSample {
   // Voluntary + involuntary context switches of the threads alive now (a thread that exited
   // takes its count with it). Per call, this shows how many thread hand-offs a call costs.
   int64_t context_switches = 0;
+  // The same two measures summed per thread name (comm: "nexting_thread", "upgw-http", ...), so
+  // a phase can say which threads the context switches and the CPU time belong to.
+  struct ThreadCost {
+    double cpu_seconds = 0;
+    int64_t context_switches = 0;
+  };
+  std::map<std::string, ThreadCost> by_thread;
 };
 
 // pid 0 means this process.
