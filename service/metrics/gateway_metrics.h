@@ -28,8 +28,17 @@
 // caller names only where configured), or is folded into "other"/"unknown". No label ever holds
 // a user id, company id, job id, event name, request content or the API key.
 //
-// Thread-safety: the structs are created once, before use, then only read; prometheus-cpp's
-// metrics are thread-safe, and so are every Record/Update/On* method here.
+// Series on the call path are resolved once: prometheus-cpp's Family::Add builds a label map
+// and looks it up on every call, while the series it returns is the same object for the same
+// labels, owned by the family until Family::Remove() (which the gateway never calls). So the
+// per-call methods (GrpcServerMetrics::RecordHandled, UpstreamMetrics::RecordAttempt) keep
+// each series' pointer once it exists and reuse it for the registry's lifetime, allocating
+// nothing on later calls. A series is still created
+// by the call that first uses it, as Family::Add would, so what is exported does not change.
+//
+// Thread-safety: the structs are created once, before use; prometheus-cpp's metrics are
+// thread-safe, and so are every Record/Update/On* method here (the series pointers they keep
+// are guarded by their struct's std::mutex).
 #ifndef USERPILOT_GATEWAY_SERVICE_METRICS_GATEWAY_METRICS_H_
 #define USERPILOT_GATEWAY_SERVICE_METRICS_GATEWAY_METRICS_H_
 
@@ -37,6 +46,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,6 +55,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -161,6 +172,11 @@ absl::string_view GrpcCodeName(int code);
 // failure, timeout, full HTTP queue). reason: the ErrorInfo reason of the error
 // (UPSTREAM_CREDENTIALS_REJECTED for 401/403, UPSTREAM_RATE_LIMITED for 429, ...: the
 // ErrorReason names of common/call_facts.h), OTHER when it has none.
+
+// Every status_class value (UpstreamStatusClass).
+inline constexpr absl::string_view kUpstreamStatusClasses[] = {"2xx", "4xx", "5xx", "other",
+                                                               "transport"};
+
 class UpstreamMetrics {
  public:
   explicit UpstreamMetrics(prometheus::Registry& registry);
@@ -169,7 +185,7 @@ class UpstreamMetrics {
   void PrecreateEndpoints();
 
   // Counts one finished attempt at `endpoint` with outcome `status` and its `facts` that took
-  // `elapsed`.
+  // `elapsed`. Allocates only when it creates a series.
   void RecordAttempt(absl::string_view endpoint, const absl::Status& status, const CallFacts& facts,
                      absl::Duration elapsed);
 
@@ -187,6 +203,18 @@ class UpstreamMetrics {
   prometheus::Family<prometheus::Gauge>& http_queued;
   prometheus::Family<prometheus::Gauge>& http_max_in_flight;
   prometheus::Family<prometheus::Counter>& http_queue_full;
+
+ private:
+  // The series RecordAttempt feeds for one endpoint, each set when first used.
+  struct EndpointSeries {
+    prometheus::Histogram* duration = nullptr;
+    std::array<prometheus::Counter*, std::size(kUpstreamStatusClasses)> requests{};
+    std::array<prometheus::Counter*, kErrorReasonCount> errors{};  // by ErrorReason
+  };
+
+  std::mutex mu_;
+  // Endpoint label -> its series. Entries are never removed.
+  absl::flat_hash_map<std::string, EndpointSeries> endpoints_;  // guarded by mu_
 };
 
 // The upstream key check (upstream/key_checker.h): whether Userpilot accepts the gateway's API
@@ -226,8 +254,8 @@ class LogMetrics {
   prometheus::Family<prometheus::Gauge>& queue_max_lines;
 };
 
-// The status_class of an attempt's outcome: "2xx" for OK; else from the HTTP status of its
-// facts; "transport" when no HTTP status arrived.
+// The status_class of an attempt's outcome (one of kUpstreamStatusClasses): "2xx" for OK; else
+// from the HTTP status of its facts; "transport" when no HTTP status arrived.
 absl::string_view UpstreamStatusClass(const absl::Status& status, const CallFacts& facts);
 // The reason label of an error: its reason's name (ErrorReasonName), or "OTHER" when it has none.
 absl::string_view UpstreamErrorReason(const CallFacts& facts);

@@ -1,6 +1,9 @@
 #include "service/metrics/gateway_metrics.h"
 
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -235,6 +238,94 @@ TEST(UpstreamMetricsTest, RecordAttemptCountsRequestsLatencyAndErrors) {
   ASSERT_TRUE(duration.has_value());
   EXPECT_EQ(duration->histogram.sample_count, 2u);
   EXPECT_NEAR(duration->histogram.sample_sum, 0.045, 1e-9);
+}
+
+// RecordAttempt keeps each series' pointer after its first use: the series it feeds is the
+// family's own for those labels, whether the family made it before (fresh, here) or for the
+// call, and counts go where the labels of each call say.
+TEST(UpstreamMetricsTest, RecordAttemptReusesTheFamilysSeries) {
+  MetricsRegistry registry;
+  UpstreamMetrics metrics(registry.registry());
+  const Labels track_2xx = {{"endpoint", "POST /v1/track"}, {"status_class", "2xx"}};
+  const Labels identify_5xx = {{"endpoint", "POST /v1/identify"}, {"status_class", "5xx"}};
+  const Labels identify_unavailable = {{"endpoint", "POST /v1/identify"},
+                                       {"reason", "UPSTREAM_UNAVAILABLE"}};
+  prometheus::Counter& fresh = metrics.requests.Add(track_2xx);  // Before any call.
+  const CallStatus unavailable =
+      ErrorWith(absl::StatusCode::kUnavailable, ErrorReason::kUpstreamUnavailable, 503);
+  const CallStatus not_found =
+      ErrorWith(absl::StatusCode::kNotFound, ErrorReason::kUpstreamNotFound, 404);
+  for (int i = 0; i < 3; ++i) {
+    metrics.RecordAttempt("POST /v1/track", absl::OkStatus(), CallFacts(), absl::Milliseconds(1));
+    metrics.RecordAttempt("POST /v1/identify", unavailable.status(), unavailable.facts(),
+                          absl::Milliseconds(2));
+    metrics.RecordAttempt("POST /v1/identify", absl::OkStatus(), CallFacts(),
+                          absl::Milliseconds(3));
+    if (i == 1) fresh.Increment(10);  // Between calls that use the kept pointer.
+  }
+  metrics.RecordAttempt("POST /v1/track", not_found.status(), not_found.facts(),
+                        absl::Milliseconds(4));
+
+  EXPECT_EQ(&metrics.requests.Add(track_2xx), &fresh);
+  EXPECT_EQ(fresh.Value(), 13);
+  // Made for a call, then resolved afresh: the same object, holding every call's count.
+  prometheus::Counter& identify_5xx_series = metrics.requests.Add(identify_5xx);
+  EXPECT_EQ(identify_5xx_series.Value(), 3);
+  EXPECT_EQ(metrics.errors.Add(identify_unavailable).Value(), 3);
+  metrics.RecordAttempt("POST /v1/identify", unavailable.status(), unavailable.facts(),
+                        absl::Milliseconds(2));
+  EXPECT_EQ(identify_5xx_series.Value(), 4);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_upstream_requests_total", identify_5xx), 4);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_upstream_requests_total",
+                         {{"endpoint", "POST /v1/identify"}, {"status_class", "2xx"}}),
+            3);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_upstream_requests_total",
+                         {{"endpoint", "POST /v1/track"}, {"status_class", "4xx"}}),
+            1);
+  EXPECT_EQ(CounterValue(registry, "userpilot_gateway_upstream_errors_total",
+                         {{"endpoint", "POST /v1/track"}, {"reason", "UPSTREAM_NOT_FOUND"}}),
+            1);
+  const auto families = registry.Collect();
+  const auto identify_duration =
+      FindMetric(families, "userpilot_gateway_upstream_request_duration_seconds",
+                 {{"endpoint", "POST /v1/identify"}});
+  ASSERT_TRUE(identify_duration.has_value());
+  EXPECT_EQ(identify_duration->histogram.sample_count, 7u);
+  const auto track_duration =
+      FindMetric(families, "userpilot_gateway_upstream_request_duration_seconds",
+                 {{"endpoint", "POST /v1/track"}});
+  ASSERT_TRUE(track_duration.has_value());
+  EXPECT_EQ(track_duration->histogram.sample_count, 4u);
+  // Only the label sets the calls used exist (nothing precreated here): 4 requests series.
+  for (const auto& family : families) {
+    if (family.name == "userpilot_gateway_upstream_requests_total") {
+      EXPECT_EQ(family.metric.size(), 4u);
+    }
+  }
+}
+
+// Concurrent calls on the same and different series lose no count (run under TSan too).
+TEST(UpstreamMetricsTest, ConcurrentRecordAttemptsAllCount) {
+  MetricsRegistry registry;
+  UpstreamMetrics metrics(registry.registry());
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 500;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&metrics, t] {
+      const absl::string_view endpoint = t % 2 == 0 ? "POST /v1/track" : "POST /v1/identify";
+      for (int i = 0; i < kCalls; ++i) {
+        metrics.RecordAttempt(endpoint, absl::OkStatus(), CallFacts(), absl::Milliseconds(1));
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const char* endpoint : {"POST /v1/track", "POST /v1/identify"}) {
+    EXPECT_EQ(CounterValue(registry, "userpilot_gateway_upstream_requests_total",
+                           {{"endpoint", endpoint}, {"status_class", "2xx"}}),
+              kThreads / 2 * kCalls)
+        << endpoint;
+  }
 }
 
 TEST(UpstreamMetricsTest, UnwiredPartsExportNoSeries) {

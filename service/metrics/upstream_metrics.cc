@@ -1,4 +1,5 @@
 // UpstreamMetrics (gateway_metrics.h): families, status classes and error reasons.
+#include <mutex>
 #include <string>
 
 #include "service/metrics/gateway_metrics.h"
@@ -6,6 +7,26 @@
 #include "service/upstream/upstream_rpcs.h"
 
 namespace userpilot::gateway {
+namespace {
+
+constexpr size_t k2xx = 0, k4xx = 1, k5xx = 2, kOther = 3, kTransport = 4;
+static_assert(kUpstreamStatusClasses[k2xx] == "2xx" && kUpstreamStatusClasses[k4xx] == "4xx" &&
+              kUpstreamStatusClasses[k5xx] == "5xx" && kUpstreamStatusClasses[kOther] == "other" &&
+              kUpstreamStatusClasses[kTransport] == "transport");
+
+// UpstreamStatusClass, as an index into kUpstreamStatusClasses.
+size_t StatusClassIndex(const absl::Status& status, const CallFacts& facts) {
+  if (status.ok()) return k2xx;
+  const int code = facts.upstream.http_status;
+  if (code == 0) return kTransport;
+  if (code >= 200 && code <= 299) return k2xx;
+  if (code >= 400 && code <= 499) return k4xx;
+  if (code >= 500 && code <= 599) return k5xx;
+  return kOther;
+}
+
+}  // namespace
+
 const std::vector<double>& UpstreamMetrics::DurationBuckets() {
   static const auto* const kBuckets = new std::vector<double>{
       0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
@@ -64,17 +85,43 @@ void UpstreamMetrics::PrecreateEndpoints() {
 
 void UpstreamMetrics::RecordAttempt(absl::string_view endpoint, const absl::Status& status,
                                     const CallFacts& facts, absl::Duration elapsed) {
-  const std::string endpoint_label(endpoint);
-  requests
-      .Add({{"endpoint", endpoint_label},
-            {"status_class", std::string(UpstreamStatusClass(status, facts))}})
-      .Increment();
-  request_duration_seconds.Add({{"endpoint", endpoint_label}}, DurationBuckets())
-      .Observe(absl::ToDoubleSeconds(elapsed));
-  if (!status.ok()) {
-    errors.Add({{"endpoint", endpoint_label}, {"reason", std::string(UpstreamErrorReason(facts))}})
-        .Increment();
+  const size_t status_class = StatusClassIndex(status, facts);
+  const auto reason = static_cast<size_t>(facts.reason);
+  prometheus::Counter* request = nullptr;
+  prometheus::Histogram* duration = nullptr;
+  prometheus::Counter* error = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = endpoints_.find(endpoint);
+    if (it == endpoints_.end()) {
+      it = endpoints_.emplace(std::string(endpoint), EndpointSeries()).first;
+    }
+    EndpointSeries& series = it->second;
+    // Family::Add, on first use only: the label maps below are built once per series.
+    if (series.requests[status_class] == nullptr) {
+      series.requests[status_class] =
+          &requests.Add({{"endpoint", std::string(endpoint)},
+                         {"status_class", std::string(kUpstreamStatusClasses[status_class])}});
+    }
+    request = series.requests[status_class];
+    if (series.duration == nullptr) {
+      series.duration =
+          &request_duration_seconds.Add({{"endpoint", std::string(endpoint)}}, DurationBuckets());
+    }
+    duration = series.duration;
+    if (!status.ok()) {
+      prometheus::Counter* unused = nullptr;  // A reason past kErrorReasonCount: not kept.
+      prometheus::Counter*& slot = reason < series.errors.size() ? series.errors[reason] : unused;
+      if (slot == nullptr) {
+        slot = &errors.Add({{"endpoint", std::string(endpoint)},
+                            {"reason", std::string(UpstreamErrorReason(facts))}});
+      }
+      error = slot;
+    }
   }
+  request->Increment();
+  duration->Observe(absl::ToDoubleSeconds(elapsed));
+  if (error != nullptr) error->Increment();
 }
 
 KeyCheckMetrics::KeyCheckMetrics(prometheus::Registry& registry)
@@ -122,13 +169,7 @@ void LogMetrics::Update(uint64_t dropped, size_t queue_lines) {
 }
 
 absl::string_view UpstreamStatusClass(const absl::Status& status, const CallFacts& facts) {
-  if (status.ok()) return "2xx";
-  const int code = facts.upstream.http_status;
-  if (code == 0) return "transport";
-  if (code >= 200 && code <= 299) return "2xx";
-  if (code >= 400 && code <= 499) return "4xx";
-  if (code >= 500 && code <= 599) return "5xx";
-  return "other";
+  return kUpstreamStatusClasses[StatusClassIndex(status, facts)];
 }
 
 absl::string_view UpstreamErrorReason(const CallFacts& facts) {
