@@ -1,6 +1,11 @@
 // BudgetMetrics, RetryMetrics, JobMetrics, JobLaneMetrics and DeliveryMetrics (gateway_metrics.h):
 // families, and copying the components' snapshots into them at scrape time.
+#include <functional>
+#include <mutex>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "service/metrics/gateway_metrics.h"
 #include "service/metrics/metrics_registry.h"
@@ -31,6 +36,21 @@ void SetCountersByName(prometheus::Family<prometheus::Counter>& family,
     labels[label] = name;
     SetCounterTo(family.Add(labels), total);
   }
+}
+
+// The caller label values of BudgetMetrics: the configured callers, then "other".
+std::vector<std::string> CallerLabels(const std::set<std::string, std::less<>>& callers) {
+  std::vector<std::string> labels(callers.begin(), callers.end());
+  labels.push_back("other");
+  return labels;
+}
+
+// Each configured caller's index in CallerLabels(callers).
+absl::flat_hash_map<std::string, size_t> CallerIndexes(
+    const std::set<std::string, std::less<>>& callers) {
+  absl::flat_hash_map<std::string, size_t> indexes;
+  for (const std::string& caller : callers) indexes.emplace(caller, indexes.size());
+  return indexes;
 }
 
 }  // namespace
@@ -97,7 +117,8 @@ BudgetMetrics::BudgetMetrics(prometheus::Registry& registry, BudgetMetricsOption
                        .Help("Calls per budget and configured caller (others: \"other\"), by "
                              "outcome (admitted, rejected).")
                        .Register(registry)),
-      options_(std::move(options)) {}
+      caller_labels_(CallerLabels(options.callers)),
+      caller_index_(CallerIndexes(options.callers)) {}
 
 void BudgetMetrics::Update(const BudgetSnapshot& s) {
   const prometheus::Labels budget = {{"budget", s.budget}};
@@ -117,28 +138,60 @@ void BudgetMetrics::Update(const BudgetSnapshot& s) {
   wait_seconds.Add(budget, WaitBuckets());  // Exists (at zero) before the first wait.
 }
 
-std::string BudgetMetrics::CallerLabel(absl::string_view caller) const {
-  if (!caller.empty() && options_.callers.find(caller) != options_.callers.end()) {
-    return std::string(caller);
+size_t BudgetMetrics::CallerIndex(absl::string_view caller) const {
+  if (!caller.empty()) {
+    if (auto it = caller_index_.find(caller); it != caller_index_.end()) return it->second;
   }
-  return "other";
+  return caller_labels_.size() - 1;  // "other"
+}
+
+BudgetMetrics::BudgetSeries& BudgetMetrics::SeriesOf(absl::string_view budget) {
+  auto it = budgets_.find(budget);
+  if (it == budgets_.end()) {
+    BudgetSeries series;
+    series.caller_calls.resize(caller_labels_.size());
+    it = budgets_.emplace(std::string(budget), std::move(series)).first;
+  }
+  return it->second;
+}
+
+prometheus::Counter& BudgetMetrics::CallerCalls(BudgetSeries& series, absl::string_view budget,
+                                                absl::string_view caller, Outcome outcome) {
+  const size_t index = CallerIndex(caller);
+  prometheus::Counter*& counter = series.caller_calls[index][outcome];
+  if (counter == nullptr) {  // Family::Add on first use only.
+    counter = &caller_calls.Add({{"budget", std::string(budget)},
+                                 {"caller", caller_labels_[index]},
+                                 {"outcome", outcome == kAdmitted ? "admitted" : "rejected"}});
+  }
+  return *counter;
 }
 
 void BudgetMetrics::OnAdmitted(absl::string_view budget, absl::string_view caller,
                                absl::Duration wait) {
-  const std::string name(budget);
-  wait_seconds.Add({{"budget", name}}, WaitBuckets()).Observe(absl::ToDoubleSeconds(wait));
-  caller_calls.Add({{"budget", name}, {"caller", CallerLabel(caller)}, {"outcome", "admitted"}})
-      .Increment();
+  prometheus::Histogram* waits = nullptr;
+  prometheus::Counter* calls = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    BudgetSeries& series = SeriesOf(budget);
+    if (series.wait == nullptr) {  // Family::Add on first use only.
+      series.wait = &wait_seconds.Add({{"budget", std::string(budget)}}, WaitBuckets());
+    }
+    waits = series.wait;
+    calls = &CallerCalls(series, budget, caller, kAdmitted);
+  }
+  waits->Observe(absl::ToDoubleSeconds(wait));
+  calls->Increment();
 }
 
 void BudgetMetrics::OnRejected(absl::string_view budget, absl::string_view caller,
                                absl::string_view /*reason*/) {
-  caller_calls
-      .Add({{"budget", std::string(budget)},
-            {"caller", CallerLabel(caller)},
-            {"outcome", "rejected"}})
-      .Increment();
+  prometheus::Counter* calls = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls = &CallerCalls(SeriesOf(budget), budget, caller, kRejected);
+  }
+  calls->Increment();
 }
 
 // --- retries ---------------------------------------------------------------------------------

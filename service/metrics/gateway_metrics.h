@@ -31,9 +31,9 @@
 // Series on the call path are resolved once: prometheus-cpp's Family::Add builds a label map
 // and looks it up on every call, while the series it returns is the same object for the same
 // labels, owned by the family until Family::Remove() (which the gateway never calls). So the
-// per-call methods (GrpcServerMetrics::RecordHandled, UpstreamMetrics::RecordAttempt) keep
-// each series' pointer once it exists and reuse it for the registry's lifetime, allocating
-// nothing on later calls. A series is still created
+// per-call methods (GrpcServerMetrics::RecordHandled, UpstreamMetrics::RecordAttempt,
+// BudgetMetrics::OnAdmitted/OnRejected) keep each series' pointer once it exists and reuse it
+// for the registry's lifetime, allocating nothing on later calls. A series is still created
 // by the call that first uses it, as Family::Add would, so what is exported does not change.
 //
 // Thread-safety: the structs are created once, before use; prometheus-cpp's metrics are
@@ -314,7 +314,8 @@ class BudgetMetrics final : public BudgetObserver {
   // them, so a budget appears once it is wired.
   void Update(const BudgetSnapshot& snapshot);
 
-  // BudgetObserver: the pushed part (wait histogram, per-caller outcomes).
+  // BudgetObserver: the pushed part (wait histogram, per-caller outcomes). Allocate only when
+  // they create a series.
   void OnAdmitted(absl::string_view budget, absl::string_view caller, absl::Duration wait) override;
   void OnRejected(absl::string_view budget, absl::string_view caller,
                   absl::string_view reason) override;
@@ -336,8 +337,31 @@ class BudgetMetrics final : public BudgetObserver {
   prometheus::Family<prometheus::Counter>& caller_calls;
 
  private:
-  std::string CallerLabel(absl::string_view caller) const;
-  const BudgetMetricsOptions options_;
+  enum Outcome { kAdmitted, kRejected };
+  // The pushed series of one budget, each set when first used.
+  struct BudgetSeries {
+    prometheus::Histogram* wait = nullptr;
+    // caller_calls by CallerIndex(caller), then by Outcome.
+    std::vector<std::array<prometheus::Counter*, 2>> caller_calls;
+  };
+
+  // The index of `caller`'s label in caller_labels_: its own name when configured, else
+  // "other" (the last).
+  size_t CallerIndex(absl::string_view caller) const;
+  // The series of `budget`, created empty on first use. Requires mu_.
+  BudgetSeries& SeriesOf(absl::string_view budget);
+  // caller_calls{budget, caller, outcome} of `series` (the series of `budget`). Requires mu_.
+  prometheus::Counter& CallerCalls(BudgetSeries& series, absl::string_view budget,
+                                   absl::string_view caller, Outcome outcome);
+
+  // The caller label values: the configured callers (BudgetMetricsOptions::callers), then
+  // "other"; and each configured caller's index in it. Immutable.
+  const std::vector<std::string> caller_labels_;
+  const absl::flat_hash_map<std::string, size_t> caller_index_;
+
+  std::mutex mu_;
+  // Budget name -> its series. Entries are never removed.
+  absl::flat_hash_map<std::string, BudgetSeries> budgets_;  // guarded by mu_
 };
 
 // ---------------------------------------------------------------------------------------------

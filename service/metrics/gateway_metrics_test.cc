@@ -485,6 +485,57 @@ TEST(BudgetMetricsTest, ObserverRecordsWaitsAndBoundedCallers) {
   EXPECT_EQ(registry.Serialize().find("user-98765"), std::string::npos);
 }
 
+// The observer keeps each series' pointer after its first use: the family's own for those
+// labels; counts go to each call's budget, bounded caller and outcome.
+TEST(BudgetMetricsTest, ObserverReusesTheFamilysSeries) {
+  MetricsRegistry registry;
+  BudgetMetrics metrics(registry.registry(), BudgetMetricsOptions{{"billing", "crm"}});
+  const Labels identify_billing = {
+      {"budget", "identify"}, {"caller", "billing"}, {"outcome", "admitted"}};
+  prometheus::Counter& fresh = metrics.caller_calls.Add(identify_billing);  // Before any call.
+  for (int i = 0; i < 3; ++i) {
+    metrics.OnAdmitted("identify", "billing", absl::Milliseconds(1));
+    metrics.OnAdmitted("track", "billing", absl::Milliseconds(2));
+    metrics.OnAdmitted("identify", "crm", absl::Milliseconds(3));
+    metrics.OnAdmitted("identify", "user-1", absl::ZeroDuration());  // "other"
+    metrics.OnAdmitted("identify", "", absl::ZeroDuration());        // "other"
+    metrics.OnRejected("identify", "billing", "queue_full");
+    metrics.OnRejected("track", "user-2", "pushed_out");  // "other"
+    if (i == 1) fresh.Increment(10);
+  }
+
+  EXPECT_EQ(&metrics.caller_calls.Add(identify_billing), &fresh);
+  EXPECT_EQ(fresh.Value(), 13);
+  prometheus::Counter& identify_other = metrics.caller_calls.Add(
+      {{"budget", "identify"}, {"caller", "other"}, {"outcome", "admitted"}});
+  EXPECT_EQ(identify_other.Value(), 6);
+  metrics.OnAdmitted("identify", "user-3", absl::ZeroDuration());
+  EXPECT_EQ(identify_other.Value(), 7);
+  const std::pair<Labels, double> expected[] = {
+      {{{"budget", "track"}, {"caller", "billing"}, {"outcome", "admitted"}}, 3},
+      {{{"budget", "identify"}, {"caller", "crm"}, {"outcome", "admitted"}}, 3},
+      {{{"budget", "identify"}, {"caller", "billing"}, {"outcome", "rejected"}}, 3},
+      {{{"budget", "track"}, {"caller", "other"}, {"outcome", "rejected"}}, 3},
+  };
+  for (const auto& [labels, value] : expected) {
+    EXPECT_EQ(CounterValue(registry, "userpilot_gateway_budget_caller_calls_total", labels), value);
+  }
+  const auto families = registry.Collect();
+  const auto identify_wait =
+      FindMetric(families, "userpilot_gateway_budget_wait_seconds", {{"budget", "identify"}});
+  ASSERT_TRUE(identify_wait.has_value());
+  EXPECT_EQ(identify_wait->histogram.sample_count, 13u);
+  EXPECT_EQ(metrics.wait_seconds.Add({{"budget", "track"}}, BudgetMetrics::WaitBuckets())
+                .Collect()
+                .histogram.sample_count,
+            3u);
+  for (const auto& family : families) {
+    if (family.name == "userpilot_gateway_budget_caller_calls_total") {
+      EXPECT_EQ(family.metric.size(), 6u);  // Only the label sets the calls used.
+    }
+  }
+}
+
 // --- retries and jobs ------------------------------------------------------------------------
 
 TEST(RetryMetricsTest, NoSeriesUntilWiredThenEveryReason) {
