@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "absl/strings/string_view.h"
 
@@ -42,6 +43,8 @@ class JsonObject {
 
   // The members so far.
   const std::string& members() const { return members_; }
+  // Moves the members out, leaving the object empty.
+  std::string TakeMembers() { return std::move(members_); }
   // "{" + members() + "}".
   std::string ToString() const { return "{" + members_ + "}"; }
 

@@ -1,17 +1,16 @@
 #include "service/logging/logger.h"
 
-#include <pthread.h>
-
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 #include "google/protobuf/stubs/logging.h"
 #include "grpc/support/log.h"
 #include "service/logging/json_writer.h"
-#include "spdlog/async_logger.h"
-#include "spdlog/details/thread_pool.h"
+#include "service/logging/log_writer.h"
 #include "spdlog/logger.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/base_sink.h"
@@ -36,21 +35,18 @@ spdlog::level::level_enum SpdlogLevel(LogSeverity level) {
   return spdlog::level::info;
 }
 
-// The queued logger's sink, run by the writer thread: lines gather in `batch_` until the queue
-// behind them is empty (the last line of a burst) or kMaxBatchBytes have gathered, then go out
-// in one fwrite and fflush. Without a queue (`pool` null) each line goes out at once.
+// The file sink. Batching (lines queued, written by the writer thread): lines gather in `batch_`
+// until the writer flushes at the end of its batch, or kMaxBatchBytes have gathered, then go out
+// in one fwrite and fflush. Otherwise each line goes out at once.
 class BatchingFileSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  BatchingFileSink(std::FILE* file, spdlog::details::thread_pool* pool)
-      : file_(file), pool_(pool) {}
-  ~BatchingFileSink() override { WriteOut(); }  // The last batch, at shutdown.
+  BatchingFileSink(std::FILE* file, bool batching) : file_(file), batching_(batching) {}
+  ~BatchingFileSink() override { WriteOut(); }
 
  protected:
   void sink_it_(const spdlog::details::log_msg& message) override {
     formatter_->format(message, batch_);  // Appends.
-    if (pool_ == nullptr || batch_.size() >= Logger::kMaxBatchBytes || pool_->queue_size() == 0) {
-      WriteOut();
-    }
+    if (!batching_ || batch_.size() >= Logger::kMaxBatchBytes) WriteOut();
   }
   void flush_() override { WriteOut(); }
 
@@ -63,7 +59,7 @@ class BatchingFileSink final : public spdlog::sinks::base_sink<std::mutex> {
   }
 
   std::FILE* const file_;
-  spdlog::details::thread_pool* const pool_;
+  const bool batching_;
   spdlog::memory_buf_t batch_;
 };
 
@@ -116,45 +112,43 @@ Logger::Logger(const LoggerOptions& options) : Logger(options, stderr) {}
 
 Logger::Logger(const LoggerOptions& options, std::FILE* file)
     : level_(options.level), redactor_(options.api_key), queue_lines_(options.queue_lines) {
-  if (queue_lines_ > 0) {
-    pool_ = std::make_shared<spdlog::details::thread_pool>(
-        queue_lines_, 1, [] { pthread_setname_np(pthread_self(), "upgw-log"); });
-  }
-  Init(std::make_shared<BatchingFileSink>(file, pool_.get()));
+  Init(std::make_shared<BatchingFileSink>(file, queue_lines_ > 0), options.linger);
 }
 
 Logger::Logger(const LoggerOptions& options, std::shared_ptr<spdlog::sinks::sink> sink)
     : level_(options.level), redactor_(options.api_key), queue_lines_(options.queue_lines) {
-  if (queue_lines_ > 0) pool_ = std::make_shared<spdlog::details::thread_pool>(queue_lines_, 1);
-  Init(std::move(sink));
+  Init(std::move(sink), options.linger);
 }
 
-void Logger::Init(std::shared_ptr<spdlog::sinks::sink> sink) {
-  if (pool_ != nullptr) {
-    // overrun_oldest: a full queue drops its oldest line instead of making the caller wait.
-    logger_ = std::make_shared<spdlog::async_logger>("userpilot-gateway", std::move(sink), pool_,
-                                                     spdlog::async_overflow_policy::overrun_oldest);
-  } else {
-    logger_ = std::make_shared<spdlog::logger>("userpilot-gateway", std::move(sink));
-    logger_->flush_on(spdlog::level::debug);  // Every line, at once.
-  }
+void Logger::Init(std::shared_ptr<spdlog::sinks::sink> sink, absl::Duration linger) {
+  logger_ = std::make_shared<spdlog::logger>("userpilot-gateway", std::move(sink));
   logger_->set_formatter(
       std::make_unique<spdlog::pattern_formatter>(kPattern, spdlog::pattern_time_type::utc));
   logger_->set_level(SpdlogLevel(level_));
+  if (queue_lines_ == 0) {
+    logger_->flush_on(spdlog::level::debug);  // Every line, at once.
+    return;
+  }
+  // On the writer thread: each line through the formatter into the sink, then one flush (the
+  // file sink's write) for the batch.
+  writer_ = std::make_unique<LogWriter>(
+      queue_lines_, absl::ToChronoNanoseconds(linger), kMaxBatchBytes,
+      [logger = logger_.get()](const std::vector<QueuedLogLine>& lines) {
+        for (const QueuedLogLine& line : lines) {
+          logger->log(line.time, spdlog::source_loc{}, line.level,
+                      spdlog::string_view_t(line.members.data(), line.members.size()));
+        }
+        logger->flush();
+      });
 }
 
 Logger::~Logger() {
   Logger* self = this;
   grpc_logger.compare_exchange_strong(self, nullptr);  // A forgotten CaptureGrpcLogs(nullptr).
-  if (pool_ == nullptr) {
-    logger_->flush();
-    return;
-  }
-  // No flush message: queued with the overrun policy, it could push out a line. The pool's stop
-  // message waits for room instead, and the writer writes every line queued before it. Then,
-  // on this thread after the join, the logger and its sink go, and the sink writes out its last
-  // batch (the writer held it back: the stop message was still queued behind it).
-  pool_.reset();  // Joins the writer.
+  // The writer writes out every queued line and is joined; then, on this thread, the logger and
+  // its sink go.
+  writer_.reset();
+  logger_->flush();
   logger_.reset();
 }
 
@@ -182,16 +176,28 @@ void Logger::Write(LogSeverity level, absl::string_view message, const LogField*
   }
   // The finished line is checked once more: escaping could, in theory, produce one of the
   // key's escaped forms from text that did not hold the key itself.
-  std::string members = line.members();
+  std::string members = line.TakeMembers();
   if (redactor_.Contains(members)) members = redactor_.Redact(members);
-  logger_->log(SpdlogLevel(level), spdlog::string_view_t(members.data(), members.size()));
+  if (writer_ == nullptr) {
+    logger_->log(SpdlogLevel(level), spdlog::string_view_t(members.data(), members.size()));
+    return;
+  }
+  // The time is the caller's, as for a line written at once.
+  writer_->Push(QueuedLogLine{spdlog::log_clock::now(), SpdlogLevel(level), std::move(members)},
+                /*urgent=*/level >= LogSeverity::kWarning);
 }
 
-void Logger::Flush() { logger_->flush(); }
-
-uint64_t Logger::dropped_lines() const {
-  return pool_ == nullptr ? 0 : static_cast<uint64_t>(pool_->overrun_counter());
+void Logger::Flush() {
+  if (writer_ != nullptr) {
+    writer_->Flush();  // The writer flushes the sink after each batch.
+  } else {
+    logger_->flush();
+  }
 }
+
+uint64_t Logger::dropped_lines() const { return writer_ == nullptr ? 0 : writer_->dropped(); }
+
+uint64_t Logger::writer_wakeups() const { return writer_ == nullptr ? 0 : writer_->wakeups(); }
 
 void CaptureGrpcLogs(Logger* logger) {
   grpc_logger.store(logger, std::memory_order_release);
