@@ -26,6 +26,14 @@ bool IsJobInProgress(const CallStatus& status) {
 
 }  // namespace
 
+std::string UnfinishedJobOn(BudgetId lane, const v1::ListJobsResponse& jobs) {
+  for (const v1::Job& job : jobs.jobs()) {
+    const bool import = job.type() == "import";
+    if (!Finished(job) && import == (lane == BudgetId::kImports)) return job.job_id();
+  }
+  return std::string();
+}
+
 absl::Status JobLaneOptions::Validate() const {
   if (poll_interval <= absl::ZeroDuration() || poll_interval == absl::InfiniteDuration()) {
     return absl::InvalidArgumentError("job lanes: poll_interval must be positive and finite");
@@ -200,16 +208,8 @@ class JobLaneStub::Lane : public std::enable_shared_from_this<JobLaneStub::Lane>
     inner_->ListJobs(options, v1::ListJobsRequest(),
                      [self = shared_from_this(), head = std::move(head),
                       held](Result<v1::ListJobsResponse> jobs) mutable {
-                       std::string running;
-                       if (jobs.ok()) {
-                         for (const v1::Job& job : jobs->jobs()) {
-                           const bool import = job.type() == "import";
-                           if (!Finished(job) && import == (self->id_ == BudgetId::kImports)) {
-                             running = job.job_id();
-                             break;
-                           }
-                         }
-                       }
+                       const std::string running =
+                           jobs.ok() ? UnfinishedJobOn(self->id_, *jobs) : std::string();
                        if (running.empty()) {
                          held->facts().job_id = running;
                          std::move(head->answer)(std::move(*held));

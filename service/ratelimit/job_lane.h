@@ -74,6 +74,12 @@ struct JobLaneStats {
   uint64_t refused() const { return refused_lane_full + refused_deadline + refused_job_unfinished; }
 };
 
+// The id of the first job in `jobs` (a ListJobs answer) that is not finished (neither COMPLETED
+// nor FAILED) and runs on `lane`: BudgetId::kImports for an "import" job, BudgetId::kBulk for any
+// other type (users or companies bulk identify). Empty: none. How a lane finds the job a 409 was
+// about, and how the dispatcher learns whether a bulk job may still run (dispatcher.h).
+std::string UnfinishedJobOn(BudgetId lane, const v1::ListJobsResponse& jobs);
+
 class JobLaneStub final : public ForwardingStub<JobLaneStub> {
  public:
   // `inner` must not be null; `scheduler` must outlive the stub and its calls. Aborts on
