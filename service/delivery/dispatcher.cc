@@ -209,6 +209,7 @@ void Dispatcher::OnLeased(absl::StatusOr<std::vector<LeasedDelivery>> leased) {
   // dead letters at once.
   std::vector<std::pair<std::string, std::string>> undeliverable;
   bool again = false;
+  bool gate = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     lease_outstanding_ = false;
@@ -218,6 +219,11 @@ void Dispatcher::OnLeased(absl::StatusOr<std::vector<LeasedDelivery>> leased) {
       for (LeasedDelivery& record : *leased) {
         Held held;
         if (!ParseLocked(record, held, undeliverable)) continue;
+        if (MayBeInABulkJob(held)) {
+          gate = true;
+          GateLocked(std::move(held), scheduler_.Now());
+          continue;
+        }
         ++in_flight_;
         waiting_[Index(held.budget)].push_back(std::move(held));
       }
@@ -230,6 +236,7 @@ void Dispatcher::OnLeased(absl::StatusOr<std::vector<LeasedDelivery>> leased) {
     EndOpLocked();
   }
   AfterLease(leased.status(), undeliverable);
+  if (gate) RunGate();
   Drain();
   if (again) Pump();
 }
@@ -283,7 +290,7 @@ void Dispatcher::ArmRenewalLocked(absl::Time from) {
       renew_outstanding_) {
     return;
   }
-  bool held = job_ != nullptr && !job_->rows.empty();
+  bool held = (job_ != nullptr && !job_->rows.empty()) || !gated_.empty();
   for (size_t b = 0; b < kBudgetCount && !held; ++b) held = !waiting_[b].empty();
   if (!held) return;
   ++ops_;
@@ -304,6 +311,7 @@ void Dispatcher::RenewHeld() {
       for (const std::deque<Held>& queue : waiting_) {
         for (const Held& held : queue) ids.push_back(held.record.info.delivery_id);
       }
+      for (const Gated& gated : gated_) ids.push_back(gated.held.record.info.delivery_id);
       if (!ids.empty()) {
         renew_outstanding_ = true;
         ++ops_;  // The Renew() below.
@@ -350,6 +358,11 @@ void Dispatcher::OnRenewed(const std::vector<std::string>& ids,
         in_flight_ -= before - queue.size();  // Not held any more: no outcome to record.
         dropped += before - queue.size();
       }
+      const size_t before = gated_.size();
+      gated_.erase(std::remove_if(gated_.begin(), gated_.end(),
+                                  [&gone](const Gated& gated) { return gone(gated.held); }),
+                   gated_.end());
+      dropped += before - gated_.size();
     }
     ArmRenewalLocked(std::max(fired, scheduler_.Now() - renew_interval_));
     EndOpLocked();
@@ -483,23 +496,36 @@ void Dispatcher::Stop() {
       renew_timer_.reset();
       EndOpLocked();
     }
+    if (gate_timer_.has_value() && scheduler_.Cancel(*gate_timer_)) {
+      gate_timer_.reset();
+      EndOpLocked();
+    }
+    // Left leased without an outcome: leased again in doubt (after a restart, or by another
+    // replica once the lease lapses), so they wait for the bulk check there.
+    gated_.clear();
     job = TakeJobLocked();
-    if (job != nullptr) in_flight_ += job->rows.size();  // Until handed back below.
+    // A job whose bulk call was made may run on: its rows are left as the gate's. The rows of
+    // one never sent go back untried.
+    if (job != nullptr && !job->sent) in_flight_ += job->rows.size();  // Until handed back.
   }
   for (Held& held : handed_back) Send(std::move(held));
   if (job != nullptr) {
     ReleaseJob(*job);
-    const std::string why = absl::StrCat("gateway shutting down while bulk job ",
-                                         job->job_id.empty() ? "(not started)" : job->job_id,
-                                         " ran; sent again after the restart");
+    const std::string why =
+        job->sent ? absl::StrCat("gateway shutting down while bulk job ",
+                                 job->job_id.empty() ? "(not yet answered)" : job->job_id,
+                                 " ran; its rows are left in doubt and sent again once no bulk "
+                                 "job runs")
+                  : "gateway shutting down before sending a bulk job";
     if (options_.observer.on_coalesced_job) {
       options_.observer.on_coalesced_job(CoalescedJobOutcome::kStopped,
                                          CoalescedRowOutcome::kReturned, job->rows.size(), why);
     }
-    // The rows go back untried as far as the store knows: leasable again at once (by a
-    // restarted gateway), as single calls or in a new job.
-    for (Held& row : job->rows) {
-      Complete(row.record.info.delivery_id, DeliveryOutcome::Retry(why, scheduler_.Now()));
+    if (!job->sent) {
+      // Untried: leasable again at once (by a restarted gateway), as single calls or in a job.
+      for (Held& row : job->rows) {
+        Complete(row.record.info.delivery_id, DeliveryOutcome::Retry(why, scheduler_.Now()));
+      }
     }
   }
 }

@@ -21,6 +21,30 @@
 // max(the error's retry delay, backoff(attempts)) where backoff doubles from `min_backoff` to
 // `max_backoff`. A record leased again after a crash (in_doubt) may be a duplicate: counted.
 //
+// The bulk check (BulkGateOptions; dispatcher_gate.cc). A row of a bulk job whose end the
+// dispatcher did not see may still be applied by Userpilot later; sending it again, or letting a
+// later call of its user go, while that job runs would let the old row overwrite newer
+// properties. So such records wait in the gate, leased (their keys held: nothing of their user
+// goes meanwhile), until Userpilot reports that no bulk job runs (Userpilot runs one bulk job,
+// users or companies, at a time per account; once none runs, the old job has ended and the
+// next send cannot be overtaken by it). Records that wait there:
+//   - leased in doubt (DeliveryStore in_doubt: the process or replica died, or stopped, while
+//     an attempt was under way) and of a kind a bulk row can express: an identify a row
+//     expresses exactly (bulk_rows.h), user or company; track and the rest never were rows;
+//   - the rows of this dispatcher's job when the job may still run: the job's deadline cut it,
+//     it could not be watched, or the bulk call failed in a way that may have started a job
+//     (anything but an answer in the 4xx range, or no request made at all).
+// One ListJobs call (through the same stub: the job_read budget, caller `caller`) answers for
+// every record waiting when it was made: no unfinished bulk job (job_lane.h UnfinishedJobOn)
+// releases them to be sent singly (as a failed job's rows); records that came in after it
+// was made wait for the next check, made at once. A job still running: checked again after
+// `poll_interval`. A failed check: again after max(backoff(failures), poll_interval, the
+// error's retry delay); nothing is released early. One check outstanding at a time, none when
+// nothing waits. Every record waits at most `timeout` from when it came in; then it is released
+// all the same (the job is taken for stuck), counted and reported (on_gate_released).
+// Gated records are counted apart from max_in_flight (gated_rows()): they are bounded by what
+// was in flight before (a crash hands back at most one job's rows and the single calls held).
+//
 // Coalescing (CoalesceOptions; off without a JobWatchRegistry or with threshold 0). When at
 // least `threshold` identify calls of one kind (identify_user, or identify_company) are pending
 // in the store (Stats().pending_by_kind), and no coalesced job is running, the dispatcher leases
@@ -52,6 +76,7 @@
 // job at a time; single calls (of every kind) keep flowing beside it.
 //
 // Bounds: at most `max_in_flight` single records leased at once, plus one coalesced job's rows
+// and the records waiting for the bulk check
 // (at most `max_rows`; when a job's rows fall back to single calls they count as single records
 // and no new job starts until those drop below `max_in_flight`); one Lease() outstanding at a
 // time; at most 256 outcomes being recorded at the store at once (the rest wait, in order); an
@@ -97,7 +122,7 @@ enum class DeliveryAttemptOutcome { kDelivered, kRetry, kDead };
 absl::string_view DeliveryAttemptOutcomeName(DeliveryAttemptOutcome outcome);
 
 // What became of a coalesced job's rows (the metric label): "delivered", "returned" (to be sent
-// as single calls, or handed back to the store at a stop).
+// as single calls, or left to the next lease at a stop).
 enum class CoalescedRowOutcome { kDelivered, kReturned };
 absl::string_view CoalescedRowOutcomeName(CoalescedRowOutcome outcome);
 
@@ -106,6 +131,17 @@ absl::string_view CoalescedRowOutcomeName(CoalescedRowOutcome outcome);
 // ended within job_timeout, or unreadable), "stopped" (the dispatcher stopped while it ran).
 enum class CoalescedJobOutcome { kCompleted, kFailed, kRefused, kTimeout, kStopped };
 absl::string_view CoalescedJobOutcomeName(CoalescedJobOutcome outcome);
+
+// What one bulk check (ListJobs) found (the metric label): "no_job" (no unfinished bulk job:
+// the records it answered for go), "job_running", "failed" (the call failed: checked again
+// after a backoff).
+enum class BulkCheckResult { kNoJob, kJobRunning, kFailed };
+absl::string_view BulkCheckResultName(BulkCheckResult result);
+
+// Why records left the bulk check's wait (the metric label): "no_job" (a check found no bulk job
+// running), "deadline" (BulkGateOptions::timeout passed first: sent all the same).
+enum class BulkGateRelease { kNoJob, kDeadline };
+absl::string_view BulkGateReleaseName(BulkGateRelease why);
 
 // What the dispatcher reports (metrics). Every member may be null. Called from the
 // dispatcher's callbacks: thread-safe, short.
@@ -122,6 +158,14 @@ struct DispatcherObserver {
   // Renew() said `records` held records (unsent) were no longer leased by this replica: another
   // replica took them over; no outcome is recorded for them here.
   std::function<void(size_t records)> on_leases_lost;
+  // A bulk check answered; `waiting`: records waiting for it then; `detail`: the running job's
+  // id (kJobRunning), or the failure (kFailed).
+  std::function<void(BulkCheckResult result, size_t waiting, const std::string& detail)>
+      on_bulk_check;
+  // `records` left the bulk check's wait; for kDeadline `detail` says what was last known (the
+  // job seen running, or the last failure).
+  std::function<void(BulkGateRelease why, size_t records, const std::string& detail)>
+      on_gate_released;
 };
 
 // Coalescing queued identifies into bulk jobs (see the class comment).
@@ -137,6 +181,15 @@ struct CoalesceOptions {
   absl::Duration job_timeout = absl::Minutes(20);
 };
 
+// The bulk check (see the class comment).
+struct BulkGateOptions {
+  // Between two checks while a bulk job runs (--job_lane_poll_interval: as often as a job lane
+  // polls the job it waits for); > 0.
+  absl::Duration poll_interval = absl::Seconds(2);
+  // The longest a record waits for the check, from when it came in (--queue_coalesce_job_timeout).
+  absl::Duration timeout = absl::Minutes(20);
+};
+
 struct DispatcherOptions {
   size_t max_in_flight = 64;  // >= 1
   absl::Duration idle_poll = absl::Milliseconds(500);
@@ -150,6 +203,7 @@ struct DispatcherOptions {
   // beyond the budget itself. PaceFor() computes it from a budget's rate and sync_share.
   std::array<std::optional<absl::Duration>, kBudgetCount> pace;
   CoalesceOptions coalesce;
+  BulkGateOptions bulk_gate;
   DispatcherObserver observer;
 };
 
@@ -169,19 +223,23 @@ class Dispatcher {
   void Start();
   // A call was enqueued: look for ready records now rather than at the next idle poll.
   void Wake();
-  // Stops leasing; records waiting for their pace, and the rows of a coalesced job not yet
-  // ended, are handed back (retry at once). Calls in flight finish and record their outcome. After
-  // it returns the stub is never called again. Idempotent; blocks only while a call is being handed
-  // to the stub.
+  // Stops leasing; records waiting for their pace are handed back (retry at once). The rows of a
+  // coalesced job sent and not yet ended, and the records waiting for the bulk check, are left
+  // leased without an outcome: a restarted gateway (or, after the lease timeout, another
+  // replica) leases them again in doubt, so they wait for the bulk check there. Calls in flight
+  // finish and record their outcome. After it returns the stub is never called again.
+  // Idempotent; blocks only while a call is being handed to the stub.
   void Stop();
   // Blocks until every outstanding store call, stub call and timer has answered. After Stop().
   void Join();
 
   // Records leased and not yet completed (for tests and metrics), but for the rows of a running
-  // coalesced job: those are coalesced_rows().
+  // coalesced job (coalesced_rows()) and those waiting for the bulk check (gated_rows()).
   size_t in_flight() const;
   // Rows of the coalesced job now running (0: none): leased, waiting for the job's end.
   size_t coalesced_rows() const;
+  // Records waiting for the bulk check: leased, unsent.
+  size_t gated_rows() const;
 
  private:
   struct Held {
@@ -198,6 +256,7 @@ class Dispatcher {
     // The request (one of the two, by kind); shared with the call in flight.
     std::shared_ptr<const v1::BulkIdentifyUsersRequest> users;
     std::shared_ptr<const v1::BulkIdentifyCompaniesRequest> companies;
+    bool sent = false;   // The bulk call was handed to the stub.
     std::string job_id;  // Once Userpilot answered.
     std::shared_ptr<JobSubscription> subscription;
     JobSink* sink = nullptr;  // One reference held while subscribed.
@@ -215,7 +274,9 @@ class Dispatcher {
   void OnJobAnswer(uint64_t job, Result<v1::Job> answer);
   void WatchJob(uint64_t job);
   void OnJobWatchReady(uint64_t job);
-  void EndJob(uint64_t job, CoalescedJobOutcome outcome, const std::string& why);
+  // `may_still_run`: the job may still run at Userpilot (its rows wait for the bulk check).
+  void EndJob(uint64_t job, CoalescedJobOutcome outcome, const std::string& why,
+              bool may_still_run);
   // Takes the job out (under mu_): its timers cancelled and subscription detached by Release.
   std::unique_ptr<Job> TakeJobLocked();
   void ReleaseJob(Job& job);
@@ -225,6 +286,15 @@ class Dispatcher {
   // found undeliverable as dead letters.
   void AfterLease(const absl::Status& status,
                   std::vector<std::pair<std::string, std::string>>& undeliverable);
+  // The bulk check (dispatcher_gate.cc).
+  // True when `held` (parsed) is in doubt and may have been a bulk row.
+  static bool MayBeInABulkJob(const Held& held);
+  void GateLocked(Held held, absl::Time now);
+  // Releases what passed its deadline, starts a check when one is due, arms the gate's timer.
+  void RunGate();
+  void OnGateChecked(uint64_t covers, Result<v1::ListJobsResponse> jobs);
+  // Moves the first `n` gated records to the single calls' queue.
+  void ReleaseGatedLocked(size_t n);
   void Drain();
   void Send(Held held);
   void Finish(const DeliveryInfo& info, bool in_doubt, const absl::Status& status,
@@ -276,6 +346,22 @@ class Dispatcher {
   std::unique_ptr<Job> job_;  // The coalesced job running, if any.
   uint64_t next_job_ = 1;     // Job numbers, so late answers for an ended job are dropped.
   absl::Time coalesce_not_before_ = absl::InfinitePast();
+
+  // The bulk check's wait: records in the order they came in, each with its number (a check
+  // answers for those numbered below what was next when it was made) and deadline.
+  struct Gated {
+    Held held;
+    uint64_t seq = 0;
+    absl::Time deadline;
+  };
+  std::deque<Gated> gated_;
+  uint64_t next_gate_seq_ = 1;
+  bool gate_checking_ = false;  // A ListJobs outstanding.
+  absl::Time gate_next_check_ = absl::InfinitePast();
+  std::optional<Scheduler::TimerId> gate_timer_;
+  absl::Time gate_timer_at_ = absl::InfiniteFuture();
+  uint32_t gate_failures_ = 0;   // Checks failed in a row.
+  std::string gate_last_known_;  // The job last seen running, or the last failure.
 };
 
 }  // namespace userpilot::gateway

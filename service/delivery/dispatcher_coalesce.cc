@@ -80,6 +80,7 @@ void Dispatcher::OnCoalesceLeased(uint32_t kind,
   std::vector<std::pair<std::string, std::string>> undeliverable;
   std::vector<std::string> handed_back;  // Did not fit this job: leasable again at once.
   bool send = false;
+  bool gate = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     lease_outstanding_ = false;
@@ -96,6 +97,11 @@ void Dispatcher::OnCoalesceLeased(uint32_t kind,
       for (LeasedDelivery& record : *leased) {
         Held held;
         if (!ParseLocked(record, held, undeliverable)) continue;
+        if (MayBeInABulkJob(held)) {
+          gate = true;
+          GateLocked(std::move(held), now);
+          continue;
+        }
         switch (stopping_ ? BulkRequestBuilder::Added::kNotARow : builder.Add(held.request)) {
           case BulkRequestBuilder::Added::kAdded:
             job->rows.push_back(std::move(held));
@@ -137,6 +143,7 @@ void Dispatcher::OnCoalesceLeased(uint32_t kind,
              DeliveryOutcome::Retry("left out of a full bulk job; sent next", scheduler_.Now()));
   }
   if (send) SendJob();
+  if (gate) RunGate();
   Drain();
   Pump();  // Single calls keep flowing beside the job.
 }
@@ -156,6 +163,7 @@ void Dispatcher::SendJob() {
     const absl::Time now = scheduler_.Now();
     call.deadline = now + options_.attempt_deadline;
     call.caller = options_.caller;
+    job_->sent = true;
     ops_ += 2;  // The bulk call and the deadline timer.
     job_->deadline_timer = scheduler_.RunAt(now + options_.coalesce.job_timeout, [this, number] {
       {
@@ -166,7 +174,8 @@ void Dispatcher::SendJob() {
       EndJob(number, CoalescedJobOutcome::kTimeout,
              absl::StrCat("the bulk job did not end within ",
                           absl::FormatDuration(options_.coalesce.job_timeout),
-                          " (--queue_coalesce_job_timeout)"));
+                          " (--queue_coalesce_job_timeout)"),
+             /*may_still_run=*/true);
     });
   }
   auto done = [this, number](Result<v1::Job> answer) {
@@ -184,18 +193,24 @@ void Dispatcher::SendJob() {
 void Dispatcher::OnJobAnswer(uint64_t number, Result<v1::Job> answer) {
   if (!answer.ok()) {
     const CallFacts& facts = answer.facts();
+    // Only an answer in the 4xx range (Userpilot refused it), or no request made at all, says
+    // that no job was started; a 5xx, a lost answer or a timeout leave it open.
+    const int http = facts.upstream.http_status;
+    const bool may_have_started = facts.http_attempts > 0 && !(http >= 400 && http < 500);
     EndJob(number, CoalescedJobOutcome::kRefused,
            facts.upstream.http_status != 0
                ? absl::StrCat("the bulk call failed: Userpilot answered HTTP ",
                               facts.upstream.http_status, ": ", answer.status().message())
                : absl::StrCat(
                      "the bulk call failed: ", absl::StatusCodeToString(answer.status().code()),
-                     ": ", answer.status().message()));
+                     ": ", answer.status().message()),
+           may_have_started);
     return;
   }
   const v1::Job& job = *answer;
   if (job.job_id().empty()) {
-    EndJob(number, CoalescedJobOutcome::kRefused, "Userpilot's answer named no job to watch");
+    EndJob(number, CoalescedJobOutcome::kRefused, "Userpilot's answer named no job to watch",
+           /*may_still_run=*/true);
     return;
   }
   {
@@ -206,7 +221,8 @@ void Dispatcher::OnJobAnswer(uint64_t number, Result<v1::Job> answer) {
   if (IsTerminal(job)) {
     const bool completed = job.status() == v1::JOB_STATUS_COMPLETED;
     EndJob(number, completed ? CoalescedJobOutcome::kCompleted : CoalescedJobOutcome::kFailed,
-           absl::StrCat("bulk job ", job.job_id(), " ", job.raw_status()));
+           absl::StrCat("bulk job ", job.job_id(), " ", job.raw_status()),
+           /*may_still_run=*/false);
     return;
   }
   WatchJob(number);
@@ -255,7 +271,9 @@ void Dispatcher::WatchJob(uint64_t number) {
     sink->Unref();
   }
   sending.unlock();
-  if (!unwatchable.empty()) EndJob(number, CoalescedJobOutcome::kTimeout, unwatchable);
+  if (!unwatchable.empty()) {
+    EndJob(number, CoalescedJobOutcome::kTimeout, unwatchable, /*may_still_run=*/true);
+  }
   if (take) OnJobWatchReady(number);  // The state last read may be there already.
 }
 
@@ -271,6 +289,7 @@ void Dispatcher::OnJobWatchReady(uint64_t number) {
   if (subscription == nullptr) return;
   std::optional<CoalescedJobOutcome> outcome;
   std::string why;
+  bool may_still_run = false;
   while (true) {
     JobSubscription::Next next = subscription->TakeNext();
     if (next.job != nullptr) {
@@ -289,12 +308,13 @@ void Dispatcher::OnJobWatchReady(uint64_t number) {
         why = absl::StrCat("Userpilot no longer knows bulk job ", job_id);
       } else if (!absl::IsCancelled(end)) {
         outcome = CoalescedJobOutcome::kTimeout;
+        may_still_run = true;
         why = absl::StrCat("bulk job ", job_id, " could not be watched: ", end.message());
       }
     }
     break;
   }
-  if (outcome.has_value()) EndJob(number, *outcome, why);
+  if (outcome.has_value()) EndJob(number, *outcome, why, may_still_run);
 }
 
 std::unique_ptr<Dispatcher::Job> Dispatcher::TakeJobLocked() {
@@ -321,20 +341,28 @@ void Dispatcher::ReleaseJob(Job& job) {
   }
 }
 
-void Dispatcher::EndJob(uint64_t number, CoalescedJobOutcome outcome, const std::string& why) {
+void Dispatcher::EndJob(uint64_t number, CoalescedJobOutcome outcome, const std::string& why,
+                        bool may_still_run) {
   std::unique_ptr<Job> job;
   const bool delivered = outcome == CoalescedJobOutcome::kCompleted;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (job_ == nullptr || job_->number != number) return;  // Ended already.
     job = TakeJobLocked();
-    // Counted as single records from now on: being completed, or queued to go singly.
-    in_flight_ += job->rows.size();
+    const absl::Time now = scheduler_.Now();
     if (!delivered) {
-      // Still leased, keys held: each row's next attempt is a single call, in its user's order.
+      // Still leased, keys held: each row's next attempt is a single call, in its user's order;
+      // after the bulk check when the job may still run.
       for (Held& row : job->rows) {
-        waiting_[static_cast<size_t>(row.budget)].push_back(std::move(row));
+        if (may_still_run) {
+          GateLocked(std::move(row), now);
+        } else {
+          ++in_flight_;
+          waiting_[static_cast<size_t>(row.budget)].push_back(std::move(row));
+        }
       }
+    } else {
+      in_flight_ += job->rows.size();  // Counted as single records while being completed.
     }
   }
   ReleaseJob(*job);
@@ -352,9 +380,12 @@ void Dispatcher::EndJob(uint64_t number, CoalescedJobOutcome outcome, const std:
       Complete(row.record.info.delivery_id, DeliveryOutcome::Delivered());
     }
   } else {
-    // Not worth looking again at once: let the single calls drain first.
-    std::lock_guard<std::mutex> lock(mu_);
-    coalesce_not_before_ = scheduler_.Now() + options_.idle_poll;
+    {
+      // Not worth looking again at once: let the single calls drain first.
+      std::lock_guard<std::mutex> lock(mu_);
+      coalesce_not_before_ = scheduler_.Now() + options_.idle_poll;
+    }
+    if (may_still_run) RunGate();
   }
   Drain();
   Pump();

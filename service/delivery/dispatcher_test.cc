@@ -283,7 +283,8 @@ class RenewingStore final : public DeliveryStore {
 
 class DispatcherTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { OpenStore(); }
+  void OpenStore() {
     LogDeliveryStoreOptions options;
     options.dir = folder_.path();
     options.clock = [this] { return scheduler_.Now(); };
@@ -291,6 +292,19 @@ class DispatcherTest : public ::testing::Test {
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     renewing_ = std::make_unique<RenewingStore>(*store_);
+  }
+  // As after a crash: every pending record is leased without an outcome, then the log is opened
+  // again, so they are leased in doubt next. Before StartDispatcher().
+  void CrashWithEverythingLeased() {
+    ASSERT_TRUE(testing::LeaseSync(*store_, 100).ok());
+    ReopenStore();
+  }
+  // Closes the log and opens it again (the dispatcher, if any, must be gone).
+  void ReopenStore() {
+    store_->Close();
+    renewing_.reset();
+    store_.reset();  // Releases the folder's lock.
+    OpenStore();
   }
   void TearDown() override {
     if (dispatcher_ != nullptr) {
@@ -321,6 +335,16 @@ class DispatcherTest : public ::testing::Test {
     options.observer.on_leases_lost = [this](size_t records) {
       std::lock_guard<std::mutex> lock(mu_);
       leases_lost_ += static_cast<int>(records);
+    };
+    options.observer.on_bulk_check = [this](BulkCheckResult result, size_t, const std::string&) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++checks_[std::string(BulkCheckResultName(result))];
+    };
+    options.observer.on_gate_released = [this](BulkGateRelease why, size_t records,
+                                               const std::string& detail) {
+      std::lock_guard<std::mutex> lock(mu_);
+      released_[std::string(BulkGateReleaseName(why))] += static_cast<int>(records);
+      last_release_detail_ = detail;
     };
     dispatcher_ = std::make_unique<Dispatcher>(*renewing_, stub_, scheduler_, std::move(options),
                                                jobs_.get());
@@ -359,6 +383,28 @@ class DispatcherTest : public ::testing::Test {
     std::lock_guard<std::mutex> lock(mu_);
     return jobs_ended_[outcome];
   }
+  int Checks(const std::string& result) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return checks_[result];
+  }
+  int Released(const std::string& why) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return released_[why];
+  }
+  // Answers the oldest ListJobs: one bulk job `running` (none when empty).
+  void AnswerBulkCheck(const std::string& running) {
+    ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("ListJobs") == 1; }));
+    v1::ListJobsResponse jobs;
+    v1::Job done = JobIn("bulk:jobs:old", v1::JOB_STATUS_COMPLETED, "completed");
+    done.set_type("users_bulk_identify");
+    *jobs.add_jobs() = done;
+    if (!running.empty()) {
+      v1::Job job = JobIn(running, v1::JOB_STATUS_PROCESSING, "processing");
+      job.set_type("users_bulk_identify");
+      *jobs.add_jobs() = job;
+    }
+    stub_.TakeRpc("ListJobs").reply(jobs);
+  }
   int Rows(const std::string& outcome) {
     std::lock_guard<std::mutex> lock(mu_);
     return rows_[outcome];
@@ -395,6 +441,9 @@ class DispatcherTest : public ::testing::Test {
   std::map<std::string, int> jobs_ended_;
   std::map<std::string, int> rows_;
   std::string last_job_why_;
+  std::map<std::string, int> checks_;
+  std::map<std::string, int> released_;
+  std::string last_release_detail_;
   int in_doubt_ = 0;
   int leases_lost_ = 0;
 };
@@ -688,7 +737,7 @@ TEST_F(DispatcherTest, ARefusedBulkCallSendsItsRowsSingly) {
   ASSERT_TRUE(WaitUntil([&] { return Outcomes("delivered") == 2; }));
 }
 
-TEST_F(DispatcherTest, AJobNotEndedByItsDeadlineSendsItsRowsSingly) {
+TEST_F(DispatcherTest, AJobNotEndedByItsDeadlineSendsItsRowsSinglyOnceNoBulkJobRuns) {
   for (const char* user : {"u1", "u2"}) Enqueue(Identify(user, "pro"));
   DispatcherOptions options = Coalescing(2);
   options.coalesce.job_timeout = absl::Minutes(3);
@@ -704,9 +753,25 @@ TEST_F(DispatcherTest, AJobNotEndedByItsDeadlineSendsItsRowsSingly) {
     absl::SleepFor(absl::Milliseconds(2));
   }
   EXPECT_GE(scheduler_.Now() - absl::FromUnixSeconds(1'800'000'000), absl::Minutes(3));
-  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 2; }));
   EXPECT_EQ(JobsEnded("timeout"), 1);
   EXPECT_THAT(last_job_why_, HasSubstr("did not end within 3m"));
+  // The job may still run at Userpilot: its rows wait until ListJobs shows no bulk job.
+  EXPECT_EQ(dispatcher_->gated_rows(), 2u);
+  EXPECT_EQ(stub_.total("IdentifyUser"), 0u);
+  while (stub_.outstanding("GetJob") > 0) {
+    stub_.TakeRpc("GetJob").reply(JobIn("bulk:jobs:4", v1::JOB_STATUS_PROCESSING, "processing"));
+  }
+  AnswerBulkCheck("bulk:jobs:4");
+  scheduler_.AdvanceBy(absl::Seconds(1));
+  EXPECT_EQ(stub_.total("ListJobs"), 1u);  // Not before the poll interval.
+  EXPECT_EQ(stub_.total("IdentifyUser"), 0u);
+  scheduler_.AdvanceBy(absl::Seconds(1));
+  AnswerBulkCheck("");
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 2; }));
+  EXPECT_EQ(dispatcher_->gated_rows(), 0u);
+  EXPECT_EQ(Checks("job_running"), 1);
+  EXPECT_EQ(Checks("no_job"), 1);
+  EXPECT_EQ(Released("no_job"), 2);
 }
 
 TEST_F(DispatcherTest, AJobHoldsAtMostMaxRowsAndTheRestGoSingly) {
@@ -779,7 +844,7 @@ TEST_F(DispatcherTest, CompaniesAreCoalescedIntoABulkCompaniesJob) {
   EXPECT_EQ(stub_.total("IdentifyCompany"), 0u);
 }
 
-TEST_F(DispatcherTest, StopWhileAJobRunsHandsItsRowsBackWithoutLoss) {
+TEST_F(DispatcherTest, StopWhileAJobRunsLeavesItsRowsInDoubtWithoutLoss) {
   std::vector<std::string> ids;
   for (const char* user : {"u1", "u2", "u3"}) ids.push_back(Enqueue(Identify(user, "pro")));
   StartDispatcher(Coalescing(3));
@@ -796,11 +861,151 @@ TEST_F(DispatcherTest, StopWhileAJobRunsHandsItsRowsBackWithoutLoss) {
   EXPECT_EQ(Rows("returned"), 3);
   EXPECT_EQ(Outcomes("delivered"), 0);
   for (const std::string& id : ids) EXPECT_EQ(StateOf(id), DeliveryState::kPending);
-  // Leasable again at once (by a restarted gateway).
+  EXPECT_EQ(stub_.total("IdentifyUser"), 0u);
+  // No outcome was recorded: a restarted gateway leases them again in doubt (so they wait for
+  // the bulk check).
+  dispatcher_.reset();
+  ReopenStore();
   auto leased = testing::LeaseSync(*store_, 10);
   ASSERT_TRUE(leased.ok());
-  EXPECT_EQ(leased->size(), 3u);
+  ASSERT_EQ(leased->size(), 3u);
+  for (const LeasedDelivery& record : *leased) EXPECT_TRUE(record.in_doubt);
+}
+
+TEST_F(DispatcherTest, StopBeforeTheBulkCallIsMadeHandsTheRowsBackUntried) {
+  std::vector<std::string> ids;
+  for (const char* user : {"u1", "u2", "u3"}) ids.push_back(Enqueue(Identify(user, "pro")));
+  DispatcherOptions options = Coalescing(3);
+  StartDispatcher(options);
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("BulkIdentifyUsers") == 1; }));
+  // (The bulk call was made here; what Stop() does with an unsent job is the untried hand-back
+  // of StopHandsBackWhatWaitsAndNeverCallsTheStubAgain.)
+  dispatcher_->Stop();
+  jobs_->Shutdown();
+  stub_.TakeRpc("BulkIdentifyUsers").answer(absl::UnavailableError("test over"), CallFacts());
+  dispatcher_->Join();
+  EXPECT_EQ(stub_.total("ListJobs"), 0u);  // Never after Stop().
+  dispatcher_.reset();
+  ReopenStore();
+  auto leased = testing::LeaseSync(*store_, 10);
+  ASSERT_TRUE(leased.ok());
+  ASSERT_EQ(leased->size(), 3u);
+  for (const LeasedDelivery& record : *leased) EXPECT_TRUE(record.in_doubt);
+}
+
+TEST_F(DispatcherTest, InDoubtIdentifiesWaitForOneBulkCheckAndTheirUsersLaterCallsWaitBehind) {
+  for (const char* user : {"u1", "u2", "u3"}) Enqueue(Identify(user, "v1"));
+  Enqueue(IdentifyCompany("acme"));
+  Enqueue(Track("t1", "clicked"));
+  CrashWithEverythingLeased();
+  const std::string later = Enqueue(Identify("u1", "v2"));
+  StartDispatcher();
+  // Track never was a bulk row: it goes at once. The identifies wait for the check.
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("TrackEvent") == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return dispatcher_->gated_rows() == 4; }));
+  EXPECT_EQ(dispatcher_->in_flight(), 1u);  // The track: gated records are counted apart.
+  stub_.TakeRpc("TrackEvent").answer(absl::OkStatus(), CallFacts());
+  AnswerBulkCheck("bulk:jobs:crashed");
+  for (int i = 0; i < 5; ++i) {
+    scheduler_.AdvanceBy(absl::Seconds(2));
+    AnswerBulkCheck("bulk:jobs:crashed");
+  }
+  EXPECT_EQ(stub_.total("IdentifyUser") + stub_.total("IdentifyCompany"), 0u);
+  EXPECT_EQ(stub_.total("ListJobs"), 6u);  // One check for all four, every poll interval.
+  scheduler_.AdvanceBy(absl::Seconds(2));
+  AnswerBulkCheck("");
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 3; }));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyCompany") == 1; }));
+  EXPECT_EQ(Released("no_job"), 4);
+  // u1's later call waited behind its in-doubt one, and goes only after it.
+  ScriptedStub::Sent first = stub_.Take("u1");
+  EXPECT_EQ(static_cast<const v1::IdentifyUserRequest&>(*first.request)
+                .metadata()
+                .fields()
+                .at("plan")
+                .string_value(),
+            "v1");
+  first.answer(absl::OkStatus(), CallFacts());
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 3; }));
+  while (stub_.outstanding() > 0) stub_.Take().answer(absl::OkStatus(), CallFacts());
+  ASSERT_TRUE(WaitUntil([&] { return StateOf(later) == DeliveryState::kDelivered; }));
+  EXPECT_EQ(stub_.total("ListJobs"), 7u);
+  EXPECT_EQ(in_doubt_, 5);
+}
+
+TEST_F(DispatcherTest, AFailedBulkCheckIsRetriedAfterABackoffAndReleasesNothing) {
+  for (const char* user : {"u1", "u2"}) Enqueue(Identify(user, "v1"));
+  CrashWithEverythingLeased();
+  DispatcherOptions options;
+  options.min_backoff = absl::Seconds(5);
+  StartDispatcher(options);
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("ListJobs") == 1; }));
+  CallFacts facts;
+  facts.upstream.http_status = 503;
+  stub_.TakeRpc("ListJobs").answer(absl::UnavailableError("upstream down"), facts);
+  ASSERT_TRUE(WaitUntil([&] { return Checks("failed") == 1; }));
+  scheduler_.AdvanceBy(absl::Seconds(4));
+  EXPECT_EQ(stub_.total("ListJobs"), 1u);
   EXPECT_EQ(stub_.total("IdentifyUser"), 0u);
+  scheduler_.AdvanceBy(absl::Seconds(1));  // The backoff: 5 s.
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("ListJobs") == 1; }));
+  stub_.TakeRpc("ListJobs").answer(absl::UnavailableError("upstream down"), facts);
+  ASSERT_TRUE(WaitUntil([&] { return Checks("failed") == 2; }));
+  scheduler_.AdvanceBy(absl::Seconds(9));
+  EXPECT_EQ(stub_.total("ListJobs"), 2u);  // Doubled: 10 s.
+  scheduler_.AdvanceBy(absl::Seconds(1));
+  AnswerBulkCheck("");
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 2; }));
+  EXPECT_EQ(Released("deadline"), 0);
+}
+
+TEST_F(DispatcherTest, ARowWaitsForTheBulkCheckAtMostTheTimeoutThenGoesAndIsReported) {
+  Enqueue(Identify("u1", "v1"));
+  CrashWithEverythingLeased();
+  DispatcherOptions options;
+  options.bulk_gate.timeout = absl::Minutes(1);
+  StartDispatcher(options);
+  for (int i = 0; i < 29; ++i) {
+    AnswerBulkCheck("bulk:jobs:stuck");
+    scheduler_.AdvanceBy(absl::Seconds(2));
+  }
+  EXPECT_EQ(stub_.total("IdentifyUser"), 0u);
+  AnswerBulkCheck("bulk:jobs:stuck");
+  scheduler_.AdvanceBy(absl::Seconds(2));  // 60 s since it came in.
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 1; }));
+  EXPECT_EQ(Released("deadline"), 1);
+  EXPECT_THAT(last_release_detail_, HasSubstr("bulk job bulk:jobs:stuck running"));
+  EXPECT_EQ(dispatcher_->gated_rows(), 0u);
+}
+
+TEST_F(DispatcherTest, ARecordThatCameInAfterACheckWasMadeWaitsForTheNextOne) {
+  Enqueue(Identify("u0", "v1"));
+  CrashWithEverythingLeased();  // u0 in doubt.
+  for (const char* user : {"u1", "u2"}) Enqueue(Identify(user, "pro"));
+  DispatcherOptions options = Coalescing(2);
+  options.coalesce.job_timeout = absl::Minutes(1);
+  StartDispatcher(options);
+  // u0 waits for a check; u1 and u2 go in a job.
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("ListJobs") == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("BulkIdentifyUsers") == 1; }));
+  ScriptedStub::Sent check = stub_.TakeRpc("ListJobs");
+  stub_.TakeRpc("BulkIdentifyUsers").reply(JobIn("bulk:jobs:11", v1::JOB_STATUS_QUEUED, "queued"));
+  // The job's deadline cuts it while the check is outstanding: its rows come in after it.
+  for (int i = 0; i < 100 && dispatcher_->gated_rows() < 3; ++i) {
+    if (stub_.outstanding("GetJob") > 0) {
+      stub_.TakeRpc("GetJob").reply(JobIn("bulk:jobs:11", v1::JOB_STATUS_PROCESSING, "processing"));
+    }
+    scheduler_.AdvanceBy(absl::Seconds(5));
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(dispatcher_->gated_rows(), 3u);
+  check.reply(v1::ListJobsResponse());  // Made before the job's rows came in: u0 only.
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 1; }));
+  EXPECT_EQ(stub_.users_outstanding().back(), "u0");
+  EXPECT_EQ(dispatcher_->gated_rows(), 2u);
+  AnswerBulkCheck("");  // The next check, made at once.
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 3; }));
+  EXPECT_EQ(stub_.total("ListJobs"), 2u);
 }
 
 TEST_F(DispatcherTest, ARunningJobsRowsAreRenewedEveryThirdOfTheLeaseTimeoutAndNotAfter) {
