@@ -219,6 +219,29 @@ DispatcherOptions DispatcherOptionsFrom(const GatewayConfig& config, DeliveryMet
                                                static_cast<size_t>(config.limits.max_bulk_rows));
   options.coalesce.max_request_bytes = static_cast<size_t>(config.limits.max_bulk_request_bytes);
   options.coalesce.job_timeout = config.delivery.coalesce_job_timeout;
+  // The bulk check: as often as a job lane polls, bounded like a coalesced job's wait.
+  options.bulk_gate.poll_interval = rates.job_lanes.poll_interval;
+  options.bulk_gate.timeout = config.delivery.coalesce_job_timeout;
+  options.observer.on_bulk_check = [&metrics, logger](BulkCheckResult result, size_t waiting,
+                                                      const std::string& detail) {
+    metrics.RecordBulkCheck(BulkCheckResultName(result));
+    if (logger != nullptr && result == BulkCheckResult::kFailed) {
+      logger->Warning(
+          "the bulk check (ListJobs) failed; the calls a bulk job may still apply "
+          "keep waiting and it is tried again after a backoff",
+          {{"waiting_calls", static_cast<int64_t>(waiting)}, {"why", detail}});
+    }
+  };
+  options.observer.on_gate_released = [&metrics, logger](BulkGateRelease why, size_t records,
+                                                         const std::string& detail) {
+    metrics.RecordGateReleased(BulkGateReleaseName(why), records);
+    if (logger != nullptr && why == BulkGateRelease::kDeadline) {
+      logger->Warning(
+          "calls a bulk job may still apply waited the longest allowed for no bulk "
+          "job to run; sent all the same, a later bulk row may overwrite them",
+          {{"calls", static_cast<int64_t>(records)}, {"why", detail}});
+    }
+  };
   options.observer.on_leases_lost = [&metrics](size_t records) {
     metrics.RecordLeasesLost(records);
   };
@@ -227,10 +250,12 @@ DispatcherOptions DispatcherOptionsFrom(const GatewayConfig& config, DeliveryMet
                                                          const std::string& why) {
     metrics.RecordCoalescedJob(CoalescedJobOutcomeName(job), CoalescedRowOutcomeName(row), rows);
     if (logger != nullptr && job != CoalescedJobOutcome::kCompleted) {
-      logger->Warning("a coalesced bulk identify job did not complete; its rows go as single calls",
-                      {{"outcome", std::string(CoalescedJobOutcomeName(job))},
-                       {"rows", static_cast<int64_t>(rows)},
-                       {"why", why}});
+      logger->Warning(
+          "a coalesced bulk identify job did not complete; its rows go as single "
+          "calls (once no bulk job runs, when the job may still run)",
+          {{"outcome", std::string(CoalescedJobOutcomeName(job))},
+           {"rows", static_cast<int64_t>(rows)},
+           {"why", why}});
     }
   };
   return options;

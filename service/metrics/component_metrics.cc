@@ -449,12 +449,13 @@ DeliveryMetrics::DeliveryMetrics(prometheus::Registry& registry)
               .Help("Enqueued identify calls held as rows of the dispatcher's running bulk "
                     "identify job, waiting for its end (not counted in ..._delivery_in_flight).")
               .Register(registry)),
-      coalesced_rows(prometheus::BuildCounter()
-                         .Name("userpilot_gateway_delivery_coalesced_rows_total")
-                         .Help("Enqueued identify calls the dispatcher sent as rows of its bulk "
-                               "identify jobs, by outcome: delivered (the job completed), "
-                               "returned (sent as single calls next, or handed back at a stop).")
-                         .Register(registry)),
+      coalesced_rows(
+          prometheus::BuildCounter()
+              .Name("userpilot_gateway_delivery_coalesced_rows_total")
+              .Help("Enqueued identify calls the dispatcher sent as rows of its bulk "
+                    "identify jobs, by outcome: delivered (the job completed), "
+                    "returned (sent as single calls next, or left to the next lease at a stop).")
+              .Register(registry)),
       coalesced_jobs(prometheus::BuildCounter()
                          .Name("userpilot_gateway_delivery_coalesced_jobs_total")
                          .Help("Bulk identify jobs the dispatcher sent for coalesced calls, by "
@@ -468,6 +469,26 @@ DeliveryMetrics::DeliveryMetrics(prometheus::Registry& registry)
                             "over after their lease lapsed (--queue_redis): no outcome is "
                             "recorded for them here.")
                       .Register(registry)),
+      bulk_gate_calls(prometheus::BuildGauge()
+                          .Name("userpilot_gateway_delivery_bulk_gate_calls")
+                          .Help("Enqueued identify calls a bulk job may still apply (leased in "
+                                "doubt, or rows of a job cut by --queue_coalesce_job_timeout or "
+                                "unreadable), held until ListJobs shows no bulk job running "
+                                "(not counted in ..._delivery_in_flight).")
+                          .Register(registry)),
+      bulk_checks(prometheus::BuildCounter()
+                      .Name("userpilot_gateway_delivery_bulk_checks_total")
+                      .Help("ListJobs calls the dispatcher made for the calls a bulk job may "
+                            "still apply, by result: no_job (they go), job_running, failed "
+                            "(tried again after a backoff).")
+                      .Register(registry)),
+      bulk_gate_released(
+          prometheus::BuildCounter()
+              .Name("userpilot_gateway_delivery_bulk_gate_released_total")
+              .Help("Calls that stopped waiting for no bulk job to run, by why: no_job (a "
+                    "check found none), deadline (--queue_coalesce_job_timeout passed first: "
+                    "sent all the same).")
+              .Register(registry)),
       replay_dropped_bytes(
           prometheus::BuildGauge()
               .Name("userpilot_gateway_delivery_replay_dropped_bytes")
@@ -485,6 +506,10 @@ void DeliveryMetrics::Enable() {
     coalesced_jobs.Add({{"outcome", outcome}});
   }
   leases_lost.Add({});
+  for (const char* result : {"no_job", "job_running", "failed"}) {
+    bulk_checks.Add({{"result", result}});
+  }
+  for (const char* why : {"no_job", "deadline"}) bulk_gate_released.Add({{"why", why}});
 }
 
 void DeliveryMetrics::Update(const DeliverySnapshot& s) {
@@ -496,6 +521,7 @@ void DeliveryMetrics::Update(const DeliverySnapshot& s) {
   in_flight.Add({}).Set(static_cast<double>(s.in_flight));
   max_in_flight.Add({}).Set(static_cast<double>(s.max_in_flight));
   coalesced_rows_in_flight.Add({}).Set(static_cast<double>(s.coalesced_rows_in_flight));
+  bulk_gate_calls.Add({}).Set(static_cast<double>(s.bulk_gate_calls));
   SetCounterTo(enqueued.Add({{"result", "stored"}}), static_cast<double>(s.stored));
   SetCounterTo(enqueued.Add({{"result", "duplicate"}}), static_cast<double>(s.duplicates));
   SetCounterTo(enqueued.Add({{"result", "refused_full"}}), static_cast<double>(s.refused_full));
@@ -519,6 +545,14 @@ void DeliveryMetrics::RecordCoalescedJob(absl::string_view job_outcome,
 
 void DeliveryMetrics::RecordLeasesLost(size_t records) {
   leases_lost.Add({}).Increment(static_cast<double>(records));
+}
+
+void DeliveryMetrics::RecordBulkCheck(absl::string_view result) {
+  bulk_checks.Add({{"result", std::string(result)}}).Increment();
+}
+
+void DeliveryMetrics::RecordGateReleased(absl::string_view why, size_t calls) {
+  bulk_gate_released.Add({{"why", std::string(why)}}).Increment(static_cast<double>(calls));
 }
 
 void DeliveryMetrics::RecordAttempt(absl::string_view outcome, bool in_doubt_attempt) {

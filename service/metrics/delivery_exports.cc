@@ -33,6 +33,7 @@ MetricsRegistry::CollectHook ExportDelivery(MetricsRegistry& registry, DeliveryM
     DeliverySnapshot s = ToDeliverySnapshot(store.Stats(), absl::Now());
     s.in_flight = dispatcher.in_flight();
     s.coalesced_rows_in_flight = dispatcher.coalesced_rows();
+    s.bulk_gate_calls = dispatcher.gated_rows();
     s.max_in_flight = max_in_flight;
     metrics.Update(s);
   });

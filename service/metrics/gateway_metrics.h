@@ -580,10 +580,20 @@ class SecurityMetrics {
 //   userpilot_gateway_delivery_coalesced_rows_total{outcome}  counter  identify calls sent as rows
 //                                                                of the dispatcher's bulk jobs:
 //                                                                delivered | returned (to single
-//                                                                calls, or handed back at a stop)
+//                                                                calls, or left to the next lease
+//                                                                at a stop)
 //   userpilot_gateway_delivery_coalesced_jobs_total{outcome}  counter  those bulk jobs: completed
 //                                                                | failed | refused | timeout |
 //                                                                stopped
+//   userpilot_gateway_delivery_bulk_gate_calls          gauge    calls a bulk job may still apply
+//                                                                (in doubt, or of a job cut or
+//                                                                unreadable), waiting for no bulk
+//                                                                job to run (not in in_flight)
+//   userpilot_gateway_delivery_bulk_checks_total{result}  counter  ListJobs calls made for them:
+//                                                                no_job | job_running | failed
+//   userpilot_gateway_delivery_bulk_gate_released_total{why}  counter  calls that stopped
+//                                                                waiting: no_job | deadline
+//                                                                (--queue_coalesce_job_timeout)
 //   userpilot_gateway_delivery_replay_dropped_bytes{damage}  gauge  what opening the embedded
 //                                                                queue dropped: torn_tail (an
 //                                                                unfinished last write, never
@@ -598,6 +608,7 @@ struct DeliverySnapshot {
   uint64_t in_flight = 0;
   uint64_t max_in_flight = 0;
   uint64_t coalesced_rows_in_flight = 0;
+  uint64_t bulk_gate_calls = 0;
   uint64_t stored = 0;
   uint64_t duplicates = 0;
   uint64_t refused_full = 0;
@@ -625,6 +636,10 @@ class DeliveryMetrics {
   // Pushed: `records` leased calls another replica took over before this one recorded their
   // outcome (their lease lapsed: --queue_redis).
   void RecordLeasesLost(size_t records);
+  // Pushed: one bulk check's result ("no_job", "job_running", "failed").
+  void RecordBulkCheck(absl::string_view result);
+  // Pushed: `calls` stopped waiting for the bulk check, `why` ("no_job", "deadline").
+  void RecordGateReleased(absl::string_view why, size_t calls);
 
   static const std::vector<double>& AppendBuckets();
 
@@ -645,6 +660,9 @@ class DeliveryMetrics {
   prometheus::Family<prometheus::Counter>& coalesced_rows;
   prometheus::Family<prometheus::Counter>& coalesced_jobs;
   prometheus::Family<prometheus::Counter>& leases_lost;
+  prometheus::Family<prometheus::Gauge>& bulk_gate_calls;
+  prometheus::Family<prometheus::Counter>& bulk_checks;
+  prometheus::Family<prometheus::Counter>& bulk_gate_released;
   prometheus::Family<prometheus::Gauge>& replay_dropped_bytes;
 };
 
