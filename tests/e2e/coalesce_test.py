@@ -11,6 +11,8 @@ from the emulator's own record, that
     identifies and bulk rows in the order the emulator applied them);
   - a user's later call never overtook its job row: a single identify (or a later job's row)
     of a user reached the emulator only after the job holding that user's earlier row ended.
+Then a gateway killed (SIGKILL) while its job still runs: the job's rows and a later call of one
+of its users wait, after the restart, for the job to end (CoalescedJobOutlivesAKillTest).
 """
 
 import json
@@ -19,6 +21,7 @@ import shutil
 import tempfile
 import time
 import unittest
+import urllib.parse
 
 from userpilot.gateway.v1 import gateway_pb2
 
@@ -180,6 +183,115 @@ class CoalesceRedisTest(CoalesceTest):
                            "no job outlived a lease: renewal was not exercised")
         self.assertEqual(metric(metrics, "userpilot_gateway_delivery_in_doubt_total"), 0)
         self.assertEqual(metric(metrics, "userpilot_gateway_delivery_leases_lost_total"), 0)
+
+
+class CoalescedJobOutlivesAKillTest(unittest.TestCase):
+    """The gateway is killed (SIGKILL) while its coalesced job still runs at the emulator (pinned
+    `processing`), restarted on the same --queue_dir, and a later call for one of the job's users
+    is enqueued. The job's rows come back in doubt: neither they nor that later call may go while
+    the job runs, or the job would apply its old row over the newer call. Once the job is let
+    finish, every row is sent again and the later call after it: from the emulator's record,
+    each user's properties are applied in acknowledged order and the later call's are final."""
+
+    USERS = 20
+    FLAGS = ["--identify_rate=6000/1m",
+             "--watch_min_poll_interval=200ms",
+             "--watch_max_poll_interval=1s",
+             "--job_lane_poll_interval=200ms",
+             "--job_read_rate=1200/1m"]
+
+    def setUp(self):
+        self.queue_dir = tempfile.mkdtemp(prefix="upgw-e2e-coalesce-kill-")
+        self.emulator = harness.Emulator(["--job_step=30s"])  # pinned below long before
+        self.gateway = None
+
+    def tearDown(self):
+        if self.gateway is not None:
+            self.gateway.stop()
+        self.emulator.cleanup()
+        shutil.rmtree(self.queue_dir, ignore_errors=True)
+
+    def start_gateway(self, threshold):
+        self.gateway = harness.Gateway(self.emulator.url,
+                                       [f"--queue_dir={self.queue_dir}",
+                                        f"--queue_coalesce_threshold={threshold}"] + self.FLAGS)
+        return self.gateway.stub()
+
+    def bulk_jobs(self):
+        return [j for j in self.emulator.admin("GET", "jobs")["jobs"]
+                if j["type"] == "users_bulk_identify"]
+
+    def pin(self, job_id, status):
+        self.emulator.admin("POST", f"jobs/{urllib.parse.quote(job_id, safe='')}/status",
+                            {"status": status})
+
+    def test_rows_of_a_job_running_at_a_kill_wait_for_its_end_and_later_calls_wait_behind(self):
+        stub = self.start_gateway(threshold=5)
+        calls = [identify(f"kill-user-{u}", "v1") for u in range(self.USERS)]
+        answer = stub.EnqueueBatch(gateway_pb2.EnqueueBatchRequest(calls=calls), timeout=TIMEOUT)
+        self.assertTrue(all(o.code == 0 for o in answer.outcomes), answer)
+        harness.wait_for(lambda: len(self.bulk_jobs()) == 1, 20, "the coalesced job started")
+        job = self.bulk_jobs()[0]
+        self.pin(job["job_id"], "processing")
+        bulk = [r for r in self.emulator.requests_to("/v1/users/bulk_identify")
+                if 200 <= r["response_status"] < 300]
+        self.assertEqual(len(bulk), 1)
+        in_job = [row["user_id"] for row in json.loads(bulk[0]["body"])["users"]]
+        self.assertGreaterEqual(len(in_job), 2)
+        self.assertLess(self.gateway.kill(), 0)  # SIGKILL: ended by the signal
+
+        # Coalescing off after the restart: the old rows go singly, at once unless held (a new
+        # job of theirs would wait for the old one anyway, by Userpilot's one-job rule).
+        stub = self.start_gateway(threshold=0)
+        user = in_job[0]
+        later = stub.Enqueue(identify(user, "v2"), timeout=TIMEOUT)
+        # While the job runs: nothing of the job's users is sent again, the later call waits.
+        harness.wait_for(
+            lambda: (metric(self.gateway.metrics(), "userpilot_gateway_delivery_bulk_checks_total",
+                            '{result="job_running"}') or 0) >= 3,
+            20, "the restarted gateway saw the job running, several times", interval=0.2)
+        metrics = self.gateway.metrics()
+        self.assertEqual(metric(metrics, "userpilot_gateway_delivery_bulk_gate_calls"), len(in_job))
+        sent_again = [json.loads(r["body"])["user_id"]
+                      for r in self.emulator.requests_to("/v1/identify")]
+        self.assertFalse(set(sent_again) & set(in_job), sent_again)
+        self.assertEqual(len(self.bulk_jobs()), 1)
+
+        self.pin(job["job_id"], "completed")
+        harness.wait_for(
+            lambda: metric(self.gateway.metrics(), "userpilot_gateway_delivery_backlog_calls") == 0,
+            30, "the backlog delivered", interval=0.2)
+        self.assertEqual(stub.GetDelivery(gateway_pb2.GetDeliveryRequest(
+            delivery_id=later.delivery_id), timeout=TIMEOUT).delivery.state,
+            gateway_pb2.DELIVERY_STATE_DELIVERED)
+
+        # Replay what the emulator applied, in order: a single identify when it arrived, the
+        # bulk job's rows when the job ended (its end_time: when it was pinned completed).
+        end = harness.parse_time(self.bulk_jobs()[0]["end_time"])
+        events = [(end, i, row["user_id"], row["metadata"]["plan"])
+                  for i, row in enumerate(json.loads(bulk[0]["body"])["users"])]
+        for request in self.emulator.requests_to("/v1/identify"):
+            if 200 <= request["response_status"] < 300:
+                body = json.loads(request["body"])
+                self.assertGreaterEqual(request["received"], end - 0.001,
+                                        f"{body['user_id']} was sent while its job still ran")
+                events.append((request["received"], len(events), body["user_id"],
+                               body["metadata"]["plan"]))
+        events.sort()
+        applied = {}
+        for _, _, who, plan in events:
+            applied.setdefault(who, []).append(plan)
+        for who in in_job:
+            # The old row (from the job), its re-send, then (for `user`) the later call.
+            expected = ["v1", "v1", "v2"] if who == user else ["v1", "v1"]
+            self.assertEqual(applied[who], expected, who)
+        metrics = self.gateway.metrics()
+        self.assertGreaterEqual(metric(metrics, "userpilot_gateway_delivery_in_doubt_total"),
+                                len(in_job))
+        self.assertEqual(metric(metrics, "userpilot_gateway_delivery_bulk_gate_released_total",
+                                '{why="no_job"}'), len(in_job))
+        self.assertEqual(metric(metrics, "userpilot_gateway_delivery_bulk_gate_released_total",
+                                '{why="deadline"}'), 0)
 
 
 if __name__ == "__main__":
