@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "google/protobuf/util/json_util.h"
 #include "tests/emulator/http_util.h"
 #include "tests/emulator/json.h"
 
@@ -63,6 +64,28 @@ std::string QueryParam(absl::string_view query, absl::string_view name) {
     }
   }
   return "";
+}
+
+std::string StructToJson(const google::protobuf::Struct& metadata) {
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(metadata, &out).ok()) return "{}";
+  return out;
+}
+
+std::string ProfileToJson(const Profile& p) {
+  JsonWriter w;
+  w.BeginObject().Field("id", p.id).Key("metadata").Raw(StructToJson(p.metadata));
+  w.Key("history").BeginArray();
+  for (const Profile::Application& a : p.history) {
+    w.BeginObject()
+        .Field("applied_at", FormatPreciseTime(a.at))
+        .Field("source", a.source)
+        .Key("metadata")
+        .Raw(StructToJson(a.metadata))
+        .EndObject();
+  }
+  w.EndArray().EndObject();
+  return w.Release();
 }
 
 std::string JobsToJson(const std::vector<JobSnapshot>& jobs, absl::Duration step) {
@@ -323,6 +346,19 @@ ApiResponse AdminApi::Handle(const RecordedRequest& request) const {
       return AdminError(400, "'status' (a string) is required");
     }
     return FromStatus(emulator_->ForceJobStatus(*job_id, status->string_value()));
+  }
+
+  if (seg.size() == 3 && (what == "users" || what == "companies")) {
+    if (m != "GET") return not_allowed();
+    absl::StatusOr<std::string> id = PercentDecode(seg[2]);
+    if (!id.ok()) return AdminError(400, id.status().message());
+    std::optional<Profile> profile =
+        emulator_->GetProfile(what == "users" ? EntityKind::kUser : EntityKind::kCompany, *id);
+    if (!profile.has_value()) {
+      return AdminError(404, absl::StrCat("no ", what == "users" ? "user " : "company ", *id,
+                                          " was ever identified"));
+    }
+    return Json(200, ProfileToJson(*profile));
   }
 
   if (seg.size() == 2 && what == "reset") {

@@ -161,9 +161,10 @@ Emulator::Emulator(EmulatorOptions options)
       log_(options_.request_log_capacity),
       faults_(options_.faults),
       limiter_(options_.limits),
-      jobs_(clock_, options_.job_step, RandomHex(8)) {
+      jobs_(clock_, options_.job_step, RandomHex(8)),
+      profiles_(&jobs_, clock_) {
   api_ = std::make_unique<UserpilotApi>(ApiOptions{options_.api_key, options_.empty_accepted_body},
-                                        &limiter_, &jobs_);
+                                        &limiter_, &jobs_, &profiles_);
   admin_ = std::make_unique<AdminApi>(this);
 }
 
@@ -396,6 +397,9 @@ std::vector<JobSnapshot> Emulator::Jobs() const { return jobs_.List(); }
 void Emulator::SetJobStep(absl::Duration step) { jobs_.SetStep(step); }
 absl::Duration Emulator::GetJobStep() const { return jobs_.step(); }
 void Emulator::ClearJobs() { jobs_.Clear(); }
+std::optional<Profile> Emulator::GetProfile(EntityKind kind, absl::string_view id) {
+  return profiles_.Get(kind, id);
+}
 
 void Emulator::Reset() {
   log_.Clear();
@@ -403,6 +407,7 @@ void Emulator::Reset() {
   faults_.Set(Faults());
   limiter_.Clear();
   jobs_.Clear();
+  profiles_.Clear();
 }
 
 }  // namespace userpilot::gateway::testing

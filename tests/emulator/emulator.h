@@ -8,7 +8,8 @@
 // /_emulator/ admin HTTP API, see README.md): the record of every request received, counters,
 // window accounting per rate budget (budget_windows.h), fault injection (latency, 5xx, dropped
 // connections, hangs, and an exact script whose answers can be hostile: any headers, garbage
-// status lines, any body, deep JSON, echoes of the key; faults.h) and job control.
+// status lines, any body, deep JSON, echoes of the key; faults.h), job control, and the users'
+// and companies' properties as applied (a bulk job's rows when it completes; profile_store.h).
 //
 //   auto emulator = Emulator::Start({});   // 127.0.0.1, a free port.
 //   // point the client under test at (*emulator)->base_url() with key "emulator-key" ...
@@ -24,6 +25,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,7 @@
 #include "tests/emulator/budget_windows.h"
 #include "tests/emulator/faults.h"
 #include "tests/emulator/job_store.h"
+#include "tests/emulator/profile_store.h"
 #include "tests/emulator/rate_limiter.h"
 #include "tests/emulator/request_log.h"
 
@@ -122,8 +125,12 @@ class Emulator {
   absl::Duration GetJobStep() const;
   void ClearJobs();
 
-  // Forgets requests, counters, faults, rate windows and jobs (limits and pace stay): a clean
-  // slate for the next test sharing this emulator.
+  // A user's or company's properties and the order they were applied in (profile_store.h);
+  // nullopt when never identified.
+  std::optional<Profile> GetProfile(EntityKind kind, absl::string_view id);
+
+  // Forgets requests, counters, faults, rate windows, jobs and profiles (limits and pace stay): a
+  // clean slate for the next test sharing this emulator.
   void Reset();
 
  private:
@@ -147,6 +154,7 @@ class Emulator {
   FaultInjector faults_;
   SlidingWindowLimiter limiter_;
   JobStore jobs_;
+  ProfileStore profiles_;
   std::unique_ptr<UserpilotApi> api_;
   std::unique_ptr<AdminApi> admin_;
 

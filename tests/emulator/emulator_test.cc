@@ -754,6 +754,52 @@ TEST_F(EmulatorTest, AdminJobsEndpointsFailForceAndPace) {
   EXPECT_TRUE(emulator_->Jobs().empty());
 }
 
+// A bulk job's rows are applied when it completes, so a single identify accepted while the job
+// runs is overwritten by the job's older row: the reordering a client must avoid, observable.
+TEST_F(EmulatorTest, ProfilesApplySingleIdentifiesAtOnceAndBulkRowsWhenTheJobCompletes) {
+  EmulatorOptions options;
+  options.job_step = absl::Seconds(10);
+  Start(options);
+  ASSERT_EQ(client_->Post("/v1/identify", R"({"user_id":"u1","metadata":{"plan":"v1"}})").status,
+            202);
+  const HttpResult job = client_->Post(
+      "/v1/users/bulk_identify",
+      R"({"users":[{"user_id":"u1","metadata":{"plan":"v2","seats":3}},{"user_id":"u2"}]})");
+  ASSERT_EQ(job.status, 202);
+  const std::string job_id = Str(job.Json(), "job_id");
+  clock_.Advance(absl::Seconds(5));
+  ASSERT_EQ(client_->Post("/v1/identify", R"({"user_id":"u1","metadata":{"plan":"v3"}})").status,
+            202);
+  std::optional<Profile> u1 = emulator_->GetProfile(EntityKind::kUser, "u1");
+  ASSERT_TRUE(u1.has_value());
+  EXPECT_EQ(u1->metadata.fields().at("plan").string_value(), "v3");
+  EXPECT_EQ(u1->history.size(), 2u);
+  EXPECT_FALSE(emulator_->GetProfile(EntityKind::kUser, "u2").has_value());  // Not yet.
+
+  clock_.Advance(absl::Seconds(25));  // The job completed 30 s after it started.
+  u1 = emulator_->GetProfile(EntityKind::kUser, "u1");
+  ASSERT_EQ(u1->history.size(), 3u);
+  EXPECT_EQ(u1->history[2].source, job_id);
+  EXPECT_EQ(u1->history[2].at, emulator_->GetJob(job_id)->end_time.value());
+  EXPECT_EQ(u1->metadata.fields().at("plan").string_value(), "v2");  // The old row won.
+  EXPECT_EQ(u1->metadata.fields().at("seats").number_value(), 3);
+  EXPECT_TRUE(emulator_->GetProfile(EntityKind::kUser, "u2").has_value());
+
+  // Over the admin API; a failed job's rows are never applied.
+  const Value profile = client_->Get("/_emulator/users/u1").Json();
+  EXPECT_EQ(Str(*FindField(profile, "metadata"), "plan"), "v2");
+  EXPECT_EQ(FindField(profile, "history")->list_value().values_size(), 3);
+  EXPECT_EQ(client_->Get("/_emulator/users/nobody").status, 404);
+  const std::string failed = Str(
+      client_->Post("/v1/companies/bulk_identify", R"({"companies":[{"company_id":"c1"}]})").Json(),
+      "job_id");
+  ASSERT_TRUE(emulator_->FailJob(failed).ok());
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_EQ(client_->Get("/_emulator/companies/c1").status, 404);
+  ASSERT_EQ(client_->Post("/v1/companies/identify", R"({"company_id":"c1"})").status, 202);
+  EXPECT_EQ(client_->Get("/_emulator/companies/c1").status, 200);
+}
+
 TEST_F(EmulatorTest, AdminResetHealthAndUnknown) {
   client_->Post("/v1/identify", R"({"user_id":"u"})");
   ASSERT_TRUE(emulator_->AddScriptedFault(ScriptedFault()).ok());

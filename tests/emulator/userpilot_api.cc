@@ -154,8 +154,9 @@ std::string ViolationsBody(const Violations& violations) {
   return w.Release();
 }
 
-UserpilotApi::UserpilotApi(ApiOptions options, SlidingWindowLimiter* limiter, JobStore* jobs)
-    : options_(std::move(options)), limiter_(limiter), jobs_(jobs) {}
+UserpilotApi::UserpilotApi(ApiOptions options, SlidingWindowLimiter* limiter, JobStore* jobs,
+                           ProfileStore* profiles)
+    : options_(std::move(options)), limiter_(limiter), jobs_(jobs), profiles_(profiles) {}
 
 ApiResponse UserpilotApi::Handle(const RecordedRequest& request, const Route& route) const {
   if (route.endpoint == Endpoint::kUnknown) {
@@ -256,6 +257,8 @@ ApiResponse UserpilotApi::IdentifyUser(const RecordedRequest& request) const {
   absl::StatusOr<Value> body = ParseBody(request);
   if (!body.ok()) return BadJson(body.status());
   if (Violations v = ValidateIdentifyUser(*body); !v.empty()) return Invalid(v);
+  profiles_->Identify(EntityKind::kUser, FindField(*body, "user_id")->string_value(),
+                      FindField(*body, "metadata"));
   return Accepted();
 }
 
@@ -263,6 +266,8 @@ ApiResponse UserpilotApi::IdentifyCompany(const RecordedRequest& request) const 
   absl::StatusOr<Value> body = ParseBody(request);
   if (!body.ok()) return BadJson(body.status());
   if (Violations v = ValidateIdentifyCompany(*body); !v.empty()) return Invalid(v);
+  profiles_->Identify(EntityKind::kCompany, FindField(*body, "company_id")->string_value(),
+                      FindField(*body, "metadata"));
   return Accepted();
 }
 
@@ -282,7 +287,18 @@ ApiResponse UserpilotApi::Delete(const RecordedRequest& request, bool users) con
 
 ApiResponse UserpilotApi::BulkIdentify(const RecordedRequest& request, bool users) const {
   const absl::string_view key = users ? "users" : "companies";
+  const absl::string_view id_field = users ? "user_id" : "company_id";
   const JobKind kind = users ? JobKind::kBulkUsers : JobKind::kBulkCompanies;
+  // The accepted job's rows go to the profiles, applied when it completes.
+  auto keep_rows = [&](const std::string& job_id, const std::vector<const Value*>& rows) {
+    if (job_id.empty()) return;
+    std::vector<std::pair<std::string, const Value*>> kept;
+    kept.reserve(rows.size());
+    for (const Value* row : rows) {
+      kept.emplace_back(FindField(*row, id_field)->string_value(), FindField(*row, "metadata"));
+    }
+    profiles_->AddJob(users ? EntityKind::kUser : EntityKind::kCompany, job_id, std::move(kept));
+  };
   const absl::string_view content_type = request.Header("content-type");
 
   if (IsMultipartFormData(content_type)) {
@@ -305,6 +321,8 @@ ApiResponse UserpilotApi::BulkIdentify(const RecordedRequest& request, bool user
                         "file");
     }
     Violations violations;
+    std::vector<Value> parsed;
+    parsed.reserve(lines.size());
     for (size_t i = 0; i < lines.size() && violations.size() < kMaxViolations; ++i) {
       const std::string where = absl::StrCat("file line ", i + 1);
       absl::StatusOr<Value> row = ParseJson(lines[i]);
@@ -313,11 +331,17 @@ ApiResponse UserpilotApi::BulkIdentify(const RecordedRequest& request, bool user
         continue;
       }
       ValidateBulkRow(*row, users, where, &violations);
+      parsed.push_back(*std::move(row));
     }
     if (!violations.empty()) return Invalid(violations);
-    return CreateJob(request, kind,
-                     file->filename.empty() ? absl::StrCat(key, ".ndjson") : file->filename,
-                     static_cast<int64_t>(file->data.size()), static_cast<int64_t>(lines.size()));
+    std::string job_id;
+    ApiResponse r = CreateJob(
+        request, kind, file->filename.empty() ? absl::StrCat(key, ".ndjson") : file->filename,
+        static_cast<int64_t>(file->data.size()), static_cast<int64_t>(lines.size()), &job_id);
+    std::vector<const Value*> rows;
+    for (const Value& row : parsed) rows.push_back(&row);
+    keep_rows(job_id, rows);
+    return r;
   }
 
   if (request.body.size() > kMaxFileBytes) {
@@ -326,9 +350,14 @@ ApiResponse UserpilotApi::BulkIdentify(const RecordedRequest& request, bool user
   absl::StatusOr<Value> body = ParseBody(request);
   if (!body.ok()) return BadJson(body.status());
   if (Violations v = ValidateBulkBody(*body, users); !v.empty()) return Invalid(v);
-  const int rows = FindField(*body, key)->list_value().values_size();
-  return CreateJob(request, kind, absl::StrCat(key, ".json"),
-                   static_cast<int64_t>(request.body.size()), rows);
+  const google::protobuf::ListValue& list = FindField(*body, key)->list_value();
+  std::string job_id;
+  ApiResponse r = CreateJob(request, kind, absl::StrCat(key, ".json"),
+                            static_cast<int64_t>(request.body.size()), list.values_size(), &job_id);
+  std::vector<const Value*> rows;
+  for (const Value& row : list.values()) rows.push_back(&row);
+  keep_rows(job_id, rows);
+  return r;
 }
 
 ApiResponse UserpilotApi::Imports(const RecordedRequest& request) const {
@@ -374,8 +403,8 @@ ApiResponse UserpilotApi::Imports(const RecordedRequest& request) const {
 }
 
 ApiResponse UserpilotApi::CreateJob(const RecordedRequest& request, JobKind kind,
-                                    std::string filename, int64_t file_size,
-                                    int64_t total_rows) const {
+                                    std::string filename, int64_t file_size, int64_t total_rows,
+                                    std::string* created_id) const {
   absl::StatusOr<JobSnapshot> job = jobs_->Create(kind, std::move(filename), file_size, total_rows);
   if (!job.ok()) {
     return Error(409, "conflict", "job_in_progress", job.status().message(),
@@ -383,6 +412,7 @@ ApiResponse UserpilotApi::CreateJob(const RecordedRequest& request, JobKind kind
                                           : "Only one bulk identify job (users or companies) "
                                             "can run at a time");
   }
+  if (created_id != nullptr) *created_id = job->job_id;
   ApiResponse r;
   r.status = 202;
   r.body = JobJson(request, *job, /*with_completed_rows=*/false,

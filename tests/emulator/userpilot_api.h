@@ -15,6 +15,7 @@
 
 #include "absl/strings/string_view.h"
 #include "tests/emulator/job_store.h"
+#include "tests/emulator/profile_store.h"
 #include "tests/emulator/rate_limiter.h"
 #include "tests/emulator/request_log.h"
 #include "tests/emulator/validation.h"
@@ -77,7 +78,9 @@ struct ApiOptions {
 
 class UserpilotApi {
  public:
-  UserpilotApi(ApiOptions options, SlidingWindowLimiter* limiter, JobStore* jobs);
+  // `profiles` gets every accepted identify and bulk job's rows.
+  UserpilotApi(ApiOptions options, SlidingWindowLimiter* limiter, JobStore* jobs,
+               ProfileStore* profiles);
 
   // Answers `request`, already routed to `route`. Thread-safe.
   ApiResponse Handle(const RecordedRequest& request, const Route& route) const;
@@ -93,8 +96,10 @@ class UserpilotApi {
   ApiResponse Delete(const RecordedRequest& request, bool users) const;
 
   ApiResponse Accepted() const;
+  // `created_id` (optional) gets the new job's id; left empty when none was created.
   ApiResponse CreateJob(const RecordedRequest& request, JobKind kind, std::string filename,
-                        int64_t file_size, int64_t total_rows) const;
+                        int64_t file_size, int64_t total_rows,
+                        std::string* created_id = nullptr) const;
   // The job object; `links` is built from the request's Host header.
   std::string JobJson(const RecordedRequest& request, const JobSnapshot& job,
                       bool with_completed_rows, bool counts_as_strings) const;
@@ -102,6 +107,7 @@ class UserpilotApi {
   const ApiOptions options_;
   SlidingWindowLimiter* const limiter_;
   JobStore* const jobs_;
+  ProfileStore* const profiles_;
 };
 
 }  // namespace userpilot::gateway::testing
