@@ -189,9 +189,10 @@ class CoalescedJobOutlivesAKillTest(unittest.TestCase):
     """The gateway is killed (SIGKILL) while its coalesced job still runs at the emulator (pinned
     `processing`), restarted on the same --queue_dir, and a later call for one of the job's users
     is enqueued. The job's rows come back in doubt: neither they nor that later call may go while
-    the job runs, or the job would apply its old row over the newer call. Once the job is let
-    finish, every row is sent again and the later call after it: from the emulator's record,
-    each user's properties are applied in acknowledged order and the later call's are final."""
+    the job runs, or the job would apply its old row over the newer call (the emulator applies a
+    bulk job's rows when the job completes). Once the job is let finish, every row is sent again
+    and the later call after it: the emulator's profiles show each user's properties applied in
+    acknowledged order, the later call's final."""
 
     USERS = 20
     FLAGS = ["--identify_rate=6000/1m",
@@ -266,26 +267,22 @@ class CoalescedJobOutlivesAKillTest(unittest.TestCase):
             delivery_id=later.delivery_id), timeout=TIMEOUT).delivery.state,
             gateway_pb2.DELIVERY_STATE_DELIVERED)
 
-        # Replay what the emulator applied, in order: a single identify when it arrived, the
-        # bulk job's rows when the job ended (its end_time: when it was pinned completed).
+        # Nothing was sent again before the job ended.
         end = harness.parse_time(self.bulk_jobs()[0]["end_time"])
-        events = [(end, i, row["user_id"], row["metadata"]["plan"])
-                  for i, row in enumerate(json.loads(bulk[0]["body"])["users"])]
         for request in self.emulator.requests_to("/v1/identify"):
-            if 200 <= request["response_status"] < 300:
-                body = json.loads(request["body"])
+            if json.loads(request["body"])["user_id"] in in_job:
                 self.assertGreaterEqual(request["received"], end - 0.001,
-                                        f"{body['user_id']} was sent while its job still ran")
-                events.append((request["received"], len(events), body["user_id"],
-                               body["metadata"]["plan"]))
-        events.sort()
-        applied = {}
-        for _, _, who, plan in events:
-            applied.setdefault(who, []).append(plan)
+                                        f"{request['body']} was sent while its job still ran")
+        # What the emulator applied, in order (a bulk job's rows when the job completed): the
+        # old row, its re-send, then (for `user`) the later call, whose value is final.
         for who in in_job:
-            # The old row (from the job), its re-send, then (for `user`) the later call.
-            expected = ["v1", "v1", "v2"] if who == user else ["v1", "v1"]
-            self.assertEqual(applied[who], expected, who)
+            profile = self.emulator.admin("GET", f"users/{urllib.parse.quote(who, safe='')}")
+            applied = [(a["source"], a["metadata"]["plan"]) for a in profile["history"]]
+            expected = [(job["job_id"], "v1"), ("identify", "v1")]
+            if who == user:
+                expected.append(("identify", "v2"))
+            self.assertEqual(applied, expected, who)
+            self.assertEqual(profile["metadata"]["plan"], "v2" if who == user else "v1", who)
         metrics = self.gateway.metrics()
         self.assertGreaterEqual(metric(metrics, "userpilot_gateway_delivery_in_doubt_total"),
                                 len(in_job))
