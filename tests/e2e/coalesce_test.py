@@ -195,11 +195,16 @@ class CoalescedJobOutlivesAKillTest(unittest.TestCase):
     acknowledged order, the later call's final."""
 
     USERS = 20
-    FLAGS = ["--identify_rate=6000/1m",
+    # A small in-flight bound: with --queue_redis the threshold counts the calls seen ready after
+    # a lease, so the first lease (of single calls) must leave enough behind to start a job.
+    FLAGS = ["--queue_max_in_flight=4",
+             "--identify_rate=6000/1m",
              "--watch_min_poll_interval=200ms",
              "--watch_max_poll_interval=1s",
              "--job_lane_poll_interval=200ms",
              "--job_read_rate=1200/1m"]
+
+    TAKEOVER_WAIT = 10  # seconds, for the restarted gateway to hold the job's rows again
 
     def setUp(self):
         self.queue_dir = tempfile.mkdtemp(prefix="upgw-e2e-coalesce-kill-")
@@ -212,10 +217,13 @@ class CoalescedJobOutlivesAKillTest(unittest.TestCase):
         self.emulator.cleanup()
         shutil.rmtree(self.queue_dir, ignore_errors=True)
 
+    def queue_flags(self):
+        return [f"--queue_dir={self.queue_dir}"]
+
     def start_gateway(self, threshold):
         self.gateway = harness.Gateway(self.emulator.url,
-                                       [f"--queue_dir={self.queue_dir}",
-                                        f"--queue_coalesce_threshold={threshold}"] + self.FLAGS)
+                                       self.queue_flags() +
+                                       [f"--queue_coalesce_threshold={threshold}"] + self.FLAGS)
         return self.gateway.stub()
 
     def bulk_jobs(self):
@@ -246,6 +254,10 @@ class CoalescedJobOutlivesAKillTest(unittest.TestCase):
         stub = self.start_gateway(threshold=0)
         user = in_job[0]
         later = stub.Enqueue(identify(user, "v2"), timeout=TIMEOUT)
+        harness.wait_for(
+            lambda: metric(self.gateway.metrics(),
+                           "userpilot_gateway_delivery_bulk_gate_calls") == len(in_job),
+            self.TAKEOVER_WAIT, "the job's rows leased again, in doubt, waiting", interval=0.2)
         # While the job runs (2 s: ten bulk checks): nothing of the job's users is sent again,
         # the later call waits.
         time.sleep(2)
@@ -290,6 +302,25 @@ class CoalescedJobOutlivesAKillTest(unittest.TestCase):
                                 '{why="no_job"}'), len(in_job))
         self.assertEqual(metric(metrics, "userpilot_gateway_delivery_bulk_gate_released_total",
                                 '{why="deadline"}'), 0)
+
+
+class CoalescedJobOutlivesAKillRedisTest(CoalescedJobOutlivesAKillTest):
+    """The same on the shared queue (--queue_redis): the killed replica's leases lapse after the
+    lease timeout and the restarted one takes the job's rows over, in doubt."""
+
+    TAKEOVER_WAIT = LEASE_TIMEOUT + 10
+
+    def setUp(self):
+        super().setUp()
+        self.redis = harness.RedisServer(["--appendonly", "yes", "--appendfsync", "always"])
+
+    def tearDown(self):
+        super().tearDown()
+        self.redis.stop()
+
+    def queue_flags(self):
+        return [f"--queue_redis={self.redis.url}", f"--queue_redis_lease_timeout={LEASE_TIMEOUT}s",
+                f"--default_deadline={LEASE_TIMEOUT - 1}s"]
 
 
 if __name__ == "__main__":
