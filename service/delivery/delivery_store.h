@@ -32,7 +32,9 @@
 // A record leased and never Complete()d because the process died is leased again after a
 // restart (embedded) or after `lease_timeout` by another replica (Redis) with in_doubt set: it
 // may have reached Userpilot already, so its delivery may be a duplicate (at-least-once); the
-// dispatcher counts those.
+// dispatcher counts those, and holds those a bulk job may still apply until no bulk job runs
+// (dispatcher.h, "The bulk check"). The dispatcher leaves records leased without an outcome at a
+// stop when their outcome is unknown (a running bulk job's rows), so they come back in doubt.
 //
 // Thread-safety: every method may be called from any thread, concurrently. No method blocks on
 // I/O: each answers through its callback. A callback runs either before the call returns (on the

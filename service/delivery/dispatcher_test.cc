@@ -978,6 +978,37 @@ TEST_F(DispatcherTest, ARowWaitsForTheBulkCheckAtMostTheTimeoutThenGoesAndIsRepo
   EXPECT_EQ(dispatcher_->gated_rows(), 0u);
 }
 
+TEST_F(DispatcherTest, WaitingRowsAreRenewedAndOneAnotherReplicaTookOverIsDropped) {
+  std::vector<std::string> ids;
+  for (const char* user : {"u1", "u2"}) ids.push_back(Enqueue(Identify(user, "v1")));
+  CrashWithEverythingLeased();
+  renewing_->set_lease_timeout(absl::Minutes(1));
+  StartDispatcher();
+  for (int i = 0; i < 10; ++i) {  // 20 s: one renewal.
+    AnswerBulkCheck("bulk:jobs:running");
+    scheduler_.AdvanceBy(absl::Seconds(2));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return renewing_->renewals().size() == 1; }));
+  std::vector<std::string> renewed = renewing_->renewals()[0];
+  std::sort(renewed.begin(), renewed.end());
+  EXPECT_EQ(renewed, ids);
+  renewing_->Take(ids[0]);
+  for (int i = 0; i < 10; ++i) {
+    AnswerBulkCheck("bulk:jobs:running");
+    scheduler_.AdvanceBy(absl::Seconds(2));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return dispatcher_->gated_rows() == 1; }));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    EXPECT_EQ(leases_lost_, 1);
+  }
+  AnswerBulkCheck("");
+  ASSERT_TRUE(WaitUntil([&] { return stub_.outstanding("IdentifyUser") == 1; }));
+  ScriptedStub::Sent call = stub_.Take();
+  EXPECT_EQ(call.user, "u2");
+  call.answer(absl::OkStatus(), CallFacts());
+}
+
 TEST_F(DispatcherTest, ARecordThatCameInAfterACheckWasMadeWaitsForTheNextOne) {
   Enqueue(Identify("u0", "v1"));
   CrashWithEverythingLeased();  // u0 in doubt.

@@ -49,5 +49,39 @@ TEST(DeliveryMetricsTest, ReplayDamageIsExportedByKind) {
             300);
 }
 
+TEST(DeliveryMetricsTest, TheBulkCheckIsExportedByResultAndRelease) {
+  MetricsRegistry registry;
+  DeliveryMetrics metrics(registry.registry());
+  metrics.Enable();
+  DeliverySnapshot s;
+  s.bulk_gate_calls = 7;
+  metrics.Update(s);
+  EXPECT_EQ(
+      FindMetric(registry.Collect(), "userpilot_gateway_delivery_bulk_gate_calls", {})->gauge.value,
+      7);
+  // Every series from the start, at zero.
+  for (const char* result : {"no_job", "job_running", "failed"}) {
+    auto metric = FindMetric(registry.Collect(), "userpilot_gateway_delivery_bulk_checks_total",
+                             {{"result", result}});
+    ASSERT_NE(metric, std::nullopt) << result;
+    EXPECT_EQ(metric->counter.value, 0) << result;
+  }
+  metrics.RecordBulkCheck("job_running");
+  metrics.RecordBulkCheck("job_running");
+  metrics.RecordGateReleased("deadline", 3);
+  EXPECT_EQ(FindMetric(registry.Collect(), "userpilot_gateway_delivery_bulk_checks_total",
+                       {{"result", "job_running"}})
+                ->counter.value,
+            2);
+  EXPECT_EQ(FindMetric(registry.Collect(), "userpilot_gateway_delivery_bulk_gate_released_total",
+                       {{"why", "deadline"}})
+                ->counter.value,
+            3);
+  EXPECT_EQ(FindMetric(registry.Collect(), "userpilot_gateway_delivery_bulk_gate_released_total",
+                       {{"why", "no_job"}})
+                ->counter.value,
+            0);
+}
+
 }  // namespace
 }  // namespace userpilot::gateway
