@@ -504,8 +504,8 @@ void Dispatcher::Stop() {
     // replica once the lease lapses), so they wait for the bulk check there.
     gated_.clear();
     job = TakeJobLocked();
-    // A job whose bulk call was made may run on: its rows are left as the gate's. The rows of
-    // one never sent go back untried.
+    // A job whose bulk call was made may run on: its rows are left leased without an outcome
+    // too (leased in doubt next). The rows of one never sent go back untried, below.
     if (job != nullptr && !job->sent) in_flight_ += job->rows.size();  // Until handed back.
   }
   for (Held& held : handed_back) Send(std::move(held));

@@ -33,7 +33,7 @@
 //     expresses exactly (bulk_rows.h), user or company; track and the rest never were rows;
 //   - the rows of this dispatcher's job when the job may still run: the job's deadline cut it,
 //     it could not be watched, or the bulk call failed in a way that may have started a job
-//     (anything but an answer in the 4xx range, or no request made at all).
+//     (a request was made and its answer, if any, was not in the 4xx range).
 // One ListJobs call (through the same stub: the job_read budget, caller `caller`) answers for
 // every record waiting when it was made: no unfinished bulk job (job_lane.h UnfinishedJobOn)
 // releases them to be sent singly (as a failed job's rows); records that came in after it
@@ -58,8 +58,9 @@
 //   FAILED, unknown job, the bulk call refused, the deadline, the job unreadable
 //                        every row goes back to be sent as a single call: it stays leased (its
 //                        keys held, so nothing of its user overtakes it) and joins the single
-//                        calls' queue, so its next attempt is single by construction, never a
-//                        bulk row again; no attempt is counted and nothing is written.
+//                        calls' queue (through the bulk check first when the job may still
+//                        run), so its next attempt is single by construction, never a bulk
+//                        row again; no attempt is counted and nothing is written.
 // Leases that expire (the Redis store: DeliveryStore::LeaseTimeout(), --queue_redis_lease_timeout)
 // are renewed while the dispatcher holds records unsent: the running job's rows (a bulk job runs
 // for minutes, far longer than a lease) and the records waiting for their pace (a failed job's
@@ -76,9 +77,9 @@
 // job at a time; single calls (of every kind) keep flowing beside it.
 //
 // Bounds: at most `max_in_flight` single records leased at once, plus one coalesced job's rows
-// and the records waiting for the bulk check
 // (at most `max_rows`; when a job's rows fall back to single calls they count as single records
-// and no new job starts until those drop below `max_in_flight`); one Lease() outstanding at a
+// and no new job starts until those drop below `max_in_flight`), plus the records waiting for
+// the bulk check (above); one Lease() outstanding at a
 // time; at most 256 outcomes being recorded at the store at once (the rest wait, in order); an
 // idle dispatcher looks again every `idle_poll` (retry waits end, other replicas'
 // leases expire) or at once when Wake() says a call was enqueued.
