@@ -325,8 +325,12 @@ class IdleDrainTest(unittest.TestCase):
         for channel in self.channels:
             self.identify(channel)
         self.emulator.set_faults(latency_ms=1500)
+        # The emulator counts a request when it arrives, before the injected latency: wait for
+        # this call's own arrival (the calls above are counted too), so SIGTERM finds it in flight.
+        before = self.emulator.stats()["requests"]
         future = self.identify(self.channels[0], how="future")
-        harness.wait_for(lambda: self.emulator.stats()["requests"] > 0, 5, "the call upstream")
+        harness.wait_for(lambda: self.emulator.stats()["requests"] > before, 5,
+                         "the call upstream")
         self.gateway.signal(signal.SIGTERM)
         self.assertTrue(future.result(timeout=DEADLINE).upstream_request_id)
         self.assertEqual(self.gateway.wait(self.GRACE + 5), 0, self.gateway.log_tail())
