@@ -306,6 +306,16 @@ class DispatcherTest : public ::testing::Test {
     store_.reset();  // Releases the folder's lock.
     OpenStore();
   }
+  // Restarts on the same folder (the dispatcher gone, the store reopened) and expects every one
+  // of `n` records to be leased again in doubt: no outcome was recorded for them.
+  void ExpectInDoubtAfterRestart(size_t n) {
+    dispatcher_.reset();
+    ReopenStore();
+    auto leased = testing::LeaseSync(*store_, 10);
+    ASSERT_TRUE(leased.ok());
+    ASSERT_EQ(leased->size(), n);
+    for (const LeasedDelivery& record : *leased) EXPECT_TRUE(record.in_doubt);
+  }
   void TearDown() override {
     if (dispatcher_ != nullptr) {
       dispatcher_->Stop();
@@ -864,15 +874,10 @@ TEST_F(DispatcherTest, StopWhileAJobRunsLeavesItsRowsInDoubtWithoutLoss) {
   EXPECT_EQ(stub_.total("IdentifyUser"), 0u);
   // No outcome was recorded: a restarted gateway leases them again in doubt (so they wait for
   // the bulk check).
-  dispatcher_.reset();
-  ReopenStore();
-  auto leased = testing::LeaseSync(*store_, 10);
-  ASSERT_TRUE(leased.ok());
-  ASSERT_EQ(leased->size(), 3u);
-  for (const LeasedDelivery& record : *leased) EXPECT_TRUE(record.in_doubt);
+  ExpectInDoubtAfterRestart(3);
 }
 
-TEST_F(DispatcherTest, StopBeforeTheBulkCallIsMadeHandsTheRowsBackUntried) {
+TEST_F(DispatcherTest, StopAfterTheBulkCallWasMadeLeavesItsRowsInDoubt) {
   std::vector<std::string> ids;
   for (const char* user : {"u1", "u2", "u3"}) ids.push_back(Enqueue(Identify(user, "pro")));
   DispatcherOptions options = Coalescing(3);
@@ -885,12 +890,7 @@ TEST_F(DispatcherTest, StopBeforeTheBulkCallIsMadeHandsTheRowsBackUntried) {
   stub_.TakeRpc("BulkIdentifyUsers").answer(absl::UnavailableError("test over"), CallFacts());
   dispatcher_->Join();
   EXPECT_EQ(stub_.total("ListJobs"), 0u);  // Never after Stop().
-  dispatcher_.reset();
-  ReopenStore();
-  auto leased = testing::LeaseSync(*store_, 10);
-  ASSERT_TRUE(leased.ok());
-  ASSERT_EQ(leased->size(), 3u);
-  for (const LeasedDelivery& record : *leased) EXPECT_TRUE(record.in_doubt);
+  ExpectInDoubtAfterRestart(3);
 }
 
 TEST_F(DispatcherTest, InDoubtIdentifiesWaitForOneBulkCheckAndTheirUsersLaterCallsWaitBehind) {
